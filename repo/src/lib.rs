@@ -1,0 +1,1 @@
+//! The release side of onionpkg (to be written).

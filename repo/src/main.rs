@@ -1,0 +1,3 @@
+//! onionpkg-repo (to be written).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The onionpkg role layout (to be written).
