@@ -27,7 +27,7 @@ pub enum Error {
     Clock(#[from] crate::clock::ClockError),
     /// A key is unusable.
     #[error(transparent)]
-    Key(#[from] crate::keys::KeyError),
+    Key(crate::keys::KeyError),
     /// A local file could not be read or written.
     #[error("{action} {path}")]
     Io {
@@ -39,6 +39,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<crate::keys::KeyError> for Error {
+    fn from(e: crate::keys::KeyError) -> Self {
+        Self::Key(e)
+    }
 }
 
 impl HasKind for Error {
