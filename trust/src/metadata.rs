@@ -1,18 +1,654 @@
-//! Repository metadata verification (to be written).
+//! Repository metadata verification, after The Update Framework 1.0.
+//!
+//! The state machine (thresholds, rollback, expiry, root chain, delegation
+//! search) is `sigstore-tuf`'s [`TrustedMetadataSet`](sigstore_tuf::TrustedMetadataSet)
+//! driven by its [`Updater`](sigstore_tuf::Updater); this module wraps it into
+//! the [`Client`] onionpkg uses, and adds what onionpkg needs on top:
+//! - typed errors ([`VerifyError`]) that tell each attack apart;
+//! - size caps per role ([`crate::roles`]) that every transport must enforce
+//!   while reading ([`FetchError::TooLarge`]);
+//! - a delegated role that lists a target outside its delegated paths is
+//!   refused as a whole ([`VerifyError::OutsideDelegation`]), not silently
+//!   ignored: in the onionpkg layout it can only mean a compromised key;
+//! - streaming verification of large targets ([`TargetVerifier`]), so that a
+//!   package is never held in memory and never trusted before its last byte.
+//!
+//! # Invariants
+//! - `now` always comes from the caller (see [`crate::clock`]).
+//! - With a store directory, trusted versions persist across runs, so a
+//!   rollback or a replay is caught after a restart too.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use onionpkg_config::{ErrorKind, HasKind};
+use sha2::Digest;
+use sigstore_tuf::transport::FetchFuture;
 
-/// Why repository metadata is refused.
+pub use sigstore_tuf::{Repository, Root, TargetFile};
+
+use crate::keys::{PublicKey, RoleKeys};
+use crate::roles;
+
+/// Why repository metadata or a target is refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VerifyError {
-    /// Placeholder.
+    /// A metadata file is not well-formed.
     #[error("malformed metadata: {0}")]
     Malformed(String),
+    /// Too few valid signatures: a forgery, or a repository signed with the wrong keys.
+    #[error("{role} metadata has {found} valid signature(s), {threshold} required")]
+    ThresholdNotMet {
+        /// The role.
+        role: String,
+        /// Distinct valid signatures found.
+        found: usize,
+        /// Signatures required.
+        threshold: usize,
+    },
+    /// A version went backwards: a rollback or a replay of old metadata.
+    #[error("{role} version {offered} is older than the trusted version {trusted} (rollback or replay)")]
+    Rollback {
+        /// The role.
+        role: String,
+        /// The version already trusted.
+        trusted: u64,
+        /// The older version offered.
+        offered: u64,
+    },
+    /// Metadata has expired: the repository was not re-signed in time, the
+    /// mirror is serving stale data (freeze), or the clock is wrong.
+    #[error("{role} metadata expired at {expires}")]
+    Expired {
+        /// The role.
+        role: String,
+        /// When it expired.
+        expires: jiff::Timestamp,
+    },
+    /// A new root is not the next version.
+    #[error("root version {offered} does not follow the trusted root version {trusted}")]
+    BadRootVersion {
+        /// The trusted root version.
+        trusted: u64,
+        /// The offered version.
+        offered: u64,
+    },
+    /// Metadata does not match what its parent role pinned (mix-and-match).
+    #[error("metadata does not match what its parent pinned: {0}")]
+    Mismatch(String),
+    /// A metadata file is larger than its cap (endless-data attack).
+    #[error("{name} is larger than {limit} bytes")]
+    TooLarge {
+        /// The file.
+        name: String,
+        /// The cap.
+        limit: u64,
+    },
+    /// A target is longer than its signed length.
+    #[error("target {path} is longer than its signed length {length}")]
+    TargetTooLong {
+        /// The target.
+        path: String,
+        /// The signed length.
+        length: u64,
+    },
+    /// A target is shorter than its signed length.
+    #[error("target {path} has {got} bytes, {length} signed")]
+    TargetTooShort {
+        /// The target.
+        path: String,
+        /// The signed length.
+        length: u64,
+        /// The bytes received.
+        got: u64,
+    },
+    /// A target's hash differs from the signed one: it was tampered with.
+    #[error("target {path} does not match its signed hash")]
+    TargetHashMismatch {
+        /// The target.
+        path: String,
+    },
+    /// No trusted role lists the target.
+    #[error("no trusted role lists target {0}")]
+    TargetNotFound(String),
+    /// A delegated role signed a target outside the paths delegated to it.
+    #[error("role {role} signed {path}, which is outside its delegated paths")]
+    OutsideDelegation {
+        /// The delegated role.
+        role: String,
+        /// The target it had no authority over.
+        path: String,
+    },
+    /// A file could not be fetched.
+    #[error("could not fetch {name}: {reason}")]
+    Unreachable {
+        /// The file.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The local store of trusted metadata could not be used.
+    #[error("trusted metadata store: {0}")]
+    Store(String),
+    /// Metadata is used before a successful refresh.
+    #[error("no trusted metadata yet: refresh first")]
+    NotRefreshed,
 }
 
 impl HasKind for VerifyError {
     fn kind(&self) -> ErrorKind {
-        ErrorKind::Verification
+        match self {
+            Self::Malformed(_) => ErrorKind::BadInput,
+            Self::Rollback { .. } => ErrorKind::Rollback,
+            Self::Expired { .. } => ErrorKind::Expired,
+            Self::Unreachable { .. } => ErrorKind::Network,
+            Self::TargetNotFound(_) => ErrorKind::NotFound,
+            Self::Store(_) => ErrorKind::Io,
+            Self::NotRefreshed => ErrorKind::Internal,
+            _ => ErrorKind::Verification,
+        }
+    }
+}
+
+/// What a transport reports when a fetch fails; wrapped into
+/// `sigstore_tuf::Error::Transport` and recovered by [`Client`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The file is larger than the cap the caller gave.
+    #[error("{name} is larger than {limit} bytes")]
+    TooLarge {
+        /// The file.
+        name: String,
+        /// The cap.
+        limit: u64,
+    },
+    /// Any other failure (connection, timeout, I/O).
+    #[error("{name}: {reason}")]
+    Failed {
+        /// The file.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl FetchError {
+    /// Wraps this error for a [`Repository`] implementation to return.
+    pub fn into_tuf(self) -> sigstore_tuf::Error {
+        sigstore_tuf::Error::transport_with_source("fetch failed", self)
+    }
+}
+
+/// Where in the workflow an error arose, which decides how integrity errors read.
+#[derive(Clone, Copy)]
+enum Context<'a> {
+    Metadata,
+    Target(&'a str, u64),
+}
+
+fn map_err(e: sigstore_tuf::Error, ctx: Context<'_>) -> VerifyError {
+    use sigstore_tuf::Error as E;
+    match e {
+        E::ThresholdNotMet {
+            role,
+            found,
+            threshold,
+        } => VerifyError::ThresholdNotMet {
+            role,
+            found,
+            threshold,
+        },
+        E::Rollback { role, trusted, new } => VerifyError::Rollback {
+            role,
+            trusted,
+            offered: new,
+        },
+        E::Expired { role, expires } => VerifyError::Expired { role, expires },
+        E::BadRootVersion { trusted, new } => VerifyError::BadRootVersion {
+            trusted,
+            offered: new,
+        },
+        E::IntegrityMismatch(msg) => match ctx {
+            Context::Target(path, length) if msg.contains(": length ") => {
+                // sigstore-tuf reports "PATH: length GOT != pinned LENGTH".
+                let got = msg
+                    .split(": length ")
+                    .nth(1)
+                    .and_then(|rest| rest.split(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                VerifyError::TargetTooShort {
+                    path: path.to_string(),
+                    length,
+                    got,
+                }
+            }
+            Context::Target(path, _) => VerifyError::TargetHashMismatch {
+                path: path.to_string(),
+            },
+            Context::Metadata => VerifyError::Mismatch(msg),
+        },
+        E::TargetNotFound(p) => VerifyError::TargetNotFound(p),
+        E::NotRefreshed => VerifyError::NotRefreshed,
+        E::Io { context, source } => VerifyError::Store(format!("{context}: {source}")),
+        E::Transport { message, source } => {
+            match source.as_deref().and_then(|s| s.downcast_ref::<FetchError>()) {
+                Some(FetchError::TooLarge { name, limit }) => match ctx {
+                    Context::Target(path, length) => VerifyError::TargetTooLong {
+                        path: path.to_string(),
+                        length,
+                    },
+                    Context::Metadata => VerifyError::TooLarge {
+                        name: name.clone(),
+                        limit: *limit,
+                    },
+                },
+                Some(FetchError::Failed { name, reason }) => VerifyError::Unreachable {
+                    name: name.clone(),
+                    reason: reason.clone(),
+                },
+                None => VerifyError::Unreachable {
+                    name: String::new(),
+                    reason: message,
+                },
+            }
+        }
+        other => VerifyError::Malformed(crate_error_chain(&other)),
+    }
+}
+
+fn crate_error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+/// A verifying client of one repository: refreshes metadata and resolves targets.
+pub struct Client {
+    updater: sigstore_tuf::Updater,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("root_version", &self.root().version)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Starts from a pinned root (the bytes of a trusted `root.json`) over
+    /// `repo`. With `store`, trusted metadata persists in that directory and
+    /// its versions are the floor for every later refresh.
+    pub fn new(
+        root: &[u8],
+        store: Option<&Path>,
+        repo: impl Repository + 'static,
+    ) -> Result<Self, VerifyError> {
+        crate::crypto::install();
+        let mut config = sigstore_tuf::UpdaterConfig::default();
+        config.root_max_length = roles::ROOT_MAX_BYTES;
+        config.timestamp_max_length = roles::TIMESTAMP_MAX_BYTES;
+        config.snapshot_max_length = roles::SNAPSHOT_MAX_BYTES;
+        config.targets_max_length = roles::TARGETS_MAX_BYTES;
+        // Target lengths are signed, and transports cap reads at that length;
+        // this bound only guards the buffered path of `fetch_target`.
+        config.target_max_length = 64 * 1024 * 1024;
+        let mut updater = sigstore_tuf::Updater::new(repo, root)
+            .map_err(|e| map_err(e, Context::Metadata))?
+            .with_config(config);
+        if let Some(dir) = store {
+            updater = updater.with_store(sigstore_tuf::FileStore::new(dir));
+        }
+        Ok(Self { updater })
+    }
+
+    /// Runs the TUF refresh: root chain, timestamp, snapshot, top-level
+    /// targets. `now` is the time for expiry checks.
+    pub async fn refresh(&mut self, now: jiff::Timestamp) -> Result<(), VerifyError> {
+        self.updater
+            .refresh(now)
+            .await
+            .map_err(|e| map_err(e, Context::Metadata))
+    }
+
+    /// The trusted root.
+    pub fn root(&self) -> &Root {
+        self.updater.trusted().root()
+    }
+
+    /// The version of the trusted timestamp, if one is trusted.
+    pub fn timestamp_version(&self) -> Option<u64> {
+        self.updater.trusted().timestamp().map(|t| t.version)
+    }
+
+    /// The expiry of the trusted timestamp, if one is trusted.
+    pub fn timestamp_expires(&self) -> Option<jiff::Timestamp> {
+        self.updater.trusted().timestamp().map(|t| t.expires)
+    }
+
+    /// The version of the trusted snapshot, if one is trusted.
+    pub fn snapshot_version(&self) -> Option<u64> {
+        self.updater.trusted().snapshot().map(|s| s.version)
+    }
+
+    /// The keys and threshold the trusted root gives `role`.
+    pub fn role_keys(&self, role: &str) -> Result<RoleKeys, VerifyError> {
+        role_keys(self.root(), role)
+    }
+
+    /// Resolves a target through the delegation tree.
+    pub async fn target_info(
+        &mut self,
+        path: &str,
+        now: jiff::Timestamp,
+    ) -> Result<TargetFile, VerifyError> {
+        let found = self
+            .updater
+            .get_target_info(path, now)
+            .await
+            .map_err(|e| map_err(e, Context::Metadata))?;
+        self.check_delegations()?;
+        found.ok_or_else(|| VerifyError::TargetNotFound(path.to_string()))
+    }
+
+    /// Fetches and verifies a small target into memory (mirror list, feed
+    /// indexes). Large targets go through [`TargetVerifier`] instead.
+    pub async fn fetch_target(
+        &mut self,
+        path: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Vec<u8>, VerifyError> {
+        let info = self.target_info(path, now).await?;
+        self.updater
+            .download_target(&info, path)
+            .await
+            .map_err(|e| map_err(e, Context::Target(path, info.length)))
+    }
+
+    /// Every target listed by the top-level targets role and the delegated
+    /// roles loaded so far, with the role that lists it.
+    pub fn known_targets(&self) -> Vec<(String, String)> {
+        let trusted = self.updater.trusted();
+        let mut out = Vec::new();
+        let mut names = vec![roles::TARGETS.to_string()];
+        if let Some(d) = trusted
+            .targets_role(roles::TARGETS)
+            .and_then(|t| t.delegations.as_ref())
+        {
+            names.extend(d.roles.iter().map(|r| r.name.clone()));
+        }
+        for name in names {
+            if let Some(t) = trusted.targets_role(&name) {
+                out.extend(t.targets.keys().map(|p| (name.clone(), p.clone())));
+            }
+        }
+        out
+    }
+
+    /// Loads a delegated role of the top-level targets (by resolving a path it
+    /// is delegated), so its targets show in [`Client::known_targets`].
+    pub async fn load_delegated(
+        &mut self,
+        role: &str,
+        now: jiff::Timestamp,
+    ) -> Result<(), VerifyError> {
+        let probe = match role {
+            roles::MIRRORS => roles::MIRRORS_TARGET.to_string(),
+            roles::FEEDS => "feeds/x/x".to_string(),
+            _ => return Ok(()),
+        };
+        match self.target_info(&probe, now).await {
+            Ok(_) | Err(VerifyError::TargetNotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Refuses any loaded delegated role that lists a target outside the paths
+    /// delegated to it.
+    fn check_delegations(&self) -> Result<(), VerifyError> {
+        let trusted = self.updater.trusted();
+        let Some(delegations) = trusted
+            .targets_role(roles::TARGETS)
+            .and_then(|t| t.delegations.as_ref())
+        else {
+            return Ok(());
+        };
+        for role in &delegations.roles {
+            let Some(targets) = trusted.targets_role(&role.name) else {
+                continue;
+            };
+            for path in targets.targets.keys() {
+                let inside = role
+                    .matches_path(path)
+                    .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+                if !inside {
+                    return Err(VerifyError::OutsideDelegation {
+                        role: role.name.clone(),
+                        path: path.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The keys and threshold that `root` gives `role`.
+pub fn role_keys(root: &Root, role: &str) -> Result<RoleKeys, VerifyError> {
+    let binding = root
+        .role(role)
+        .ok_or_else(|| VerifyError::Malformed(format!("root has no {role} role")))?;
+    let mut keys = std::collections::BTreeMap::new();
+    for id in &binding.keyids {
+        if let Some(key) = root.keys.get(id) {
+            if let Ok(pk) = PublicKey::from_tuf(key) {
+                keys.insert(id.clone(), pk);
+            }
+        }
+    }
+    Ok(RoleKeys {
+        keys,
+        threshold: binding.threshold,
+    })
+}
+
+/// Checks a root file on its own: well-formed and signed by its own root
+/// threshold. This is what `init --root FILE` runs before trusting a root.
+pub fn check_root(bytes: &[u8]) -> Result<Root, VerifyError> {
+    crate::crypto::install();
+    let set = sigstore_tuf::TrustedMetadataSet::from_root(bytes)
+        .map_err(|e| map_err(e, Context::Metadata))?;
+    Ok(set.root().clone())
+}
+
+/// Verifies a target while it streams in: caps it at the signed length and
+/// hashes it on the way, so that nothing is trusted before the last byte.
+pub struct TargetVerifier {
+    path: String,
+    length: u64,
+    seen: u64,
+    sha256: Option<(Vec<u8>, sha2::Sha256)>,
+    sha512: Option<(Vec<u8>, sha2::Sha512)>,
+}
+
+impl std::fmt::Debug for TargetVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetVerifier")
+            .field("path", &self.path)
+            .field("length", &self.length)
+            .field("seen", &self.seen)
+            .finish()
+    }
+}
+
+impl TargetVerifier {
+    /// Starts verifying `path` against its signed `info`. Refuses a target
+    /// with no sha256 or sha512 hash: it could not be verified.
+    pub fn new(path: &str, info: &TargetFile) -> Result<Self, VerifyError> {
+        let decode = |algo: &str| -> Result<Option<Vec<u8>>, VerifyError> {
+            info.hashes
+                .get(algo)
+                .map(|h| {
+                    hex::decode(h).map_err(|_| {
+                        VerifyError::Malformed(format!("{path}: {algo} hash is not hex"))
+                    })
+                })
+                .transpose()
+        };
+        let sha256 = decode("sha256")?.map(|h| (h, sha2::Sha256::new()));
+        let sha512 = decode("sha512")?.map(|h| (h, sha2::Sha512::new()));
+        if sha256.is_none() && sha512.is_none() {
+            return Err(VerifyError::Malformed(format!(
+                "{path}: no sha256 or sha512 hash to verify against"
+            )));
+        }
+        Ok(Self {
+            path: path.to_string(),
+            length: info.length,
+            seen: 0,
+            sha256,
+            sha512,
+        })
+    }
+
+    /// The signed length: read no more than this.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Bytes seen so far.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Feeds the next chunk. Fails as soon as the target runs past its length.
+    pub fn update(&mut self, chunk: &[u8]) -> Result<(), VerifyError> {
+        self.seen = self.seen.saturating_add(chunk.len() as u64);
+        if self.seen > self.length {
+            return Err(VerifyError::TargetTooLong {
+                path: self.path.clone(),
+                length: self.length,
+            });
+        }
+        if let Some((_, h)) = &mut self.sha256 {
+            h.update(chunk);
+        }
+        if let Some((_, h)) = &mut self.sha512 {
+            h.update(chunk);
+        }
+        Ok(())
+    }
+
+    /// Checks length and every hash once all bytes are in.
+    pub fn finish(self) -> Result<(), VerifyError> {
+        if self.seen != self.length {
+            return Err(VerifyError::TargetTooShort {
+                path: self.path,
+                length: self.length,
+                got: self.seen,
+            });
+        }
+        let ok256 = self
+            .sha256
+            .map(|(want, h)| h.finalize().as_slice() == want.as_slice())
+            .unwrap_or(true);
+        let ok512 = self
+            .sha512
+            .map(|(want, h)| h.finalize().as_slice() == want.as_slice())
+            .unwrap_or(true);
+        if ok256 && ok512 {
+            Ok(())
+        } else {
+            Err(VerifyError::TargetHashMismatch { path: self.path })
+        }
+    }
+
+    /// Verifies a whole target held in memory.
+    pub fn verify_bytes(path: &str, info: &TargetFile, bytes: &[u8]) -> Result<(), VerifyError> {
+        let mut v = Self::new(path, info)?;
+        v.update(bytes)?;
+        v.finish()
+    }
+}
+
+/// A repository tree on the local filesystem (`metadata/` and `targets/`),
+/// read with the same size caps as a network transport. Used by
+/// `onionpkg-repo verify` and by tests.
+#[derive(Debug, Clone)]
+pub struct FsRepository {
+    metadata: PathBuf,
+    targets: PathBuf,
+}
+
+impl FsRepository {
+    /// A repository whose metadata and targets live in the given directories.
+    pub fn new(metadata: impl Into<PathBuf>, targets: impl Into<PathBuf>) -> Self {
+        Self {
+            metadata: metadata.into(),
+            targets: targets.into(),
+        }
+    }
+
+    /// The onionpkg layout: `DIR/metadata` and `DIR/targets`.
+    pub fn from_tree(dir: &Path) -> Self {
+        Self::new(dir.join("metadata"), dir.join("targets"))
+    }
+
+    fn read_capped(base: &Path, name: &str, max: u64) -> sigstore_tuf::Result<Option<Vec<u8>>> {
+        if !roles::is_safe_target_path(name) {
+            return Err(FetchError::Failed {
+                name: name.to_string(),
+                reason: "unsafe file name".into(),
+            }
+            .into_tuf());
+        }
+        let path = base.join(name);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(FetchError::Failed {
+                    name: name.to_string(),
+                    reason: e.to_string(),
+                }
+                .into_tuf());
+            }
+        };
+        let mut buf = Vec::new();
+        file.take(max.saturating_add(1))
+            .read_to_end(&mut buf)
+            .map_err(|e| {
+                FetchError::Failed {
+                    name: name.to_string(),
+                    reason: e.to_string(),
+                }
+                .into_tuf()
+            })?;
+        if buf.len() as u64 > max {
+            return Err(FetchError::TooLarge {
+                name: name.to_string(),
+                limit: max,
+            }
+            .into_tuf());
+        }
+        Ok(Some(buf))
+    }
+}
+
+impl Repository for FsRepository {
+    fn fetch_metadata<'a>(&'a self, name: &'a str, max_length: u64) -> FetchFuture<'a> {
+        Box::pin(async move { Self::read_capped(&self.metadata, name, max_length) })
+    }
+
+    fn fetch_target<'a>(&'a self, path: &'a str, max_length: u64) -> FetchFuture<'a> {
+        Box::pin(async move { Self::read_capped(&self.targets, path, max_length) })
     }
 }

@@ -119,3 +119,103 @@ impl SecretKey {
         Ok(Self::from_pem(pem, passphrase, path)?)
     }
 }
+
+/// Removes `null` members from every object, recursively.
+///
+/// Optional fields that are unset must be absent, not `null`: python-tuf
+/// re-serializes without them, so a signature over a form with `null`s would
+/// not verify there.
+pub fn strip_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
+/// The bytes a TUF signature covers: the canonical JSON of `signed`.
+pub fn canonical_bytes(signed: &serde_json::Value) -> Result<Vec<u8>> {
+    sigstore_tuf::canonical_json::to_canonical_bytes(signed)
+        .map_err(|e| crate::metadata::VerifyError::Malformed(e.to_string()).into())
+}
+
+/// Signs a metadata payload: returns the envelope
+/// `{"signed": …, "signatures": [{"keyid", "sig"}]}` with one signature per key.
+pub fn sign_metadata(
+    mut signed: serde_json::Value,
+    keys: &[&SecretKey],
+) -> Result<serde_json::Value> {
+    strip_nulls(&mut signed);
+    let mut envelope = serde_json::json!({ "signed": signed, "signatures": [] });
+    for key in keys {
+        add_signature(&mut envelope, key)?;
+    }
+    Ok(envelope)
+}
+
+/// Adds (or replaces) `key`'s signature on an envelope. This is how each holder
+/// of an offline root key signs in turn.
+pub fn add_signature(envelope: &mut serde_json::Value, key: &SecretKey) -> Result<()> {
+    let malformed = |m: &str| -> crate::Error {
+        crate::metadata::VerifyError::Malformed(m.to_string()).into()
+    };
+    let signed = envelope
+        .get("signed")
+        .ok_or_else(|| malformed("envelope has no `signed`"))?;
+    let sig = hex::encode(key.sign(&canonical_bytes(signed)?));
+    let keyid = key.public().key_id();
+    let sigs = envelope
+        .get_mut("signatures")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or_else(|| malformed("envelope has no `signatures` list"))?;
+    sigs.retain(|s| s.get("keyid").and_then(serde_json::Value::as_str) != Some(&keyid));
+    sigs.push(serde_json::json!({ "keyid": keyid, "sig": sig }));
+    Ok(())
+}
+
+/// Merges the signatures of several copies of one envelope (the offline M-of-N
+/// workflow: each key holder signs a copy). Refuses copies whose `signed`
+/// parts differ: a signature over other content must never be carried over.
+pub fn merge_signatures(copies: &[serde_json::Value]) -> Result<serde_json::Value> {
+    let malformed = |m: &str| -> crate::Error {
+        crate::metadata::VerifyError::Malformed(m.to_string()).into()
+    };
+    let (first, rest) = copies
+        .split_first()
+        .ok_or_else(|| malformed("nothing to merge"))?;
+    let signed = first
+        .get("signed")
+        .ok_or_else(|| malformed("envelope has no `signed`"))?;
+    let canonical = canonical_bytes(signed)?;
+    let mut merged = serde_json::json!({ "signed": signed, "signatures": [] });
+    let mut seen = std::collections::BTreeSet::new();
+    for copy in std::iter::once(first).chain(rest) {
+        let other = copy
+            .get("signed")
+            .ok_or_else(|| malformed("envelope has no `signed`"))?;
+        if canonical_bytes(other)? != canonical {
+            return Err(malformed(
+                "the copies sign different contents; refusing to merge their signatures",
+            ));
+        }
+        for sig in copy
+            .get("signatures")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let id = sig.get("keyid").and_then(serde_json::Value::as_str);
+            if let Some(id) = id {
+                if seen.insert(id.to_string()) {
+                    if let Some(list) = merged["signatures"].as_array_mut() {
+                        list.push(sig.clone());
+                    }
+                }
+            }
+        }
+    }
+    Ok(merged)
+}
