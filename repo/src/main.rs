@@ -1,3 +1,66 @@
-//! onionpkg-repo (to be written).
+//! `onionpkg-repo`: the release side of onionpkg. See `onionpkg-repo --help`.
+//!
+//! Exit codes: 0 success; 1 failure; 2 bad usage; 3 verification failed;
+//! 4 not enough keys to sign.
 
-fn main() {}
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program"
+)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_repo::cli::{Cli, NeedsSignatures, VerifyFailed, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match run(&cli, jiff::Timestamp::now()) {
+        Ok(lines) => {
+            if cli.json {
+                println!("{}", serde_json::json!({ "ok": true, "output": lines }));
+            } else {
+                lines.iter().for_each(|l| println!("{l}"));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = exit_code(&e);
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": false, "error": format!("{e:#}") })
+                );
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<VerifyFailed>().is_some() {
+        return 3;
+    }
+    if e.downcast_ref::<NeedsSignatures>().is_some() {
+        return 4;
+    }
+    match e
+        .downcast_ref::<onionpkg_repo::RepoError>()
+        .map(HasKind::kind)
+    {
+        Some(ErrorKind::Key) => 4,
+        Some(ErrorKind::Verification | ErrorKind::Expired | ErrorKind::Rollback) => 3,
+        _ => 1,
+    }
+}

@@ -164,10 +164,10 @@ impl RoleKeys {
     ) -> usize {
         let mut good = std::collections::BTreeSet::new();
         for (id, sig) in sigs {
-            if let Some(key) = self.keys.get(id) {
-                if key.verify(msg, sig).is_ok() {
-                    good.insert(id);
-                }
+            if let Some(key) = self.keys.get(id)
+                && key.verify(msg, sig).is_ok()
+            {
+                good.insert(id);
             }
         }
         good.len()

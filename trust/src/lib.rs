@@ -41,6 +41,6 @@ pub mod mirrors;
 pub mod roles;
 #[cfg(feature = "signing")]
 pub mod sign;
-pub(crate) mod util;
+pub mod util;
 
 pub use err::{Error, Result};

@@ -448,10 +448,10 @@ pub fn role_keys(root: &Root, role: &str) -> Result<RoleKeys, VerifyError> {
         .ok_or_else(|| VerifyError::Malformed(format!("root has no {role} role")))?;
     let mut keys = std::collections::BTreeMap::new();
     for id in &binding.keyids {
-        if let Some(key) = root.keys.get(id) {
-            if let Ok(pk) = PublicKey::from_tuf(key) {
-                keys.insert(id.clone(), pk);
-            }
+        if let Some(key) = root.keys.get(id)
+            && let Ok(pk) = PublicKey::from_tuf(key)
+        {
+            keys.insert(id.clone(), pk);
         }
     }
     Ok(RoleKeys {
@@ -651,4 +651,15 @@ impl Repository for FsRepository {
     fn fetch_target<'a>(&'a self, path: &'a str, max_length: u64) -> FetchFuture<'a> {
         Box::pin(async move { Self::read_capped(&self.targets, path, max_length) })
     }
+}
+
+/// Checks that `new` may follow the trusted root `trusted`: the next version,
+/// signed by the thresholds of both. Clients run exactly this check.
+pub fn check_root_update(trusted: &[u8], new: &[u8]) -> Result<Root, VerifyError> {
+    crate::crypto::install();
+    let mut set = sigstore_tuf::TrustedMetadataSet::from_root(trusted)
+        .map_err(|e| map_err(e, Context::Metadata))?;
+    set.update_root(new)
+        .map_err(|e| map_err(e, Context::Metadata))?;
+    Ok(set.root().clone())
 }

@@ -208,12 +208,11 @@ pub fn merge_signatures(copies: &[serde_json::Value]) -> Result<serde_json::Valu
             .flatten()
         {
             let id = sig.get("keyid").and_then(serde_json::Value::as_str);
-            if let Some(id) = id {
-                if seen.insert(id.to_string()) {
-                    if let Some(list) = merged["signatures"].as_array_mut() {
-                        list.push(sig.clone());
-                    }
-                }
+            if let Some(id) = id
+                && seen.insert(id.to_string())
+                && let Some(list) = merged["signatures"].as_array_mut()
+            {
+                list.push(sig.clone());
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Small filesystem helpers: every write is atomic.
+//! Small filesystem helpers shared by the onionpkg crates: every write is atomic.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,7 +8,7 @@ use crate::{Error, Result};
 /// Writes `bytes` to `path` atomically: a temp file in the same directory,
 /// fsync'd, then renamed over `path`, then the directory fsync'd. A crash
 /// leaves either the old file or the new one, never a torn one.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -49,7 +49,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Resu
 }
 
 /// Reads a file, with the path in the error.
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
+pub fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Io {
         action: "reading",
         path: path.to_path_buf(),

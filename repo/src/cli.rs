@@ -1,0 +1,454 @@
+//! The command line of `onionpkg-repo`: parsing, then dispatch to the library.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use jiff::{SignedDuration, Timestamp};
+use zeroize::Zeroizing;
+
+use onionpkg_trust::keys::PublicKey;
+use onionpkg_trust::sign::SecretKey;
+
+use crate::rootops::{KeyChange, Rotation, merge_files, root_roles, sign_file};
+use crate::verify::verify_tree;
+use crate::{Expiries, InitOptions, KeyDir, RepoDir, Threshold};
+
+/// onionpkg-repo: the release side of onionpkg (keys, signing, publishing).
+///
+/// Exit codes: 0 success; 1 failure; 2 bad usage; 3 verification failed;
+/// 4 not enough keys to sign (a root draft may await offline signatures).
+#[derive(Debug, Parser)]
+#[command(name = "onionpkg-repo", version, about, long_about = None)]
+pub struct Cli {
+    /// The repository directory (holds metadata/, targets/, staged/).
+    #[arg(long, short = 'r', default_value = ".", global = true)]
+    pub repo: PathBuf,
+    /// The directory of private keys [default: REPO/keys].
+    #[arg(long, short = 'k', global = true)]
+    pub keys: Option<PathBuf>,
+    /// Name of an environment variable holding the key passphrase. New keys
+    /// are encrypted with it; encrypted keys are unlocked with it.
+    #[arg(long, global = true)]
+    pub passphrase_env: Option<String>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository and keys for every role.
+    Init {
+        /// Keys and threshold of a top-level role, as ROLE=M/N (M of N must
+        /// sign). Default: root=2/3, the others 1/1.
+        #[arg(long = "threshold", value_name = "ROLE=M/N")]
+        thresholds: Vec<String>,
+        /// A root public key held offline (repeat). No root key is made here;
+        /// the first root is left as a draft to sign with `root sign`.
+        #[arg(long = "root-pubkey", value_name = "FILE")]
+        root_pubkeys: Vec<PathBuf>,
+        /// Validity of a role's metadata, as ROLE=DURATION (e.g. timestamp=1d).
+        #[arg(long = "expires", value_name = "ROLE=DURATION")]
+        expires: Vec<String>,
+    },
+    /// Stage a file as a target (published by the next `publish`).
+    Add {
+        /// The file.
+        file: PathBuf,
+        /// Its target path in the repository [default: the file name].
+        #[arg(long)]
+        path: Option<String>,
+        /// A custom field, as KEY=VALUE (e.g. version=1.2.3); repeatable.
+        #[arg(long = "custom", value_name = "KEY=VALUE")]
+        custom: Vec<String>,
+        /// The role that signs it: targets (packages) or feeds.
+        #[arg(long, default_value = "targets")]
+        role: String,
+    },
+    /// Stage the removal of a target.
+    Remove {
+        /// The target path.
+        path: String,
+        /// The role that lists it.
+        #[arg(long, default_value = "targets")]
+        role: String,
+    },
+    /// The mirror list, signed by the mirrors role.
+    Mirrors {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: MirrorsAction,
+    },
+    /// Sign the staged changes, a new snapshot and a new timestamp.
+    Publish {
+        /// Validity of a role's metadata, as ROLE=DURATION; repeatable.
+        #[arg(long = "expires", value_name = "ROLE=DURATION")]
+        expires: Vec<String>,
+        /// Re-sign a role even if unchanged (to renew its expiry); repeatable.
+        #[arg(long = "resign", value_name = "ROLE")]
+        resign: Vec<String>,
+    },
+    /// Re-sign the timestamp only, with a new version and expiry (for cron).
+    Timestamp {
+        /// Validity of the new timestamp.
+        #[arg(long, default_value = "1d")]
+        expires: String,
+    },
+    /// Replace the keys of a role and re-sign what they sign.
+    Rotate {
+        /// The role: root, targets, snapshot, timestamp, mirrors or feeds.
+        role: String,
+        /// New keys and threshold as M/N [default: as before].
+        #[arg(long)]
+        threshold: Option<String>,
+    },
+    /// Root changes and offline M-of-N signing.
+    Root {
+        /// What to do.
+        #[command(subcommand)]
+        action: RootAction,
+    },
+    /// List the keys in the key directory with their key ids.
+    Keys,
+    /// Check a repository tree exactly as a client would.
+    Verify {
+        /// The tree to check [default: the repository].
+        dir: Option<PathBuf>,
+        /// The pinned root to start from.
+        #[arg(long)]
+        root: PathBuf,
+    },
+}
+
+/// Mirror list commands.
+#[derive(Debug, Subcommand)]
+pub enum MirrorsAction {
+    /// Validate FILE and stage it as the signed mirror list.
+    Set {
+        /// A mirrors.json file.
+        file: PathBuf,
+    },
+}
+
+/// Root commands.
+#[derive(Debug, Subcommand)]
+pub enum RootAction {
+    /// Draft the next root version (staged/root.json), unsigned.
+    Draft {
+        /// New keys for a role, as ROLE=PUBFILE[,PUBFILE...]; repeatable.
+        #[arg(long = "set-keys", value_name = "ROLE=FILES")]
+        set_keys: Vec<String>,
+        /// New threshold for a role given with --set-keys, as ROLE=M.
+        #[arg(long = "threshold", value_name = "ROLE=M")]
+        thresholds: Vec<String>,
+        /// Validity of the new root.
+        #[arg(long, default_value = "365d")]
+        expires: String,
+    },
+    /// Add your signature to a root file (run by each key holder).
+    Sign {
+        /// The root file (changed in place).
+        file: PathBuf,
+        /// Your private key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Merge the signatures of signed copies of one root file.
+    Merge {
+        /// Where to write the merged file.
+        #[arg(long, short = 'o')]
+        out: PathBuf,
+        /// The signed copies.
+        #[arg(required = true)]
+        copies: Vec<PathBuf>,
+    },
+    /// Install a signed root once it meets the old and new thresholds.
+    Install {
+        /// The signed root file [default: staged/root.json].
+        file: Option<PathBuf>,
+    },
+}
+
+/// Parses a duration such as `90s`, `30m`, `12h`, `365d`.
+pub fn parse_duration(s: &str) -> Result<SignedDuration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("{s:?} is not a duration like 30m, 12h or 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => bail!("{s:?} is not a duration like 30m, 12h or 7d"),
+    };
+    if secs <= 0 {
+        bail!("{s:?}: a duration must be positive");
+    }
+    Ok(SignedDuration::from_secs(secs))
+}
+
+fn split_kv(s: &str) -> Result<(&str, &str)> {
+    s.split_once('=')
+        .with_context(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+fn expiries(args: &[String]) -> Result<Expiries> {
+    let mut exp = Expiries::default();
+    for a in args {
+        let (role, d) = split_kv(a)?;
+        exp.set(role, parse_duration(d)?)?;
+    }
+    Ok(exp)
+}
+
+fn read_pubkey(path: &PathBuf) -> Result<PublicKey> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    PublicKey::from_json(&bytes).with_context(|| format!("public key file {}", path.display()))
+}
+
+/// What the command printed, for the caller to show.
+pub type Output = Vec<String>;
+
+/// Runs a parsed command line at time `now`.
+pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
+    let passphrase = match &cli.passphrase_env {
+        Some(var) => Some(Zeroizing::new(
+            std::env::var(var)
+                .with_context(|| format!("the passphrase variable {var} is not set"))?
+                .into_bytes(),
+        )),
+        None => None,
+    };
+    let key_dir = cli.keys.clone().unwrap_or_else(|| cli.repo.join("keys"));
+    let keys = KeyDir::new(key_dir, passphrase.clone());
+    let repo = RepoDir::new(&cli.repo);
+    let mut out = Vec::new();
+    match &cli.command {
+        Command::Init {
+            thresholds,
+            root_pubkeys,
+            expires,
+        } => {
+            let mut opts = InitOptions::default();
+            for t in thresholds {
+                let (role, mn) = split_kv(t)?;
+                if !onionpkg_trust::roles::TOP_LEVEL.contains(&role) {
+                    bail!("--threshold: {role:?} is not a top-level role");
+                }
+                opts.thresholds
+                    .insert(role.to_string(), mn.parse::<Threshold>()?);
+            }
+            opts.offline_root_keys = root_pubkeys
+                .iter()
+                .map(read_pubkey)
+                .collect::<Result<_>>()?;
+            let report = repo.init(&keys, &opts, &expiries(expires)?, now)?;
+            for (role, ids) in &report.keys {
+                for id in ids {
+                    out.push(format!("{role:<10} {id}"));
+                }
+            }
+            if report.root_installed {
+                out.push(format!(
+                    "repository created; pin {} on clients; keep the root keys offline",
+                    repo.metadata_dir().join("root.json").display()
+                ));
+            } else {
+                out.push(format!(
+                    "root draft at {}: each root key holder runs `onionpkg-repo root sign`, then `root install`",
+                    repo.root_draft_path().display()
+                ));
+            }
+        }
+        Command::Add {
+            file,
+            path,
+            custom,
+            role,
+        } => {
+            let target = match path {
+                Some(p) => p.clone(),
+                None => file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .context("the file has no name; give --path")?,
+            };
+            let mut fields = BTreeMap::new();
+            for c in custom {
+                let (k, v) = split_kv(c)?;
+                fields.insert(k.to_string(), v.to_string());
+            }
+            let entry = repo.add_target(file, &target, &fields, role)?;
+            out.push(format!(
+                "staged {target} ({} bytes, sha256 {})",
+                entry["length"],
+                entry["hashes"]["sha256"].as_str().unwrap_or("")
+            ));
+        }
+        Command::Remove { path, role } => {
+            repo.remove_target(path, role)?;
+            out.push(format!("staged the removal of {path}"));
+        }
+        Command::Mirrors {
+            action: MirrorsAction::Set { file },
+        } => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let n = repo.set_mirrors(&bytes, now)?;
+            out.push(format!("staged a mirror list of {n} mirror(s)"));
+        }
+        Command::Publish { expires, resign } => {
+            let resign: Vec<&str> = resign.iter().map(String::as_str).collect();
+            let v = repo.publish(&keys, &expiries(expires)?, &resign, now)?;
+            out.push(format!("published timestamp version {v}"));
+        }
+        Command::Timestamp { expires } => {
+            let mut exp = Expiries::default();
+            exp.set(onionpkg_trust::roles::TIMESTAMP, parse_duration(expires)?)?;
+            let v = repo.timestamp(&keys, &exp, now)?;
+            out.push(format!("timestamp version {v}"));
+        }
+        Command::Rotate { role, threshold } => {
+            let t = threshold
+                .as_deref()
+                .map(str::parse::<Threshold>)
+                .transpose()?;
+            match repo.rotate(role, &keys, t, &Expiries::default(), now)? {
+                Rotation::Done { key_ids } => {
+                    out.push(format!(
+                        "rotated {role}; new key(s): {}",
+                        key_ids.join(", ")
+                    ));
+                }
+                Rotation::NeedsSignatures { draft, key_ids } => {
+                    out.push(format!("new key(s) for {role}: {}", key_ids.join(", ")));
+                    out.push(format!(
+                        "root draft {} needs signatures from offline root key holders (`root sign`), then `root install` and `publish`",
+                        draft.display()
+                    ));
+                    return Err(NeedsSignatures(out.join("\n")).into());
+                }
+            }
+        }
+        Command::Root { action } => run_root(
+            &repo,
+            &keys,
+            passphrase.as_deref().map(Vec::as_slice),
+            action,
+            now,
+            &mut out,
+        )?,
+        Command::Keys => {
+            for (id, (stem, _)) in keys.public_keys()? {
+                out.push(format!("{stem:<14} {id}"));
+            }
+        }
+        Command::Verify { dir, root } => {
+            let root_bytes =
+                std::fs::read(root).with_context(|| format!("reading {}", root.display()))?;
+            let dir = dir.clone().unwrap_or_else(|| cli.repo.clone());
+            let report = verify_tree(&dir, &root_bytes, now).map_err(VerifyFailed)?;
+            out.push(format!(
+                "ok: root v{}, timestamp v{}, {} target(s) verified",
+                report.root_version,
+                report.timestamp_version,
+                report.targets.len()
+            ));
+            for (role, path, len) in report.targets {
+                out.push(format!("  {role:<8} {path} ({len} bytes)"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn run_root(
+    repo: &RepoDir,
+    keys: &KeyDir,
+    passphrase: Option<&[u8]>,
+    action: &RootAction,
+    now: Timestamp,
+    out: &mut Output,
+) -> Result<()> {
+    match action {
+        RootAction::Draft {
+            set_keys,
+            thresholds,
+            expires,
+        } => {
+            let mut th = BTreeMap::new();
+            for t in thresholds {
+                let (role, m) = split_kv(t)?;
+                th.insert(
+                    role.to_string(),
+                    m.parse::<usize>().context("--threshold ROLE=M")?,
+                );
+            }
+            let mut changes = Vec::new();
+            for s in set_keys {
+                let (role, files) = split_kv(s)?;
+                let keys = files
+                    .split(',')
+                    .map(|f| read_pubkey(&PathBuf::from(f)))
+                    .collect::<Result<Vec<_>>>()?;
+                let threshold = th.get(role).copied().unwrap_or(1);
+                changes.push(KeyChange {
+                    role: role.to_string(),
+                    keys,
+                    threshold,
+                });
+            }
+            let mut exp = Expiries::default();
+            exp.set(onionpkg_trust::roles::ROOT, parse_duration(expires)?)?;
+            let path = repo.draft_root(&changes, &exp, now)?;
+            out.push(format!("root draft written to {}", path.display()));
+        }
+        RootAction::Sign { file, key } => {
+            let key = SecretKey::read_file(key, passphrase)?;
+            sign_file(file, &key)?;
+            out.push(format!(
+                "signed {} with key {}",
+                file.display(),
+                key.public().key_id()
+            ));
+        }
+        RootAction::Merge { out: dest, copies } => {
+            merge_files(dest, copies)?;
+            out.push(format!(
+                "merged {} copies into {}",
+                copies.len(),
+                dest.display()
+            ));
+        }
+        RootAction::Install { file } => {
+            let file = file.clone().unwrap_or_else(|| repo.root_draft_path());
+            let v = repo.install_root(&file)?;
+            let root = RepoDir::new(repo.dir()).metadata_dir().join("root.json");
+            let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&root)?)?;
+            out.push(format!("installed root version {v}"));
+            for (role, (ids, t)) in root_roles(&value) {
+                out.push(format!("  {role:<10} {t} of {}", ids.len()));
+            }
+        }
+    }
+    let _ = keys;
+    Ok(())
+}
+
+/// A verification failure, which exits with its own code.
+#[derive(Debug, thiserror::Error)]
+#[error("verification failed")]
+pub struct VerifyFailed(#[source] pub crate::RepoError);
+
+/// A rotation left waiting for offline signatures.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NeedsSignatures(pub String);

@@ -1,0 +1,100 @@
+//! The error type of the release side.
+
+use std::path::PathBuf;
+
+use onionpkg_config::{ErrorKind, HasKind};
+
+/// A result with the release side's [`RepoError`].
+pub type Result<T, E = RepoError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong on the release side.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RepoError {
+    /// An error of the trust layer (keys, signatures, formats).
+    #[error(transparent)]
+    Trust(#[from] onionpkg_trust::Error),
+    /// A repository file could not be read or written.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A repository file is not what it should be.
+    #[error("{path}: {reason}")]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Not enough private keys are at hand to meet a role's threshold.
+    #[error(
+        "role {role} needs {threshold} signature(s) but only {available} of its keys are in {dir}"
+    )]
+    NotEnoughKeys {
+        /// The role.
+        role: String,
+        /// The role's threshold.
+        threshold: usize,
+        /// Usable keys found.
+        available: usize,
+        /// Where keys were looked for.
+        dir: PathBuf,
+    },
+    /// The request does not make sense for this repository.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl RepoError {
+    /// An I/O error on `path`.
+    pub(crate) fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// A malformed file.
+    pub(crate) fn bad(path: &std::path::Path, reason: impl Into<String>) -> Self {
+        Self::BadFile {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<onionpkg_trust::metadata::VerifyError> for RepoError {
+    fn from(e: onionpkg_trust::metadata::VerifyError) -> Self {
+        Self::Trust(e.into())
+    }
+}
+
+impl From<onionpkg_trust::keys::KeyError> for RepoError {
+    fn from(e: onionpkg_trust::keys::KeyError) -> Self {
+        Self::Trust(e.into())
+    }
+}
+
+impl HasKind for RepoError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Trust(e) => e.kind(),
+            Self::Io { .. } => ErrorKind::Io,
+            Self::BadFile { .. } => ErrorKind::BadInput,
+            Self::NotEnoughKeys { .. } => ErrorKind::Key,
+            Self::Invalid(_) => ErrorKind::BadConfig,
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! Creating a repository, staging targets, publishing.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use onionpkg_trust::keys::PublicKey;
+use onionpkg_trust::roles;
+use onionpkg_trust::sign::{SecretKey, sign_metadata};
+
+use crate::err::{RepoError, Result};
+use crate::keydir::KeyDir;
+use crate::state::{Expiries, RepoDir, SPEC_VERSION, binding, version_of};
+
+/// How many keys a role gets at `init`, and how many must sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threshold {
+    /// Signatures required.
+    pub threshold: usize,
+    /// Keys made.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Threshold {
+    type Err = RepoError;
+    /// Parses `M/N`: M of N keys must sign.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || RepoError::Invalid(format!("{s:?} is not M/N (M of N keys must sign)"));
+        let (m, n) = s.split_once('/').ok_or_else(bad)?;
+        let t = Self {
+            threshold: m.trim().parse().map_err(|_| bad())?,
+            count: n.trim().parse().map_err(|_| bad())?,
+        };
+        if t.threshold == 0 || t.threshold > t.count || t.count > 16 {
+            return Err(bad());
+        }
+        Ok(t)
+    }
+}
+
+/// What `init` makes.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Keys and threshold per top-level role (defaults: root 2/3, others 1/1).
+    pub thresholds: BTreeMap<String, Threshold>,
+    /// Root public keys held offline. When given, no root key is made here
+    /// and the first root is left as a draft for the key holders to sign.
+    pub offline_root_keys: Vec<PublicKey>,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        let one = Threshold {
+            threshold: 1,
+            count: 1,
+        };
+        Self {
+            thresholds: BTreeMap::from([
+                (
+                    roles::ROOT.to_string(),
+                    Threshold {
+                        threshold: 2,
+                        count: 3,
+                    },
+                ),
+                (roles::TARGETS.to_string(), one),
+                (roles::SNAPSHOT.to_string(), one),
+                (roles::TIMESTAMP.to_string(), one),
+            ]),
+            offline_root_keys: Vec::new(),
+        }
+    }
+}
+
+/// What `init` did.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    /// Key ids per role.
+    pub keys: BTreeMap<String, Vec<String>>,
+    /// Whether root version 1 is installed (false: a draft awaits signatures).
+    pub root_installed: bool,
+}
+
+fn key_map(keys: &[PublicKey]) -> serde_json::Map<String, Value> {
+    keys.iter().map(|k| (k.key_id(), k.to_json())).collect()
+}
+
+fn ids(keys: &[PublicKey]) -> Vec<String> {
+    keys.iter().map(PublicKey::key_id).collect()
+}
+
+/// The delegations block of the top-level targets role.
+pub(crate) fn delegations(mirrors: &[PublicKey], feeds: &[PublicKey]) -> Value {
+    let mut keys = key_map(mirrors);
+    keys.extend(key_map(feeds));
+    json!({
+        "keys": keys,
+        "roles": [
+            { "name": roles::MIRRORS, "keyids": ids(mirrors), "threshold": 1,
+              "terminating": true, "paths": roles::MIRRORS_PATHS },
+            { "name": roles::FEEDS, "keyids": ids(feeds), "threshold": 1,
+              "terminating": true, "paths": roles::FEEDS_PATHS },
+        ],
+    })
+}
+
+fn targets_payload(version: u64, expires: &str, delegations: Option<Value>) -> Value {
+    let mut v = json!({
+        "_type": "targets", "spec_version": SPEC_VERSION, "version": version,
+        "expires": expires, "targets": {},
+    });
+    if let Some(d) = delegations {
+        v["delegations"] = d;
+    }
+    v
+}
+
+impl RepoDir {
+    /// Creates a repository with fresh keys for every role in `keys`.
+    pub fn init(
+        &self,
+        keys: &KeyDir,
+        opts: &InitOptions,
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<InitReport> {
+        let md = self.metadata_dir();
+        if md.join("timestamp.json").exists() || md.join("root.json").exists() {
+            return Err(RepoError::Invalid(format!(
+                "{} already holds a repository",
+                self.dir().display()
+            )));
+        }
+        let mut secrets: BTreeMap<String, Vec<SecretKey>> = BTreeMap::new();
+        let mut publics: BTreeMap<String, Vec<PublicKey>> = BTreeMap::new();
+        let mut roles_json = serde_json::Map::new();
+        let mut all_keys = serde_json::Map::new();
+        for role in roles::TOP_LEVEL {
+            let t = opts.thresholds.get(role).copied().unwrap_or(Threshold {
+                threshold: 1,
+                count: 1,
+            });
+            let pubs = if role == roles::ROOT && !opts.offline_root_keys.is_empty() {
+                if opts.offline_root_keys.len() < t.threshold {
+                    return Err(RepoError::Invalid(format!(
+                        "{} offline root key(s) cannot meet a threshold of {}",
+                        opts.offline_root_keys.len(),
+                        t.threshold
+                    )));
+                }
+                opts.offline_root_keys.clone()
+            } else {
+                let mut pubs = Vec::new();
+                for _ in 0..t.count {
+                    let (_, k) = keys.generate(role, role == roles::ROOT)?;
+                    pubs.push(k.public());
+                    secrets.entry(role.to_string()).or_default().push(k);
+                }
+                pubs
+            };
+            all_keys.extend(key_map(&pubs));
+            roles_json.insert(
+                role.to_string(),
+                json!({ "keyids": ids(&pubs), "threshold": t.threshold }),
+            );
+            publics.insert(role.to_string(), pubs);
+        }
+        for role in roles::DELEGATED {
+            let (_, k) = keys.generate(role, false)?;
+            publics.insert(role.to_string(), vec![k.public()]);
+            secrets.insert(role.to_string(), vec![k]);
+        }
+        let get = |role: &str| publics.get(role).cloned().unwrap_or_default();
+
+        let root = json!({
+            "_type": "root", "spec_version": SPEC_VERSION, "version": 1,
+            "expires": exp.expires(roles::ROOT, now)?, "consistent_snapshot": true,
+            "keys": all_keys, "roles": roles_json,
+        });
+        let signer_refs = |role: &str| -> Vec<&SecretKey> {
+            secrets
+                .get(role)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default()
+        };
+
+        // Root first: a client bootstraps from it. Offline root keys leave a draft.
+        let root_installed = opts.offline_root_keys.is_empty();
+        if root_installed {
+            let env = sign_metadata(root, &signer_refs(roles::ROOT))?;
+            Self::write_json(&md.join(roles::versioned_name(roles::ROOT, 1)), &env)?;
+            Self::write_json(&md.join("root.json"), &env)?;
+        } else {
+            let env = json!({ "signed": root, "signatures": [] });
+            Self::write_json(&self.staged_dir().join("root.json"), &env)?;
+        }
+
+        let mut pins = serde_json::Map::new();
+        let payloads = [
+            (
+                roles::TARGETS,
+                targets_payload(
+                    1,
+                    &exp.expires(roles::TARGETS, now)?,
+                    Some(delegations(&get(roles::MIRRORS), &get(roles::FEEDS))),
+                ),
+            ),
+            (
+                roles::MIRRORS,
+                targets_payload(1, &exp.expires(roles::MIRRORS, now)?, None),
+            ),
+            (
+                roles::FEEDS,
+                targets_payload(1, &exp.expires(roles::FEEDS, now)?, None),
+            ),
+        ];
+        for (role, payload) in payloads {
+            let env = sign_metadata(payload, &signer_refs(role))?;
+            Self::write_json(&md.join(roles::versioned_name(role, 1)), &env)?;
+            pins.insert(format!("{role}.json"), json!({ "version": 1 }));
+        }
+        std::fs::create_dir_all(self.targets_dir())
+            .map_err(RepoError::io("creating", &self.targets_dir()))?;
+        self.write_snapshot_and_timestamp(
+            1,
+            pins,
+            1,
+            &signer_refs(roles::SNAPSHOT),
+            &signer_refs(roles::TIMESTAMP),
+            exp,
+            now,
+        )?;
+        Ok(InitReport {
+            keys: publics.iter().map(|(r, k)| (r.clone(), ids(k))).collect(),
+            root_installed,
+        })
+    }
+
+    /// Writes snapshot version `snap_version` pinning `pins`, then the
+    /// timestamp (the commit point).
+    #[allow(clippy::too_many_arguments, reason = "one private call site per use")]
+    fn write_snapshot_and_timestamp(
+        &self,
+        snap_version: u64,
+        pins: serde_json::Map<String, Value>,
+        ts_version: u64,
+        snapshot_keys: &[&SecretKey],
+        timestamp_keys: &[&SecretKey],
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<()> {
+        let md = self.metadata_dir();
+        let snapshot = json!({
+            "_type": "snapshot", "spec_version": SPEC_VERSION, "version": snap_version,
+            "expires": exp.expires(roles::SNAPSHOT, now)?, "meta": pins,
+        });
+        let env = sign_metadata(snapshot, snapshot_keys)?;
+        let snap_path = md.join(roles::versioned_name(roles::SNAPSHOT, snap_version));
+        Self::write_json(&snap_path, &env)?;
+        let snap_bytes = std::fs::read(&snap_path).map_err(RepoError::io("reading", &snap_path))?;
+        let timestamp = json!({
+            "_type": "timestamp", "spec_version": SPEC_VERSION, "version": ts_version,
+            "expires": exp.expires(roles::TIMESTAMP, now)?,
+            "meta": { "snapshot.json": {
+                "version": snap_version, "length": snap_bytes.len(),
+                "hashes": { "sha256": hex::encode(Sha256::digest(&snap_bytes)) },
+            }},
+        });
+        let env = sign_metadata(timestamp, timestamp_keys)?;
+        Self::write_json(&md.join("timestamp.json"), &env)
+    }
+
+    /// The keys that may sign `role` and its threshold, from the root (for
+    /// top-level roles) or from the next targets payload (for delegated ones).
+    fn role_binding(&self, role: &str, root: &Value) -> Result<(Vec<String>, usize)> {
+        if roles::TOP_LEVEL.contains(&role) {
+            return Ok(binding(&root["signed"]["roles"][role]));
+        }
+        let targets = self.next_payload(roles::TARGETS)?;
+        targets["delegations"]["roles"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["name"] == role))
+            .map(binding)
+            .ok_or_else(|| RepoError::Invalid(format!("no delegation for role {role:?}")))
+    }
+
+    /// Loads the private keys for `role` (at least its threshold).
+    pub(crate) fn signers(
+        &self,
+        keys: &KeyDir,
+        role: &str,
+        root: &Value,
+    ) -> Result<Vec<SecretKey>> {
+        let (ids, threshold) = self.role_binding(role, root)?;
+        keys.signers(role, &ids, threshold)
+    }
+
+    /// Adds a file as target `target_path` of `role` (`targets` or `feeds`),
+    /// with custom fields (such as `version`). The file is copied into
+    /// `targets/` under its hashed name now; clients see it after `publish`.
+    pub fn add_target(
+        &self,
+        file: &Path,
+        target_path: &str,
+        custom: &BTreeMap<String, String>,
+        role: &str,
+    ) -> Result<Value> {
+        if !roles::is_safe_target_path(target_path) {
+            return Err(RepoError::Invalid(format!(
+                "{target_path:?} is not a safe target path (relative, no '..', no empty parts)"
+            )));
+        }
+        match role {
+            roles::TARGETS
+                if target_path == roles::MIRRORS_TARGET || target_path.starts_with("feeds/") =>
+            {
+                return Err(RepoError::Invalid(format!(
+                    "{target_path} belongs to a delegated role; use `mirrors set` or `--role feeds`"
+                )));
+            }
+            roles::TARGETS => {}
+            roles::FEEDS
+                if target_path.split('/').count() == 3 && target_path.starts_with("feeds/") => {}
+            roles::FEEDS => {
+                return Err(RepoError::Invalid(format!(
+                    "feed targets are named feeds/NAME/FILE, not {target_path}"
+                )));
+            }
+            other => {
+                return Err(RepoError::Invalid(format!(
+                    "targets can be added to `targets` or `feeds`, not {other:?}"
+                )));
+            }
+        }
+        let entry = self.store_target_file(file, target_path, custom)?;
+        let mut payload = self.next_payload(role)?;
+        payload["targets"][target_path] = entry.clone();
+        self.stage(role, &payload)?;
+        Ok(entry)
+    }
+
+    /// Adds bytes as target `target_path` of `role` (used for the mirror list).
+    pub(crate) fn add_target_bytes(
+        &self,
+        bytes: &[u8],
+        target_path: &str,
+        role: &str,
+    ) -> Result<Value> {
+        let hash = hex::encode(Sha256::digest(bytes));
+        let dest = self
+            .targets_dir()
+            .join(roles::consistent_target_path(target_path, &hash));
+        onionpkg_trust::util::write_atomic(&dest, bytes, Some(0o644))?;
+        let entry = json!({ "length": bytes.len(), "hashes": { "sha256": hash } });
+        let mut payload = self.next_payload(role)?;
+        payload["targets"][target_path] = entry.clone();
+        self.stage(role, &payload)?;
+        Ok(entry)
+    }
+
+    /// Hashes `file` while copying it to a temp file in `targets/`, then
+    /// renames it to its hashed name.
+    fn store_target_file(
+        &self,
+        file: &Path,
+        target_path: &str,
+        custom: &BTreeMap<String, String>,
+    ) -> Result<Value> {
+        let mut src = std::fs::File::open(file).map_err(RepoError::io("opening", file))?;
+        let tdir = self.targets_dir();
+        let dest_dir = match target_path.rsplit_once('/') {
+            Some((d, _)) => tdir.join(d),
+            None => tdir.clone(),
+        };
+        std::fs::create_dir_all(&dest_dir).map_err(RepoError::io("creating", &dest_dir))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&dest_dir)
+            .map_err(RepoError::io("creating a temp file in", &dest_dir))?;
+        let mut hasher = Sha256::new();
+        let mut length: u64 = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = src.read(&mut buf).map_err(RepoError::io("reading", file))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            length += n as u64;
+            tmp.write_all(&buf[..n])
+                .map_err(RepoError::io("writing a copy of", file))?;
+        }
+        tmp.as_file()
+            .sync_all()
+            .map_err(RepoError::io("syncing a copy of", file))?;
+        let hash = hex::encode(hasher.finalize());
+        let dest = tdir.join(roles::consistent_target_path(target_path, &hash));
+        tmp.persist(&dest)
+            .map_err(|e| RepoError::io("renaming into place", &dest)(e.error))?;
+        let mut entry = json!({ "length": length, "hashes": { "sha256": hash } });
+        if !custom.is_empty() {
+            entry["custom"] = json!(custom);
+        }
+        Ok(entry)
+    }
+
+    /// Removes target `target_path` from `role` at the next publish. The file
+    /// stays under `targets/`: clients holding older metadata may still ask
+    /// for it.
+    pub fn remove_target(&self, target_path: &str, role: &str) -> Result<()> {
+        let mut payload = self.next_payload(role)?;
+        let removed = payload["targets"]
+            .as_object_mut()
+            .and_then(|t| t.remove(target_path));
+        if removed.is_none() {
+            return Err(RepoError::Invalid(format!(
+                "{role} has no target {target_path}"
+            )));
+        }
+        self.stage(role, &payload)
+    }
+
+    /// Publishes: signs every staged role (and each role in `resign`) as a new
+    /// version, then a new snapshot, then the timestamp. Returns the new
+    /// timestamp version.
+    pub fn publish(
+        &self,
+        keys: &KeyDir,
+        exp: &Expiries,
+        resign: &[&str],
+        now: Timestamp,
+    ) -> Result<u64> {
+        let published = self.published()?;
+        let md = self.metadata_dir();
+        let mut pins = published.snapshot["signed"]["meta"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        // Targets first: its delegations decide who signs the delegated roles.
+        let mut changed = Vec::new();
+        for role in [roles::TARGETS, roles::MIRRORS, roles::FEEDS] {
+            if self.staged(role)?.is_some() || resign.contains(&role) {
+                changed.push(role);
+            }
+        }
+        // Load every needed key before writing anything: a missing key must
+        // not leave a half-published repository.
+        let mut signers = BTreeMap::new();
+        for role in changed
+            .iter()
+            .copied()
+            .chain([roles::SNAPSHOT, roles::TIMESTAMP])
+        {
+            signers.insert(role, self.signers(keys, role, &published.root)?);
+        }
+        for role in &changed {
+            let mut payload = self.next_payload(role)?;
+            let old = published
+                .roles
+                .get(*role)
+                .map(|e| version_of(&e["signed"]))
+                .unwrap_or(0);
+            let version = old + 1;
+            payload["version"] = json!(version);
+            payload["expires"] = json!(exp.expires(role, now)?);
+            let refs: Vec<&SecretKey> = signers
+                .get(role)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
+            let env = sign_metadata(payload, &refs)?;
+            Self::write_json(&md.join(roles::versioned_name(role, version)), &env)?;
+            pins.insert(format!("{role}.json"), json!({ "version": version }));
+        }
+        let snap_version = version_of(&published.snapshot["signed"]) + 1;
+        let ts_version = version_of(&published.timestamp["signed"]) + 1;
+        let refs = |role: &str| -> Vec<&SecretKey> {
+            signers
+                .get(role)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default()
+        };
+        self.write_snapshot_and_timestamp(
+            snap_version,
+            pins,
+            ts_version,
+            &refs(roles::SNAPSHOT),
+            &refs(roles::TIMESTAMP),
+            exp,
+            now,
+        )?;
+        for role in changed {
+            let path = self.staged_dir().join(format!("{role}.json"));
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(RepoError::io("removing", &path))?;
+            }
+        }
+        tracing::info!(timestamp = ts_version, snapshot = snap_version, "published");
+        Ok(ts_version)
+    }
+
+    /// Re-signs the timestamp alone with a new version and expiry (for cron).
+    pub fn timestamp(&self, keys: &KeyDir, exp: &Expiries, now: Timestamp) -> Result<u64> {
+        let published = self.published()?;
+        let signers = self.signers(keys, roles::TIMESTAMP, &published.root)?;
+        let mut payload = published.timestamp["signed"].clone();
+        let version = version_of(&payload) + 1;
+        payload["version"] = json!(version);
+        payload["expires"] = json!(exp.expires(roles::TIMESTAMP, now)?);
+        let refs: Vec<&SecretKey> = signers.iter().collect();
+        let env = sign_metadata(payload, &refs)?;
+        Self::write_json(&self.metadata_dir().join("timestamp.json"), &env)?;
+        Ok(version)
+    }
+}
+
+impl RepoDir {
+    /// Validates a mirror list and stages it as the `mirrors` role's target.
+    /// Returns the number of mirrors.
+    pub fn set_mirrors(&self, bytes: &[u8], now: Timestamp) -> Result<usize> {
+        let _ = now; // MIRRORS-PENDING
+        let n = serde_json::from_slice::<Value>(bytes)
+            .map_err(|e| RepoError::Invalid(e.to_string()))?["mirrors"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        self.add_target_bytes(bytes, roles::MIRRORS_TARGET, roles::MIRRORS)?;
+        Ok(n)
+    }
+}

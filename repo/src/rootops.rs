@@ -1,0 +1,294 @@
+//! Root changes: drafts, offline M-of-N signing, installation, key rotation.
+//!
+//! A root change is a draft (`staged/root.json`, an envelope of the next root
+//! version) that key holders sign one by one, each with their own key file,
+//! possibly on separate offline machines; copies are merged; `install` puts it
+//! in place once it meets the threshold of the previous root and its own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use onionpkg_trust::keys::PublicKey;
+use onionpkg_trust::metadata::{check_root, check_root_update};
+use onionpkg_trust::roles;
+use onionpkg_trust::sign::{SecretKey, add_signature, merge_signatures};
+
+use crate::err::{RepoError, Result};
+use crate::keydir::KeyDir;
+use crate::state::{Expiries, RepoDir, binding, version_of};
+
+/// A change of one role's keys in a root draft.
+#[derive(Debug, Clone)]
+pub struct KeyChange {
+    /// The top-level role.
+    pub role: String,
+    /// Its new keys.
+    pub keys: Vec<PublicKey>,
+    /// Its new threshold.
+    pub threshold: usize,
+}
+
+/// The result of a rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// Done: the new keys are in use.
+    Done {
+        /// The new key ids.
+        key_ids: Vec<String>,
+    },
+    /// The root draft needs more signatures from offline key holders.
+    NeedsSignatures {
+        /// The draft to sign with `root sign`, then `root install`.
+        draft: PathBuf,
+        /// The new key ids.
+        key_ids: Vec<String>,
+    },
+}
+
+impl RepoDir {
+    /// The path of the root draft.
+    pub fn root_draft_path(&self) -> PathBuf {
+        self.staged_dir().join("root.json")
+    }
+
+    /// Writes a draft of the next root version with `changes` applied and
+    /// no signatures yet.
+    pub fn draft_root(
+        &self,
+        changes: &[KeyChange],
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<PathBuf> {
+        let current = Self::read_json(&self.metadata_dir().join("root.json"))?;
+        let mut signed = current["signed"].clone();
+        signed["version"] = json!(version_of(&signed) + 1);
+        signed["expires"] = json!(exp.expires(roles::ROOT, now)?);
+        for change in changes {
+            if !roles::TOP_LEVEL.contains(&change.role.as_str()) {
+                return Err(RepoError::Invalid(format!(
+                    "{} is not a top-level role",
+                    change.role
+                )));
+            }
+            if change.threshold == 0 || change.threshold > change.keys.len() {
+                return Err(RepoError::Invalid(format!(
+                    "a threshold of {} cannot be met by {} key(s)",
+                    change.threshold,
+                    change.keys.len()
+                )));
+            }
+            for k in &change.keys {
+                signed["keys"][k.key_id()] = k.to_json();
+            }
+            let ids: Vec<String> = change.keys.iter().map(PublicKey::key_id).collect();
+            signed["roles"][&change.role] = json!({ "keyids": ids, "threshold": change.threshold });
+        }
+        // Drop keys no role uses any more.
+        let used: BTreeSet<String> = signed["roles"]
+            .as_object()
+            .into_iter()
+            .flat_map(|r| r.values())
+            .flat_map(|r| binding(r).0)
+            .collect();
+        if let Some(keys) = signed["keys"].as_object_mut() {
+            keys.retain(|id, _| used.contains(id));
+        }
+        let path = self.root_draft_path();
+        Self::write_json(&path, &json!({ "signed": signed, "signatures": [] }))?;
+        Ok(path)
+    }
+
+    /// Installs a signed root (a draft that met its thresholds) as the next
+    /// root version. Returns the version installed.
+    pub fn install_root(&self, envelope: &Path) -> Result<u64> {
+        let new_bytes = std::fs::read(envelope).map_err(RepoError::io("reading", envelope))?;
+        let md = self.metadata_dir();
+        let current = md.join("root.json");
+        let root = if current.exists() {
+            let trusted = std::fs::read(&current).map_err(RepoError::io("reading", &current))?;
+            check_root_update(&trusted, &new_bytes)?
+        } else {
+            let root = check_root(&new_bytes)?;
+            if root.version != 1 {
+                return Err(RepoError::Invalid(format!(
+                    "the first root must be version 1, not {}",
+                    root.version
+                )));
+            }
+            root
+        };
+        let value: Value = serde_json::from_slice(&new_bytes)
+            .map_err(|e| RepoError::bad(envelope, format!("not JSON: {e}")))?;
+        Self::write_json(
+            &md.join(roles::versioned_name(roles::ROOT, root.version)),
+            &value,
+        )?;
+        Self::write_json(&current, &value)?;
+        let draft = self.root_draft_path();
+        if draft.exists() {
+            std::fs::remove_file(&draft).map_err(RepoError::io("removing", &draft))?;
+        }
+        tracing::info!(version = root.version, "installed root");
+        Ok(root.version)
+    }
+
+    /// Rotates the keys of `role`: fresh keys (as many as before, same
+    /// threshold unless `threshold` says otherwise), a new root (for top-level
+    /// roles) or new delegations (for `mirrors` and `feeds`), and a publish
+    /// re-signed with the new keys. A root change is signed with every root
+    /// key at hand, old and new; if that does not meet both thresholds, the
+    /// draft is left for the offline key holders.
+    pub fn rotate(
+        &self,
+        role: &str,
+        keys: &KeyDir,
+        threshold: Option<crate::ops::Threshold>,
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<Rotation> {
+        if roles::DELEGATED.contains(&role) {
+            return self.rotate_delegated(role, keys, exp, now);
+        }
+        if !roles::TOP_LEVEL.contains(&role) {
+            return Err(RepoError::Invalid(format!("unknown role {role:?}")));
+        }
+        let current = Self::read_json(&self.metadata_dir().join("root.json"))?;
+        let (old_ids, old_threshold) = binding(&current["signed"]["roles"][role]);
+        let t = threshold.unwrap_or(crate::ops::Threshold {
+            threshold: old_threshold,
+            count: old_ids.len().max(1),
+        });
+        let mut new_keys = Vec::new();
+        for _ in 0..t.count {
+            new_keys.push(keys.generate(role, true)?.1);
+        }
+        let new_pubs: Vec<PublicKey> = new_keys.iter().map(SecretKey::public).collect();
+        let key_ids: Vec<String> = new_pubs.iter().map(PublicKey::key_id).collect();
+        let draft = self.draft_root(
+            &[KeyChange {
+                role: role.to_string(),
+                keys: new_pubs,
+                threshold: t.threshold,
+            }],
+            exp,
+            now,
+        )?;
+        // Sign with every root key at hand, old and new.
+        let mut envelope = Self::read_json(&draft)?;
+        let (new_root_ids, _) = binding(&envelope["signed"]["roles"][roles::ROOT]);
+        let (cur_root_ids, _) = binding(&current["signed"]["roles"][roles::ROOT]);
+        let wanted: BTreeSet<&String> = cur_root_ids.iter().chain(&new_root_ids).collect();
+        for (id, (stem, _)) in keys.public_keys()? {
+            if wanted.contains(&id) {
+                add_signature(&mut envelope, &keys.load(&stem)?)?;
+            }
+        }
+        Self::write_json(&draft, &envelope)?;
+        match self.install_root(&draft) {
+            Ok(_) => {}
+            Err(RepoError::Trust(e))
+                if matches!(
+                    &e,
+                    onionpkg_trust::Error::Verify(
+                        onionpkg_trust::metadata::VerifyError::ThresholdNotMet { .. }
+                    )
+                ) =>
+            {
+                return Ok(Rotation::NeedsSignatures { draft, key_ids });
+            }
+            Err(e) => return Err(e),
+        }
+        self.retire(keys, &old_ids)?;
+        let resign: &[&str] = if role == roles::TARGETS {
+            &[roles::TARGETS]
+        } else {
+            &[]
+        };
+        if role != roles::ROOT {
+            self.publish(keys, exp, resign, now)?;
+        }
+        Ok(Rotation::Done { key_ids })
+    }
+
+    fn rotate_delegated(
+        &self,
+        role: &str,
+        keys: &KeyDir,
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<Rotation> {
+        let (_, key) = keys.generate(role, true)?;
+        let public = key.public();
+        let mut targets = self.next_payload(roles::TARGETS)?;
+        let entry = targets["delegations"]["roles"]
+            .as_array_mut()
+            .and_then(|a| a.iter_mut().find(|r| r["name"] == role))
+            .ok_or_else(|| RepoError::Invalid(format!("no delegation for role {role:?}")))?;
+        let (old_ids, _) = binding(entry);
+        entry["keyids"] = json!([public.key_id()]);
+        entry["threshold"] = json!(1);
+        targets["delegations"]["keys"][public.key_id()] = public.to_json();
+        let used: BTreeSet<String> = targets["delegations"]["roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| binding(r).0)
+            .collect();
+        if let Some(k) = targets["delegations"]["keys"].as_object_mut() {
+            k.retain(|id, _| used.contains(id));
+        }
+        self.stage(roles::TARGETS, &targets)?;
+        self.publish(keys, exp, &[role], now)?;
+        self.retire(keys, &old_ids)?;
+        Ok(Rotation::Done {
+            key_ids: vec![public.key_id()],
+        })
+    }
+
+    /// Moves the key files of retired keys to `retired/` in the key directory.
+    fn retire(&self, keys: &KeyDir, old_ids: &[String]) -> Result<()> {
+        let available = keys.public_keys()?;
+        let retired = keys.dir().join("retired");
+        for id in old_ids {
+            if let Some((stem, _)) = available.get(id) {
+                std::fs::create_dir_all(&retired).map_err(RepoError::io("creating", &retired))?;
+                for ext in ["key", "pub.json"] {
+                    let from = keys.dir().join(format!("{stem}.{ext}"));
+                    let to = retired.join(format!("{stem}.{ext}"));
+                    std::fs::rename(&from, &to).map_err(RepoError::io("retiring", &from))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds `key`'s signature to the envelope in `file`, in place.
+pub fn sign_file(file: &Path, key: &SecretKey) -> Result<()> {
+    let mut envelope = RepoDir::read_json(file)?;
+    add_signature(&mut envelope, key)?;
+    RepoDir::write_json(file, &envelope)
+}
+
+/// Merges the signatures of copies of one envelope into `out`.
+pub fn merge_files(out: &Path, copies: &[PathBuf]) -> Result<()> {
+    let values = copies
+        .iter()
+        .map(|p| RepoDir::read_json(p))
+        .collect::<Result<Vec<_>>>()?;
+    let merged = merge_signatures(&values)?;
+    RepoDir::write_json(out, &merged)
+}
+
+/// Key ids per role in a root file, for display.
+pub fn root_roles(root: &Value) -> BTreeMap<String, (Vec<String>, usize)> {
+    root["signed"]["roles"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(r, b)| (r.clone(), binding(b)))
+        .collect()
+}

@@ -1,0 +1,218 @@
+//! The repository directory: published metadata, staged changes, expiries.
+//!
+//! Layout of a repository directory:
+//! - `metadata/`: published, served by mirrors. `N.root.json` for every root
+//!   version and `root.json` (the newest), `N.targets.json`, `N.mirrors.json`,
+//!   `N.feeds.json`, `N.snapshot.json`, and `timestamp.json`.
+//! - `targets/`: published target files at `dir/SHA256.basename`.
+//! - `staged/`: the next payload of a role that changed since the last
+//!   publish, unsigned (`ROLE.json`), and a root draft being signed
+//!   (`root.json`). Not served.
+//!
+//! Every published file but `timestamp.json` is new on each publish and never
+//! rewritten, and `timestamp.json` is written last, so a client (or a mirror
+//! syncing) sees either the old repository or the new one, never a mix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+use onionpkg_trust::roles;
+
+use crate::err::{RepoError, Result};
+
+/// The TUF specification version our metadata declares.
+pub const SPEC_VERSION: &str = "1.0.31";
+
+/// How long each role's metadata stays valid after signing.
+#[derive(Debug, Clone)]
+pub struct Expiries(BTreeMap<String, SignedDuration>);
+
+impl Default for Expiries {
+    /// root 365 days, targets 90, mirrors 30, feeds 7, snapshot 7, timestamp 1.
+    fn default() -> Self {
+        let day = |d: i64| SignedDuration::from_hours(24 * d);
+        Self(BTreeMap::from([
+            (roles::ROOT.to_string(), day(365)),
+            (roles::TARGETS.to_string(), day(90)),
+            (roles::MIRRORS.to_string(), day(30)),
+            (roles::FEEDS.to_string(), day(7)),
+            (roles::SNAPSHOT.to_string(), day(7)),
+            (roles::TIMESTAMP.to_string(), day(1)),
+        ]))
+    }
+}
+
+impl Expiries {
+    /// Overrides the validity of `role`.
+    pub fn set(&mut self, role: &str, d: SignedDuration) -> Result<()> {
+        if !self.0.contains_key(role) {
+            return Err(RepoError::Invalid(format!("unknown role {role:?}")));
+        }
+        if d <= SignedDuration::ZERO {
+            return Err(RepoError::Invalid(format!(
+                "the validity of {role} must be positive"
+            )));
+        }
+        self.0.insert(role.to_string(), d);
+        Ok(())
+    }
+
+    /// The expiry time of `role` metadata signed at `now`, in whole seconds.
+    pub fn expires(&self, role: &str, now: Timestamp) -> Result<String> {
+        let d = self
+            .0
+            .get(role)
+            .copied()
+            .unwrap_or(SignedDuration::from_hours(24));
+        let t = now
+            .checked_add(d)
+            .map_err(|e| RepoError::Invalid(format!("expiry of {role}: {e}")))?;
+        Ok(tuf_time(t))
+    }
+}
+
+/// A time as TUF metadata writes it: whole seconds, `YYYY-MM-DDTHH:MM:SSZ`
+/// (python-tuf refuses fractional seconds).
+pub fn tuf_time(t: Timestamp) -> String {
+    let whole = Timestamp::from_second(t.as_second()).unwrap_or(t);
+    whole.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A repository directory on the release side.
+#[derive(Debug, Clone)]
+pub struct RepoDir {
+    dir: PathBuf,
+}
+
+/// The published state: every role's current envelope.
+#[derive(Debug, Clone)]
+pub(crate) struct Published {
+    /// The newest root.
+    pub(crate) root: Value,
+    /// The current timestamp.
+    pub(crate) timestamp: Value,
+    /// The snapshot the timestamp pins.
+    pub(crate) snapshot: Value,
+    /// The targets roles the snapshot pins, by role name.
+    pub(crate) roles: BTreeMap<String, Value>,
+}
+
+impl RepoDir {
+    /// The repository at `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The repository directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `metadata/`.
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.dir.join("metadata")
+    }
+
+    /// `targets/`.
+    pub fn targets_dir(&self) -> PathBuf {
+        self.dir.join("targets")
+    }
+
+    /// `staged/`.
+    pub fn staged_dir(&self) -> PathBuf {
+        self.dir.join("staged")
+    }
+
+    pub(crate) fn read_json(path: &Path) -> Result<Value> {
+        let bytes = std::fs::read(path).map_err(RepoError::io("reading", path))?;
+        serde_json::from_slice(&bytes).map_err(|e| RepoError::bad(path, format!("not JSON: {e}")))
+    }
+
+    pub(crate) fn write_json(path: &Path, value: &Value) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(value)
+            .map_err(|e| RepoError::Invalid(format!("serializing {}: {e}", path.display())))?;
+        bytes.push(b'\n');
+        onionpkg_trust::util::write_atomic(path, &bytes, Some(0o644))?;
+        Ok(())
+    }
+
+    /// Reads the published state.
+    pub(crate) fn published(&self) -> Result<Published> {
+        let md = self.metadata_dir();
+        let root = Self::read_json(&md.join("root.json"))?;
+        let ts_path = md.join("timestamp.json");
+        let timestamp = Self::read_json(&ts_path)?;
+        let snap_version = timestamp["signed"]["meta"]["snapshot.json"]["version"]
+            .as_u64()
+            .ok_or_else(|| RepoError::bad(&ts_path, "does not pin a snapshot version"))?;
+        let snap_path = md.join(roles::versioned_name(roles::SNAPSHOT, snap_version));
+        let snapshot = Self::read_json(&snap_path)?;
+        let mut role_files = BTreeMap::new();
+        if let Some(meta) = snapshot["signed"]["meta"].as_object() {
+            for (file, pin) in meta {
+                let role = file.strip_suffix(".json").unwrap_or(file);
+                let v = pin["version"]
+                    .as_u64()
+                    .ok_or_else(|| RepoError::bad(&snap_path, format!("no version for {file}")))?;
+                let env = Self::read_json(&md.join(roles::versioned_name(role, v)))?;
+                role_files.insert(role.to_string(), env);
+            }
+        }
+        Ok(Published {
+            root,
+            timestamp,
+            snapshot,
+            roles: role_files,
+        })
+    }
+
+    /// The staged payload of `role`, if it changed since the last publish.
+    pub(crate) fn staged(&self, role: &str) -> Result<Option<Value>> {
+        let path = self.staged_dir().join(format!("{role}.json"));
+        if path.exists() {
+            Self::read_json(&path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The payload `role` will have at the next publish: staged, else published.
+    pub(crate) fn next_payload(&self, role: &str) -> Result<Value> {
+        if let Some(v) = self.staged(role)? {
+            return Ok(v);
+        }
+        let published = self.published()?;
+        published
+            .roles
+            .get(role)
+            .map(|env| env["signed"].clone())
+            .ok_or_else(|| RepoError::Invalid(format!("the repository has no role {role:?}")))
+    }
+
+    /// Stages the next payload of `role`.
+    pub(crate) fn stage(&self, role: &str, payload: &Value) -> Result<()> {
+        Self::write_json(&self.staged_dir().join(format!("{role}.json")), payload)
+    }
+}
+
+/// The version of a payload (the `signed` part of an envelope).
+pub(crate) fn version_of(signed: &Value) -> u64 {
+    signed["version"].as_u64().unwrap_or(0)
+}
+
+/// The key ids and threshold a `roles` entry (root) or delegation declares.
+pub(crate) fn binding(entry: &Value) -> (Vec<String>, usize) {
+    let ids = entry["keyids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let threshold = entry["threshold"].as_u64().unwrap_or(1) as usize;
+    (ids, threshold)
+}
