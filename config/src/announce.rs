@@ -1,0 +1,128 @@
+//! The configuration of `onionpkg-announce`, which publishes the signed DNS
+//! TXT record announcing the repository's current timestamp.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::common::{DnsName, check_slug, de_with};
+use crate::load::{ConfigFile, Invalid, resolve};
+
+/// The longest TTL allowed: a cached announcement delays updates this long.
+pub const MAX_TTL: u32 = 86_400;
+
+/// The configuration of `onionpkg-announce`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceConfig {
+    /// The DNS zone the record lives in. Required.
+    pub zone: DnsName,
+    /// The owner name of the TXT record; `zone` or a name below it. Required.
+    pub name: DnsName,
+    /// The release channel announced. Default: `"stable"`.
+    #[serde(default = "crate::fetcher::default_channel")]
+    pub channel: String,
+    /// The record's TTL in seconds, 1 to 86400. Default: `300`.
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    /// The repository tree whose timestamp metadata is announced. Required.
+    pub repo: PathBuf,
+    /// Private keys of the timestamp role that sign the announcement; at
+    /// least one. Required.
+    pub timestamp_keys: Vec<PathBuf>,
+    /// Answer queries from a small authoritative server. Default: none.
+    #[serde(default)]
+    pub serve: Option<ServeConfig>,
+    /// Push the record to a primary server with RFC 2136 dynamic updates.
+    /// Default: none.
+    #[serde(default)]
+    pub push: Option<PushConfig>,
+}
+
+fn default_ttl() -> u32 {
+    300
+}
+
+/// `[serve]`: the built-in authoritative server.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Addresses to answer on, over both UDP and TCP; at least one. Required.
+    #[serde(deserialize_with = "de_with::socket_addrs")]
+    pub listen: Vec<SocketAddr>,
+}
+
+/// `[push]`: RFC 2136 dynamic updates signed with TSIG.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    /// The primary server of the zone, such as `192.0.2.53:53`. Required.
+    #[serde(deserialize_with = "de_with::socket_addr")]
+    pub server: SocketAddr,
+    /// The TSIG key file (BIND `key` clause syntax). Required.
+    pub tsig_key: PathBuf,
+}
+
+impl ConfigFile for AnnounceConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !self.name.is_within(&self.zone) {
+            return Err(Invalid::new(
+                "name",
+                format!("{} is not inside the zone {}", self.name, self.zone),
+            ));
+        }
+        check_slug(&self.channel, 32).map_err(|e| Invalid::new("channel", e))?;
+        if !(1..=MAX_TTL).contains(&self.ttl) {
+            return Err(Invalid::new(
+                "ttl",
+                format!("must be from 1 to {MAX_TTL} seconds, found {}", self.ttl),
+            ));
+        }
+        if self.repo.as_os_str().is_empty() {
+            return Err(Invalid::new("repo", "must not be empty"));
+        }
+        if self.timestamp_keys.is_empty() {
+            return Err(Invalid::new(
+                "timestamp_keys",
+                "needs at least one key file",
+            ));
+        }
+        for (i, k) in self.timestamp_keys.iter().enumerate() {
+            if k.as_os_str().is_empty() {
+                return Err(Invalid::new(
+                    format!("timestamp_keys[{i}]"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if let Some(serve) = &self.serve {
+            if serve.listen.is_empty() {
+                return Err(Invalid::new("serve.listen", "needs at least one address"));
+            }
+            let mut seen = HashSet::new();
+            for (i, a) in serve.listen.iter().enumerate() {
+                if !seen.insert(a) {
+                    return Err(Invalid::new(format!("serve.listen[{i}]"), "listed twice"));
+                }
+            }
+        }
+        if let Some(push) = &self.push
+            && push.tsig_key.as_os_str().is_empty()
+        {
+            return Err(Invalid::new("push.tsig_key", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, base: &Path) {
+        resolve(base, &mut self.repo);
+        for k in &mut self.timestamp_keys {
+            resolve(base, k);
+        }
+        if let Some(push) = &mut self.push {
+            resolve(base, &mut push.tsig_key);
+        }
+    }
+}

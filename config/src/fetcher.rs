@@ -1,0 +1,374 @@
+//! The configuration of `onionpkg-fetch`, the appliance side.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::common::{DnsName, WebUrl, check_slug, de_with, format_duration};
+use crate::load::{ConfigFile, Invalid, resolve};
+use crate::tor::TorConfig;
+
+/// The longest clock skew that may be tolerated: beyond it, expired metadata
+/// would be accepted long enough to matter for freeze attacks.
+pub const MAX_SKEW_TOLERANCE: Duration = Duration::from_secs(3600);
+
+/// The longest random delay before fetching: updates must not wait longer.
+pub const MAX_RANDOM_DELAY: Duration = Duration::from_secs(6 * 3600);
+
+/// The configuration of `onionpkg-fetch`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetcherConfig {
+    /// The pinned TUF root metadata (`root.json`) all trust starts from. Required.
+    pub trust_root: PathBuf,
+    /// Trusted metadata and other state that must survive reboots. Required.
+    pub state_dir: PathBuf,
+    /// Downloads in progress; may be wiped at any time. Required.
+    pub cache_dir: PathBuf,
+    /// Where verified packages are placed. Required.
+    pub output_dir: PathBuf,
+    /// How to reach the mirrors. Default: `"tor"`.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Transports to try, in order, when `transport` fails. Default: `[]`, no
+    /// fallback. Listing `"https"` after `"tor"` reveals the appliance's
+    /// address to the mirrors and the network when Tor is unreachable.
+    #[serde(default)]
+    pub fallback: Vec<Transport>,
+    /// Base URLs of the mirrors named in the trusted root, tried before the
+    /// signed mirror list is known: `https://` URLs, or `http://` or
+    /// `https://` URLs of onion services; a missing trailing `/` is added.
+    /// At least one. Required.
+    #[serde(deserialize_with = "de_with::base_urls")]
+    pub main_mirrors: Vec<WebUrl>,
+    /// How long a mirror that failed or misbehaved is avoided. Default: `"1h"`.
+    #[serde(
+        default = "default_mirror_cooldown",
+        deserialize_with = "de_with::duration"
+    )]
+    pub mirror_cooldown: Duration,
+    /// The embedded Tor client, used when a transport is `"tor"`.
+    #[serde(default)]
+    pub tor: TorConfig,
+    /// A Tor daemon's SOCKS port; required when a transport is `"socks"`.
+    #[serde(default)]
+    pub socks: Option<SocksConfig>,
+    /// Direct HTTPS settings.
+    #[serde(default)]
+    pub https: HttpsConfig,
+    /// DNS update announcements. Default: none, ask the mirrors.
+    #[serde(default)]
+    pub announcement: Option<AnnouncementConfig>,
+    /// How far the local clock may be trusted.
+    #[serde(default)]
+    pub clock: ClockConfig,
+    /// Download limits.
+    #[serde(default)]
+    pub download: DownloadConfig,
+    /// Traffic-analysis countermeasures.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+}
+
+fn default_mirror_cooldown() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// A way to reach the mirrors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// The embedded Tor client.
+    #[default]
+    Tor,
+    /// A Tor daemon's SOCKS port.
+    Socks,
+    /// Direct HTTPS, without Tor: the mirrors see the appliance's address.
+    Https,
+}
+
+impl Transport {
+    /// The name used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tor => "tor",
+            Self::Socks => "socks",
+            Self::Https => "https",
+        }
+    }
+
+    /// Whether this transport reaches onion services.
+    pub fn reaches_onions(self) -> bool {
+        matches!(self, Self::Tor | Self::Socks)
+    }
+}
+
+/// `[socks]`: a Tor daemon's SOCKS port.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocksConfig {
+    /// The SOCKS5 address, such as `127.0.0.1:9050`. Required.
+    #[serde(deserialize_with = "de_with::socket_addr")]
+    pub addr: SocketAddr,
+}
+
+/// `[https]`: direct HTTPS.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpsConfig {
+    /// Extra CA certificates (PEM) trusted besides the built-in roots, for
+    /// mirrors with a private CA. Default: none.
+    pub extra_ca: Option<PathBuf>,
+}
+
+/// `[announcement]`: the signed DNS TXT record that says whether an update
+/// is out, so the appliance need not contact a mirror to find out.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnouncementConfig {
+    /// The owner name of the TXT record. Required.
+    pub name: DnsName,
+    /// The release channel to follow. Default: `"stable"`.
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    /// The DNS resolver to ask. Default: none; then `use_system_resolver`
+    /// must be `true`.
+    #[serde(default, deserialize_with = "de_with::opt_socket_addr")]
+    pub resolver: Option<SocketAddr>,
+    /// DNSSEC trust anchors (a root key file); when set, answers must
+    /// validate. Default: none; the signature on the record is still checked.
+    #[serde(default)]
+    pub dnssec_anchors: Option<PathBuf>,
+    /// Ask the system's resolvers (`/etc/resolv.conf`) instead of `resolver`.
+    /// They learn that this appliance checks for updates. Default: `false`.
+    #[serde(default)]
+    pub use_system_resolver: bool,
+    /// When the record cannot be fetched or verified, ask a mirror instead.
+    /// Default: `true`.
+    #[serde(default = "default_true")]
+    pub fallback_to_mirror: bool,
+}
+
+pub(crate) fn default_channel() -> String {
+    "stable".to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `[clock]`: the clock policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClockConfig {
+    /// How far the local clock may be behind before metadata counts as
+    /// expired. At most `"1h"`. Default: `"0s"`.
+    #[serde(deserialize_with = "de_with::duration")]
+    pub skew_tolerance: Duration,
+}
+
+/// `[download]`: limits that keep a slow or hostile mirror from stalling
+/// the update.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DownloadConfig {
+    /// Downloads at the same time, 1 to 16. Default: `2`.
+    pub parallelism: u8,
+    /// The slowest transfer tolerated, in bytes per second, averaged over
+    /// `throughput_window`; a slower mirror is dropped. Default: `2048`.
+    pub min_throughput: u64,
+    /// The window `min_throughput` is averaged over. Default: `"60s"`.
+    #[serde(deserialize_with = "de_with::duration")]
+    pub throughput_window: Duration,
+    /// The longest a whole update may take. Default: `"30m"`.
+    #[serde(deserialize_with = "de_with::duration")]
+    pub deadline: Duration,
+}
+
+impl Default for DownloadConfig {
+    fn default() -> Self {
+        Self {
+            parallelism: 2,
+            min_throughput: 2048,
+            throughput_window: Duration::from_secs(60),
+            deadline: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// `[privacy]`: traffic-analysis countermeasures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// The longest random wait before each fetch, so a fleet of appliances does
+    /// not contact the mirrors in lockstep. At most `"6h"`. Default: `"0s"`.
+    #[serde(deserialize_with = "de_with::duration")]
+    pub random_delay: Duration,
+}
+
+impl FetcherConfig {
+    /// The main transport followed by the fallbacks, in the order to try them.
+    pub fn transports(&self) -> impl Iterator<Item = Transport> + '_ {
+        std::iter::once(self.transport).chain(self.fallback.iter().copied())
+    }
+
+    /// Where `transport` is named in the file: the main key or its fallback entry.
+    fn transport_key(&self, t: Transport) -> String {
+        match self.fallback.iter().position(|f| *f == t) {
+            Some(i) if self.transport != t => format!("fallback[{i}]"),
+            _ => "transport".to_owned(),
+        }
+    }
+}
+
+impl ConfigFile for FetcherConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        for (key, path) in [
+            ("trust_root", &self.trust_root),
+            ("state_dir", &self.state_dir),
+            ("cache_dir", &self.cache_dir),
+            ("output_dir", &self.output_dir),
+        ] {
+            if path.as_os_str().is_empty() {
+                return Err(Invalid::new(key, "must not be empty"));
+            }
+        }
+        let mut seen = HashSet::from([self.transport]);
+        for (i, f) in self.fallback.iter().enumerate() {
+            if *f == self.transport {
+                return Err(Invalid::new(
+                    format!("fallback[{i}]"),
+                    format!("\"{}\" is already the main transport", f.as_str()),
+                ));
+            }
+            if !seen.insert(*f) {
+                return Err(Invalid::new(
+                    format!("fallback[{i}]"),
+                    format!("\"{}\" is listed twice", f.as_str()),
+                ));
+            }
+        }
+        if self.socks.is_none() && seen.contains(&Transport::Socks) {
+            return Err(
+                Invalid::new("socks.addr", "required when a transport is \"socks\"")
+                    .near(self.transport_key(Transport::Socks)),
+            );
+        }
+        if self.main_mirrors.is_empty() {
+            return Err(Invalid::new("main_mirrors", "needs at least one mirror"));
+        }
+        let mut urls = HashSet::new();
+        for (i, m) in self.main_mirrors.iter().enumerate() {
+            if !urls.insert(m.as_str()) {
+                return Err(Invalid::new(format!("main_mirrors[{i}]"), "listed twice"));
+            }
+        }
+        if !self.transports().any(Transport::reaches_onions)
+            && self.main_mirrors.iter().all(WebUrl::is_onion)
+        {
+            return Err(Invalid::new(
+                "main_mirrors",
+                "all mirrors are onion services, which \"https\" cannot reach; add an https \
+                 mirror or a \"tor\" or \"socks\" transport",
+            ));
+        }
+        self.tor.validate("tor")?;
+        if let Some(a) = &self.announcement {
+            a.validate()?;
+        }
+        let bounded = [
+            (
+                "clock.skew_tolerance",
+                self.clock.skew_tolerance,
+                MAX_SKEW_TOLERANCE,
+            ),
+            (
+                "privacy.random_delay",
+                self.privacy.random_delay,
+                MAX_RANDOM_DELAY,
+            ),
+        ];
+        for (key, value, max) in bounded {
+            if value > max {
+                return Err(Invalid::new(
+                    key,
+                    format!(
+                        "must be at most {}, found {}",
+                        format_duration(max),
+                        format_duration(value)
+                    ),
+                ));
+            }
+        }
+        self.download.validate()
+    }
+
+    fn finish(&mut self, base: &Path) {
+        for path in [
+            &mut self.trust_root,
+            &mut self.state_dir,
+            &mut self.cache_dir,
+            &mut self.output_dir,
+        ] {
+            resolve(base, path);
+        }
+        if let Some(ca) = &mut self.https.extra_ca {
+            resolve(base, ca);
+        }
+        if let Some(anchors) = self
+            .announcement
+            .as_mut()
+            .and_then(|a| a.dnssec_anchors.as_mut())
+        {
+            resolve(base, anchors);
+        }
+        self.tor.finish(base, &self.state_dir, &self.cache_dir);
+    }
+}
+
+impl AnnouncementConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        check_slug(&self.channel, 32).map_err(|e| Invalid::new("announcement.channel", e))?;
+        match (self.resolver, self.use_system_resolver) {
+            (None, false) => Err(Invalid::new(
+                "announcement.resolver",
+                "set a resolver, or use_system_resolver = true",
+            )
+            .near("announcement")),
+            (Some(_), true) => Err(Invalid::new(
+                "announcement.use_system_resolver",
+                "conflicts with announcement.resolver; set only one",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl DownloadConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !(1..=16).contains(&self.parallelism) {
+            return Err(Invalid::new(
+                "download.parallelism",
+                format!("must be from 1 to 16, found {}", self.parallelism),
+            ));
+        }
+        for (key, value) in [
+            ("download.throughput_window", self.throughput_window),
+            ("download.deadline", self.deadline),
+        ] {
+            if value.is_zero() {
+                return Err(Invalid::new(key, "must be longer than 0s"));
+            }
+        }
+        if self.throughput_window > self.deadline {
+            return Err(Invalid::new(
+                "download.throughput_window",
+                "must not be longer than download.deadline",
+            ));
+        }
+        Ok(())
+    }
+}

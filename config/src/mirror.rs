@@ -1,0 +1,420 @@
+//! The configuration of `onionpkg-mirror`.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::common::{WebUrl, check_slug, de_with, format_duration};
+use crate::load::{ConfigFile, Invalid, resolve};
+use crate::tor::TorConfig;
+
+/// The shortest feed refresh interval: upstream feeds must not be hammered.
+pub const MIN_FEED_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The configuration of `onionpkg-mirror`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorConfig {
+    /// The repository tree to serve. Required.
+    pub root: PathBuf,
+    /// State that must survive restarts (Tor keys, sync state). Required.
+    pub state_dir: PathBuf,
+    /// Clearnet listeners. Default: none.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// The certificate for `listen.https`; required exactly when it is set.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// The onion service.
+    #[serde(default)]
+    pub onion: OnionConfig,
+    /// The embedded Tor client, used by the onion service and by syncing and
+    /// feeds through Tor. Its `cache_dir` defaults to `cache/tor` inside
+    /// `state_dir`.
+    #[serde(default)]
+    pub tor: TorConfig,
+    /// The metrics endpoint. Default: none.
+    #[serde(default)]
+    pub metrics: Option<MetricsConfig>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Connection limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Syncing the repository from upstream. Default: none, the tree is
+    /// updated by other means.
+    #[serde(default)]
+    pub sync: Option<SyncConfig>,
+    /// Third-party feeds to fetch, check and serve (`[[feed]]`). Default: none.
+    #[serde(default)]
+    pub feed: Vec<FeedConfig>,
+}
+
+/// `[listen]`: clearnet listeners.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Plain HTTP. Default: none.
+    #[serde(deserialize_with = "de_with::opt_socket_addr")]
+    pub http: Option<SocketAddr>,
+    /// HTTPS, with the certificate from `[tls]`. Default: none.
+    #[serde(deserialize_with = "de_with::opt_socket_addr")]
+    pub https: Option<SocketAddr>,
+}
+
+/// `[tls]`: the certificate for `listen.https`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM. Required.
+    pub cert: PathBuf,
+    /// The private key, PEM. Required.
+    pub key: PathBuf,
+}
+
+/// `[onion]`: the onion service.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OnionConfig {
+    /// Serve the repository as an onion service. Default: `false`.
+    pub enabled: bool,
+    /// The service's local name, which selects its key in Tor's state
+    /// directory: `[a-z0-9_-]`, not starting with `-`. Default: `"onionpkg"`.
+    pub nickname: String,
+}
+
+impl Default for OnionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            nickname: "onionpkg".to_owned(),
+        }
+    }
+}
+
+/// `[metrics]`: the metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to serve metrics; must be a loopback address, as metrics reveal
+    /// traffic patterns. Required.
+    #[serde(deserialize_with = "de_with::socket_addr")]
+    pub listen: SocketAddr,
+}
+
+/// `[log]`: logging.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Log each request. This logs client IP addresses of clearnet requests,
+    /// which is personal data. Default: `false`.
+    pub access_log: bool,
+}
+
+/// `[limits]`: limits that keep slow or hostile clients from exhausting the
+/// mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Connections served at the same time, over all listeners. Default: `512`.
+    pub max_connections: u32,
+    /// How long a client may take to send its request headers. Default: `"10s"`.
+    #[serde(deserialize_with = "de_with::duration")]
+    pub header_read_timeout: Duration,
+    /// The largest request header block, in bytes, 1024 to 1048576.
+    /// Default: `16384`.
+    pub max_header_bytes: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// `[sync]`: syncing the repository from upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// The upstream repository's base URL; a missing trailing `/` is added.
+    /// Required.
+    #[serde(deserialize_with = "de_with::base_url")]
+    pub upstream: WebUrl,
+    /// The pinned TUF root metadata the synced repository must verify
+    /// against. Required.
+    pub trust_root: PathBuf,
+    /// How often to sync. Default: none, sync only when asked.
+    #[serde(default, deserialize_with = "de_with::opt_duration")]
+    pub interval: Option<Duration>,
+    /// Sync through Tor, so upstream does not learn this mirror's address
+    /// (which matters for an onion-only mirror). Required for an onion
+    /// upstream. Default: `true`.
+    #[serde(default = "default_true")]
+    pub via_tor: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A third-party feed (`[[feed]]`) the mirror fetches, checks and serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// The feed's name, unique, `[a-z0-9-]`; it is served under this name.
+    /// Required.
+    pub name: String,
+    /// Where to fetch the feed: an `https://` or onion URL. Required.
+    pub upstream: WebUrl,
+    /// How often to fetch, at least `"1m"`. Default: `"6h"`.
+    #[serde(
+        default = "default_feed_interval",
+        deserialize_with = "de_with::duration"
+    )]
+    pub interval: Duration,
+    /// The largest accepted download, in bytes. Default: `104857600` (100 MiB).
+    #[serde(default = "default_max_size")]
+    pub max_size: u64,
+    /// What the content must look like to be served. Required.
+    pub check: FeedCheck,
+    /// Fetch through Tor. Required for an onion upstream. Default: `true`.
+    #[serde(default = "default_true")]
+    pub via_tor: bool,
+    /// A URL publishing the feed's SHA-256 checksum. Default: none.
+    #[serde(default)]
+    pub checksum_url: Option<WebUrl>,
+    /// A URL publishing a detached signature over the feed; needs
+    /// `signature_key`. Default: none.
+    #[serde(default)]
+    pub signature_url: Option<WebUrl>,
+    /// The public key file the signature must verify against; needs
+    /// `signature_url`. Default: none.
+    #[serde(default)]
+    pub signature_key: Option<PathBuf>,
+}
+
+fn default_feed_interval() -> Duration {
+    Duration::from_secs(6 * 3600)
+}
+
+fn default_max_size() -> u64 {
+    100 * 1024 * 1024
+}
+
+/// The content check a feed must pass before it is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum FeedCheck {
+    /// A text list of IP addresses and networks, one a line.
+    #[serde(rename = "ip-list")]
+    IpList,
+    /// A MaxMind DB file.
+    #[serde(rename = "mmdb")]
+    Mmdb,
+    /// A gzip-compressed tar archive.
+    #[serde(rename = "tar.gz")]
+    TarGz,
+    /// No content check; only the size limit and any checksum or signature.
+    #[serde(rename = "any")]
+    Any,
+}
+
+impl ConfigFile for MirrorConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        for (key, path) in [("root", &self.root), ("state_dir", &self.state_dir)] {
+            if path.as_os_str().is_empty() {
+                return Err(Invalid::new(key, "must not be empty"));
+            }
+        }
+        if self.listen.http.is_none() && self.listen.https.is_none() && !self.onion.enabled {
+            return Err(Invalid::new(
+                "listen",
+                "nothing to serve on: set listen.http, listen.https or onion.enabled = true",
+            ));
+        }
+        match (self.listen.https, &self.tls) {
+            (Some(_), None) => {
+                return Err(
+                    Invalid::new("tls.cert", "required when listen.https is set")
+                        .near("listen.https"),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(Invalid::new("tls", "given, but listen.https is not set"));
+            }
+            _ => {}
+        }
+        if let (Some(http), Some(https)) = (self.listen.http, self.listen.https)
+            && http == https
+        {
+            return Err(Invalid::new("listen.https", "same address as listen.http"));
+        }
+        self.validate_nickname()?;
+        if let Some(m) = &self.metrics
+            && !m.listen.ip().is_loopback()
+        {
+            return Err(Invalid::new(
+                "metrics.listen",
+                format!(
+                    "must be a loopback address such as 127.0.0.1:9100, found {}; metrics \
+                     reveal traffic patterns",
+                    m.listen
+                ),
+            ));
+        }
+        self.limits.validate()?;
+        self.tor.validate("tor")?;
+        if let Some(s) = &self.sync {
+            s.validate()?;
+        }
+        let mut names = HashSet::new();
+        for (i, f) in self.feed.iter().enumerate() {
+            f.validate(i)?;
+            if !names.insert(f.name.as_str()) {
+                return Err(Invalid::new(
+                    format!("feed[{i}].name"),
+                    format!("feed name {:?} is used twice", f.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, base: &Path) {
+        resolve(base, &mut self.root);
+        resolve(base, &mut self.state_dir);
+        if let Some(tls) = &mut self.tls {
+            resolve(base, &mut tls.cert);
+            resolve(base, &mut tls.key);
+        }
+        if let Some(sync) = &mut self.sync {
+            resolve(base, &mut sync.trust_root);
+        }
+        for f in &mut self.feed {
+            if let Some(key) = &mut f.signature_key {
+                resolve(base, key);
+            }
+        }
+        let cache = self.state_dir.join("cache");
+        self.tor.finish(base, &self.state_dir, &cache);
+    }
+}
+
+impl MirrorConfig {
+    fn validate_nickname(&self) -> Result<(), Invalid> {
+        let n = &self.onion.nickname;
+        let ok = !n.is_empty()
+            && n.len() <= 64
+            && !n.starts_with('-')
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if ok {
+            Ok(())
+        } else {
+            Err(Invalid::new(
+                "onion.nickname",
+                format!(
+                    "expected 1 to 64 characters of a-z, 0-9, '_' and '-', not starting with \
+                     '-', found {n:?}"
+                ),
+            ))
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.max_connections == 0 {
+            return Err(Invalid::new("limits.max_connections", "must be at least 1"));
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err(Invalid::new(
+                "limits.header_read_timeout",
+                "must be longer than 0s",
+            ));
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_header_bytes) {
+            return Err(Invalid::new(
+                "limits.max_header_bytes",
+                format!(
+                    "must be from 1024 to 1048576, found {}",
+                    self.max_header_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl SyncConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.trust_root.as_os_str().is_empty() {
+            return Err(Invalid::new("sync.trust_root", "must not be empty"));
+        }
+        if self.interval.is_some_and(|i| i.is_zero()) {
+            return Err(Invalid::new(
+                "sync.interval",
+                "must be longer than 0s; leave it out to sync only when asked",
+            ));
+        }
+        if self.upstream.is_onion() && !self.via_tor {
+            return Err(Invalid::new(
+                "sync.via_tor",
+                "an onion upstream is only reachable through Tor",
+            )
+            .near("sync.upstream"));
+        }
+        Ok(())
+    }
+}
+
+impl FeedConfig {
+    fn validate(&self, i: usize) -> Result<(), Invalid> {
+        let key = |k: &str| format!("feed[{i}].{k}");
+        check_slug(&self.name, 64).map_err(|e| Invalid::new(key("name"), e))?;
+        if self.interval < MIN_FEED_INTERVAL {
+            return Err(Invalid::new(
+                key("interval"),
+                format!(
+                    "must be at least {}, found {}",
+                    format_duration(MIN_FEED_INTERVAL),
+                    format_duration(self.interval)
+                ),
+            ));
+        }
+        if self.max_size == 0 {
+            return Err(Invalid::new(key("max_size"), "must be at least 1"));
+        }
+        let onion = self.upstream.is_onion()
+            || [&self.checksum_url, &self.signature_url]
+                .into_iter()
+                .flatten()
+                .any(WebUrl::is_onion);
+        if onion && !self.via_tor {
+            return Err(
+                Invalid::new(key("via_tor"), "an onion url is only reachable through Tor")
+                    .near(key("upstream")),
+            );
+        }
+        match (&self.signature_url, &self.signature_key) {
+            (Some(_), None) => Err(Invalid::new(
+                key("signature_key"),
+                "required with signature_url",
+            )
+            .near(key("signature_url"))),
+            (None, Some(_)) => Err(Invalid::new(
+                key("signature_url"),
+                "required with signature_key",
+            )
+            .near(key("signature_key"))),
+            _ => Ok(()),
+        }
+    }
+}
