@@ -201,7 +201,7 @@ fn map_err(e: sigstore_tuf::Error, ctx: Context<'_>) -> VerifyError {
             threshold,
         },
         E::Rollback { role, trusted, new } => VerifyError::Rollback {
-            role,
+            role: role_name(&role),
             trusted,
             offered: new,
         },
@@ -257,6 +257,14 @@ fn map_err(e: sigstore_tuf::Error, ctx: Context<'_>) -> VerifyError {
         }
         other => VerifyError::Malformed(crate_error_chain(&other)),
     }
+}
+
+/// sigstore-tuf names roles in rollback errors as seen from the pinning role
+/// ("snapshot (via timestamp)", "targets.json (via snapshot)"); we report the
+/// plain role name.
+fn role_name(label: &str) -> String {
+    let first = label.split(' ').next().unwrap_or(label);
+    first.strip_suffix(".json").unwrap_or(first).to_string()
 }
 
 fn crate_error_chain(e: &dyn std::error::Error) -> String {

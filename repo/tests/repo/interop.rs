@@ -1,0 +1,1 @@
+//! python-tuf interop (to be written).

@@ -1,0 +1,6 @@
+//! Integration tests of the release side and the trust layer together: a
+//! repository made by `onionpkg-repo`, attacked and verified as a client would.
+
+mod attacks;
+mod interop;
+mod util;

@@ -1,0 +1,113 @@
+//! Helpers shared by the integration tests.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use jiff::{SignedDuration, Timestamp};
+use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
+use onionpkg_trust::metadata::{Client, FsRepository, VerifyError};
+
+/// A repository made by `onionpkg-repo` in a temp dir, with its keys.
+pub(crate) struct TestRepo {
+    /// Keeps the directory alive.
+    pub(crate) tmp: tempfile::TempDir,
+    /// The repository.
+    pub(crate) repo: RepoDir,
+    /// Its keys.
+    pub(crate) keys: KeyDir,
+    /// The time everything was signed at.
+    pub(crate) now: Timestamp,
+}
+
+/// A fixed signing time, so expiry tests are exact.
+pub(crate) fn t0() -> Timestamp {
+    "2026-11-20T12:00:00Z".parse().unwrap()
+}
+
+/// `t0` plus `hours`.
+pub(crate) fn at(hours: i64) -> Timestamp {
+    t0().checked_add(SignedDuration::from_hours(hours)).unwrap()
+}
+
+impl TestRepo {
+    /// A fresh repository (root 2/3, other roles 1/1) with one package.
+    pub(crate) fn new() -> Self {
+        Self::with_options(&InitOptions::default())
+    }
+
+    /// A fresh repository made with `opts`, with one package published.
+    pub(crate) fn with_options(opts: &InitOptions) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = RepoDir::new(tmp.path().join("repo"));
+        let keys = KeyDir::new(tmp.path().join("keys"), None);
+        let now = t0();
+        repo.init(&keys, opts, &Expiries::default(), now).unwrap();
+        let t = Self {
+            tmp,
+            repo,
+            keys,
+            now,
+        };
+        t.add_package("pkg/hello-1.0.tar", b"hello, appliance\n");
+        t.publish();
+        t
+    }
+
+    /// Stages a package with the given content.
+    pub(crate) fn add_package(&self, path: &str, content: &[u8]) {
+        let file = self.tmp.path().join("input");
+        std::fs::write(&file, content).unwrap();
+        self.repo
+            .add_target(&file, path, &Default::default(), "targets")
+            .unwrap();
+    }
+
+    /// Publishes at `self.now`.
+    pub(crate) fn publish(&self) -> u64 {
+        self.repo
+            .publish(&self.keys, &Expiries::default(), &[], self.now)
+            .unwrap()
+    }
+
+    /// The pinned root (version 1).
+    pub(crate) fn root_v1(&self) -> Vec<u8> {
+        std::fs::read(self.repo.metadata_dir().join("1.root.json")).unwrap()
+    }
+
+    /// `metadata/NAME`.
+    pub(crate) fn md(&self, name: &str) -> PathBuf {
+        self.repo.metadata_dir().join(name)
+    }
+
+    /// A client store directory that persists between clients of one test.
+    pub(crate) fn store(&self) -> PathBuf {
+        self.tmp.path().join("client-store")
+    }
+}
+
+/// Runs a future to completion on a current-thread runtime.
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Refreshes a client of the tree at `dir` from `root`, with an optional
+/// persistent store, at `now`, and resolves and fetches `target` if given.
+pub(crate) fn client_run(
+    dir: &Path,
+    root: &[u8],
+    store: Option<&Path>,
+    now: Timestamp,
+    target: Option<&str>,
+) -> Result<Option<Vec<u8>>, VerifyError> {
+    block_on(async {
+        let mut c = Client::new(root, store, FsRepository::from_tree(dir))?;
+        c.refresh(now).await?;
+        match target {
+            Some(t) => c.fetch_target(t, now).await.map(Some),
+            None => Ok(None),
+        }
+    })
+}
