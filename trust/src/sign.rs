@@ -218,3 +218,83 @@ pub fn merge_signatures(copies: &[serde_json::Value]) -> Result<serde_json::Valu
     }
     Ok(merged)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_files_round_trip_with_mode_0600_and_never_show_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        let key = SecretKey::generate();
+        key.write_file(&path, None).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let back = SecretKey::read_file(&path, None).unwrap();
+        assert_eq!(back.public(), key.public());
+        // Debug shows the key id, not the secret.
+        let shown = format!("{back:?}");
+        assert!(shown.contains(&key.public().key_id()));
+        let pem = std::fs::read_to_string(&path).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(!shown.contains(&body));
+        // Never overwritten.
+        assert!(SecretKey::generate().write_file(&path, None).is_err());
+    }
+
+    #[test]
+    fn encrypted_key_files_need_the_right_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.key");
+        let key = SecretKey::generate();
+        key.write_file(&path, Some(b"correct horse")).unwrap();
+        let pem = std::fs::read_to_string(&path).unwrap();
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        let back = SecretKey::read_file(&path, Some(b"correct horse")).unwrap();
+        assert_eq!(back.public(), key.public());
+        assert!(matches!(
+            SecretKey::read_file(&path, Some(b"wrong")),
+            Err(crate::Error::Key(KeyError::WrongPassphrase { .. }))
+        ));
+        assert!(matches!(
+            SecretKey::read_file(&path, None),
+            Err(crate::Error::Key(KeyError::BadKeyFile { .. }))
+        ));
+    }
+
+    #[test]
+    fn signatures_cover_the_canonical_form_without_nulls() {
+        let key = SecretKey::generate();
+        let signed = serde_json::json!({ "b": 1, "a": null, "c": { "x": null, "y": [1, 2] } });
+        let env = sign_metadata(signed, &[&key]).unwrap();
+        assert_eq!(env["signed"], serde_json::json!({ "b": 1, "c": { "y": [1, 2] } }));
+        let canonical = canonical_bytes(&env["signed"]).unwrap();
+        assert_eq!(canonical, br#"{"b":1,"c":{"y":[1,2]}}"#);
+        let sig = hex::decode(env["signatures"][0]["sig"].as_str().unwrap()).unwrap();
+        key.public().verify(&canonical, &sig).unwrap();
+        assert_eq!(env["signatures"][0]["keyid"], key.public().key_id());
+    }
+
+    #[test]
+    fn signing_twice_with_one_key_keeps_one_signature() {
+        let key = SecretKey::generate();
+        let mut env = sign_metadata(serde_json::json!({ "v": 1 }), &[&key]).unwrap();
+        add_signature(&mut env, &key).unwrap();
+        assert_eq!(env["signatures"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn key_ids_are_the_tuf_key_ids() {
+        // sigstore-tuf computes securesystemslib's key id; ours must agree.
+        crate::crypto::install();
+        for _ in 0..4 {
+            let public = SecretKey::generate().public();
+            assert_eq!(public.key_id(), public.to_tuf().key_id().unwrap());
+        }
+    }
+}
