@@ -2,5 +2,6 @@
 //! repository made by `onionpkg-repo`, attacked and verified as a client would.
 
 mod attacks;
+mod cli;
 mod interop;
 mod util;

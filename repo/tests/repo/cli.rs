@@ -1,0 +1,141 @@
+//! The `onionpkg-repo` command line: the documented flows and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn repo_cmd(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_onionpkg-repo"))
+        .arg("--repo")
+        .arg(dir)
+        .args(args)
+        .env("ONIONPKG_TEST_PASSPHRASE", "a long test passphrase")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn init_add_publish_verify_and_exit_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let pkg = tmp.path().join("app-1.0.tar");
+    std::fs::write(&pkg, b"app 1.0").unwrap();
+
+    let init = ok(&repo_cmd(
+        &repo,
+        &["--passphrase-env", "ONIONPKG_TEST_PASSPHRASE", "init"],
+    ));
+    // Key ids are shown; secrets never are.
+    assert_eq!(init.lines().filter(|l| l.starts_with("root ")).count(), 3);
+    for entry in std::fs::read_dir(repo.join("keys")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "key") {
+            let pem = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+                "{path:?}"
+            );
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            assert!(!init.contains(&body[..40]));
+        }
+    }
+
+    ok(&repo_cmd(
+        &repo,
+        &[
+            "add",
+            pkg.to_str().unwrap(),
+            "--path",
+            "pkg/app-1.0.tar",
+            "--custom",
+            "version=1.0",
+        ],
+    ));
+    // Without the passphrase the encrypted keys cannot be opened: a key
+    // error, exit code 4, and the message says why.
+    let no_pass = repo_cmd(&repo, &["publish"]);
+    assert_eq!(
+        no_pass.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&no_pass.stderr)
+    );
+    assert!(String::from_utf8_lossy(&no_pass.stderr).contains("encrypted"));
+    let published = ok(&repo_cmd(
+        &repo,
+        &["--passphrase-env", "ONIONPKG_TEST_PASSPHRASE", "publish"],
+    ));
+    assert!(published.contains("timestamp version 2"), "{published}");
+
+    let root = repo.join("metadata/1.root.json");
+    let verified = ok(&repo_cmd(
+        &repo,
+        &["verify", "--root", root.to_str().unwrap()],
+    ));
+    assert!(verified.contains("pkg/app-1.0.tar (7 bytes)"), "{verified}");
+
+    // A tampered package: verification fails with exit code 3.
+    let target = std::fs::read_dir(repo.join("targets/pkg"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".app-1.0.tar"))
+        .unwrap();
+    std::fs::write(&target, b"app 6.6").unwrap();
+    let bad = repo_cmd(&repo, &["verify", "--root", root.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("does not match its signed hash"));
+
+    // Bad usage: exit 2.
+    assert_eq!(repo_cmd(&repo, &["no-such-command"]).status.code(), Some(2));
+    // A second init refuses to clobber the repository.
+    let again = repo_cmd(&repo, &["init"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a repository"));
+}
+
+#[test]
+fn unsafe_target_paths_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    let pkg = tmp.path().join("x");
+    std::fs::write(&pkg, b"x").unwrap();
+    ok(&repo_cmd(&repo, &["init", "--threshold", "root=1/1"]));
+    for bad in ["../escape", "/abs", "a//b", "mirrors.json", "feeds/x/y"] {
+        let out = repo_cmd(&repo, &["add", pkg.to_str().unwrap(), "--path", bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+    }
+    assert!(!tmp.path().join("escape").exists());
+}
+
+#[test]
+fn timestamp_rotation_and_json_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    ok(&repo_cmd(&repo, &["init"]));
+    let ts = ok(&repo_cmd(
+        &repo,
+        &["--json", "timestamp", "--expires", "2h"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(ts.trim()).unwrap();
+    assert_eq!(v["ok"], true);
+    let rot = ok(&repo_cmd(&repo, &["rotate", "snapshot"]));
+    assert!(rot.starts_with("rotated snapshot"), "{rot}");
+    let root = repo.join("metadata/1.root.json");
+    let verified = ok(&repo_cmd(
+        &repo,
+        &["verify", "--root", root.to_str().unwrap()],
+    ));
+    assert!(verified.contains("root v2"), "{verified}");
+    let bad = repo_cmd(&repo, &["timestamp", "--expires", "soon"]);
+    assert_eq!(bad.status.code(), Some(1));
+}
