@@ -1,1 +1,23 @@
-//! Placeholder library; see the crate description.
+//! The appliance side of onionpkg: transports that fetch signed metadata and
+//! packages, and the Tor plumbing the mirror shares.
+//!
+//! This crate owns the network paths of an update: the embedded Tor client
+//! ([`tor`]: configuration, bootstrap, purpose isolation) and HTTP/1.1 over
+//! any stream ([`http`]). It verifies nothing itself; every byte fetched is
+//! checked by `onionpkg-trust` before use.
+//!
+//! # Invariants
+//! - Every request has a deadline and a body size cap.
+//! - Each [`tor::Purpose`] uses its own circuits.
+//! - Relaxations that only make sense on a private Tor network (loopback
+//!   targets, relays sharing an address) exist only for
+//!   [`tor::Network::Custom`]; the public network always gets arti's defaults.
+//! - Full URLs of Tor-fetched resources are never logged above debug level.
+
+#![forbid(unsafe_code)]
+
+mod err;
+pub mod http;
+pub mod tor;
+
+pub use err::{Error, Result};

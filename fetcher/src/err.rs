@@ -1,0 +1,82 @@
+//! Errors of the fetcher's transports.
+
+use std::time::Duration;
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while setting up Tor or fetching over it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Tor settings are inconsistent (for example, a relaxation that is
+    /// only safe on a private network was asked for on the public one).
+    #[error("invalid tor settings: {0}")]
+    Settings(String),
+
+    /// A relay or authority identity in a custom network is malformed.
+    #[error("invalid {kind} identity {value:?} in the custom tor network")]
+    Identity {
+        /// Which kind of identity (for example "v3ident").
+        kind: &'static str,
+        /// The text that failed to parse.
+        value: String,
+    },
+
+    /// arti refused the configuration we built.
+    #[error("arti rejected the tor configuration: {0}")]
+    Config(#[from] arti_client::config::ConfigBuildError),
+
+    /// arti failed to start or to bootstrap.
+    #[error("tor bootstrap failed: {0}")]
+    Bootstrap(#[source] arti_client::Error),
+
+    /// Bootstrapping did not finish before its deadline.
+    #[error("tor bootstrap did not finish within {after:?} ({status}); {hint}")]
+    BootstrapTimeout {
+        /// The deadline that passed.
+        after: Duration,
+        /// arti's own status line, including its clock-skew estimate if it has one.
+        status: String,
+        /// The likely cause, in words for an operator.
+        hint: &'static str,
+    },
+
+    /// A Tor stream could not be opened.
+    #[error("cannot open a tor stream for {purpose}: {source}")]
+    Connect {
+        /// What the stream was for.
+        purpose: crate::tor::Purpose,
+        /// arti's error.
+        #[source]
+        source: arti_client::Error,
+    },
+
+    /// The URL is not one we fetch (only `http://host[:port]/path`).
+    #[error("unsupported url: {0}")]
+    Url(String),
+
+    /// The request could not be built.
+    #[error("invalid http request: {0}")]
+    Request(#[from] http::Error),
+
+    /// The HTTP exchange failed.
+    #[error("http error: {0}")]
+    Http(#[from] hyper::Error),
+
+    /// The response body is larger than allowed.
+    #[error("response body exceeds the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+
+    /// An operation did not finish before its deadline.
+    #[error("{what} timed out after {after:?}")]
+    Timeout {
+        /// What timed out.
+        what: &'static str,
+        /// The deadline that passed.
+        after: Duration,
+    },
+}

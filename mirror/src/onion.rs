@@ -1,0 +1,178 @@
+//! The mirror's onion service: launched with arti, served with hyper.
+//!
+//! arti keeps the service's identity key in its keystore under the client's
+//! state dir, keyed by the nickname; launching again with the same state dir
+//! and nickname therefore yields the same .onion address.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arti_client::config::onion_service::OnionServiceConfigBuilder;
+use futures::StreamExt;
+use http::{Request, Response};
+use hyper::body::{Body, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use onionpkg_fetcher::tor::Client;
+use safelog::DisplayRedacted;
+use tokio::sync::Semaphore;
+use tor_cell::relaycell::msg::{Connected, End, EndReason};
+use tor_hsservice::status::OnionServiceStatus;
+use tor_hsservice::{HsNickname, RunningOnionService, StreamRequest};
+use tor_proto::stream::IncomingStreamRequest;
+use tracing::{debug, info};
+
+use crate::{Error, Result};
+
+/// The only virtual port served; streams to any other port close the circuit,
+/// as C tor does for unknown ports.
+pub const HTTP_PORT: u16 = 80;
+
+/// Default cap on concurrently served onion streams.
+pub const DEFAULT_MAX_STREAMS: usize = 64;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest life of one connection, so idle or stalled peers give back their
+/// slot; long enough for a large package over a slow circuit.
+const MAX_CONNECTION_TIME: Duration = Duration::from_secs(600);
+
+/// A running onion service; dropping it stops serving.
+pub struct OnionService {
+    address: String,
+    service: Arc<RunningOnionService>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for OnionService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnionService")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnionService {
+    /// The service's address, `<56 chars>.onion`.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// arti's view of the service's health. It flaps on small networks while
+    /// the service stays reachable, so never wait on it in place of a fetch.
+    pub fn status(&self) -> OnionServiceStatus {
+        self.service.status()
+    }
+
+    /// Whether arti believes the service is reachable (descriptor published,
+    /// introduction points up). A hint for when to start trying, not proof.
+    pub fn reports_reachable(&self) -> bool {
+        self.service.status().state().is_fully_reachable()
+    }
+}
+
+impl Drop for OnionService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Launches the onion service `nickname` on `client` and serves `service`
+/// over HTTP/1.1 on its port 80, at most `max_streams` streams at a time.
+///
+/// Must be called within a tokio runtime; serving runs on that runtime.
+pub fn serve_onion<S, B>(
+    client: &Client,
+    nickname: &str,
+    max_streams: usize,
+    service: S,
+) -> Result<OnionService>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
+    let nick: HsNickname = nickname
+        .parse()
+        .map_err(|_| Error::Nickname(nickname.to_owned()))?;
+    let config = OnionServiceConfigBuilder::default()
+        .nickname(nick)
+        .build()?;
+    let (running, rend_requests) = client
+        .launch_onion_service(config)
+        .map_err(Error::Launch)?
+        .ok_or(Error::Disabled)?;
+    let address = running
+        .onion_address()
+        .ok_or(Error::NoAddress)?
+        .display_unredacted()
+        .to_string();
+    info!(%address, nickname, "onion service launched");
+
+    let slots = Arc::new(Semaphore::new(max_streams.max(1)));
+    let task = runtime.spawn(async move {
+        let mut streams = std::pin::pin!(tor_hsservice::handle_rend_requests(rend_requests));
+        while let Some(req) = streams.next().await {
+            dispatch(req, &slots, service.clone());
+        }
+        debug!("onion service request stream ended");
+    });
+    Ok(OnionService {
+        address,
+        service: running,
+        task,
+    })
+}
+
+/// Accepts, refuses or drops one stream request without blocking the loop.
+fn dispatch<S, B>(req: StreamRequest, slots: &Arc<Semaphore>, service: S)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let wanted = matches!(req.request(), IncomingStreamRequest::Begin(b) if b.port() == HTTP_PORT);
+    if !wanted {
+        debug!("stream to an unserved port: closing its circuit");
+        if let Err(e) = req.shutdown_circuit() {
+            debug!(error = %e, "cannot close circuit");
+        }
+        return;
+    }
+    let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+        debug!("stream limit reached: refusing a stream");
+        tokio::spawn(async move {
+            let _ = req
+                .reject(End::new_with_reason(EndReason::RESOURCELIMIT))
+                .await;
+        });
+        return;
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let stream = match req.accept(Connected::new_empty()).await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!(error = %e, "cannot accept onion stream");
+                return;
+            }
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        match tokio::time::timeout(MAX_CONNECTION_TIME, conn).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "onion http connection failed"),
+            Err(_) => debug!("onion http connection hit its lifetime limit"),
+        }
+    });
+}
