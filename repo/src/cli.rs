@@ -100,6 +100,24 @@ pub enum Command {
         #[arg(long, default_value = "1d")]
         expires: String,
     },
+    /// Print the signed DNS TXT announcement of the published state.
+    Announce {
+        /// The owner name of the TXT record (e.g. _update.example.org).
+        #[arg(long)]
+        name: String,
+        /// The update channel.
+        #[arg(long, default_value = "stable")]
+        channel: String,
+        /// How long the announcement stays valid.
+        #[arg(long, default_value = "1d")]
+        expires: String,
+        /// Print a zone-file line instead of the bare value.
+        #[arg(long)]
+        zone: bool,
+        /// The TTL of the zone-file line, in seconds.
+        #[arg(long, default_value_t = 300)]
+        ttl: u32,
+    },
     /// Replace the keys of a role and re-sign what they sign.
     Rotate {
         /// The role: root, targets, snapshot, timestamp, mirrors or feeds.
@@ -315,6 +333,20 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
             exp.set(onionpkg_trust::roles::TIMESTAMP, parse_duration(expires)?)?;
             let v = repo.timestamp(&keys, &exp, now)?;
             out.push(format!("timestamp version {v}"));
+        }
+        Command::Announce {
+            name,
+            channel,
+            expires,
+            zone,
+            ttl,
+        } => {
+            let text = repo.announce(&keys, name, channel, parse_duration(expires)?, now)?;
+            if *zone {
+                out.push(onionpkg_trust::announce::zone_line(name, *ttl, &text)?);
+            } else {
+                out.push(text);
+            }
         }
         Command::Rotate { role, threshold } => {
             let t = threshold

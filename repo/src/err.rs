@@ -81,6 +81,18 @@ impl From<onionpkg_trust::metadata::VerifyError> for RepoError {
     }
 }
 
+impl From<onionpkg_trust::announce::AnnounceError> for RepoError {
+    fn from(e: onionpkg_trust::announce::AnnounceError) -> Self {
+        Self::Trust(e.into())
+    }
+}
+
+impl From<onionpkg_trust::mirrors::MirrorListError> for RepoError {
+    fn from(e: onionpkg_trust::mirrors::MirrorListError) -> Self {
+        Self::Trust(e.into())
+    }
+}
+
 impl From<onionpkg_trust::keys::KeyError> for RepoError {
     fn from(e: onionpkg_trust::keys::KeyError) -> Self {
         Self::Trust(e.into())

@@ -521,13 +521,48 @@ impl RepoDir {
     /// Validates a mirror list and stages it as the `mirrors` role's target.
     /// Returns the number of mirrors.
     pub fn set_mirrors(&self, bytes: &[u8], now: Timestamp) -> Result<usize> {
-        let _ = now; // MIRRORS-PENDING
-        let n = serde_json::from_slice::<Value>(bytes)
-            .map_err(|e| RepoError::Invalid(e.to_string()))?["mirrors"]
-            .as_array()
-            .map(Vec::len)
-            .unwrap_or(0);
+        let list = onionpkg_trust::mirrors::MirrorList::parse(bytes)?;
+        if list.is_expired(now, onionpkg_trust::clock::Tolerance::ZERO) {
+            return Err(RepoError::Invalid(
+                "the mirror list has already expired; give it a later `expires`".into(),
+            ));
+        }
+        let n = list.mirrors().len();
         self.add_target_bytes(bytes, roles::MIRRORS_TARGET, roles::MIRRORS)?;
         Ok(n)
+    }
+}
+
+impl RepoDir {
+    /// Makes the signed DNS announcement of the published state: the
+    /// timestamp version as serial and the hash of `timestamp.json`, signed by
+    /// the timestamp role's keys, valid for `valid_for` from `now`.
+    pub fn announce(
+        &self,
+        keys: &KeyDir,
+        owner: &str,
+        channel: &str,
+        valid_for: jiff::SignedDuration,
+        now: Timestamp,
+    ) -> Result<String> {
+        let published = self.published()?;
+        let signers = self.signers(keys, roles::TIMESTAMP, &published.root)?;
+        let ts_path = self.metadata_dir().join("timestamp.json");
+        let ts = std::fs::read(&ts_path).map_err(RepoError::io("reading", &ts_path))?;
+        let hash: [u8; 32] = Sha256::digest(&ts).into();
+        let expires = now
+            .checked_add(valid_for)
+            .map_err(|e| RepoError::Invalid(format!("announcement expiry: {e}")))?;
+        let refs: Vec<&SecretKey> = signers.iter().collect();
+        let text = onionpkg_trust::announce::make(
+            owner,
+            channel,
+            version_of(&published.timestamp["signed"]),
+            now,
+            expires,
+            &hash,
+            &refs,
+        )?;
+        Ok(text)
     }
 }

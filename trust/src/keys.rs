@@ -3,7 +3,7 @@
 //! onionpkg uses ed25519 keys only. A key's id is the TUF key id (hex SHA-256
 //! of the canonical JSON of `{keytype, scheme, keyval}`), the same one
 //! python-tuf computes, so ids shown by our tools match the metadata. Private
-//! keys live in [`crate::sign`] (feature `signing`).
+//! keys live in `crate::sign` (feature `signing`).
 
 use std::collections::BTreeMap;
 

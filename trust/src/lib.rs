@@ -16,7 +16,7 @@
 //! - [`announce`]: the compact signed DNS TXT announcement.
 //! - [`clock`]: the clock policy (skew tolerance, signed time floor).
 //! - [`keys`]: ed25519 public keys and key ids; with the `signing` feature,
-//!   private key files and signing ([`sign`]).
+//!   private key files and signing (`sign`).
 //!
 //! # Invariants
 //! - Nothing is trusted unless it chains to a pinned root through signatures

@@ -139,3 +139,90 @@ fn timestamp_rotation_and_json_output() {
     let bad = repo_cmd(&repo, &["timestamp", "--expires", "soon"]);
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn announce_and_mirror_list_verify_as_clients_would() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    ok(&repo_cmd(&repo, &["init"]));
+
+    // A mirror list with a clearnet and an onion mirror, staged and published.
+    let onion = onionpkg_trust::mirrors::onion_host(&[7u8; 32]);
+    let expires = onionpkg_repo::state::tuf_time(
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * 30))
+            .unwrap(),
+    );
+    let list = serde_json::json!({
+        "version": 1, "expires": expires,
+        "mirrors": [{ "name": "primary", "clearnet": "https://mirror.example.org/onionpkg/",
+                      "onion": format!("http://{onion}/"), "region": "eu", "weight": 10 }],
+    });
+    let list_file = tmp.path().join("mirrors.json");
+    std::fs::write(&list_file, serde_json::to_vec(&list).unwrap()).unwrap();
+    ok(&repo_cmd(
+        &repo,
+        &["mirrors", "set", list_file.to_str().unwrap()],
+    ));
+    ok(&repo_cmd(&repo, &["publish"]));
+    let root = repo.join("metadata/1.root.json");
+    let verified = ok(&repo_cmd(
+        &repo,
+        &["verify", "--root", root.to_str().unwrap()],
+    ));
+    assert!(verified.contains("mirrors  mirrors.json"), "{verified}");
+
+    // An invalid list (http on clearnet) is refused before anything is staged.
+    let mut bad = list.clone();
+    bad["mirrors"][0]["clearnet"] = serde_json::json!("http://mirror.example.org/");
+    std::fs::write(&list_file, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let out = repo_cmd(&repo, &["mirrors", "set", list_file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // The announcement names the published timestamp version, signed by the
+    // timestamp role, and verifies against the root.
+    let text = ok(&repo_cmd(
+        &repo,
+        &["announce", "--name", "_update.example.org"],
+    ));
+    let text = text.trim();
+    assert!(text.len() <= 255, "{}", text.len());
+    let root_bytes = std::fs::read(&root).unwrap();
+    let root = onionpkg_trust::metadata::check_root(&root_bytes).unwrap();
+    let keys = onionpkg_trust::metadata::role_keys(&root, "timestamp").unwrap();
+    let a = onionpkg_trust::announce::verify(
+        text,
+        "_update.example.org",
+        "stable",
+        &keys,
+        jiff::Timestamp::now(),
+        onionpkg_trust::clock::Tolerance::ZERO,
+        None,
+    )
+    .unwrap();
+    assert_eq!(a.serial, 2);
+    let ts = std::fs::read(repo.join("metadata/timestamp.json")).unwrap();
+    let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&ts).into();
+    assert_eq!(a.timestamp_hash, hash);
+    // Bound to its name: another owner name does not verify.
+    assert!(
+        onionpkg_trust::announce::verify(
+            text,
+            "_update.example.net",
+            "stable",
+            &keys,
+            jiff::Timestamp::now(),
+            onionpkg_trust::clock::Tolerance::ZERO,
+            None,
+        )
+        .is_err()
+    );
+    let zone = ok(&repo_cmd(
+        &repo,
+        &["announce", "--name", "_update.example.org", "--zone"],
+    ));
+    assert!(
+        zone.starts_with("_update.example.org. 300 IN TXT \"v=1;c=stable;n=2;"),
+        "{zone}"
+    );
+}
