@@ -157,7 +157,7 @@ impl RepoDir {
         }
         let current = Self::read_json(&self.metadata_dir().join("root.json"))?;
         let (old_ids, old_threshold) = binding(&current["signed"]["roles"][role]);
-        let t = threshold.unwrap_or(crate::ops::Threshold {
+        let t = threshold.unwrap_or_else(|| crate::ops::Threshold {
             threshold: old_threshold,
             count: old_ids.len().max(1),
         });

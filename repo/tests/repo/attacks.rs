@@ -438,8 +438,10 @@ fn root_rotation_needs_both_the_old_and_the_new_threshold() {
 fn offline_root_signatures_merge_and_install() {
     let tmp = tempfile::tempdir().unwrap();
     let holders: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate()).collect();
-    let mut opts = InitOptions::default();
-    opts.offline_root_keys = holders.iter().map(SecretKey::public).collect();
+    let opts = InitOptions {
+        offline_root_keys: holders.iter().map(SecretKey::public).collect(),
+        ..Default::default()
+    };
     let repo = RepoDir::new(tmp.path().join("repo"));
     let keys = onionpkg_repo::KeyDir::new(tmp.path().join("keys"), None);
     let report = repo.init(&keys, &opts, &Expiries::default(), t0()).unwrap();

@@ -173,7 +173,7 @@ fn announce_and_mirror_list_verify_as_clients_would() {
     assert!(verified.contains("mirrors  mirrors.json"), "{verified}");
 
     // An invalid list (http on clearnet) is refused before anything is staged.
-    let mut bad = list.clone();
+    let mut bad = list;
     bad["mirrors"][0]["clearnet"] = serde_json::json!("http://mirror.example.org/");
     std::fs::write(&list_file, serde_json::to_vec(&bad).unwrap()).unwrap();
     let out = repo_cmd(&repo, &["mirrors", "set", list_file.to_str().unwrap()]);
