@@ -83,6 +83,64 @@ impl TestRepo {
     pub(crate) fn store(&self) -> PathBuf {
         self.tmp.path().join("client-store")
     }
+
+    /// Like [`TestRepo::new`], but signed at `now`: for peers (python-tuf)
+    /// that check expiry against the real clock, which the fixed `t0` would
+    /// fail once its one-day timestamp has run out.
+    pub(crate) fn new_at(now: Timestamp) -> Self {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let repo = RepoDir::new(tmp.path().join("repo"));
+        let keys = KeyDir::new(tmp.path().join("keys"), None);
+        repo.init(&keys, &InitOptions::default(), &Expiries::default(), now)
+            .expect("init");
+        let t = Self {
+            tmp,
+            repo,
+            keys,
+            now,
+        };
+        t.add_package("pkg/hello-1.0.tar", b"hello, appliance\n");
+        t.publish();
+        t
+    }
+
+    /// Stages a target of `role` (`targets` or `feeds`) with the given
+    /// content and custom fields.
+    pub(crate) fn add_target_as(
+        &self,
+        role: &str,
+        path: &str,
+        content: &[u8],
+        custom: &[(&str, &str)],
+    ) {
+        let file = self.tmp.path().join("input");
+        std::fs::write(&file, content).expect("writing the input file");
+        let custom = custom
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.repo
+            .add_target(&file, path, &custom, role)
+            .unwrap_or_else(|e| panic!("adding {path} to {role}: {e}"));
+    }
+}
+
+/// Copies a directory tree (a mirror's snapshot of a repository, for
+/// replaying it later).
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("creating {}: {e}", to.display()));
+    for entry in
+        std::fs::read_dir(from).unwrap_or_else(|e| panic!("listing {}: {e}", from.display()))
+    {
+        let entry = entry.expect("a directory entry");
+        let dest = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest)
+                .unwrap_or_else(|e| panic!("copying to {}: {e}", dest.display()));
+        }
+    }
 }
 
 /// Runs a future to completion on a current-thread runtime.
