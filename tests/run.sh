@@ -3,7 +3,8 @@
 # end-to-end tests (private Tor network, python-tuf interop).
 #
 # On a fresh Debian machine it first installs what the tests need: Debian's
-# tor and curl, python3-venv, and python-tuf from PyPI in ./.venv.
+# tor, curl, Knot DNS (knotd, keymgr, knsupdate), dig, python3-venv, and
+# python-tuf from PyPI in ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ log() { printf '==> %s\n' "$*"; }
 missing=()
 command -v tor >/dev/null 2>&1 || missing+=(tor)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v knotd >/dev/null 2>&1 || missing+=(knot)
+command -v knsupdate >/dev/null 2>&1 || missing+=(knot-dnsutils)
+command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
