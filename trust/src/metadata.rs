@@ -48,7 +48,9 @@ pub enum VerifyError {
         threshold: usize,
     },
     /// A version went backwards: a rollback or a replay of old metadata.
-    #[error("{role} version {offered} is older than the trusted version {trusted} (rollback or replay)")]
+    #[error(
+        "{role} version {offered} is older than the trusted version {trusted} (rollback or replay)"
+    )]
     Rollback {
         /// The role.
         role: String,
@@ -234,7 +236,10 @@ fn map_err(e: sigstore_tuf::Error, ctx: Context<'_>) -> VerifyError {
         E::NotRefreshed => VerifyError::NotRefreshed,
         E::Io { context, source } => VerifyError::Store(format!("{context}: {source}")),
         E::Transport { message, source } => {
-            match source.as_deref().and_then(|s| s.downcast_ref::<FetchError>()) {
+            match source
+                .as_deref()
+                .and_then(|s| s.downcast_ref::<FetchError>())
+            {
                 Some(FetchError::TooLarge { name, limit }) => match ctx {
                     Context::Target(path, length) => VerifyError::TargetTooLong {
                         path: path.to_string(),
@@ -401,17 +406,35 @@ impl Client {
         out
     }
 
-    /// Loads a delegated role of the top-level targets (by resolving a path it
-    /// is delegated), so its targets show in [`Client::known_targets`].
+    /// The names of the roles the top-level targets role delegates to.
+    pub fn delegated_roles(&self) -> Vec<String> {
+        self.updater
+            .trusted()
+            .targets_role(roles::TARGETS)
+            .and_then(|t| t.delegations.as_ref())
+            .map(|d| d.roles.iter().map(|r| r.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Loads a role the top-level targets role delegates to, so its targets
+    /// show in [`Client::known_targets`]. sigstore-tuf loads delegated roles
+    /// only while resolving a path, so we resolve a path made from the role's
+    /// first path pattern. A role delegated by hash prefixes only, or whose
+    /// pattern yields no matching path, is left unloaded.
     pub async fn load_delegated(
         &mut self,
         role: &str,
         now: jiff::Timestamp,
     ) -> Result<(), VerifyError> {
-        let probe = match role {
-            roles::MIRRORS => roles::MIRRORS_TARGET.to_string(),
-            roles::FEEDS => "feeds/x/x".to_string(),
-            _ => return Ok(()),
+        let probe = self
+            .updater
+            .trusted()
+            .targets_role(roles::TARGETS)
+            .and_then(|t| t.delegations.as_ref())
+            .and_then(|d| d.roles.iter().find(|r| r.name == role))
+            .and_then(probe_path);
+        let Some(probe) = probe else {
+            return Ok(());
         };
         match self.target_info(&probe, now).await {
             Ok(_) | Err(VerifyError::TargetNotFound(_)) => Ok(()),
@@ -447,6 +470,34 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// A target path that `role`'s first path pattern matches: each glob
+/// character replaced by a literal it accepts.
+fn probe_path(role: &sigstore_tuf::DelegatedRole) -> Option<String> {
+    let pattern = role.paths.as_ref()?.first()?;
+    let mut out = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' | '?' => out.push('x'),
+            '[' => {
+                // The first literal of a class; a negated class is skipped.
+                let first = chars.next()?;
+                if first == '!' {
+                    return None;
+                }
+                out.push(first);
+                for k in chars.by_ref() {
+                    if k == ']' {
+                        break;
+                    }
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    role.matches_path(&out).ok()?.then_some(out)
 }
 
 /// The keys and threshold that `root` gives `role`.

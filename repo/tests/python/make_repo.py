@@ -12,15 +12,16 @@ independent implementation's idea of TUF 1.0, not a copy of ours:
   dropping one signature falls below the threshold;
 - snapshot, timestamp: 1-of-1 online keys; the timestamp pins the
   snapshot's length and hash;
-- a delegated role `feeds` (its own key, terminating, paths `feeds/*/*`, the
-  onionpkg layout, so that `onionpkg-repo verify` lists its target too);
+- a delegated role `releases` (its own key, terminating, paths
+  `releases/*`), a name the onionpkg layout does not use, so that
+  `onionpkg-repo verify` is shown to follow any delegation;
 - a top-level target in a sub-directory (`pkg/app-1.0.tar`, with a custom
-  field) and a delegated one (`feeds/tools/tool-2.0.tar`).
+  field) and a delegated one (`releases/tool-2.0.tar`).
 
 Layout written:
 
     OUTDIR/metadata/{1,2}.root.json, root.json, 1.targets.json,
-        1.feeds.json, 1.snapshot.json, timestamp.json
+        1.releases.json, 1.snapshot.json, timestamp.json
     OUTDIR/targets/<dir>/<sha256>.<basename>   (consistent snapshots)
     OUTDIR/expected/<target path>              (the plain contents)
 
@@ -52,14 +53,14 @@ SPEC_VERSION = "1.0.31"
 # Target path -> contents. Large enough to span several read buffers of a
 # streaming verifier, and different per target so a mix-up shows.
 TOP_LEVEL_TARGET = "pkg/app-1.0.tar"
-DELEGATED_TARGET = "feeds/tools/tool-2.0.tar"
+DELEGATED_TARGET = "releases/tool-2.0.tar"
 CONTENTS = {
     TOP_LEVEL_TARGET: b"onionpkg interop: app 1.0\n" * 4000,
     DELEGATED_TARGET: bytes(range(256)) * 300,
 }
 
-DELEGATED_ROLE = "feeds"
-DELEGATED_PATHS = ["feeds/*/*"]
+DELEGATED_ROLE = "releases"
+DELEGATED_PATHS = ["releases/*"]
 
 
 def expiry(days):

@@ -40,10 +40,10 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const PY_TOP_LEVEL: &str = "pkg/app-1.0.tar";
 
 /// The target `make_repo.py` writes through its delegated role.
-const PY_DELEGATED: &str = "feeds/tools/tool-2.0.tar";
+const PY_DELEGATED: &str = "releases/tool-2.0.tar";
 
 /// The delegated role of `make_repo.py`.
-const PY_DELEGATED_ROLE: &str = "feeds";
+const PY_DELEGATED_ROLE: &str = "releases";
 
 /// `tests/python/NAME`.
 fn script(name: &str) -> PathBuf {
