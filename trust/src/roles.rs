@@ -89,7 +89,16 @@ mod tests {
 
     #[test]
     fn unsafe_paths_are_refused() {
-        for bad in ["", "/etc/passwd", "a/../b", "./a", "a//b", "a\\b", "a\0b", "a/"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "./a",
+            "a//b",
+            "a\\b",
+            "a\0b",
+            "a/",
+        ] {
             assert!(!is_safe_target_path(bad), "{bad:?}");
         }
         for good in ["a", "pkg/a-1.0.tar", "feeds/geoip/GeoIP.dat"] {

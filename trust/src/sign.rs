@@ -13,8 +13,8 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use pkcs8::LineEnding;
 use zeroize::Zeroizing;
 
-use crate::keys::{KeyError, PublicKey};
 use crate::Result;
+use crate::keys::{KeyError, PublicKey};
 
 /// An ed25519 private key.
 pub struct SecretKey {
@@ -37,7 +37,10 @@ impl SecretKey {
 
     /// The public half.
     pub fn public(&self) -> PublicKey {
-        #[allow(clippy::expect_used, reason = "dalek's own verifying key is always valid")]
+        #[allow(
+            clippy::expect_used,
+            reason = "dalek's own verifying key is always valid"
+        )]
         PublicKey::from_bytes(self.key.verifying_key().as_bytes()).expect("a valid ed25519 key")
     }
 
@@ -80,11 +83,13 @@ impl SecretKey {
             (false, _) => SigningKey::from_pkcs8_pem(pem)
                 .map_err(|_| bad("not an ed25519 PKCS#8 private key"))?,
             (true, None) => return Err(bad("the key is encrypted and no passphrase was given")),
-            (true, Some(pass)) => SigningKey::from_pkcs8_encrypted_pem(pem, pass).map_err(|_| {
-                KeyError::WrongPassphrase {
-                    path: path.to_path_buf(),
-                }
-            })?,
+            (true, Some(pass)) => {
+                SigningKey::from_pkcs8_encrypted_pem(pem, pass).map_err(|_| {
+                    KeyError::WrongPassphrase {
+                        path: path.to_path_buf(),
+                    }
+                })?
+            }
         };
         Ok(Self { key })
     }
@@ -159,9 +164,8 @@ pub fn sign_metadata(
 /// Adds (or replaces) `key`'s signature on an envelope. This is how each holder
 /// of an offline root key signs in turn.
 pub fn add_signature(envelope: &mut serde_json::Value, key: &SecretKey) -> Result<()> {
-    let malformed = |m: &str| -> crate::Error {
-        crate::metadata::VerifyError::Malformed(m.to_string()).into()
-    };
+    let malformed =
+        |m: &str| -> crate::Error { crate::metadata::VerifyError::Malformed(m.to_string()).into() };
     let signed = envelope
         .get("signed")
         .ok_or_else(|| malformed("envelope has no `signed`"))?;
@@ -180,9 +184,8 @@ pub fn add_signature(envelope: &mut serde_json::Value, key: &SecretKey) -> Resul
 /// workflow: each key holder signs a copy). Refuses copies whose `signed`
 /// parts differ: a signature over other content must never be carried over.
 pub fn merge_signatures(copies: &[serde_json::Value]) -> Result<serde_json::Value> {
-    let malformed = |m: &str| -> crate::Error {
-        crate::metadata::VerifyError::Malformed(m.to_string()).into()
-    };
+    let malformed =
+        |m: &str| -> crate::Error { crate::metadata::VerifyError::Malformed(m.to_string()).into() };
     let (first, rest) = copies
         .split_first()
         .ok_or_else(|| malformed("nothing to merge"))?;
@@ -272,7 +275,10 @@ mod tests {
         let key = SecretKey::generate();
         let signed = serde_json::json!({ "b": 1, "a": null, "c": { "x": null, "y": [1, 2] } });
         let env = sign_metadata(signed, &[&key]).unwrap();
-        assert_eq!(env["signed"], serde_json::json!({ "b": 1, "c": { "y": [1, 2] } }));
+        assert_eq!(
+            env["signed"],
+            serde_json::json!({ "b": 1, "c": { "y": [1, 2] } })
+        );
         let canonical = canonical_bytes(&env["signed"]).unwrap();
         assert_eq!(canonical, br#"{"b":1,"c":{"y":[1,2]}}"#);
         let sig = hex::decode(env["signatures"][0]["sig"].as_str().unwrap()).unwrap();
