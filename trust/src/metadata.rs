@@ -332,6 +332,18 @@ impl Client {
             .map_err(|e| map_err(e, Context::Metadata))
     }
 
+    /// Refreshes at the time the clock policy gives: refuses a clock behind
+    /// the signed time floor, and checks expiry with the policy's tolerance.
+    /// Returns the time used.
+    pub async fn refresh_with(
+        &mut self,
+        clock: &crate::clock::ClockPolicy,
+    ) -> Result<jiff::Timestamp, crate::Error> {
+        let now = clock.now()?;
+        self.refresh(clock.expiry_now(now)).await?;
+        Ok(now)
+    }
+
     /// The trusted root.
     pub fn root(&self) -> &Root {
         self.updater.trusted().root()

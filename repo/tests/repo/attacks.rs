@@ -470,3 +470,42 @@ fn offline_root_signatures_merge_and_install() {
     write(&copies[1], &other);
     assert!(onionpkg_repo::rootops::merge_files(&merged, &copies).is_err());
 }
+
+#[test]
+fn the_clock_policy_decides_expiry_and_refuses_a_clock_behind_the_floor() {
+    use onionpkg_trust::clock::{ClockPolicy, FixedClock, TimeFloor, Tolerance};
+    use onionpkg_trust::metadata::{Client, FsRepository};
+
+    let t = TestRepo::new();
+    let floor_file = t.tmp.path().join("floor.json");
+    let policy = |now, tolerance_secs| {
+        ClockPolicy::new(
+            Box::new(FixedClock::new(now)),
+            Tolerance::from_secs(tolerance_secs).unwrap(),
+            TimeFloor::load(&floor_file).unwrap(),
+        )
+    };
+    let refresh = |p: &ClockPolicy| {
+        crate::util::block_on(async {
+            let mut c = Client::new(&t.root_v1(), None, FsRepository::from_tree(t.repo.dir()))?;
+            c.refresh_with(p).await
+        })
+    };
+    // The timestamp expires at t0 + 24 h: 30 minutes late is refused with no
+    // tolerance, accepted with one hour.
+    let late = at(24).checked_add(SignedDuration::from_mins(30)).unwrap();
+    assert!(matches!(
+        refresh(&policy(late, 0)).unwrap_err(),
+        onionpkg_trust::Error::Verify(VerifyError::Expired { .. })
+    ));
+    assert!(refresh(&policy(late, 3600)).is_ok());
+    // Tolerance is bounded.
+    assert!(Tolerance::from_secs(2 * 3600).is_err());
+    // A signed time seen at t0 + 10 h raises the floor, persisted; a clock
+    // reading t0 + 1 h is then refused, naming the clock.
+    let mut p = policy(at(10), 0);
+    p.raise_floor(at(10)).unwrap();
+    let err = refresh(&policy(at(1), 0)).unwrap_err();
+    assert!(err.to_string().contains("fixed clock"), "{err}");
+    assert!(refresh(&policy(at(11), 0)).is_ok());
+}
