@@ -64,12 +64,6 @@ impl OnionService {
     pub fn status(&self) -> OnionServiceStatus {
         self.service.status()
     }
-
-    /// Whether arti believes the service is reachable (descriptor published,
-    /// introduction points up). A hint for when to start trying, not proof.
-    pub fn reports_reachable(&self) -> bool {
-        self.service.status().state().is_fully_reachable()
-    }
 }
 
 impl Drop for OnionService {

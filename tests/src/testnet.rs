@@ -35,6 +35,10 @@ use ports::{PortLease, TOR_PORTS};
 use process::{POLL, TorProcess, find_binary, stop_all, tail};
 use torrc::{Identity, Node, Role};
 
+/// Set this environment variable to keep the network's dir (keys, torrcs,
+/// logs) after teardown, for debugging.
+pub const KEEP_ENV: &str = "ONIONPKG_TESTNET_KEEP";
+
 /// Errors of the harness.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -170,10 +174,13 @@ impl TestNet {
         let t0 = Instant::now();
         let tor = find_binary("tor")?;
         let gencert = find_binary("tor-gencert")?;
-        let dir = tempfile::Builder::new()
+        let mut dir = tempfile::Builder::new()
             .prefix("onionpkg-testnet-")
             .tempdir()
             .map_err(|e| Error::io("creating the network dir", e))?;
+        if std::env::var_os(KEEP_ENV).is_some() {
+            dir.disable_cleanup(true);
+        }
         let resolv = dir.path().join("resolv.conf");
         std::fs::write(&resolv, "nameserver 127.0.0.1\n")
             .map_err(|e| Error::io("writing resolv.conf", e))?;
