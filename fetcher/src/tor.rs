@@ -467,10 +467,27 @@ mod tests {
         assert!(msg.contains("authorities"), "{msg}");
     }
 
-    #[test]
-    fn purposes_get_distinct_tokens() {
-        let toks: std::collections::HashSet<usize> =
-            Purpose::ALL.iter().map(|p| p.index()).collect();
-        assert_eq!(toks.len(), Purpose::ALL.len());
+    #[tokio::test]
+    async fn purposes_get_distinct_tokens() {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = client_config(&custom(dir.path())).unwrap();
+        // Manual: the client never touches the network in this test.
+        let client = TorClient::builder()
+            .config(cfg)
+            .bootstrap_behavior(arti_client::BootstrapBehavior::Manual)
+            .create_unbootstrapped()
+            .unwrap();
+        let a = TorTransport::new(Arc::clone(&client));
+        let b = TorTransport::new(client);
+        let tokens: std::collections::BTreeSet<IsolationToken> = Purpose::ALL
+            .iter()
+            .flat_map(|&p| [a.token(p), b.token(p)])
+            .collect();
+        assert_eq!(tokens.len(), 2 * Purpose::ALL.len());
+        assert_eq!(
+            a.token(Purpose::Packages),
+            a.clone().token(Purpose::Packages)
+        );
     }
 }

@@ -237,3 +237,36 @@ pub fn processes_mentioning(dir: &Path) -> Vec<(u32, String)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tor_says_how_to_install_it() {
+        let e = find_binary("onionpkg-no-such-tor").unwrap_err().to_string();
+        assert!(
+            e.contains("onionpkg-no-such-tor") && e.contains("install tor"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn helpers_have_deadlines() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exec sleep 5"]);
+        let start = Instant::now();
+        let e = run(cmd, b"", Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("log");
+        std::fs::write(&f, "a\nb\nc\n").unwrap();
+        assert_eq!(tail(&f, 2), "b\nc");
+        assert_eq!(tail(&dir.path().join("missing"), 2), "");
+    }
+}
