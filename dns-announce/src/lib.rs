@@ -1,1 +1,55 @@
-//! Placeholder library; see the crate description.
+//! onionpkg-announce: the signed DNS TXT announcement of an onionpkg
+//! repository's state, so that appliances learn with one DNS query whether
+//! anything changed, instead of polling mirrors.
+//!
+//! This crate is part of onionpkg. The record format, its signature and its
+//! verification belong to the trust layer
+//! ([`onionpkg_trust::announce`]); this crate moves the record through DNS:
+//!
+//! - [`make`]: the signed record of a repository's published state (serial =
+//!   version of `timestamp.json`, its SHA-256, issue and expiry time), signed
+//!   by the timestamp role's keys for one owner name and channel.
+//! - [`push`]: one RFC 2136 UPDATE (delete the TXT RRset, add the record),
+//!   TSIG-signed, over TCP, to the zone's primary server; [`tsig`] reads the
+//!   key files of Knot DNS and BIND.
+//! - [`serve`]: a small authoritative server for the announcement zone.
+//! - [`query`]: asks DNS for the TXT records at a name, through a resolver
+//!   that reads no system file, optionally over caller-given streams
+//!   ([`transport::StreamProvider`], for Tor).
+//! - [`check`]: verification against the pinned root and what the result
+//!   means for an appliance ([`check::AnnouncementState`]); [`state`] keeps
+//!   the highest serial seen.
+//! - [`cli`]: the `onionpkg-announce` command line.
+//!
+//! # Exit codes of `onionpkg-announce`
+//! The same for every subcommand ([`exit`]): 0 ok; 1 failure (network,
+//! files, server); 2 bad usage or configuration; 3 invalid announcement (bad
+//! signature, unknown keys, another owner name or channel, malformed, or a
+//! replayed older serial); 4 expired (or issued in the future); 5 no
+//! announcement at the name; 6 update refused by the DNS server.
+//!
+//! # Invariants
+//! - An announcement is acted on only after the trust layer verified it;
+//!   only a verified record whose serial equals the trusted timestamp
+//!   version lets an appliance skip the mirrors. Missing or invalid records
+//!   never block updates: they mean "ask the mirrors".
+//! - No resolver here reads `/etc/resolv.conf` or `/etc/hosts` on its own.
+//! - Secrets (TSIG keys, signing keys) are never printed or logged.
+
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod cli;
+mod err;
+pub mod make;
+pub mod push;
+pub mod query;
+pub mod serve;
+pub mod state;
+pub mod transport;
+pub mod tsig;
+
+pub use check::AnnouncementState;
+pub use err::{Error, Result, announce_exit_code, exit};
+pub use query::query_announcement;
+pub use transport::StreamProvider;

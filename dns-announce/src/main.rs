@@ -1,9 +1,74 @@
-//! Placeholder entry point; the program arrives with its own issue.
+//! `onionpkg-announce`: make, push, serve and check the signed DNS
+//! announcement. See `onionpkg-announce --help`.
+//!
+//! Exit codes: 0 ok; 1 failure; 2 bad usage; 3 invalid announcement;
+//! 4 expired; 5 no announcement; 6 update refused by the DNS server.
 
-fn main() -> std::process::ExitCode {
-    #[allow(clippy::print_stderr, reason = "the binary's only output")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program"
+)]
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser;
+use onionpkg_announce::cli::{Cli, Output, exit_code, exit_name, run};
+
+fn show(json: bool, out: &Output) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = if json {
+        writeln!(stdout, "{}", out.json)
+    } else {
+        out.text.iter().try_for_each(|l| writeln!(stdout, "{l}"))
+    };
+    let _ = stdout.flush();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
     {
-        eprintln!("not built yet");
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::from(onionpkg_announce::exit::FAILURE);
+        }
+    };
+    let result = runtime.block_on(run(&cli, jiff::Timestamp::now(), |ready| {
+        show(cli.json, &ready);
+    }));
+    match result {
+        Ok(out) => {
+            show(cli.json, &out);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = exit_code(&e);
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "ok": false,
+                        "error": format!("{e:#}"),
+                        "kind": exit_name(code),
+                        "exit_code": code,
+                    })
+                );
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(code)
+        }
     }
-    std::process::ExitCode::from(2)
 }

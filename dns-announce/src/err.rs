@@ -1,0 +1,255 @@
+//! The error type of `onionpkg-announce`, and the exit codes of the program.
+//!
+//! # Invariants
+//! - No message carries a TSIG secret or a private key: errors about a TSIG
+//!   key file name the file and the problem, never its content.
+//! - Every error maps to exactly one exit code ([`Error::exit_code`]), and
+//!   the codes are the ones documented in [`exit`].
+
+use std::path::PathBuf;
+
+use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_trust::announce::AnnounceError;
+
+/// A result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The exit codes of `onionpkg-announce`, the same for every subcommand.
+pub mod exit {
+    /// Success: the record was made, pushed or served, or `check` found a
+    /// valid, current announcement.
+    pub const OK: u8 = 0;
+    /// Failure: the network, a file, the server, or anything else.
+    pub const FAILURE: u8 = 1;
+    /// Bad usage: an invalid argument or configuration.
+    pub const USAGE: u8 = 2;
+    /// The announcement is invalid: bad signature, unknown keys, another
+    /// owner name or channel, malformed, or older than one seen (a replay).
+    pub const INVALID: u8 = 3;
+    /// The announcement is expired (or issued in the future: check the clock).
+    pub const EXPIRED: u8 = 4;
+    /// No announcement at the name.
+    pub const NO_ANNOUNCEMENT: u8 = 5;
+    /// The DNS server refused the update (NOTAUTH, REFUSED, BADSIG, BADKEY,
+    /// BADTIME): a wrong TSIG key, or no permission.
+    pub const REFUSED: u8 = 6;
+}
+
+/// Everything that can go wrong while making, publishing, serving or checking
+/// an announcement.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The announcement is refused (or could not be made) by the trust layer.
+    #[error(transparent)]
+    Announce(#[from] AnnounceError),
+    /// The repository could not be read, or its keys could not sign.
+    #[error(transparent)]
+    Repo(#[from] onionpkg_repo::RepoError),
+    /// A trust-layer error (key files, atomic writes).
+    #[error(transparent)]
+    Trust(#[from] onionpkg_trust::Error),
+    /// The root file does not hold a valid, self-signed root.
+    #[error("{path} is not a valid root: {source}")]
+    Root {
+        /// The root file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: onionpkg_trust::metadata::VerifyError,
+    },
+    /// A TSIG key file is unusable. Never holds the secret.
+    #[error("TSIG key file {path}: {reason}")]
+    TsigKey {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state file (highest serial seen) is damaged. It is never dropped
+    /// silently: that would remove the replay protection it exists for.
+    #[error("state file {path}: {reason}")]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An argument or configuration value is unusable.
+    #[error("{what}: {reason}")]
+    InvalidArgument {
+        /// Which argument.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A DNS exchange failed (connect, timeout, server failure).
+    #[error("DNS {what} via {server} failed: {reason}")]
+    Network {
+        /// What was being done.
+        what: &'static str,
+        /// The server, or the transport.
+        server: String,
+        /// Why.
+        reason: String,
+    },
+    /// The primary server refused the update: wrong TSIG key or no permission.
+    #[error("the server {server} refused the update of zone {zone}: {reason}")]
+    UpdateRefused {
+        /// The server.
+        server: String,
+        /// The zone.
+        zone: String,
+        /// The response code, and what it likely means.
+        reason: String,
+    },
+    /// The primary server accepted the key but failed the update.
+    #[error("the server {server} did not apply the update of zone {zone}: response code {rcode}")]
+    UpdateFailed {
+        /// The server.
+        server: String,
+        /// The zone.
+        zone: String,
+        /// The response code.
+        rcode: String,
+    },
+    /// The built-in server could not start or stopped with an error.
+    #[error("serving: {0}")]
+    Serve(String),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub(crate) fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// An invalid argument.
+    pub(crate) fn arg(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The exit code of the program for this error (see [`exit`]).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Announce(e) => announce_exit_code(e),
+            Self::UpdateRefused { .. } => exit::REFUSED,
+            Self::Root { .. } | Self::TsigKey { .. } | Self::InvalidArgument { .. } => exit::USAGE,
+            Self::Repo(e) => match e.kind() {
+                ErrorKind::BadConfig => exit::USAGE,
+                _ => exit::FAILURE,
+            },
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+/// The exit code for a refused announcement.
+pub fn announce_exit_code(e: &AnnounceError) -> u8 {
+    match e {
+        AnnounceError::InvalidOwner { .. } | AnnounceError::InvalidArgument { .. } => exit::USAGE,
+        _ => match e.kind() {
+            ErrorKind::Expired => exit::EXPIRED,
+            ErrorKind::NotFound => exit::NO_ANNOUNCEMENT,
+            _ => exit::INVALID,
+        },
+    }
+}
+
+impl HasKind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Announce(e) => e.kind(),
+            Self::Repo(e) => e.kind(),
+            Self::Trust(e) => e.kind(),
+            Self::Root { .. } | Self::InvalidArgument { .. } | Self::TsigKey { .. } => {
+                ErrorKind::BadConfig
+            }
+            Self::Io { .. } | Self::State { .. } => ErrorKind::Io,
+            Self::Network { .. } | Self::UpdateFailed { .. } => ErrorKind::Network,
+            Self::UpdateRefused { .. } => ErrorKind::Key,
+            Self::Serve(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcement_refusals_map_to_their_codes() {
+        assert_eq!(
+            announce_exit_code(&AnnounceError::NoRecord),
+            exit::NO_ANNOUNCEMENT
+        );
+        let t = jiff::Timestamp::UNIX_EPOCH;
+        assert_eq!(
+            announce_exit_code(&AnnounceError::Expired { expires: t, now: t }),
+            exit::EXPIRED
+        );
+        assert_eq!(
+            announce_exit_code(&AnnounceError::Rollback {
+                serial: 1,
+                last_seen: 2
+            }),
+            exit::INVALID
+        );
+        assert_eq!(
+            announce_exit_code(&AnnounceError::NoValidSignature { owner: "a".into() }),
+            exit::INVALID
+        );
+        assert_eq!(
+            announce_exit_code(&AnnounceError::NotAnnouncement),
+            exit::INVALID
+        );
+        let nested = AnnounceError::NoneValid {
+            count: 2,
+            first: Box::new(AnnounceError::Expired { expires: t, now: t }),
+        };
+        assert_eq!(announce_exit_code(&nested), exit::EXPIRED);
+    }
+
+    #[test]
+    fn refused_updates_have_their_own_code() {
+        let e = Error::UpdateRefused {
+            server: "127.0.0.1:53".into(),
+            zone: "example.org".into(),
+            reason: "NOTAUTH".into(),
+        };
+        assert_eq!(e.exit_code(), exit::REFUSED);
+        let codes = [
+            exit::OK,
+            exit::FAILURE,
+            exit::USAGE,
+            exit::INVALID,
+            exit::EXPIRED,
+            exit::NO_ANNOUNCEMENT,
+            exit::REFUSED,
+        ];
+        let distinct: std::collections::BTreeSet<_> = codes.iter().collect();
+        assert_eq!(distinct.len(), codes.len());
+    }
+}

@@ -1,0 +1,371 @@
+//! The built-in authoritative server (`onionpkg-announce serve`).
+//!
+//! It answers for one zone only: the SOA and NS records at the apex and the
+//! TXT announcement at the owner name. Other names in the zone get NXDOMAIN,
+//! names outside it REFUSED; there is no recursion, no zone transfer and no
+//! dynamic update.
+//!
+//! The announcement is re-made from the repository (and re-signed):
+//! - when `metadata/timestamp.json` changes: its hash is compared every poll
+//!   interval (default 10 s), so a publish shows up within one interval;
+//! - on SIGHUP, at once;
+//! - when half of the announcement's validity has passed, so the record
+//!   served never expires while the server runs.
+//!
+//! SIGTERM and SIGINT shut the server down gracefully.
+//!
+//! # Invariants
+//! - The TXT RRset and the SOA serial are replaced under one lock: a query
+//!   sees the old record or the new one, never none and never both.
+//! - The SOA serial rises with every change of the record.
+//! - A failed refresh keeps the previous record (it stays valid until its
+//!   expiry) and is logged; only the first one at start-up is fatal.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_proto::rr::rdata::{NS, SOA, TXT};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
+use hickory_server::Server;
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use jiff::{SignedDuration, Timestamp};
+use onionpkg_repo::RepoDir;
+use onionpkg_trust::sign::SecretKey;
+use sha2::{Digest, Sha256};
+
+use crate::err::{Error, Result};
+use crate::make::{Signed, Signers, sign};
+
+/// How long an idle TCP connection is kept open.
+pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default poll interval for `timestamp.json`.
+pub const DEFAULT_POLL: Duration = Duration::from_secs(10);
+
+/// A fully qualified name from user input.
+fn fqdn(what: &str, name: &str) -> Result<Name> {
+    let text = if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    };
+    Name::from_ascii(&text).map_err(|e| Error::arg(what, format!("{name:?}: {e}")))
+}
+
+/// The zone served: SOA, NS and the announcement.
+#[derive(Clone)]
+pub struct AnnounceZone {
+    handler: Arc<InMemoryZoneHandler<TokioRuntimeProvider>>,
+    origin: Name,
+    owner: Name,
+    ttl: u32,
+    soa: SOA,
+    serial: Arc<AtomicU32>,
+}
+
+impl std::fmt::Debug for AnnounceZone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnounceZone")
+            .field("origin", &self.origin)
+            .field("owner", &self.owner)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AnnounceZone {
+    /// A zone `zone` publishing the announcement at `name` with `ttl`; `ns`
+    /// is the name server's name (default `ns.ZONE`). It holds no
+    /// announcement until [`AnnounceZone::set_record`].
+    pub fn new(zone: &str, name: &str, ttl: u32, ns: Option<&str>) -> Result<Self> {
+        let origin = fqdn("zone", zone)?;
+        let owner = fqdn("name", name)?;
+        if !origin.zone_of(&owner) {
+            return Err(Error::arg(
+                "name",
+                format!("{owner} is not inside the zone {origin}"),
+            ));
+        }
+        let ns = match ns {
+            Some(ns) => fqdn("--ns", ns)?,
+            None => fqdn("zone", &format!("ns.{origin}"))?,
+        };
+        let rname = fqdn("zone", &format!("hostmaster.{origin}"))?;
+        // Negative answers are cached for at most a minute.
+        let soa = SOA::new(ns.clone(), rname, 1, 3600, 600, 86_400, ttl.min(60));
+        let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
+            origin.clone(),
+            ZoneType::Primary,
+            AxfrPolicy::Deny,
+        );
+        let inserted = handler.upsert_mut(
+            Record::from_rdata(origin.clone(), ttl, RData::SOA(soa.clone())),
+            1,
+        ) && handler.upsert_mut(
+            Record::from_rdata(origin.clone(), ttl, RData::NS(NS(ns))),
+            1,
+        );
+        if !inserted {
+            return Err(Error::Serve("could not build the zone".into()));
+        }
+        Ok(Self {
+            handler: Arc::new(handler),
+            origin,
+            owner,
+            ttl,
+            soa,
+            serial: Arc::new(AtomicU32::new(1)),
+        })
+    }
+
+    /// Replaces the announcement (none: remove it) and raises the SOA serial.
+    pub async fn set_record(&self, text: Option<&str>) -> Result<()> {
+        let serial = self.serial.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        let txt_key = RrKey::new(LowerName::from(&self.owner), RecordType::TXT);
+        let soa_key = RrKey::new(LowerName::from(&self.origin), RecordType::SOA);
+        let mut soa = self.soa.clone();
+        soa.serial = serial;
+        let mut soa_set = RecordSet::new(self.origin.clone(), RecordType::SOA, serial);
+        soa_set.insert(
+            Record::from_rdata(self.origin.clone(), self.ttl, RData::SOA(soa)),
+            serial,
+        );
+        let txt_set = match text {
+            Some(text) => {
+                let strings: Vec<String> = onionpkg_trust::announce::chunks(text)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+                let mut set = RecordSet::new(self.owner.clone(), RecordType::TXT, serial);
+                set.insert(
+                    Record::from_rdata(self.owner.clone(), self.ttl, RData::TXT(TXT::new(strings))),
+                    serial,
+                );
+                Some(set)
+            }
+            None => None,
+        };
+        let mut records = self.handler.records_mut().await;
+        match txt_set {
+            Some(set) => records.insert(txt_key, Arc::new(set)),
+            None => records.remove(&txt_key),
+        };
+        records.insert(soa_key, Arc::new(soa_set));
+        Ok(())
+    }
+
+    /// A catalog answering for this zone only.
+    fn catalog(&self) -> Catalog {
+        let mut catalog = Catalog::new();
+        let handler: Arc<dyn ZoneHandler> = self.handler.clone();
+        catalog.upsert(LowerName::from(&self.origin), vec![handler]);
+        catalog
+    }
+}
+
+/// A running server.
+pub struct Listening {
+    server: Server<Catalog>,
+    addrs: Vec<SocketAddr>,
+}
+
+impl std::fmt::Debug for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listening")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listening {
+    /// The addresses answered on (UDP and TCP each).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Stops accepting queries and waits for the running ones.
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.server
+            .shutdown_gracefully()
+            .await
+            .map_err(|e| Error::Serve(e.to_string()))
+    }
+}
+
+/// Starts answering for `zone` on UDP and TCP at each address. A port 0
+/// binds UDP to a free port and TCP to the same one.
+pub async fn listen(zone: &AnnounceZone, addrs: &[SocketAddr]) -> Result<Listening> {
+    let mut server = Server::new(zone.catalog());
+    let mut bound = Vec::new();
+    for addr in addrs {
+        let bind_err =
+            |proto: &str, e: std::io::Error| Error::Serve(format!("binding {proto} {addr}: {e}"));
+        let udp = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|e| bind_err("UDP", e))?;
+        let actual = udp.local_addr().map_err(|e| bind_err("UDP", e))?;
+        let tcp = tokio::net::TcpListener::bind(actual)
+            .await
+            .map_err(|e| bind_err("TCP", e))?;
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_IDLE_TIMEOUT, 32);
+        bound.push(actual);
+    }
+    Ok(Listening {
+        server,
+        addrs: bound,
+    })
+}
+
+/// What `serve` announces, and how.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The owner name.
+    pub name: String,
+    /// The channel.
+    pub channel: String,
+    /// How long each signed announcement is valid.
+    pub valid_for: SignedDuration,
+    /// How often `timestamp.json` is checked for a change; `None`: only on
+    /// SIGHUP (and before expiry).
+    pub poll: Option<Duration>,
+}
+
+/// Keeps the served announcement in step with the repository.
+pub struct Announcer {
+    repo: RepoDir,
+    keys: Vec<SecretKey>,
+    opts: ServeOptions,
+    zone: AnnounceZone,
+    seen_hash: Option<[u8; 32]>,
+    current: Option<Signed>,
+}
+
+impl std::fmt::Debug for Announcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announcer")
+            .field("repo", &self.repo)
+            .field("keys", &self.keys.len())
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Announcer {
+    /// An announcer for `repo`, signing with `keys`, serving in `zone`.
+    pub fn new(
+        repo: RepoDir,
+        keys: Vec<SecretKey>,
+        opts: ServeOptions,
+        zone: AnnounceZone,
+    ) -> Self {
+        Self {
+            repo,
+            keys,
+            opts,
+            zone,
+            seen_hash: None,
+            current: None,
+        }
+    }
+
+    /// The announcement served now.
+    pub fn current(&self) -> Option<&Signed> {
+        self.current.as_ref()
+    }
+
+    /// Re-makes the announcement if `force`, if `timestamp.json` changed,
+    /// or if half its validity has passed. Returns the new one, if any.
+    pub async fn refresh(&mut self, now: Timestamp, force: bool) -> Result<Option<&Signed>> {
+        let ts_path = self.repo.metadata_dir().join("timestamp.json");
+        let bytes = std::fs::read(&ts_path).map_err(Error::io("reading", &ts_path))?;
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        let renew = self.current.as_ref().is_none_or(|c| {
+            let a = &c.announcement;
+            let half = a.expires.duration_since(a.issued) / 2;
+            a.issued.checked_add(half).is_ok_and(|at| now >= at)
+        });
+        if !(force || renew || self.seen_hash != Some(hash)) {
+            return Ok(None);
+        }
+        let signed = sign(
+            &self.repo,
+            Signers::Keys(&self.keys),
+            &self.opts.name,
+            &self.opts.channel,
+            self.opts.valid_for,
+            now,
+        )?;
+        self.zone.set_record(Some(&signed.text)).await?;
+        tracing::info!(
+            serial = signed.announcement.serial,
+            expires = %signed.announcement.expires,
+            "serving a new announcement"
+        );
+        self.seen_hash = Some(hash);
+        Ok(Some(&*self.current.insert(signed)))
+    }
+}
+
+/// Serves until SIGTERM or SIGINT. `ready` is called with the bound
+/// addresses once the server answers and the signal handlers are in place.
+pub async fn run(
+    mut announcer: Announcer,
+    listen_on: &[SocketAddr],
+    ready: impl FnOnce(&[SocketAddr], &Signed),
+) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let sig = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| Error::Serve(format!("installing the {name} handler: {e}")))
+    };
+    let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
+    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+    announcer.refresh(Timestamp::now(), true).await?;
+    let listening = listen(&announcer.zone, listen_on).await?;
+    if let Some(current) = announcer.current() {
+        ready(listening.local_addrs(), current);
+    }
+    // Without polling, still wake up to renew before expiry.
+    let period = announcer.opts.poll.unwrap_or(Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        let force = tokio::select! {
+            _ = hup.recv() => { tracing::info!("SIGHUP: re-reading the repository"); true }
+            _ = tick.tick() => false,
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        let polled = force || announcer.opts.poll.is_some();
+        let result = if polled {
+            announcer.refresh(Timestamp::now(), force).await.map(|_| ())
+        } else {
+            renew_only(&mut announcer).await
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not refresh the announcement; still serving the previous one");
+        }
+    }
+    tracing::info!("shutting down");
+    listening.shutdown().await
+}
+
+/// Without polling: re-sign only when half the validity has passed.
+async fn renew_only(announcer: &mut Announcer) -> Result<()> {
+    let now = Timestamp::now();
+    let due = announcer.current().is_none_or(|c| {
+        let a = &c.announcement;
+        let half = a.expires.duration_since(a.issued) / 2;
+        a.issued.checked_add(half).is_ok_and(|at| now >= at)
+    });
+    if due {
+        announcer.refresh(now, true).await?;
+    }
+    Ok(())
+}
