@@ -1,4 +1,4 @@
-//! Shared helpers for the end-to-end tests, the demo and the benchmarks:
+//! Shared support code for the end-to-end tests, the demo and the benchmarks:
 //! the private Tor network harness ([`testnet`]) and local HTTP servers
 //! ([`http_server`]).
 //!

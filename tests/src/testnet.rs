@@ -54,9 +54,9 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
-    /// A key-generation helper failed.
+    /// A key-generation command failed.
     #[error("{what} failed: {output}")]
-    Helper {
+    KeyTool {
         /// The command.
         what: String,
         /// Its exit status and output.

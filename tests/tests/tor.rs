@@ -8,7 +8,7 @@
 #![allow(
     clippy::unwrap_used,
     clippy::print_stdout,
-    reason = "test helpers: a panic or a printed line is the report"
+    reason = "test support code: a panic or a printed line is the report"
 )]
 
 use std::collections::HashMap;

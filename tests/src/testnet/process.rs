@@ -28,7 +28,7 @@ pub fn find_binary(name: &str) -> Result<PathBuf> {
         .ok_or_else(|| Error::MissingBinary(name.to_owned()))
 }
 
-/// Runs a short helper command to completion within `deadline`, feeding
+/// Runs a short command (key generation) to completion within `deadline`, feeding
 /// `stdin`; returns its stdout.
 pub fn run(mut cmd: Command, stdin: &[u8], deadline: Duration) -> Result<String> {
     use std::io::Write;
@@ -39,16 +39,16 @@ pub fn run(mut cmd: Command, stdin: &[u8], deadline: Duration) -> Result<String>
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
-        .map_err(|e| Error::io("starting a tor helper", e))?;
+        .map_err(|e| Error::io("starting a tor key tool", e))?;
     if let Some(mut i) = child.stdin.take() {
         i.write_all(stdin)
-            .map_err(|e| Error::io("feeding a tor helper", e))?;
+            .map_err(|e| Error::io("feeding a tor key tool", e))?;
     }
     let start = Instant::now();
     loop {
         if let Some(status) = child
             .try_wait()
-            .map_err(|e| Error::io("waiting for a tor helper", e))?
+            .map_err(|e| Error::io("waiting for a tor key tool", e))?
         {
             let mut out = String::new();
             let mut err = String::new();
@@ -59,7 +59,7 @@ pub fn run(mut cmd: Command, stdin: &[u8], deadline: Duration) -> Result<String>
                 let _ = e.read_to_string(&mut err);
             }
             if !status.success() {
-                return Err(Error::Helper {
+                return Err(Error::KeyTool {
                     what,
                     output: format!("{status}: {out}{err}"),
                 });
@@ -252,7 +252,7 @@ mod tests {
     }
 
     #[test]
-    fn helpers_have_deadlines() {
+    fn key_tools_have_deadlines() {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", "exec sleep 5"]);
         let start = Instant::now();

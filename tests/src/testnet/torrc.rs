@@ -18,7 +18,7 @@ use super::{Error, Result};
 /// arti's minimum of 5.
 pub const VOTING_INTERVAL_SECS: u32 = 15;
 
-/// How long one key-generation helper may take.
+/// How long one key-generation command may take.
 const KEYGEN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What kind of node a torrc is for.
