@@ -133,14 +133,21 @@ pub async fn push(req: &PushRequest<'_>) -> Result<PushReport> {
         Err(_) => return Err(net("update", &"timed out")),
         Ok(None) => return Err(net("update", &"the connection closed without a response")),
         Ok(Some(Err(NetError::Proto(e)))) => {
-            // The multiplexer verifies the response's TSIG; Knot answers a
-            // wrong secret with BADSIG and an empty MAC, which hickory
-            // reports as "…support truncated HMACs with TSIG".
-            return Err(refused(format!(
-                "the reply is not signed with our TSIG key: the server refused the key \
-                 (BADSIG, BADKEY or BADTIME: check the key name, secret and clock) \
-                 [{e}]"
-            )));
+            // The multiplexer verifies the response's TSIG. Knot answers a
+            // wrong secret (BADSIG) or an unknown key name (BADKEY) with an
+            // empty MAC, which hickory reports as "…support truncated HMACs
+            // with TSIG".
+            let text = e.to_string();
+            return Err(refused(if text.contains("truncated HMAC") {
+                "the server did not accept our TSIG key (BADSIG or BADKEY: its reply \
+                 carries an empty MAC); check the key name and secret"
+                    .to_string()
+            } else {
+                format!(
+                    "the reply's TSIG signature does not verify ({text}): a wrong key, a \
+                     clock more than {TSIG_FUDGE} s off (BADTIME), or a forged reply"
+                )
+            }));
         }
         Ok(Some(Err(e))) => return Err(net("update", &e)),
         Ok(Some(Ok(response))) => response,

@@ -1,0 +1,17 @@
+//! Integration tests of onionpkg-announce: `push` against a real Knot DNS
+//! server, the built-in server and its reloads, `check`'s refusals and exit
+//! codes, and the bytes an idle check costs on the wire.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a test binary: a panic is the failure report"
+)]
+
+mod knot;
+mod refusals;
+mod serve;
+mod util;
+mod wire;
