@@ -196,21 +196,44 @@ impl Listening {
     }
 }
 
+/// A UDP socket at `addr`; an IPv6 one answers IPv6 only, so that `[::]:53`
+/// and `0.0.0.0:53` can both be listed.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(socket.into())
+}
+
+/// A TCP listener at `addr` (IPv6 only for an IPv6 address).
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
 /// Starts answering for `zone` on UDP and TCP at each address. A port 0
 /// binds UDP to a free port and TCP to the same one.
 pub async fn listen(zone: &AnnounceZone, addrs: &[SocketAddr]) -> Result<Listening> {
     let mut server = Server::new(zone.catalog());
     let mut bound = Vec::new();
-    for addr in addrs {
+    for &addr in addrs {
         let bind_err =
             |proto: &str, e: std::io::Error| Error::Serve(format!("binding {proto} {addr}: {e}"));
-        let udp = tokio::net::UdpSocket::bind(addr)
-            .await
-            .map_err(|e| bind_err("UDP", e))?;
+        let udp = bind_udp(addr).map_err(|e| bind_err("UDP", e))?;
         let actual = udp.local_addr().map_err(|e| bind_err("UDP", e))?;
-        let tcp = tokio::net::TcpListener::bind(actual)
-            .await
-            .map_err(|e| bind_err("TCP", e))?;
+        let tcp = bind_tcp(actual).map_err(|e| bind_err("TCP", e))?;
         server.register_socket(udp);
         server.register_listener(tcp, TCP_IDLE_TIMEOUT, 32);
         bound.push(actual);
