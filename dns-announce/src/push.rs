@@ -10,22 +10,29 @@
 //!   anything else is an error, and a refusal (NOTAUTH, REFUSED, BADSIG,
 //!   BADKEY, BADTIME, or an unsigned or badly signed reply) is
 //!   [`Error::UpdateRefused`].
+//! - A reply that fails TSIG verification is never trusted; its response
+//!   code and TSIG error (read from a copy of the received bytes) only make
+//!   the error message precise (BADSIG, BADKEY, BADTIME, NOTAUTH).
 //! - Every step is bounded by the timeout.
 //! - The TSIG secret never appears in logs or errors.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use hickory_net::client::Client;
-use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::tcp::TcpClientStream;
 use hickory_net::{DnsHandle as _, DnsMultiplexer, NetError};
-use hickory_proto::op::{DnsRequest, ResponseCode, UpdateMessage as _, update_message};
+use hickory_proto::op::{DnsRequest, Message, ResponseCode, UpdateMessage as _, update_message};
 use hickory_proto::rr::rdata::TXT;
+use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::err::{Error, Result};
+use crate::transport::StreamProvider;
 use crate::tsig::TsigKey;
 
 /// The allowed clock difference to the server for TSIG, in seconds (the
@@ -72,7 +79,7 @@ fn fqdn(what: &str, name: &str) -> Result<Name> {
 
 /// Builds the UPDATE message: delete the TXT RRset at the name, add the
 /// record.
-pub fn update_message(req: &PushRequest<'_>) -> Result<hickory_proto::op::Message> {
+pub fn update_message(req: &PushRequest<'_>) -> Result<Message> {
     let zone = fqdn("--zone", req.zone)?;
     let name = fqdn("--name", req.name)?;
     if !zone.zone_of(&name) {
@@ -111,7 +118,19 @@ pub async fn push(req: &PushRequest<'_>) -> Result<PushReport> {
         server: server.clone(),
         reason: e.to_string(),
     };
-    let provider = TokioRuntimeProvider::new();
+    // The connection goes through a tap that keeps the bytes received, so
+    // that a reply hickory refuses (unsigned, or signed with an empty MAC)
+    // can still be read for its response code and TSIG error.
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let tap = Arc::clone(&received);
+    let provider = StreamProvider::new(move |addr| {
+        let tap = Arc::clone(&tap);
+        async move {
+            let inner = tokio::net::TcpStream::connect(addr).await?;
+            inner.set_nodelay(true)?;
+            Ok(Tap { inner, read: tap })
+        }
+    });
     let (connect, handle) = TcpClientStream::new(req.server, None, Some(req.timeout), provider);
     let stream = tokio::time::timeout(req.timeout, connect)
         .await
@@ -120,7 +139,7 @@ pub async fn push(req: &PushRequest<'_>) -> Result<PushReport> {
     let mux = DnsMultiplexer::new(stream, handle)
         .with_timeout(req.timeout)
         .with_signer(signer);
-    let (client, background) = Client::<TokioRuntimeProvider>::from_sender(mux);
+    let (client, background) = Client::<StreamProvider<Tap>>::from_sender(mux);
     let bg = tokio::spawn(background);
     let sent = tokio::time::timeout(req.timeout, client.send(DnsRequest::from(msg)).next()).await;
     bg.abort();
@@ -133,20 +152,17 @@ pub async fn push(req: &PushRequest<'_>) -> Result<PushReport> {
         Err(_) => return Err(net("update", &"timed out")),
         Ok(None) => return Err(net("update", &"the connection closed without a response")),
         Ok(Some(Err(NetError::Proto(e)))) => {
-            // The multiplexer verifies the response's TSIG. Knot answers a
-            // wrong secret (BADSIG) or an unknown key name (BADKEY) with an
+            // The multiplexer verifies the reply's TSIG. Servers answer a
+            // refused key (and Knot any refused update) unsigned or with an
             // empty MAC, which hickory reports as "…support truncated HMACs
             // with TSIG".
-            let text = e.to_string();
-            return Err(refused(if text.contains("truncated HMAC") {
-                "the server did not accept our TSIG key (BADSIG or BADKEY: its reply \
-                 carries an empty MAC); check the key name and secret"
-                    .to_string()
-            } else {
-                format!(
-                    "the reply's TSIG signature does not verify ({text}): a wrong key, a \
-                     clock more than {TSIG_FUDGE} s off (BADTIME), or a forged reply"
-                )
+            let bytes = received.lock().map(|b| b.clone()).unwrap_or_default();
+            return Err(refused(match unsigned_refusal(&bytes, req.key.name()) {
+                Some(reason) => reason,
+                None => format!(
+                    "the reply's TSIG signature does not verify ({e}): a wrong key, a \
+                     clock more than {TSIG_FUDGE} s off, or a forged reply"
+                ),
             }));
         }
         Ok(Some(Err(e))) => return Err(net("update", &e)),
@@ -172,6 +188,77 @@ pub async fn push(req: &PushRequest<'_>) -> Result<PushReport> {
             zone: req.zone.to_string(),
             rcode: name,
         }),
+    }
+}
+
+/// What a reply that failed TSIG verification says: its response code and
+/// TSIG error, read from the first DNS-over-TCP message in `bytes`.
+fn unsigned_refusal(bytes: &[u8], key: &str) -> Option<String> {
+    let len = usize::from(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]));
+    let msg = Message::from_vec(bytes.get(2..2 + len)?).ok()?;
+    let rcode = rcode_name(msg.metadata.response_code);
+    let tsig_error = msg.signature().and_then(|tsig| tsig.data.error);
+    Some(match tsig_error {
+        Some(TsigError::BadSig) => {
+            format!("{rcode}/BADSIG: the server does not accept our secret for the key {key}")
+        }
+        Some(TsigError::BadKey) => format!(
+            "{rcode}/BADKEY: the server does not know the key {key}, or does not allow \
+             it to update this name (Knot answers so for a name outside the key's ACL)"
+        ),
+        Some(TsigError::BadTime) => format!(
+            "{rcode}/BADTIME: our clock and the server's differ by more than {TSIG_FUDGE} s"
+        ),
+        Some(other) => format!("{rcode}, TSIG error {other:?}"),
+        None => format!(
+            "{rcode} (in an unsigned reply): the key {key} is not allowed to update this \
+             name (check the server's ACL or update-policy), or this server is not the \
+             zone's primary"
+        ),
+    })
+}
+
+/// A TCP stream that keeps a copy of the first bytes it receives.
+struct Tap {
+    inner: tokio::net::TcpStream,
+    read: Arc<Mutex<Vec<u8>>>,
+}
+
+/// How many received bytes the tap keeps: one largest DNS message.
+const TAP_LIMIT: usize = 2 + 65_535;
+
+impl tokio::io::AsyncRead for Tap {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Ok(mut kept) = self.read.lock() {
+            let room = TAP_LIMIT.saturating_sub(kept.len());
+            let new = &buf.filled()[before..];
+            kept.extend_from_slice(&new[..new.len().min(room)]);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Tap {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -225,6 +312,23 @@ mod tests {
             }
             other => panic!("not TXT: {other:?}"),
         }
+    }
+
+    #[test]
+    fn reads_the_code_of_an_unsigned_refusal() {
+        let mut reply = Message::query();
+        reply.metadata.message_type = hickory_proto::op::MessageType::Response;
+        reply.metadata.response_code = ResponseCode::NotAuth;
+        let body = reply.to_vec().unwrap();
+        let mut framed = u16::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+        framed.extend_from_slice(&body);
+        let reason = unsigned_refusal(&framed, "k").unwrap();
+        assert!(
+            reason.starts_with("NOTAUTH (in an unsigned reply)"),
+            "{reason}"
+        );
+        assert!(unsigned_refusal(&framed[..5], "k").is_none());
+        assert!(unsigned_refusal(&[], "k").is_none());
     }
 
     #[test]

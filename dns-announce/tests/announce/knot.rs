@@ -129,6 +129,8 @@ impl Knot {
                      database:\n    storage: \"{d}/db\"\n\
                      {key}\
                      acl:\n  - id: update_acl\n    key: update-key\n    action: update\n\
+                     \x20   update-type: [TXT]\n    update-owner: name\n\
+                     \x20   update-owner-match: equal\n    update-owner-name: [{NAME}.]\n\
                      template:\n  - id: default\n    storage: \"{d}/zones\"\n    file: \"%s.zone\"\n\
                      \x20   zonefile-sync: -1\n\
                      zone:\n  - domain: {ZONE}\n    acl: update_acl\n"
@@ -445,7 +447,23 @@ async fn a_push_with_a_wrong_key_is_refused_and_changes_nothing() {
     let refused = run(args).await;
     refused.assert_code(i32::from(exit::REFUSED));
     assert_eq!(refused.json()["kind"], "refused");
+    assert!(
+        refused.json()["error"].as_str().unwrap().contains("BADKEY"),
+        "{refused:?}"
+    );
     eprintln!("knot: unknown key: {}", refused.json()["error"]);
+    assert_eq!(knot.dig_txt(NAME), before, "the record is unchanged");
+
+    // The right key, but for a name its ACL does not cover: refused by the
+    // server in a signed reply.
+    let mut args = push_args(&repo, &knot, &knot.key_file());
+    let at = args.iter().position(|a| a == NAME).unwrap();
+    args[at] = "_other.example.org".into();
+    let refused = run(args).await;
+    refused.assert_code(i32::from(exit::REFUSED));
+    eprintln!("knot: name outside the ACL: {}", refused.stderr.trim());
+    assert!(refused.stderr.contains("refused the update"), "{refused:?}");
+    assert!(knot.dig_txt("_other.example.org").is_empty());
     assert_eq!(knot.dig_txt(NAME), before, "the record is unchanged");
 
     // check still reports the first record.

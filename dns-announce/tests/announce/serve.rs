@@ -229,12 +229,19 @@ async fn a_record_with_two_signatures_spans_two_strings() {
     assert_eq!(strings[0].len(), 255);
 
     let server = InProcess::start(Some(&signed.text)).await;
-    let (answer, _, _) = {
+    let (answer, query_len, response_len) = {
         let addr = server.addr();
         tokio::task::spawn_blocking(move || udp_query(addr, NAME, RecordType::TXT))
             .await
             .unwrap()
     };
+    assert!(!answer.metadata.truncation);
+    assert!(response_len <= 1024, "{response_len} bytes");
+    eprintln!(
+        "wire: built-in server, two signatures, UDP: query {query_len} B, response \
+         {response_len} B, record {} B",
+        signed.text.len()
+    );
     match &answer.answers[0].data {
         RData::TXT(txt) => assert_eq!(txt.txt_data.len(), 2),
         other => panic!("not TXT: {other:?}"),
