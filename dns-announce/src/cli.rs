@@ -337,6 +337,8 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
             tolerance,
             timeout,
         } => {
+            name.parse::<onionpkg_config::common::DnsName>()
+                .map_err(|e| Error::arg("NAME", e))?;
             let timeout = std_duration("--timeout", timeout)?;
             let tolerance = Tolerance::from_secs(*tolerance)
                 .map_err(|e| Error::arg("--tolerance", e.to_string()))?;

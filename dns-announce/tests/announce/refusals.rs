@@ -201,6 +201,18 @@ async fn usage_errors_exit_2() {
     let run = check(&not_root, "127.0.0.1:9".parse().unwrap(), &[]).await;
     run.assert_code(code(exit::USAGE));
     assert!(run.stderr.contains("is not a valid root"), "{run:?}");
+    // An owner name that is not a DNS name.
+    let run = crate::util::run([
+        "check",
+        "_update..example.org",
+        "--root",
+        &repo.root().display().to_string(),
+        "--server",
+        "127.0.0.1:9",
+    ])
+    .await;
+    run.assert_code(code(exit::USAGE));
+    assert!(run.stderr.contains("NAME"), "{run:?}");
     // A bad duration.
     let run = crate::util::run([
         "make",
@@ -213,4 +225,23 @@ async fn usage_errors_exit_2() {
     ])
     .await;
     run.assert_code(code(exit::USAGE));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_a_failure_not_a_missing_record() {
+    let repo = TestRepo::new();
+    // A port where nothing listens, found by binding and closing it.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let run = check(&repo.root(), addr, &["--timeout", "1s", "--json"]).await;
+    run.assert_code(code(exit::FAILURE));
+    assert_eq!(run.json()["kind"], "failure");
+    assert!(
+        run.json()["error"].as_str().unwrap().contains("TXT query"),
+        "{run:?}"
+    );
 }
