@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: repositories made with the
+//! Code shared by the integration tests: repositories made with the
 //! onionpkg-repo library, the binary under test, an in-process server, and a
 //! raw DNS query for checking answers byte for byte.
 
