@@ -79,4 +79,58 @@ pub enum Error {
         /// The deadline that passed.
         after: Duration,
     },
+
+    /// The SOCKS5 proxy (a Tor daemon) refused or failed the connection.
+    #[error("socks connection to {host}:{port} via {proxy} failed: {source}")]
+    Socks {
+        /// The SOCKS proxy.
+        proxy: std::net::SocketAddr,
+        /// The target host (as passed to Tor, never resolved locally).
+        host: String,
+        /// The target port.
+        port: u16,
+        /// tokio-socks' error.
+        #[source]
+        source: tokio_socks::Error,
+    },
+
+    /// A direct TCP connection failed.
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Tcp {
+        /// The host.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The TLS handshake failed (bad certificate, wrong name, protocol error).
+    #[error("tls handshake with {host} failed: {source}")]
+    Tls {
+        /// The server name.
+        host: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The TLS settings are unusable (for example an unreadable extra CA file).
+    #[error("tls settings: {0}")]
+    TlsSettings(String),
+
+    /// The URL is not one this transport may fetch (for example plain http
+    /// or an onion address over direct HTTPS).
+    #[error("the {transport} transport refuses {reason}")]
+    Refused {
+        /// The transport.
+        transport: &'static str,
+        /// What was refused, in words.
+        reason: &'static str,
+    },
+
+    /// The server answered with an unexpected status.
+    #[error("unexpected http status {0}")]
+    Status(http::StatusCode),
 }

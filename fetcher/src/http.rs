@@ -1,14 +1,21 @@
 //! HTTP/1.1 GET over any byte stream (an arti `DataStream`, a SOCKS or TCP
-//! connection), with a deadline and a body size cap on every request.
+//! connection, a TLS session over either), with a deadline and a body size
+//! cap on every request.
 //!
 //! hyper 1 drives the protocol; this module adds only what every fetch needs:
-//! the URL subset we accept, the limits, and a connection task that never
-//! outlives its request.
+//! the URL subset we accept, the limits, fixed request headers, and a
+//! connection task that never outlives its request. [`get`] reads a whole
+//! (small) body; [`get_streaming`] hands a large body over chunk by chunk,
+//! optionally from a byte offset (`Range`), for the caller to cap and time.
+//!
+//! Every installation sends the same request headers (`Host`, `Connection`,
+//! `Accept-Encoding: identity`, and `Range` when resuming): no user agent,
+//! no version, nothing that tells one appliance from another.
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, HOST};
+use http::header::{ACCEPT_ENCODING, CONNECTION, CONTENT_LENGTH, HOST, RANGE};
 use http::{HeaderMap, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -47,26 +54,45 @@ pub struct Response {
     pub body: Bytes,
 }
 
-/// The URLs we fetch: `http://host[:port]/path[?query]`.
+/// The URLs we fetch: `http://host[:port]/path[?query]`, and with
+/// [`HttpUrl::parse_any`] also `https://`.
 ///
-/// Only plain http: over Tor, onion services authenticate the server
-/// themselves, and everything fetched is verified against signed metadata.
+/// [`HttpUrl::parse`] takes plain http only: over Tor, onion services
+/// authenticate the server themselves, and everything fetched is verified
+/// against signed metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
+    tls: bool,
     host: String,
     port: u16,
     path: String,
 }
 
 impl HttpUrl {
-    /// Parses and checks `url`.
+    /// Parses and checks an `http://` `url`.
     pub fn parse(url: &str) -> Result<Self> {
+        Self::parse_inner(url, false)
+    }
+
+    /// Parses and checks an `http://` or `https://` `url`.
+    pub fn parse_any(url: &str) -> Result<Self> {
+        Self::parse_inner(url, true)
+    }
+
+    fn parse_inner(url: &str, https_ok: bool) -> Result<Self> {
         let uri: Uri = url
             .parse()
             .map_err(|_| Error::Url("not a valid url".into()))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(Error::Url("only http:// urls are fetched".into()));
-        }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") if https_ok => true,
+            _ if https_ok => {
+                return Err(Error::Url(
+                    "only http:// and https:// urls are fetched".into(),
+                ));
+            }
+            _ => return Err(Error::Url("only http:// urls are fetched".into())),
+        };
         let Some(authority) = uri.authority() else {
             return Err(Error::Url("the url has no host".into()));
         };
@@ -84,10 +110,21 @@ impl HttpUrl {
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
         Ok(Self {
+            tls,
             host: host.to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
             path,
         })
+    }
+
+    /// Whether the url is `https://`.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Whether the host is an onion service address.
+    pub fn is_onion(&self) -> bool {
+        self.host.to_ascii_lowercase().ends_with(".onion")
     }
 
     /// The host name, IP address or onion address.
@@ -111,7 +148,7 @@ impl HttpUrl {
         } else {
             self.host.clone()
         };
-        if self.port == 80 {
+        if self.port == if self.tls { 443 } else { 80 } {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -147,23 +184,108 @@ pub(crate) async fn exchange<S>(stream: S, url: &HttpUrl, limits: &Limits) -> Re
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let _conn = AbortOnDrop(tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            debug!(error = %e, "http connection ended with an error");
-        }
-    }));
-    let req = Request::get(url.path())
-        .header(HOST, url.host_header())
-        .header(CONNECTION, "close")
-        .body(Empty::<Bytes>::new())?;
-    let resp = sender.send_request(req).await?;
-    let (parts, body) = resp.into_parts();
+    let (parts, body, _conn) = send(stream, url, None).await?;
     let body = read_body(body, &parts.headers, limits.max_body).await?;
     Ok(Response {
         status: parts.status,
         headers: parts.headers,
         body,
+    })
+}
+
+/// Sends the request and waits for the response head.
+async fn send<S>(
+    stream: S,
+    url: &HttpUrl,
+    range_from: Option<u64>,
+) -> Result<(http::response::Parts, Incoming, AbortOnDrop)>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let conn = AbortOnDrop(tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            debug!(error = %e, "http connection ended with an error");
+        }
+    }));
+    let mut req = Request::get(url.path())
+        .header(HOST, url.host_header())
+        .header(CONNECTION, "close")
+        // A compressed body would not match the signed length and hashes.
+        .header(ACCEPT_ENCODING, "identity");
+    if let Some(from) = range_from {
+        req = req.header(RANGE, format!("bytes={from}-"));
+    }
+    let resp = sender
+        .send_request(req.body(Empty::<Bytes>::new())?)
+        .await?;
+    let (parts, body) = resp.into_parts();
+    Ok((parts, body, conn))
+}
+
+/// A response whose body is read chunk by chunk; the caller caps and times it.
+pub struct BodyStream {
+    /// The status code (`206 Partial Content` when a range was honoured).
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    body: Incoming,
+    _conn: AbortOnDrop,
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyStream {
+    /// The next chunk of the body, `None` at its end. Has no deadline of its
+    /// own: wrap each call in one.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        while let Some(frame) = self.body.frame().await {
+            if let Ok(data) = frame?.into_data()
+                && !data.is_empty()
+            {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The announced `Content-Length`, if any.
+    pub fn content_length(&self) -> Option<u64> {
+        self.headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+/// GETs `url` over `stream` and returns once the response head is in, within
+/// `timeout`; with `range_from`, asks for the body from that byte offset on.
+pub async fn get_streaming<S>(
+    stream: S,
+    url: &HttpUrl,
+    range_from: Option<u64>,
+    timeout: Duration,
+) -> Result<BodyStream>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (parts, body, conn) = tokio::time::timeout(timeout, send(stream, url, range_from))
+        .await
+        .map_err(|_| Error::Timeout {
+            what: "http response head",
+            after: timeout,
+        })??;
+    Ok(BodyStream {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        _conn: conn,
     })
 }
 
@@ -204,6 +326,11 @@ mod tests {
         let u = HttpUrl::parse("http://127.0.0.1:8001").unwrap();
         assert_eq!((u.host(), u.port(), u.path()), ("127.0.0.1", 8001, "/"));
         assert_eq!(u.host_header(), "127.0.0.1:8001");
+        assert!(!u.is_tls());
+        let u = HttpUrl::parse_any("https://m.example/x").unwrap();
+        assert_eq!((u.host(), u.port(), u.is_tls()), ("m.example", 443, true));
+        assert_eq!(u.host_header(), "m.example");
+        assert!(HttpUrl::parse_any("ftp://x/").is_err());
         for bad in [
             "https://a.onion/",
             "ftp://x/",
@@ -256,6 +383,37 @@ mod tests {
             get(s, &url, &limits(10)).await,
             Err(Error::BodyTooLarge { limit: 10 })
         ));
+    }
+
+    #[tokio::test]
+    async fn streams_a_range_with_fixed_headers() {
+        let (client, mut server) = tokio::io::duplex(1 << 16);
+        let seen = tokio::spawn(async move {
+            let mut req = vec![0u8; 1024];
+            let n = server.read(&mut req).await.unwrap();
+            server
+                .write_all(b"HTTP/1.1 206 Partial Content\r\ncontent-length: 3\r\n\r\nabc")
+                .await
+                .unwrap();
+            server.shutdown().await.unwrap();
+            String::from_utf8_lossy(&req[..n]).to_lowercase()
+        });
+        let url = HttpUrl::parse("http://x:81/t").unwrap();
+        let mut b = get_streaming(client, &url, Some(7), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(b.status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(b.content_length(), Some(3));
+        let mut got = Vec::new();
+        while let Some(c) = b.chunk().await.unwrap() {
+            got.extend_from_slice(&c);
+        }
+        assert_eq!(got, b"abc");
+        let req = seen.await.unwrap();
+        assert!(req.starts_with("get /t http/1.1\r\n"), "{req}");
+        assert!(req.contains("range: bytes=7-\r\n"), "{req}");
+        assert!(req.contains("accept-encoding: identity\r\n"), "{req}");
+        assert!(!req.contains("user-agent"), "{req}");
     }
 
     #[tokio::test]

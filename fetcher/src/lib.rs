@@ -2,8 +2,10 @@
 //! packages, and the Tor plumbing the mirror shares.
 //!
 //! This crate owns the network paths of an update: the embedded Tor client
-//! ([`tor`]: configuration, bootstrap, purpose isolation) and HTTP/1.1 over
-//! any stream ([`http`]). It verifies nothing itself; every byte fetched is
+//! ([`tor`]: configuration, bootstrap, purpose isolation), HTTP/1.1 over
+//! any stream ([`http`]), the three transports to a mirror ([`transport`]:
+//! Tor, a Tor SOCKS port, HTTPS) and a TUF repository on a mirror
+//! ([`remote`]). It verifies nothing itself; every byte fetched is
 //! checked by `onionpkg-trust` before use.
 //!
 //! # Invariants
@@ -18,6 +20,10 @@
 
 mod err;
 pub mod http;
+pub mod remote;
+#[cfg(test)]
+mod testutil;
 pub mod tor;
+pub mod transport;
 
 pub use err::{Error, Result};

@@ -1,0 +1,160 @@
+//! A TUF repository on a mirror, fetched over a [`Transport`].
+//!
+//! Layout: metadata at `BASE/metadata/NAME`, targets at `BASE/targets/PATH`
+//! (the caller passes consistent-snapshot paths, `dir/HASH.name`, as
+//! sigstore-tuf does). Every read is capped at the `max_length` the
+//! verifier gives (endless data) and bounded by a deadline (slow
+//! retrieval); `404` and `403` mean "not there", which ends a root chain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use onionpkg_trust::metadata::{FetchError, Repository};
+use onionpkg_trust::roles;
+use sigstore_tuf::transport::FetchFuture;
+use tracing::debug;
+
+use crate::http::{HttpUrl, Limits};
+use crate::tor::Purpose;
+use crate::transport::Transport;
+use crate::{Error, Result};
+
+/// Deadline for one metadata file by default.
+pub const DEFAULT_METADATA_TIMEOUT: Duration = Duration::from_secs(60);
+/// Deadline for one target fetched whole by default (the mirror list).
+pub const DEFAULT_TARGET_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One mirror's repository, over one transport.
+#[derive(Debug, Clone)]
+pub struct RemoteRepository {
+    transport: Arc<Transport>,
+    base: String,
+    metadata_timeout: Duration,
+    target_timeout: Duration,
+}
+
+impl RemoteRepository {
+    /// The repository at `base_url` (a missing trailing `/` is added).
+    /// Refuses a URL the transport may not fetch.
+    pub fn new(transport: Arc<Transport>, base_url: &str) -> Result<Self> {
+        let mut base = base_url.to_owned();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let url = HttpUrl::parse_any(&base)?;
+        transport.check(&url)?;
+        Ok(Self {
+            transport,
+            base,
+            metadata_timeout: DEFAULT_METADATA_TIMEOUT,
+            target_timeout: DEFAULT_TARGET_TIMEOUT,
+        })
+    }
+
+    /// Sets the deadlines for one metadata file and for one whole target.
+    pub fn with_timeouts(mut self, metadata: Duration, target: Duration) -> Self {
+        self.metadata_timeout = metadata;
+        self.target_timeout = target;
+        self
+    }
+
+    /// The base URL, with its trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &Arc<Transport> {
+        &self.transport
+    }
+
+    /// The URL of metadata file `name`.
+    pub fn metadata_url(&self, name: &str) -> String {
+        format!("{}metadata/{name}", self.base)
+    }
+
+    /// The URL of target `path` (as stored: `dir/HASH.name`).
+    pub fn target_url(&self, path: &str) -> String {
+        format!("{}targets/{path}", self.base)
+    }
+
+    /// GETs `url`, mapping the outcome onto what the TUF updater expects.
+    pub async fn fetch(
+        &self,
+        purpose: Purpose,
+        name: &str,
+        url: &str,
+        max_length: u64,
+        timeout: Duration,
+    ) -> std::result::Result<Option<Vec<u8>>, FetchError> {
+        if !roles::is_safe_target_path(name) {
+            return Err(FetchError::Failed {
+                name: name.to_owned(),
+                reason: "unsafe file name".into(),
+            });
+        }
+        let limits = Limits {
+            max_body: max_length,
+            timeout,
+        };
+        debug!(%purpose, %url, "fetching");
+        match self.transport.get(purpose, url, &limits).await {
+            Ok(r) if r.status == http::StatusCode::OK => Ok(Some(r.body.to_vec())),
+            Ok(r)
+                if r.status == http::StatusCode::NOT_FOUND
+                    || r.status == http::StatusCode::FORBIDDEN =>
+            {
+                Ok(None)
+            }
+            Ok(r) => Err(FetchError::Failed {
+                name: name.to_owned(),
+                reason: Error::Status(r.status).to_string(),
+            }),
+            Err(Error::BodyTooLarge { limit }) => Err(FetchError::TooLarge {
+                name: name.to_owned(),
+                limit,
+            }),
+            Err(e) => Err(FetchError::Failed {
+                name: name.to_owned(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl Repository for RemoteRepository {
+    fn fetch_metadata<'a>(&'a self, name: &'a str, max_length: u64) -> FetchFuture<'a> {
+        Box::pin(async move {
+            let url = self.metadata_url(name);
+            self.fetch(
+                Purpose::Metadata,
+                name,
+                &url,
+                max_length,
+                self.metadata_timeout,
+            )
+            .await
+            .map_err(FetchError::into_tuf)
+        })
+    }
+
+    fn fetch_target<'a>(&'a self, path: &'a str, max_length: u64) -> FetchFuture<'a> {
+        Box::pin(async move {
+            // The only targets fetched whole are small signed documents (the
+            // mirror list), so they travel with the metadata.
+            let purpose = if path.ends_with(roles::MIRRORS_TARGET) {
+                Purpose::Metadata
+            } else {
+                Purpose::Packages
+            };
+            let url = self.target_url(path);
+            self.fetch(purpose, path, &url, max_length, self.target_timeout)
+                .await
+                .map_err(FetchError::into_tuf)
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "remote_tests.rs"]
+mod tests;

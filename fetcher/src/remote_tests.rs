@@ -1,0 +1,104 @@
+use super::*;
+use crate::testutil::{Reply, serve, test_ca};
+use crate::transport::Tls;
+
+async fn setup() -> (crate::testutil::TestServer, RemoteRepository) {
+    let ca = test_ca();
+    let srv = serve(Some(ca.server.clone()), |path| match path {
+        "/m/metadata/timestamp.json" => Reply::Body(b"{\"ts\":1}".to_vec()),
+        "/m/metadata/forbidden.json" => Reply::Status(403),
+        "/m/metadata/broken.json" => Reply::Status(500),
+        "/m/metadata/endless.json" => Reply::Endless,
+        "/m/metadata/slow.json" => Reply::Stall,
+        "/m/targets/pkgs/abc.a.tar" => Reply::Body(vec![7; 100]),
+        _ => Reply::Status(404),
+    })
+    .await;
+    let transport = Arc::new(Transport::Https {
+        tls: Tls::new(Some(ca.ca_pem.as_bytes())).unwrap(),
+    });
+    let repo = RemoteRepository::new(transport, &format!("https://{}/m", srv.addr))
+        .unwrap()
+        .with_timeouts(Duration::from_millis(500), Duration::from_secs(5));
+    (srv, repo)
+}
+
+fn fetch_error(e: sigstore_tuf::Error) -> FetchError {
+    let sigstore_tuf::Error::Transport { source, .. } = e else {
+        panic!("not a transport error: {e}");
+    };
+    let source = source.expect("a source");
+    match source.downcast::<FetchError>() {
+        Ok(f) => *f,
+        Err(other) => panic!("not a FetchError: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn maps_statuses() {
+    let (srv, repo) = setup().await;
+    assert_eq!(repo.base_url(), format!("https://{}/m/", srv.addr));
+    let ts = repo.fetch_metadata("timestamp.json", 1024).await.unwrap();
+    assert_eq!(ts.as_deref(), Some(&b"{\"ts\":1}"[..]));
+    assert_eq!(
+        repo.fetch_metadata("2.root.json", 1024).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.fetch_metadata("forbidden.json", 1024).await.unwrap(),
+        None
+    );
+    let e = fetch_error(repo.fetch_metadata("broken.json", 1024).await.unwrap_err());
+    assert!(
+        matches!(&e, FetchError::Failed { reason, .. } if reason.contains("500")),
+        "{e}"
+    );
+    let t = repo.fetch_target("pkgs/abc.a.tar", 100).await.unwrap();
+    assert_eq!(t, Some(vec![7; 100]));
+    let seen = srv.seen.lock().unwrap().clone();
+    assert!(
+        seen.contains(&"/m/targets/pkgs/abc.a.tar".to_owned()),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn caps_length_while_reading() {
+    let (_srv, repo) = setup().await;
+    // The signed length is the cap: one byte less than the target is refused.
+    let e = fetch_error(repo.fetch_target("pkgs/abc.a.tar", 99).await.unwrap_err());
+    assert!(matches!(e, FetchError::TooLarge { limit: 99, .. }), "{e}");
+    // An endless body ends at the cap, not when memory runs out.
+    let e = fetch_error(
+        repo.fetch_metadata("endless.json", 16 * 1024)
+            .await
+            .unwrap_err(),
+    );
+    assert!(
+        matches!(e, FetchError::TooLarge { limit: 16384, .. }),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn slow_retrieval_times_out() {
+    let (_srv, repo) = setup().await;
+    let started = std::time::Instant::now();
+    let e = fetch_error(repo.fetch_metadata("slow.json", 1024).await.unwrap_err());
+    assert!(
+        matches!(&e, FetchError::Failed { reason, .. } if reason.contains("timed out")),
+        "{e}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn refuses_unsafe_names_and_urls_the_transport_cannot_fetch() {
+    let (_srv, repo) = setup().await;
+    let e = fetch_error(repo.fetch_metadata("../x.json", 1024).await.unwrap_err());
+    assert!(matches!(e, FetchError::Failed { .. }), "{e}");
+    let https = Arc::new(Transport::Https {
+        tls: Tls::new(None).unwrap(),
+    });
+    assert!(RemoteRepository::new(https, "http://127.0.0.1:1/").is_err());
+}
