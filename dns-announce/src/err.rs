@@ -44,6 +44,7 @@ pub enum Error {
     #[error(transparent)]
     Announce(#[from] AnnounceError),
     /// The repository could not be read, or its keys could not sign.
+    #[cfg(feature = "release")]
     #[error(transparent)]
     Repo(#[from] onionpkg_repo::RepoError),
     /// A trust-layer error (key files, atomic writes).
@@ -157,6 +158,7 @@ impl Error {
             Self::Announce(e) => announce_exit_code(e),
             Self::UpdateRefused { .. } => exit::REFUSED,
             Self::Root { .. } | Self::TsigKey { .. } | Self::InvalidArgument { .. } => exit::USAGE,
+            #[cfg(feature = "release")]
             Self::Repo(e) => match e.kind() {
                 ErrorKind::BadConfig => exit::USAGE,
                 _ => exit::FAILURE,
@@ -182,6 +184,7 @@ impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Announce(e) => e.kind(),
+            #[cfg(feature = "release")]
             Self::Repo(e) => e.kind(),
             Self::Trust(e) => e.kind(),
             Self::Root { .. } | Self::InvalidArgument { .. } | Self::TsigKey { .. } => {

@@ -39,14 +39,19 @@
 #![forbid(unsafe_code)]
 
 pub mod check;
+#[cfg(feature = "release")]
 pub mod cli;
 mod err;
+#[cfg(feature = "release")]
 pub mod make;
+#[cfg(feature = "release")]
 pub mod push;
 pub mod query;
+#[cfg(feature = "release")]
 pub mod serve;
 pub mod state;
 pub mod transport;
+#[cfg(feature = "release")]
 pub mod tsig;
 
 pub use check::AnnouncementState;
