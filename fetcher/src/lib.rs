@@ -18,9 +18,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod download;
 mod err;
 pub mod http;
 pub mod remote;
+pub mod select;
+pub mod setup;
+pub mod state;
 #[cfg(test)]
 mod testutil;
 pub mod tor;

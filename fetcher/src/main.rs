@@ -1,9 +1,48 @@
-//! Placeholder entry point; the program arrives with its own issue.
+//! `onionpkg-fetch`: verified update downloads for appliances, over the
+//! embedded Tor client, a Tor daemon's SOCKS port, or HTTPS. See `cli.rs`
+//! for the commands and the exit codes.
 
-fn main() -> std::process::ExitCode {
-    #[allow(clippy::print_stderr, reason = "the binary's only output")]
+use std::process::ExitCode;
+
+use clap::Parser;
+use onionpkg_fetcher::cli::{Cli, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
     {
-        eprintln!("not built yet");
+        Ok(rt) => rt,
+        Err(e) => {
+            #[allow(clippy::print_stderr, reason = "the binary reports its own failure")]
+            {
+                eprintln!("error: cannot start the async runtime: {e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    let out = rt.block_on(run(cli));
+    #[allow(
+        clippy::print_stdout,
+        clippy::print_stderr,
+        reason = "the binary's output"
+    )]
+    {
+        for l in &out.stdout {
+            println!("{l}");
+        }
+        for l in &out.stderr {
+            eprintln!("{l}");
+        }
     }
-    std::process::ExitCode::from(2)
+    ExitCode::from(out.code)
 }

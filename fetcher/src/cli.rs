@@ -1,0 +1,274 @@
+//! The command line of `onionpkg-fetch`.
+//!
+//! ```text
+//! onionpkg-fetch [--config FILE] [--json] COMMAND
+//!   init --root FILE        check a root and pin it in the state directory
+//!   update [--scheduled]    refresh metadata and the mirror list
+//!   download [NAME...] [--all] [--scheduled]
+//!                           verified targets into the output directory
+//!   check [--scheduled]     is there an update? (exit 10 if so)
+//!   status                  trusted versions, expiries, mirror list, clock
+//!   mirrors                 the mirrors in the order they would be tried
+//! ```
+//!
+//! Exit codes: 0 success (`check`: up to date); 1 unexpected failure (local
+//! I/O, damaged state); 2 bad command line or configuration; 3 not
+//! initialized; 4 trusted metadata expired and cannot be refreshed; 5 the
+//! clock is behind signed time already seen; 6 every mirror failed; 7 Tor
+//! could not be started; 8 verification refused something; 10 (`check`) an
+//! update is available.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::app::{App, AppError, AppResult, exit};
+use crate::commands;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   success (check: up to date)
+  1   unexpected failure (local I/O, damaged state)
+  2   bad command line or configuration
+  3   not initialized: run `init --root FILE`
+  4   trusted metadata expired and no mirror could refresh it
+  5   the clock is behind signed time already seen
+  6   every mirror failed (each one and why is listed)
+  7   Tor could not be started or reached
+  8   verification refused something (a root, an unknown target)
+  10  check: an update is available";
+
+/// Verified update downloads over Tor, a Tor SOCKS port or HTTPS.
+#[derive(Debug, Parser)]
+#[command(name = "onionpkg-fetch", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        short,
+        env = "ONIONPKG_FETCH_CONFIG",
+        default_value = "/etc/onionpkg/fetcher.toml"
+    )]
+    pub config: PathBuf,
+    /// Print results as JSON lines on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a root metadata file and pin it in the state directory.
+    Init {
+        /// The root metadata (`root.json`) to trust.
+        #[arg(long)]
+        root: PathBuf,
+    },
+    /// Refresh the trusted metadata and the mirror list.
+    Update {
+        /// Wait a random time first, up to `[privacy] random_delay`.
+        #[arg(long)]
+        scheduled: bool,
+    },
+    /// Download verified targets into the output directory.
+    Download {
+        /// Target paths, as signed (`pkg/hello-1.0.tar`).
+        names: Vec<String>,
+        /// Every package the targets role lists.
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+        /// Wait a random time first, up to `[privacy] random_delay`.
+        #[arg(long)]
+        scheduled: bool,
+    },
+    /// Is there an update? Exit 10 if so, 0 if not.
+    Check {
+        /// Wait a random time first, up to `[privacy] random_delay`.
+        #[arg(long)]
+        scheduled: bool,
+    },
+    /// Show trusted versions, expiries, the mirror list, the clock.
+    Status,
+    /// Show the mirrors in the order they would be tried, with their health.
+    Mirrors,
+}
+
+/// What the binary prints, for `main` to write out.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Lines for stdout.
+    pub stdout: Vec<String>,
+    /// Lines for stderr (warnings).
+    pub stderr: Vec<String>,
+    /// The exit code.
+    pub code: u8,
+}
+
+fn line<T: Serialize>(json: bool, event: &str, value: &T, human: String) -> String {
+    if json {
+        let mut v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("event".into(), event.into());
+        }
+        v.to_string()
+    } else {
+        human
+    }
+}
+
+async fn random_delay(max: Duration) {
+    if max.is_zero() {
+        return;
+    }
+    let ms = rand::random::<u64>() % (max.as_millis().min(u128::from(u64::MAX)) as u64).max(1);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Output {
+    let mut out = Output::default();
+    let json = cli.json;
+    let result = run_inner(cli, &mut out).await;
+    if let Err(e) = result {
+        out.code = e.exit_code();
+        let msg = format!("error: {e}");
+        out.stderr.push(if json {
+            serde_json::json!({"event": "error", "code": out.code, "message": e.to_string()})
+                .to_string()
+        } else {
+            msg
+        });
+    }
+    out
+}
+
+async fn run_inner(cli: Cli, out: &mut Output) -> AppResult<()> {
+    let config = onionpkg_config::load_fetcher(&cli.config)?;
+    let mut app = App::new(config)?;
+    let json = cli.json;
+    let r = command(&mut app, cli.command, json, out).await;
+    for w in app.warnings.drain(..) {
+        out.stderr.push(if json {
+            serde_json::json!({"event": "warning", "message": w}).to_string()
+        } else {
+            format!("warning: {w}")
+        });
+    }
+    r
+}
+
+async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> AppResult<()> {
+    match cmd {
+        Command::Init { root } => {
+            let v = app.init(&root)?;
+            out.stdout.push(line(
+                json,
+                "init",
+                &serde_json::json!({"root_version": v}),
+                format!("pinned root version {v}"),
+            ));
+        }
+        Command::Update { scheduled } => {
+            app.pinned_root()?;
+            if scheduled {
+                random_delay(app.config.privacy.random_delay).await;
+            }
+            let t = app.transport().await?;
+            let (r, ..) = commands::update(app, &t).await?;
+            let human = format!(
+                "metadata up to date from {} (timestamp version {})",
+                r.mirror,
+                r.timestamp_version.unwrap_or(0)
+            );
+            out.stdout.push(line(json, "update", &r, human));
+        }
+        Command::Download {
+            names,
+            all,
+            scheduled,
+        } => {
+            if names.is_empty() && !all {
+                return Err(AppError::Usage("name targets to download, or --all".into()));
+            }
+            app.pinned_root()?;
+            if scheduled {
+                random_delay(app.config.privacy.random_delay).await;
+            }
+            let t = app.transport().await?;
+            for d in commands::download_targets(app, &t, &names, all).await? {
+                let human = match &d.mirror {
+                    Some(m) => format!(
+                        "{} verified ({} bytes) from {m}",
+                        d.file.display(),
+                        d.length
+                    ),
+                    None => format!("{} already verified", d.file.display()),
+                };
+                out.stdout.push(line(json, "downloaded", &d, human));
+            }
+        }
+        Command::Check { scheduled } => {
+            app.pinned_root()?;
+            if scheduled {
+                random_delay(app.config.privacy.random_delay).await;
+            }
+            let t = app.transport().await?;
+            let r = commands::check(app, Some(&t), None).await?;
+            let human = if r.update_available {
+                format!(
+                    "update available: timestamp version {:?} (trusted {:?})",
+                    r.available, r.trusted
+                )
+            } else {
+                "up to date".to_owned()
+            };
+            if r.update_available {
+                out.code = exit::UPDATE_AVAILABLE;
+            }
+            out.stdout.push(line(json, "check", &r, human));
+        }
+        Command::Status => {
+            let s = commands::status(app)?;
+            let human = format!(
+                "root version: {}\nmetadata: {} (timestamp version {}, expires {})\nmirror list: {}\nclock: {}{}\nlast mirror: {}",
+                s.root_version
+                    .map_or_else(|| "none (run init)".into(), |v| v.to_string()),
+                s.metadata_state,
+                s.timestamp_version
+                    .map_or_else(|| "-".into(), |v| v.to_string()),
+                s.timestamp_expires
+                    .map_or_else(|| "-".into(), |t| t.to_string()),
+                match (s.mirror_list_version, s.mirror_list_expires) {
+                    (Some(v), Some(e)) => format!(
+                        "version {v}, expires {e}, cached {}",
+                        s.mirror_list_updated
+                            .map_or_else(|| "-".into(), |t| t.to_string())
+                    ),
+                    _ => "none cached (main mirrors only)".into(),
+                },
+                s.clock,
+                s.time_floor
+                    .map_or(String::new(), |f| format!(" (signed time floor {f})")),
+                s.last_mirror
+                    .as_ref()
+                    .map_or_else(|| "-".into(), |(m, t)| format!("{m} at {t}")),
+            );
+            out.stdout.push(line(json, "status", &s, human));
+        }
+        Command::Mirrors => {
+            for m in commands::mirrors(app)? {
+                let human = match (&m.bad_until, &m.reason) {
+                    (Some(u), Some(r)) => format!("{} {} bad until {u}: {r}", m.name, m.url),
+                    _ => format!("{} {} ok", m.name, m.url),
+                };
+                out.stdout.push(line(json, "mirror", &m, human));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,345 @@
+//! The network commands: `update`, `download`, `check`, and the local
+//! `status` and `mirrors`, each returning a report for the command line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use onionpkg_trust::metadata::{Client, VerifyError};
+use onionpkg_trust::roles;
+use serde::Serialize;
+
+use crate::app::{
+    App, AppError, AppResult, Attempt, trusted_timestamp_expiry, trusted_timestamp_version,
+};
+use crate::download::{DownloadError, DownloadLimits, Job, already_there, download};
+use crate::select::Candidate;
+use crate::state::Health;
+use crate::transport::Transport;
+
+/// What `update` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateReport {
+    /// The mirror the metadata came from.
+    pub mirror: String,
+    /// The trusted timestamp version now.
+    pub timestamp_version: Option<u64>,
+    /// The trusted snapshot version now.
+    pub snapshot_version: Option<u64>,
+    /// The mirror list version cached by this run, if a fresh one was fetched.
+    pub mirror_list_version: Option<u64>,
+}
+
+/// Refreshes metadata and the mirror list.
+pub async fn update(
+    app: &mut App,
+    transport: &Arc<Transport>,
+) -> AppResult<(UpdateReport, Client, Candidate, Timestamp)> {
+    let (mut client, mirror, now) = app.refresh(transport).await?;
+    let mirror_list_version = app.refresh_mirror_list(&mut client, now).await;
+    let report = UpdateReport {
+        mirror: mirror.url.clone(),
+        timestamp_version: client.timestamp_version(),
+        snapshot_version: client.snapshot_version(),
+        mirror_list_version,
+    };
+    Ok((report, client, mirror, now))
+}
+
+/// One downloaded target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Downloaded {
+    /// The target path.
+    pub target: String,
+    /// Where it is now.
+    pub file: PathBuf,
+    /// Its length.
+    pub length: u64,
+    /// The mirror it came from; `None` if it was already in place.
+    pub mirror: Option<String>,
+}
+
+/// Refreshes, then downloads `names` (or every package with `all`).
+pub async fn download_targets(
+    app: &mut App,
+    transport: &Arc<Transport>,
+    names: &[String],
+    all: bool,
+) -> AppResult<Vec<Downloaded>> {
+    let started = tokio::time::Instant::now();
+    let (_report, mut client, first, now) = update(app, transport).await?;
+    let names: Vec<String> = if all {
+        client
+            .known_targets()
+            .into_iter()
+            .filter(|(role, _)| role == roles::TARGETS)
+            .map(|(_, p)| p)
+            .collect()
+    } else {
+        names.to_vec()
+    };
+    let consistent = client.root().consistent_snapshot;
+    let mut jobs = Vec::new();
+    for name in &names {
+        if !roles::is_safe_target_path(name) {
+            return Err(AppError::Usage(format!("unsafe target name {name:?}")));
+        }
+        let info = client.target_info(name, app.clock.expiry_now(now)).await?;
+        let remote_path = if consistent {
+            let sha = info.hashes.get("sha256").ok_or_else(|| {
+                VerifyError::Malformed(format!("{name}: no sha256 hash to locate it"))
+            })?;
+            roles::consistent_target_path(name, sha)
+        } else {
+            name.clone()
+        };
+        jobs.push(Job {
+            path: name.clone(),
+            info,
+            remote_path,
+        });
+    }
+    let out = app.config.output_dir.clone();
+    std::fs::create_dir_all(&out).map_err(|source| AppError::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let limits = DownloadLimits {
+        min_throughput: app.config.download.min_throughput,
+        window: app.config.download.throughput_window,
+        deadline: started + app.config.download.deadline,
+    };
+    // The mirror that gave the metadata first, then the others in order.
+    let mut order = vec![first.clone()];
+    order.extend(
+        app.candidates(transport.is_tor(), now)?
+            .into_iter()
+            .filter(|c| c.url != first.url),
+    );
+    let parallel = usize::from(app.config.download.parallelism.max(1));
+    let app_ref = &*app;
+    let results: Vec<AppResult<Downloaded>> = futures::stream::iter(jobs)
+        .map(|job| {
+            let order = &order;
+            let out = &out;
+            let limits = &limits;
+            async move { fetch_one(app_ref, transport, order, &job, out, limits, now).await }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn fetch_one(
+    app: &App,
+    transport: &Transport,
+    order: &[Candidate],
+    job: &Job,
+    out: &std::path::Path,
+    limits: &DownloadLimits,
+    now: Timestamp,
+) -> AppResult<Downloaded> {
+    let (dest, _) = crate::download::final_and_partial(out, &job.path);
+    if already_there(&dest, job) {
+        return Ok(Downloaded {
+            target: job.path.clone(),
+            file: dest,
+            length: job.info.length,
+            mirror: None,
+        });
+    }
+    let mut tried = Vec::new();
+    for c in order {
+        match download(transport, &c.url, job, out, limits).await {
+            Ok(file) => {
+                return Ok(Downloaded {
+                    target: job.path.clone(),
+                    file,
+                    length: job.info.length,
+                    mirror: Some(c.url.clone()),
+                });
+            }
+            Err(DownloadError::Local { path, source }) => {
+                return Err(AppError::Io { path, source });
+            }
+            Err(DownloadError::Deadline) => {
+                tried.push(Attempt {
+                    mirror: c.url.clone(),
+                    reason: format!("{}: the download deadline passed", job.path),
+                });
+                break;
+            }
+            Err(DownloadError::Mirror(reason)) => {
+                app.mark_bad(&c.url, &reason, now)?;
+                tried.push(Attempt {
+                    mirror: c.url.clone(),
+                    reason: format!("{}: {reason}", job.path),
+                });
+            }
+            Err(e) => tried.push(Attempt {
+                mirror: c.url.clone(),
+                reason: format!("{}: {e}", job.path),
+            }),
+        }
+    }
+    Err(AppError::AllMirrorsFailed { tried })
+}
+
+/// A source of signed update announcements (the DNS record), checked
+/// before any mirror is contacted.
+pub trait AnnouncementSource {
+    /// The timestamp version the newest verified announcement names, or
+    /// `None` when there is no usable announcement (then a mirror is asked).
+    fn latest_version(&self) -> futures::future::BoxFuture<'_, Option<u64>>;
+}
+
+/// What `check` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// The trusted timestamp version before the check.
+    pub trusted: Option<u64>,
+    /// The version available.
+    pub available: Option<u64>,
+    /// Whether there is something new.
+    pub update_available: bool,
+    /// Where the answer came from: `announcement` or the mirror's base URL.
+    pub source: String,
+}
+
+/// Is there an update? Asks `announcement` first, if given; otherwise (or
+/// if it has no answer) refreshes metadata from a mirror.
+pub async fn check(
+    app: &mut App,
+    transport: Option<&Arc<Transport>>,
+    announcement: Option<&dyn AnnouncementSource>,
+) -> AppResult<CheckReport> {
+    app.pinned_root()?;
+    let trusted = trusted_timestamp_version(&app.state.metadata());
+    if let Some(a) = announcement
+        && let Some(v) = a.latest_version().await
+    {
+        return Ok(CheckReport {
+            trusted,
+            available: Some(v),
+            update_available: trusted.is_none_or(|t| v > t),
+            source: "announcement".into(),
+        });
+    }
+    let Some(transport) = transport else {
+        return Err(AppError::Usage("no transport to ask a mirror".into()));
+    };
+    let (client, mirror, _) = app.refresh(transport).await?;
+    let available = client.timestamp_version();
+    Ok(CheckReport {
+        trusted,
+        available,
+        update_available: match (trusted, available) {
+            (Some(t), Some(a)) => a > t,
+            (None, Some(_)) => true,
+            _ => false,
+        },
+        source: mirror.url,
+    })
+}
+
+/// What `status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// The pinned root's version, if initialized.
+    pub root_version: Option<u64>,
+    /// The trusted timestamp version.
+    pub timestamp_version: Option<u64>,
+    /// When the trusted timestamp expires.
+    pub timestamp_expires: Option<Timestamp>,
+    /// `ok`, `expired`, `not-initialized` or `never-updated`.
+    pub metadata_state: String,
+    /// The cached mirror list's version.
+    pub mirror_list_version: Option<u64>,
+    /// When it expires.
+    pub mirror_list_expires: Option<Timestamp>,
+    /// When it was last written.
+    pub mirror_list_updated: Option<Timestamp>,
+    /// The clock: `ok`, or why it is not trusted.
+    pub clock: String,
+    /// The signed time floor.
+    pub time_floor: Option<Timestamp>,
+    /// The last mirror an update came from, and when.
+    pub last_mirror: Option<(String, Timestamp)>,
+}
+
+/// Reads the local state; contacts nobody.
+pub fn status(app: &App) -> AppResult<StatusReport> {
+    let root_version = app
+        .pinned_root()
+        .ok()
+        .and_then(|b| onionpkg_trust::metadata::check_root(&b).ok())
+        .map(|r| r.version);
+    let store = app.state.metadata();
+    let timestamp_expires = trusted_timestamp_expiry(&store);
+    let (clock, now) = match app.clock.now() {
+        Ok(t) => ("ok".to_owned(), Some(t)),
+        Err(e) => (e.to_string(), None),
+    };
+    let metadata_state = match (root_version, timestamp_expires, now) {
+        (None, _, _) => "not-initialized",
+        (_, None, _) => "never-updated",
+        (_, Some(e), Some(n)) if app.clock.is_expired(e, n) => "expired",
+        _ => "ok",
+    }
+    .to_owned();
+    let cache = app.mirror_cache()?;
+    let mirror_list_updated = std::fs::metadata(app.state.mirrors())
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| Timestamp::try_from(t).ok());
+    Ok(StatusReport {
+        root_version,
+        timestamp_version: trusted_timestamp_version(&store),
+        timestamp_expires,
+        metadata_state,
+        mirror_list_version: cache.list().map(|l| l.version()),
+        mirror_list_expires: cache.list().map(|l| l.expires()),
+        mirror_list_updated,
+        clock,
+        time_floor: app.clock.floor().get(),
+        last_mirror: Health::load(&app.state.health())?.last_used,
+    })
+}
+
+/// One line of `mirrors`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MirrorRow {
+    /// The name (`main` for a configured main mirror).
+    pub name: String,
+    /// The base URL used with the configured transport.
+    pub url: String,
+    /// `ok` or `bad`.
+    pub health: String,
+    /// Until when it is avoided.
+    pub bad_until: Option<Timestamp>,
+    /// Why it is avoided.
+    pub reason: Option<String>,
+}
+
+/// The mirrors in the order they would be tried now, with their health.
+pub fn mirrors(app: &mut App) -> AppResult<Vec<MirrorRow>> {
+    let now = app.clock.now()?;
+    let via_tor = app.config.transport.reaches_onions();
+    let health = Health::load(&app.state.health())?;
+    Ok(app
+        .candidates(via_tor, now)?
+        .into_iter()
+        .map(|c| {
+            let bad = health.is_bad(&c.url, now);
+            MirrorRow {
+                health: if bad.is_some() { "bad" } else { "ok" }.into(),
+                bad_until: bad.map(|b| b.until),
+                reason: bad.map(|b| b.reason.clone()),
+                name: c.name,
+                url: c.url,
+            }
+        })
+        .collect())
+}

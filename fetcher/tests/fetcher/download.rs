@@ -1,0 +1,230 @@
+//! Verified downloads, resuming after a kill, and the clock.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::server::serve;
+use crate::util::{Appliance, TestRepo, ca};
+
+const HELLO: &[u8] = b"hello, appliance\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_verified_targets_over_https() {
+    let repo = TestRepo::new(&[
+        ("pkg/hello-1.0.tar", HELLO),
+        ("pkg/big.bin", &[42; 300_000]),
+    ]);
+    let ca = ca();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+
+    // Before init, every network command says so.
+    let r = app.run(&["update"]).await;
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert!(r.stderr().contains("init --root"), "{}", r.stderr());
+
+    app.init(&repo.root_file()).await;
+    let r = app.run(&["--json", "download", "--all"]).await.ok();
+    assert_eq!(r.stdout().lines().count(), 2, "{}", r.stdout());
+    assert_eq!(
+        std::fs::read(app.out().join("pkg/hello-1.0.tar")).unwrap(),
+        HELLO
+    );
+    assert_eq!(
+        std::fs::read(app.out().join("pkg/big.bin")).unwrap(),
+        vec![42; 300_000]
+    );
+    // No partial file is left behind.
+    let names: Vec<String> = std::fs::read_dir(app.out().join("pkg"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
+    // Consistent snapshots: the mirror was asked for HASH.NAME.
+    let seen = srv.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .any(|s| s.path.starts_with("/targets/pkg/") && s.path.ends_with(".hello-1.0.tar")),
+        "{seen:?}"
+    );
+
+    // A second run finds everything in place and fetches no target.
+    let before = srv.seen.lock().unwrap().len();
+    let r = app.run(&["download", "pkg/hello-1.0.tar"]).await.ok();
+    assert!(r.stdout().contains("already verified"), "{}", r.stdout());
+    let after: Vec<_> = srv.seen.lock().unwrap()[before..].to_vec();
+    assert!(
+        after.iter().all(|s| !s.path.starts_with("/targets/pkg")),
+        "{after:?}"
+    );
+
+    // An unknown target is a verification refusal, not a download.
+    let r = app.run(&["download", "pkg/nope.tar"]).await;
+    assert_eq!(r.code(), 8, "{}", r.stderr());
+
+    // status and check read the state.
+    let r = app.run(&["--json", "status"]).await.ok();
+    let s: serde_json::Value = serde_json::from_str(r.stdout().trim()).unwrap();
+    assert_eq!(s["metadata_state"], "ok");
+    let published: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.tree().join("metadata/timestamp.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(s["timestamp_version"], published["signed"]["version"]);
+    assert_eq!(s["last_mirror"][0], srv.url());
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    repo.add_package("pkg/hello-1.1.tar", b"newer\n");
+    repo.publish();
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 10, "{}{}", r.stdout(), r.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_after_a_kill_and_never_shows_a_partial_file() {
+    let content: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+    let repo = TestRepo::new(&[("pkg/big.bin", &content)]);
+    let ca = ca();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    srv.ctl.stall_after.store(1_500_000, Ordering::SeqCst);
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    app.init(&repo.root_file()).await;
+    let dest = app.out().join("pkg/big.bin");
+    let partial = app.out().join("pkg/.big.bin.onionpkg-partial");
+
+    let mut child = app.command(&["download", "pkg/big.bin"]).spawn().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(
+            !dest.exists(),
+            "the final name appeared before verification"
+        );
+        if std::fs::metadata(&partial).is_ok_and(|m| m.len() >= 1_500_000) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no partial download within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.start_kill().unwrap(); // SIGKILL
+    tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!dest.exists());
+
+    srv.ctl.stall_after.store(0, Ordering::SeqCst);
+    let mut child = app.command(&["download", "pkg/big.bin"]).spawn().unwrap();
+    let status = loop {
+        if let Ok(true) = std::fs::exists(&dest) {
+            // Whenever the final name exists, it is the whole verified file.
+            assert_eq!(std::fs::read(&dest).unwrap(), content);
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resumed download hung"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success());
+    assert_eq!(std::fs::read(&dest).unwrap(), content);
+    assert!(!partial.exists());
+    let ranges: Vec<_> = srv
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.range.clone())
+        .collect();
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+    let from: u64 = ranges[0]
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(from >= 1_500_000, "{ranges:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_behind_the_signed_floor_is_refused() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
+    let ca = ca();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    app.init(&repo.root_file()).await;
+    let ahead = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
+    std::fs::write(
+        app.state().join("time-floor.json"),
+        format!("{{\"floor\":\"{ahead}\"}}"),
+    )
+    .unwrap();
+    let r = app.run(&["update"]).await;
+    assert_eq!(r.code(), 5, "{}", r.stderr());
+    assert!(r.stderr().contains("system clock"), "{}", r.stderr());
+    assert!(
+        srv.seen.lock().unwrap().is_empty(),
+        "a mirror was contacted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_mirror_list_falls_back_to_the_main_mirror_with_a_warning() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
+    let ca = ca();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    app.init(&repo.root_file()).await;
+    // A verified list cached earlier, now expired, pointing elsewhere.
+    let list = onionpkg_trust::mirrors::MirrorList::parse(
+        br#"{"version":1,"expires":"2026-01-01T00:00:00Z","mirrors":[
+            {"name":"gone","clearnet":"https://mirror.invalid/","weight":1}]}"#,
+    )
+    .unwrap();
+    onionpkg_trust::mirrors::MirrorCache::load(app.state().join("mirrors.json"))
+        .unwrap()
+        .store(list)
+        .unwrap();
+    let r = app.run(&["update"]).await.ok();
+    assert!(
+        r.stderr()
+            .contains("cached mirror list (version 1) expired")
+            && r.stderr().contains("using the main mirror"),
+        "{}",
+        r.stderr()
+    );
+    assert!(r.stdout().contains(&srv.url()), "{}", r.stdout());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_metadata_that_cannot_be_refreshed_has_its_own_exit_code() {
+    // Signed three days ago: the timestamp (one day) has expired.
+    let then = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(72);
+    let repo = TestRepo::new_at(then, &[("pkg/hello-1.0.tar", HELLO)]);
+    let ca = ca();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    app.init(&repo.root_file()).await;
+    // Trusted back then, in the appliance's store.
+    let root = std::fs::read(repo.root_file()).unwrap();
+    let fs = onionpkg_trust::metadata::FsRepository::from_tree(&repo.tree());
+    let mut client =
+        onionpkg_trust::metadata::Client::new(&root, Some(&app.state().join("metadata")), fs)
+            .unwrap();
+    client.refresh(then).await.unwrap();
+    drop(client);
+
+    let r = app.run(&["update"]).await;
+    assert_eq!(r.code(), 4, "{}", r.stderr());
+    assert!(r.stderr().contains("expired"), "{}", r.stderr());
+    let r = app.run(&["--json", "status"]).await.ok();
+    assert!(
+        r.stdout().contains("\"metadata_state\":\"expired\""),
+        "{}",
+        r.stdout()
+    );
+}

@@ -1,0 +1,18 @@
+//! End-to-end tests of `onionpkg-fetch` over HTTPS on 127.0.0.1: a
+//! repository signed by `onionpkg-repo`, served by local mirrors that can
+//! be dead, tampered, frozen or stalled.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    unreachable_pub,
+    missing_docs,
+    reason = "test code: a panic is a test failure"
+)]
+
+mod download;
+mod failover;
+mod server;
+mod util;

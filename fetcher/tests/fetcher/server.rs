@@ -1,0 +1,151 @@
+//! An HTTPS mirror on 127.0.0.1 serving a repository tree, with switches
+//! for misbehaviour: tampered targets, a stall partway through a target.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// A request the server saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub range: Option<String>,
+}
+
+/// Switches, changeable while the server runs.
+#[derive(Default)]
+pub struct Ctl {
+    /// Flip a byte of every target served.
+    pub tamper: AtomicBool,
+    /// When non-zero: send this many bytes of a target, then stall.
+    pub stall_after: AtomicU64,
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub ctl: Arc<Ctl>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Server {
+    pub fn url(&self) -> String {
+        format!("https://{}/", self.addr)
+    }
+}
+
+/// Serves `root` over HTTPS with `tls`.
+pub async fn serve(root: PathBuf, tls: Arc<rustls::ServerConfig>) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let ctl = Arc::new(Ctl::default());
+    let (seen2, ctl2) = (seen.clone(), ctl.clone());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (root, seen, ctl, tls) = (root.clone(), seen2.clone(), ctl2.clone(), tls.clone());
+            tokio::spawn(async move {
+                let Ok(s) = tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await else {
+                    return;
+                };
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let (root, seen, ctl) = (root.clone(), seen.clone(), ctl.clone());
+                    async move { Ok::<_, Infallible>(answer(&root, &seen, &ctl, &req)) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    Server {
+        addr,
+        seen,
+        ctl,
+        task,
+    }
+}
+
+fn status(s: StatusCode) -> Response<BoxBody<Bytes, Infallible>> {
+    let mut r = Response::new(Full::new(Bytes::new()).boxed());
+    *r.status_mut() = s;
+    r
+}
+
+fn answer(
+    root: &std::path::Path,
+    seen: &Mutex<Vec<Seen>>,
+    ctl: &Ctl,
+    req: &Request<Incoming>,
+) -> Response<BoxBody<Bytes, Infallible>> {
+    let path = req.uri().path().to_owned();
+    let range = req
+        .headers()
+        .get(http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    seen.lock().unwrap().push(Seen {
+        path: path.clone(),
+        range: range.clone(),
+    });
+    if path.contains("..") {
+        return status(StatusCode::FORBIDDEN);
+    }
+    let Ok(mut bytes) = std::fs::read(root.join(path.trim_start_matches('/'))) else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    let is_target = path.starts_with("/targets/");
+    if is_target
+        && ctl.tamper.load(Ordering::SeqCst)
+        && let Some(b) = bytes.last_mut()
+    {
+        *b ^= 0xff;
+    }
+    let from = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n < bytes.len());
+    let total = bytes.len();
+    let body = bytes.split_off(from.unwrap_or(0));
+    let stall = ctl.stall_after.load(Ordering::SeqCst) as usize;
+    let mut resp = if is_target && stall > 0 && stall < body.len() {
+        let first = Bytes::from(body[..stall].to_vec());
+        let chunks = futures::stream::once(async move { Ok::<_, Infallible>(Frame::data(first)) })
+            .chain(futures::stream::pending());
+        Response::new(BodyExt::boxed(StreamBody::new(chunks)))
+    } else {
+        Response::new(Full::new(Bytes::from(body)).boxed())
+    };
+    if let Some(n) = from {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        resp.headers_mut().insert(
+            http::header::CONTENT_RANGE,
+            format!("bytes {n}-{}/{total}", total - 1).parse().unwrap(),
+        );
+    }
+    resp
+}
+
+use futures::StreamExt;

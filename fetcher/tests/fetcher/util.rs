@@ -1,0 +1,197 @@
+//! A signed repository, a test CA, a configuration, and the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
+
+/// A repository signed by `onionpkg-repo` in a temp dir.
+pub struct TestRepo {
+    pub tmp: tempfile::TempDir,
+    pub repo: RepoDir,
+    pub keys: KeyDir,
+    pub now: Timestamp,
+}
+
+impl TestRepo {
+    /// A repository signed at `now` with the given packages.
+    pub fn new_at(now: Timestamp, packages: &[(&str, &[u8])]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = RepoDir::new(tmp.path().join("repo"));
+        let keys = KeyDir::new(tmp.path().join("keys"), None);
+        repo.init(&keys, &InitOptions::default(), &Expiries::default(), now)
+            .unwrap();
+        let t = Self {
+            tmp,
+            repo,
+            keys,
+            now,
+        };
+        for (path, content) in packages {
+            t.add_package(path, content);
+        }
+        t.publish();
+        t
+    }
+
+    /// A repository signed now.
+    pub fn new(packages: &[(&str, &[u8])]) -> Self {
+        Self::new_at(Timestamp::now(), packages)
+    }
+
+    pub fn add_package(&self, path: &str, content: &[u8]) {
+        let file = self.tmp.path().join("input");
+        std::fs::write(&file, content).unwrap();
+        self.repo
+            .add_target(&file, path, &Default::default(), "targets")
+            .unwrap();
+    }
+
+    pub fn publish(&self) -> u64 {
+        self.repo
+            .publish(&self.keys, &Expiries::default(), &[], self.now)
+            .unwrap()
+    }
+
+    /// The repository tree a mirror serves (`metadata/`, `targets/`).
+    pub fn tree(&self) -> PathBuf {
+        self.repo.dir().to_owned()
+    }
+
+    pub fn root_file(&self) -> PathBuf {
+        self.repo.metadata_dir().join("1.root.json")
+    }
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A test CA and a server certificate for 127.0.0.1.
+pub struct Ca {
+    pub pem: String,
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+pub fn ca() -> Ca {
+    onionpkg_fetcher::tor::install_crypto_provider();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    Ca {
+        pem: ca.pem(),
+        server: Arc::new(server),
+    }
+}
+
+/// An appliance: a config file, its state, cache and output dirs.
+pub struct Appliance {
+    pub dir: tempfile::TempDir,
+}
+
+impl Appliance {
+    /// An appliance using direct HTTPS to `mirrors`, trusting `ca`.
+    pub fn https(ca: &Ca, root: &Path, mirrors: &[String], extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &ca.pem).unwrap();
+        let list = mirrors
+            .iter()
+            .map(|m| format!("{m:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let config = format!(
+            "trust_root = {root:?}\nstate_dir = \"state\"\ncache_dir = \"cache\"\n\
+             output_dir = \"out\"\ntransport = \"https\"\nmain_mirrors = [{list}]\n\
+             {extra}\n[https]\nextra_ca = \"ca.pem\"\n",
+        );
+        std::fs::write(dir.path().join("fetcher.toml"), config).unwrap();
+        Self { dir }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("fetcher.toml")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_onionpkg-fetch"));
+        c.arg("--config").arg(self.config()).args(args);
+        c.kill_on_drop(true);
+        c
+    }
+
+    /// Runs the fetcher to completion (60 s at most).
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let out = tokio::time::timeout(Duration::from_secs(60), self.command(args).output())
+            .await
+            .expect("onionpkg-fetch did not finish within 60 s")
+            .unwrap();
+        Run(out)
+    }
+
+    /// `init` with `root`, which must succeed.
+    pub async fn init(&self, root: &Path) {
+        self.run(&["init", "--root", root.to_str().unwrap()])
+            .await
+            .ok();
+    }
+}
+
+/// A finished run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    /// Asserts success and returns self.
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code(),
+            0,
+            "stdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
