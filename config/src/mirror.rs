@@ -253,6 +253,8 @@ impl ConfigFile for MirrorConfig {
         }
         if let (Some(http), Some(https)) = (self.listen.http, self.listen.https)
             && http == https
+            // Port 0 asks the system for a free port: such listeners never collide.
+            && http.port() != 0
         {
             return Err(Invalid::new("listen.https", "same address as listen.http"));
         }

@@ -1,9 +1,13 @@
-//! Errors of the mirror's serving paths.
+//! Errors of the mirror: configuration, serving, onion service and sync.
+
+use std::path::PathBuf;
+
+use onionpkg_config::{ErrorKind, HasKind};
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What can go wrong while launching or serving the onion service.
+/// What can go wrong while serving or syncing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -30,4 +34,118 @@ pub enum Error {
     /// Serving needs a tokio runtime, and none is running on this thread.
     #[error("no tokio runtime is running")]
     NoRuntime,
+
+    /// The configuration file is missing or invalid.
+    #[error(transparent)]
+    BadConfig(#[from] onionpkg_config::ConfigError),
+
+    /// The repository root to serve is missing or not a directory.
+    #[error("repository root {path}: {source}")]
+    Root {
+        /// The configured root.
+        path: PathBuf,
+        /// Why it cannot be served.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The TLS certificate chain or key cannot be read or used.
+    #[error("tls {what} {path}: {reason}")]
+    Tls {
+        /// "certificate" or "key".
+        what: &'static str,
+        /// The PEM file.
+        path: PathBuf,
+        /// Why it is unusable.
+        reason: String,
+    },
+
+    /// A listener cannot be bound (address in use, permission denied).
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The configured address.
+        addr: std::net::SocketAddr,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Tor could not be started for the onion service or for sync.
+    #[error("tor: {0}")]
+    Tor(#[from] onionpkg_fetcher::Error),
+
+    /// A sync was asked for, but the configuration has no `[sync]` section.
+    #[error("no [sync] section in the configuration")]
+    NoSync,
+
+    /// The upstream repository failed verification; nothing was changed.
+    #[error("upstream repository refused: {0}")]
+    Verify(#[from] onionpkg_trust::metadata::VerifyError),
+
+    /// The upstream could not be reached or sent something unusable.
+    #[error("upstream {url}: {reason}")]
+    Upstream {
+        /// What was fetched.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+
+    /// A local file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The state file is missing or unreadable.
+    #[error("no usable state file {path}: {reason}")]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// An I/O error while doing `action` on `path`.
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+impl HasKind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Nickname(_) | Self::Config(_) | Self::Disabled | Self::NoSync => {
+                ErrorKind::BadConfig
+            }
+            Self::BadConfig(e) => e.kind(),
+            Self::Root { .. } | Self::Tls { .. } => ErrorKind::BadConfig,
+            Self::Launch(_) | Self::NoAddress | Self::Bind { .. } | Self::Io { .. } => {
+                ErrorKind::Io
+            }
+            Self::NoRuntime => ErrorKind::Internal,
+            Self::Tor(_) => ErrorKind::Network,
+            Self::Verify(e) => e.kind(),
+            Self::Upstream { .. } => ErrorKind::Network,
+            Self::State { .. } => ErrorKind::NotFound,
+        }
+    }
 }

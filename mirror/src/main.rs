@@ -1,9 +1,56 @@
-//! Placeholder entry point; the program arrives with its own issue.
+//! `onionpkg-mirror`: serve and sync an onionpkg repository. Exit codes are
+//! documented on `onionpkg_mirror::cli::exit_code`.
 
-fn main() -> std::process::ExitCode {
-    #[allow(clippy::print_stderr, reason = "the binary's only output")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the binary reports to its operator"
+)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use onionpkg_mirror::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
     {
-        eprintln!("not built yet");
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => cli::serve(&config).await,
+            Command::Sync { config, upstream } => cli::sync(&config, upstream.as_deref())
+                .await
+                .map(|report| println!("{report}")),
+            Command::Status { config, json } => cli::status(&config).map(|r| {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                } else {
+                    println!("{r}");
+                }
+            }),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(cli::exit_code(&e))
+        }
     }
-    std::process::ExitCode::from(2)
 }

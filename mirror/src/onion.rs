@@ -12,16 +12,16 @@ use arti_client::config::onion_service::OnionServiceConfigBuilder;
 use futures::StreamExt;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use onionpkg_fetcher::tor::Client;
 use safelog::DisplayRedacted;
-use tokio::sync::Semaphore;
 use tor_cell::relaycell::msg::{Connected, End, EndReason};
 use tor_hsservice::status::OnionServiceStatus;
 use tor_hsservice::{HsNickname, RunningOnionService, StreamRequest};
 use tor_proto::stream::IncomingStreamRequest;
 use tracing::{debug, info};
 
+use crate::metrics::Metrics;
+use crate::serve::{ConnLimits, Conns};
 use crate::{Error, Result};
 
 /// The only virtual port served; streams to any other port close the circuit,
@@ -33,10 +33,6 @@ pub const DEFAULT_MAX_STREAMS: usize = 64;
 
 /// How long a client may take to send a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Longest life of one connection, so idle or stalled peers give back their
-/// slot; long enough for a large package over a slow circuit.
-const MAX_CONNECTION_TIME: Duration = Duration::from_secs(600);
 
 /// A running onion service; dropping it stops serving.
 pub struct OnionService {
@@ -90,6 +86,33 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    let limits = ConnLimits {
+        max_connections: max_streams,
+        header_read_timeout: HEADER_READ_TIMEOUT,
+        max_header_bytes: 16 * 1024,
+    };
+    // Never signalled: this service ends when dropped.
+    let (_never, shutdown) = tokio::sync::watch::channel(false);
+    let conns = Conns::new(limits, Arc::new(Metrics::default()), shutdown);
+    serve_onion_with(client, nickname, conns, service)
+}
+
+/// Like [`serve_onion`], but with the connection slots, deadlines and
+/// shutdown signal shared with the mirror's other listeners.
+pub fn serve_onion_with<S, B>(
+    client: &Client,
+    nickname: &str,
+    conns: Conns,
+    service: S,
+) -> Result<OnionService>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
     let nick: HsNickname = nickname
         .parse()
@@ -108,11 +131,10 @@ where
         .to_string();
     info!(%address, nickname, "onion service launched");
 
-    let slots = Arc::new(Semaphore::new(max_streams.max(1)));
     let task = runtime.spawn(async move {
         let mut streams = std::pin::pin!(tor_hsservice::handle_rend_requests(rend_requests));
         while let Some(req) = streams.next().await {
-            dispatch(req, &slots, service.clone());
+            dispatch(req, &conns, service.clone());
         }
         debug!("onion service request stream ended");
     });
@@ -124,7 +146,7 @@ where
 }
 
 /// Accepts, refuses or drops one stream request without blocking the loop.
-fn dispatch<S, B>(req: StreamRequest, slots: &Arc<Semaphore>, service: S)
+fn dispatch<S, B>(req: StreamRequest, conns: &Conns, service: S)
 where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
@@ -141,7 +163,7 @@ where
         }
         return;
     }
-    let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+    let Some(slot) = conns.try_slot() else {
         debug!("stream limit reached: refusing a stream");
         tokio::spawn(async move {
             let _ = req
@@ -150,8 +172,9 @@ where
         });
         return;
     };
+    let conns = conns.clone();
     tokio::spawn(async move {
-        let _permit = permit;
+        let _slot = slot;
         let stream = match req.accept(Connected::new_empty()).await {
             Ok(s) => s,
             Err(e) => {
@@ -159,14 +182,6 @@ where
                 return;
             }
         };
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        match tokio::time::timeout(MAX_CONNECTION_TIME, conn).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(error = %e, "onion http connection failed"),
-            Err(_) => debug!("onion http connection hit its lifetime limit"),
-        }
+        conns.serve(stream, service).await;
     });
 }

@@ -1,0 +1,192 @@
+//! A running mirror: every listener of one configuration, the shared
+//! connection limits, metrics, TLS reload and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use onionpkg_config::mirror::MirrorConfig;
+use onionpkg_fetcher::tor::{Authority, Client, FallbackCache, Network, TorSettings};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::http::RepoService;
+use crate::metrics::{Metrics, OnionState};
+use crate::onion::{OnionService, serve_onion_with};
+use crate::serve::{ConnLimits, Conns, Listeners, start_clearnet};
+use crate::state::State;
+use crate::{Error, Result};
+
+/// A mirror serving one configuration; [`Mirror::shutdown`] stops it.
+#[derive(Debug)]
+pub struct Mirror {
+    config: MirrorConfig,
+    service: RepoService,
+    metrics: Arc<Metrics>,
+    conns: Conns,
+    listeners: Listeners,
+    shutdown: watch::Sender<bool>,
+    onion: Option<OnionService>,
+}
+
+impl Mirror {
+    /// Checks the root and TLS files, binds every clearnet listener and starts
+    /// serving. The onion service is launched separately
+    /// ([`Mirror::launch_onion`]) because it needs a bootstrapped Tor client.
+    pub async fn start(config: &MirrorConfig) -> Result<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let service = RepoService::new(&config.root, Arc::clone(&metrics), config.log.access_log)
+            .map_err(|source| Error::Root {
+            path: config.root.clone(),
+            source,
+        })?;
+        if let Ok(state) = State::load(&config.state_dir)
+            && let Some(v) = state.served_version
+        {
+            metrics.served_version(v);
+        }
+        metrics.onion(if config.onion.enabled {
+            OnionState::Starting
+        } else {
+            OnionState::Disabled
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let conns = Conns::new(
+            ConnLimits::from_config(&config.limits),
+            Arc::clone(&metrics),
+            rx,
+        );
+        let listeners = start_clearnet(config, &service, &metrics, &conns).await?;
+        Ok(Self {
+            config: config.clone(),
+            service,
+            metrics,
+            conns,
+            listeners,
+            shutdown,
+            onion: None,
+        })
+    }
+
+    /// The bound clearnet HTTP address.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.listeners.http
+    }
+
+    /// The bound HTTPS address.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.listeners.https
+    }
+
+    /// The bound metrics address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.listeners.metrics
+    }
+
+    /// The mirror's counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The onion address, once launched.
+    pub fn onion_address(&self) -> Option<&str> {
+        self.onion.as_ref().map(OnionService::address)
+    }
+
+    /// Reads the TLS certificate and key again (SIGHUP). Connections already
+    /// open keep theirs; a failed reload keeps the old certificate.
+    pub fn reload_tls(&self) -> Result<()> {
+        match &self.listeners.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
+    }
+
+    /// Launches the onion service on `client` and records its address in
+    /// the state file.
+    pub fn launch_onion(&mut self, client: &Client) -> Result<&str> {
+        let service = self.service.for_peer(crate::http::Via::Onion, None);
+        match serve_onion_with(
+            client,
+            &self.config.onion.nickname,
+            self.conns.clone(),
+            service,
+        ) {
+            Ok(onion) => {
+                self.metrics.onion(OnionState::Running);
+                let address = onion.address().to_owned();
+                if let Err(e) = State::update(&self.config.state_dir, |s| {
+                    s.onion_address = Some(address);
+                }) {
+                    warn!(error = %e, "cannot record the onion address");
+                }
+                Ok(self.onion.insert(onion).address())
+            }
+            Err(e) => {
+                self.metrics.onion(OnionState::Failed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops accepting, lets in-flight requests finish for up to `deadline`,
+    /// then drops what is left. True if every connection closed in time.
+    pub async fn shutdown(mut self, deadline: Duration) -> bool {
+        let _ = self.shutdown.send(true);
+        // The onion service stops accepting streams when dropped; its open
+        // streams drain like the others.
+        self.onion = None;
+        let drained = self.conns.drained(deadline).await;
+        if drained {
+            info!("all connections closed");
+        } else {
+            warn!(
+                ?deadline,
+                "connections still open at the shutdown deadline: dropping them"
+            );
+        }
+        drained
+    }
+}
+
+/// The Tor client settings of a mirror configuration.
+pub fn tor_settings(config: &MirrorConfig) -> TorSettings {
+    let t = &config.tor;
+    let network = if t.authority.is_empty() {
+        Network::Public
+    } else {
+        Network::Custom {
+            authorities: t
+                .authority
+                .iter()
+                .map(|a| Authority {
+                    v3ident: hex_upper(&a.v3ident),
+                    dir_addrs: vec![a.dir_addr],
+                })
+                .collect(),
+            fallbacks: t
+                .fallback
+                .iter()
+                .map(|f| FallbackCache {
+                    rsa_identity: hex_upper(&f.rsa_identity),
+                    ed_identity: base64::engine::general_purpose::STANDARD_NO_PAD
+                        .encode(f.ed_identity),
+                    orports: f.orports.clone(),
+                })
+                .collect(),
+            single_host: t.is_private_network(),
+            preemptive_ports: Vec::new(),
+        }
+    };
+    TorSettings {
+        state_dir: t.state_dir.clone(),
+        cache_dir: t.cache_dir.clone(),
+        network,
+        bootstrap_timeout: t.bootstrap_timeout,
+    }
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}

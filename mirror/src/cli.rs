@@ -1,0 +1,182 @@
+//! The command line of `onionpkg-mirror` and what each command does.
+//!
+//! The binary only parses arguments, sets up logging and maps errors to the
+//! exit codes documented on [`exit_code`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use onionpkg_config::{ErrorKind, HasKind};
+use serde::Serialize;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+use crate::app::{Mirror, tor_settings};
+use crate::state::State;
+use crate::{Error, Result};
+
+/// How long in-flight requests may take to finish after SIGTERM.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// `onionpkg-mirror`: serve and sync an onionpkg repository.
+#[derive(Debug, Parser)]
+#[command(name = "onionpkg-mirror", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the repository tree on the configured listeners until SIGTERM.
+    Serve {
+        /// The mirror configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Sync the repository once from upstream, verifying it first.
+    Sync {
+        /// The mirror configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Sync from this URL instead of `sync.upstream`.
+        #[arg(long)]
+        upstream: Option<String>,
+    },
+    /// Print the onion address, the last sync and the served version.
+    Status {
+        /// The mirror configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The process exit code for `e`:
+/// - 1: a runtime failure (network, I/O, Tor, no state yet);
+/// - 2: a usage error (reported by the argument parser);
+/// - 3: bad configuration (the file, the TLS PEM files, the repository root,
+///   the trusted root, a missing `[sync]` section);
+/// - 4: a listener cannot be bound (address in use, permission denied);
+/// - 5: sync refused: the upstream repository failed verification (a
+///   tampered file, expired or rolled-back metadata); nothing was changed.
+pub fn exit_code(e: &Error) -> u8 {
+    match e {
+        Error::Bind { .. } => 4,
+        Error::BadConfig(_) => 3,
+        Error::Verify(_) => 5,
+        e => match e.kind() {
+            ErrorKind::BadConfig => 3,
+            ErrorKind::Verification | ErrorKind::Expired | ErrorKind::Rollback => 5,
+            _ => 1,
+        },
+    }
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    /// The onion address, if the service was launched.
+    pub onion_address: Option<String>,
+    /// The last successful sync.
+    pub last_sync: Option<jiff::Timestamp>,
+    /// The last failed sync and why.
+    pub last_sync_error_at: Option<jiff::Timestamp>,
+    /// Why the last sync failed.
+    pub last_sync_error: Option<String>,
+    /// The served `timestamp.json` version.
+    pub served_version: Option<u64>,
+}
+
+impl std::fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let or_none = |v: Option<String>| v.unwrap_or_else(|| "none".to_owned());
+        writeln!(f, "onion address: {}", or_none(self.onion_address.clone()))?;
+        writeln!(
+            f,
+            "last sync: {}",
+            or_none(self.last_sync.map(|t| t.to_string()))
+        )?;
+        if let (Some(at), Some(why)) = (&self.last_sync_error_at, &self.last_sync_error) {
+            writeln!(f, "last sync error: {at}: {why}")?;
+        }
+        write!(
+            f,
+            "served version: {}",
+            or_none(self.served_version.map(|v| v.to_string()))
+        )
+    }
+}
+
+/// The `status` report of the mirror configured at `config`.
+pub fn status(config: &std::path::Path) -> Result<StatusReport> {
+    let config = onionpkg_config::load_mirror(config)?;
+    let s = State::load(&config.state_dir)?;
+    Ok(StatusReport {
+        onion_address: s.onion_address,
+        last_sync: s.last_sync,
+        last_sync_error_at: s.last_sync_error_at,
+        last_sync_error: s.last_sync_error,
+        served_version: s.served_version,
+    })
+}
+
+/// `serve`: runs until SIGTERM or SIGINT; SIGHUP reloads the TLS certificate.
+pub async fn serve(config: &std::path::Path) -> Result<()> {
+    let config = onionpkg_config::load_mirror(config)?;
+    let mut mirror = Mirror::start(&config).await?;
+    let io_err = |e| Error::io("installing a signal handler for", "the process")(e);
+    let mut term = signal(SignalKind::terminate()).map_err(io_err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(io_err)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(io_err)?;
+
+    let (tor_tx, mut tor_rx) = tokio::sync::mpsc::channel(1);
+    if config.onion.enabled {
+        let settings = tor_settings(&config);
+        tokio::spawn(async move {
+            let _ = tor_tx
+                .send(onionpkg_fetcher::tor::bootstrap(&settings).await)
+                .await;
+        });
+    }
+    let mut sync_task = crate::sync::spawn_schedule(&config, mirror.metrics());
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match mirror.reload_tls() {
+                Ok(()) => info!("tls certificate reloaded"),
+                Err(e) => error!(error = %e, "tls reload failed; keeping the old certificate"),
+            },
+            Some(client) = tor_rx.recv() => {
+                let client = client?;
+                let address = mirror.launch_onion(&client)?.to_owned();
+                info!(%address, "serving the onion service");
+            }
+        }
+    }
+    info!("shutting down");
+    if let Some(t) = sync_task.take() {
+        t.abort();
+    }
+    if !mirror.shutdown(SHUTDOWN_DEADLINE).await {
+        warn!("some connections were cut at the shutdown deadline");
+    }
+    Ok(())
+}
+
+/// `sync`: one verified sync from `upstream` or `sync.upstream`.
+pub async fn sync(config: &std::path::Path, upstream: Option<&str>) -> Result<String> {
+    let config = onionpkg_config::load_mirror(config)?;
+    if config.sync.is_none() {
+        return Err(Error::NoSync);
+    }
+    let tor = crate::sync::sync_transport(&config).await?;
+    let report = crate::sync::sync_and_record(&config, upstream, tor, None).await?;
+    Ok(report.to_string())
+}

@@ -1,0 +1,338 @@
+//! Listeners and connections: clearnet HTTP and HTTPS, the metrics endpoint,
+//! and the connection discipline shared with the onion service.
+//!
+//! Every connection, whatever its listener, takes a slot from one semaphore;
+//! when none is free the connection is closed at once rather than queued, so
+//! a flood cannot grow memory. Each connection has a header-read deadline
+//! (slowloris), a header size cap and a lifetime cap. Shutdown stops the
+//! accept loops, asks every connection to finish its in-flight request, and
+//! waits for them up to a deadline.
+
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode, header};
+use hyper::body::{Body as HttpBody, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use onionpkg_config::mirror::MirrorConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tracing::{debug, info, warn};
+
+use crate::http::{RepoService, Via, full, status_response};
+use crate::metrics::{Metrics, OpenConnection};
+use crate::tls::ReloadableTls;
+use crate::{Error, Result};
+
+/// Longest life of one connection, so stalled peers give back their slot;
+/// long enough for a large package over a slow circuit.
+const MAX_CONNECTION_TIME: Duration = Duration::from_secs(600);
+
+/// hyper refuses read buffers below this size.
+const MIN_BUF: usize = 8192;
+
+/// Connection limits, from `[limits]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Connections served at once over all listeners.
+    pub max_connections: usize,
+    /// How long a client may take to send its request headers (and to
+    /// finish a TLS handshake).
+    pub header_read_timeout: Duration,
+    /// The largest request header block.
+    pub max_header_bytes: usize,
+}
+
+impl ConnLimits {
+    /// The limits of a configuration.
+    pub fn from_config(c: &onionpkg_config::mirror::LimitsConfig) -> Self {
+        Self {
+            max_connections: usize::try_from(c.max_connections).unwrap_or(usize::MAX),
+            header_read_timeout: c.header_read_timeout,
+            max_header_bytes: usize::try_from(c.max_header_bytes).unwrap_or(MIN_BUF),
+        }
+    }
+}
+
+/// The connection discipline every listener shares: slots, deadlines and
+/// the shutdown signal.
+#[derive(Debug, Clone)]
+pub struct Conns {
+    slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    limits: ConnLimits,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// A connection's slot and its place in the open-connections gauge.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _open: OpenConnection,
+}
+
+impl Conns {
+    /// Connections limited by `limits`, ending when `shutdown` turns true.
+    pub fn new(limits: ConnLimits, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            metrics,
+            limits,
+            shutdown,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> ConnLimits {
+        self.limits
+    }
+
+    /// A free slot, or `None` (counted as refused) when all are taken.
+    pub fn try_slot(&self) -> Option<Slot> {
+        match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => Some(Slot {
+                _permit: permit,
+                _open: self.metrics.open(),
+            }),
+            Err(_) => {
+                self.metrics.refused();
+                None
+            }
+        }
+    }
+
+    /// Waits until every slot is free again (all connections closed), up to
+    /// `deadline`; true if they all closed in time.
+    pub async fn drained(&self, deadline: Duration) -> bool {
+        let all = u32::try_from(self.limits.max_connections.max(1)).unwrap_or(u32::MAX);
+        tokio::time::timeout(deadline, self.slots.acquire_many(all))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Serves HTTP/1.1 on `io` with the limits, until the client is done,
+    /// a deadline passes, or shutdown (after the in-flight request).
+    pub async fn serve<I, S, B>(&self, io: I, service: S)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<Box<dyn StdError + Send + Sync>>,
+        B: HttpBody + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    {
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_read_timeout)
+            .max_buf_size(self.limits.max_header_bytes.max(MIN_BUF))
+            .max_headers(100)
+            .serve_connection(TokioIo::new(io), service);
+        let mut conn = std::pin::pin!(conn);
+        let run = async {
+            tokio::select! {
+                r = conn.as_mut() => r,
+                () = stopped(self.shutdown.clone()) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.as_mut().await
+                }
+            }
+        };
+        match tokio::time::timeout(MAX_CONNECTION_TIME, run).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                if !e.is_timeout() && !e.is_incomplete_message() {
+                    self.metrics.error();
+                }
+                debug!(error = %e, "http connection ended with an error");
+            }
+            Err(_) => debug!("http connection hit its lifetime limit"),
+        }
+    }
+}
+
+/// Resolves when shutdown is signalled; never if the sender is gone
+/// without signalling.
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Accepts on `listener` until shutdown; TLS first when `tls` is given.
+pub async fn accept_loop(
+    listener: TcpListener,
+    via: Via,
+    tls: Option<Arc<ReloadableTls>>,
+    service: RepoService,
+    conns: Conns,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = stopped(conns.shutdown.clone()) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly
+                // rather than spin.
+                debug!(error = %e, "accept failed");
+                conns.metrics.error();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Some(slot) = conns.try_slot() else {
+            debug!("connection limit reached: closing a new connection");
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.for_peer(via, Some(peer));
+        let conns = conns.clone();
+        let tls = tls.as_ref().map(|t| t.acceptor());
+        tokio::spawn(async move {
+            let _slot = slot;
+            match tls {
+                None => conns.serve(stream, service).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        conns.limits.header_read_timeout,
+                        acceptor.accept(stream),
+                    );
+                    match handshake.await {
+                        Ok(Ok(tls_stream)) => conns.serve(tls_stream, service).await,
+                        Ok(Err(e)) => debug!(error = %e, "tls handshake failed"),
+                        Err(_) => debug!("tls handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+    debug!(via = ?via, "accept loop stopped");
+}
+
+/// Serves `/metrics` on `listener` (loopback only, checked by the config).
+pub async fn metrics_loop(listener: TcpListener, metrics: Arc<Metrics>, conns: Conns) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = stopped(conns.shutdown.clone()) => break,
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let Some(slot) = conns.try_slot() else {
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        let conns = conns.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let metrics = Arc::clone(&metrics);
+                async move {
+                    let resp = if req.uri().path() == "/metrics" {
+                        let mut r = Response::new(full(metrics.render()));
+                        r.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                        );
+                        r
+                    } else {
+                        status_response(StatusCode::NOT_FOUND)
+                    };
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            conns.serve(stream, service).await;
+        });
+    }
+}
+
+/// Binds `addr` for listener `what`, with a clear error when it is taken.
+pub async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, addr, source })
+}
+
+/// The clearnet side of a running mirror: its listeners, by bound address.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The bound HTTP address.
+    pub http: Option<SocketAddr>,
+    /// The bound HTTPS address.
+    pub https: Option<SocketAddr>,
+    /// The bound metrics address.
+    pub metrics: Option<SocketAddr>,
+    /// The HTTPS certificate, for reloading.
+    pub tls: Option<Arc<ReloadableTls>>,
+}
+
+/// Binds every configured clearnet listener and starts serving on them.
+/// Binding happens before anything is spawned, so a taken port fails the
+/// start with nothing left running.
+pub async fn start_clearnet(
+    config: &MirrorConfig,
+    service: &RepoService,
+    metrics: &Arc<Metrics>,
+    conns: &Conns,
+) -> Result<Listeners> {
+    let tls = match &config.tls {
+        Some(t) if config.listen.https.is_some() => {
+            Some(Arc::new(ReloadableTls::load(&t.cert, &t.key)?))
+        }
+        _ => None,
+    };
+    let http = match config.listen.http {
+        Some(a) => Some(bind("listen.http", a).await?),
+        None => None,
+    };
+    let https = match config.listen.https {
+        Some(a) => Some(bind("listen.https", a).await?),
+        None => None,
+    };
+    let metrics_l = match &config.metrics {
+        Some(m) => Some(bind("metrics.listen", m.listen).await?),
+        None => None,
+    };
+    let addr = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    let out = Listeners {
+        http: addr(&http),
+        https: addr(&https),
+        metrics: addr(&metrics_l),
+        tls: tls.clone(),
+    };
+    if let Some(l) = http {
+        info!(addr = ?out.http, "serving http");
+        tokio::spawn(accept_loop(
+            l,
+            Via::Http,
+            None,
+            service.clone(),
+            conns.clone(),
+        ));
+    }
+    if let (Some(l), Some(tls)) = (https, tls) {
+        info!(addr = ?out.https, "serving https");
+        tokio::spawn(accept_loop(
+            l,
+            Via::Https,
+            Some(tls),
+            service.clone(),
+            conns.clone(),
+        ));
+    } else if config.listen.https.is_some() {
+        warn!("listen.https without [tls]: not serving https");
+    }
+    if let Some(l) = metrics_l {
+        info!(addr = ?out.metrics, "serving metrics");
+        tokio::spawn(metrics_loop(l, Arc::clone(metrics), conns.clone()));
+    }
+    Ok(out)
+}

@@ -1,0 +1,175 @@
+//! The binary: clear messages and documented exit codes for bad
+//! configurations, `status`.
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::util::{WAIT, config};
+
+const BIN: &str = env!("CARGO_BIN_EXE_onionpkg-mirror");
+
+async fn run(args: &[&str]) -> Output {
+    tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the binary exits in time")
+    .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn served_root(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("metadata")).unwrap();
+    root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_configurations_exit_with_documented_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let root = served_root(d);
+    let cfg_str = |p: &Path| p.display().to_string();
+
+    // Status before anything ran: 1, naming the state file.
+    let cfg = config(d, &root, "[listen]\nhttp = \"127.0.0.1:0\"\n");
+    let o = run(&["status", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("mirror-state.json"), "{}", stderr(&o));
+
+    // A missing configuration file: 3.
+    let o = run(&["serve", "--config", &cfg_str(&d.join("nope.toml"))]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot read the configuration file"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Unreadable PEM: 3, naming the file.
+    let cfg = config(
+        d,
+        &root,
+        &format!(
+            "[listen]\nhttps = \"127.0.0.1:0\"\n[tls]\ncert = \"{0}/missing.pem\"\nkey = \"{0}/missing-key.pem\"\n",
+            d.display()
+        ),
+    );
+    let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tls certificate") && stderr(&o).contains("missing.pem"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(d.join("garbage.pem"), b"-----BEGIN NOTHING-----\n").unwrap();
+    let cfg = config(
+        d,
+        &root,
+        &format!(
+            "[listen]\nhttps = \"127.0.0.1:0\"\n[tls]\ncert = \"{0}/garbage.pem\"\nkey = \"{0}/garbage.pem\"\n",
+            d.display()
+        ),
+    );
+    let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("garbage.pem"), "{}", stderr(&o));
+
+    // A missing repository root: 3.
+    let cfg = config(d, &d.join("no-root"), "[listen]\nhttp = \"127.0.0.1:0\"\n");
+    let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("repository root"), "{}", stderr(&o));
+
+    // A port in use: 4.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = config(
+        d,
+        &root,
+        &format!("[listen]\nhttp = \"{}\"\n", taken.local_addr().unwrap()),
+    );
+    let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot listen on"), "{}", stderr(&o));
+
+    // Metrics on a public address: refused by validation, 3.
+    let cfg = config(
+        d,
+        &root,
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[metrics]\nlisten = \"0.0.0.0:9100\"\n",
+    );
+    let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("loopback"), "{}", stderr(&o));
+
+    // Sync without [sync]: 3. Sync with a missing trusted root: 3.
+    let cfg = config(d, &root, "[listen]\nhttp = \"127.0.0.1:0\"\n");
+    let o = run(&["sync", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let cfg = config(
+        d,
+        &root,
+        &format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[sync]\nupstream = \"https://upstream.example/\"\n\
+             trust_root = \"{}/no-root.json\"\nvia_tor = false\n",
+            d.display()
+        ),
+    );
+    let o = run(&["sync", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no-root.json"), "{}", stderr(&o));
+
+    // A usage error: 2.
+    let o = run(&["serve"]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_serving_gracefully() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = served_root(tmp.path());
+    std::fs::write(root.join("metadata/timestamp.json"), b"{}").unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let cfg = config(tmp.path(), &root, &format!("[listen]\nhttp = \"{port}\"\n"));
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--config", &cfg.display().to_string()])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Serving once a request succeeds.
+    let served = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(s) = tokio::net::TcpStream::connect(port).await {
+                drop(s);
+                return crate::util::get(port, "/metadata/timestamp.json").await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(served.status, 200);
+    let pid = child.id().unwrap();
+    let kill = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}

@@ -1,0 +1,173 @@
+//! Hostile clients: slowloris, connection floods, oversized headers.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::util::{WAIT, config, get, raw, start};
+
+fn tree(dir: &std::path::Path) -> std::path::PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("metadata")).unwrap();
+    std::fs::write(root.join("metadata/timestamp.json"), b"{\"t\":1}").unwrap();
+    root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn normal_client_served_during_slowloris() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path());
+    let cfg = config(
+        tmp.path(),
+        &root,
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[limits]\nmax_connections = 400\nheader_read_timeout = \"3s\"\n",
+    );
+    let mirror = start(&cfg).await;
+    let addr = mirror.http_addr().unwrap();
+
+    // 200 connections that dribble a header byte at a time and never finish.
+    let mut dribblers = Vec::new();
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metadata/timestamp.json HTTP/1.1\r\nX-A: ")
+            .await
+            .unwrap();
+        dribblers.push(s);
+    }
+    let dribble = tokio::spawn(async move {
+        let started = Instant::now();
+        let mut closed = 0;
+        // Keep dribbling until the server drops every one of them.
+        while !dribblers.is_empty() && started.elapsed() < Duration::from_secs(15) {
+            let mut alive = Vec::new();
+            for mut s in dribblers {
+                if s.write_all(b"a").await.is_ok() {
+                    let mut b = [0u8; 256];
+                    match tokio::time::timeout(Duration::from_millis(1), s.read(&mut b)).await {
+                        Ok(Ok(0) | Err(_)) => closed += 1,
+                        _ => alive.push(s),
+                    }
+                } else {
+                    closed += 1;
+                }
+            }
+            dribblers = alive;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        (closed, started.elapsed())
+    });
+
+    // Meanwhile a normal client is served, promptly.
+    let t = Instant::now();
+    for _ in 0..5 {
+        let r = tokio::time::timeout(
+            Duration::from_secs(2),
+            get(addr, "/metadata/timestamp.json"),
+        )
+        .await
+        .expect("served despite the slowloris connections");
+        assert_eq!(r.status, 200);
+    }
+    assert!(t.elapsed() < Duration::from_secs(5));
+
+    // And the dribblers are cut off after the header read timeout.
+    let (closed, took) = tokio::time::timeout(WAIT, dribble).await.unwrap().unwrap();
+    assert_eq!(closed, 200, "every slowloris connection closed");
+    assert!(took < Duration::from_secs(12), "closed after {took:?}");
+    mirror.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_closed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path());
+    let cfg = config(
+        tmp.path(),
+        &root,
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[limits]\nmax_connections = 4\nheader_read_timeout = \"20s\"\n",
+    );
+    let mirror = start(&cfg).await;
+    let addr = mirror.http_addr().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    // The fifth is closed at once, not queued.
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /metadata/timestamp.json HTTP/1.1\r\nHost: m\r\n\r\n")
+        .await;
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(WAIT, extra.read_to_end(&mut buf))
+        .await
+        .expect("closed promptly");
+    assert!(
+        n.is_err() || buf.is_empty(),
+        "the fifth connection was served"
+    );
+    // Freeing a slot lets the next one in.
+    drop(idle.pop());
+    let r = tokio::time::timeout(WAIT, async {
+        loop {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let _ = s
+                .write_all(b"GET /metadata/timestamp.json HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+                .await;
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf).await;
+            if !buf.is_empty() {
+                return buf;
+            }
+            // The slot is freed asynchronously after the drop.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("served once a slot is free");
+    assert!(r.starts_with(b"HTTP/1.1 200"));
+    let text = reqwest_metrics(&mirror);
+    assert!(
+        text.contains("onionpkg_mirror_connections_refused_total"),
+        "{text}"
+    );
+    mirror.shutdown(WAIT).await;
+}
+
+fn reqwest_metrics(mirror: &onionpkg_mirror::Mirror) -> String {
+    mirror.metrics().render()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path());
+    let cfg = config(
+        tmp.path(),
+        &root,
+        "[listen]\nhttp = \"127.0.0.1:0\"\n[limits]\nmax_header_bytes = 8192\n",
+    );
+    let mirror = start(&cfg).await;
+    let addr = mirror.http_addr().unwrap();
+    let big = "a".repeat(64 * 1024);
+    let request = format!(
+        "GET /metadata/timestamp.json HTTP/1.1\r\nHost: m\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"
+    );
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(request.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .unwrap();
+    assert!(
+        buf.is_empty() || buf.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..buf.len().min(100)])
+    );
+    let ok = raw(
+        addr,
+        b"GET /metadata/timestamp.json HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    mirror.shutdown(WAIT).await;
+}

@@ -1,0 +1,19 @@
+//! Integration tests of onionpkg-mirror: path safety, HTTP semantics over
+//! HTTP and HTTPS with curl, connection limits, configuration errors and
+//! verified sync.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    unreachable_pub,
+    reason = "test code: failures should panic with context"
+)]
+
+mod cli;
+mod curl;
+mod limits;
+mod paths;
+mod sync;
+mod util;
