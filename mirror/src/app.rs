@@ -18,6 +18,11 @@ use crate::serve::{ConnLimits, Conns, Listeners, start_clearnet};
 use crate::state::State;
 use crate::{Error, Result};
 
+/// Loads and validates a mirror configuration file.
+pub fn load_config(path: &std::path::Path) -> Result<MirrorConfig> {
+    Ok(onionpkg_config::load_mirror(path)?)
+}
+
 /// A mirror serving one configuration; [`Mirror::shutdown`] stops it.
 #[derive(Debug)]
 pub struct Mirror {

@@ -1,0 +1,209 @@
+//! End-to-end: onionpkg-mirror serves a signed repository as an onion
+//! service on a private Tor network, and curl through C tor fetches its
+//! metadata and a package.
+//!
+//! One network for this test binary, torn down at the end; afterwards the
+//! test checks that no tor of this run is left.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "test code: a panic or a printed line is the report"
+)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use onionpkg_fetcher::http::Limits;
+use onionpkg_fetcher::tor::{Purpose, TorTransport};
+use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
+use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti};
+use onionpkg_tests::testnet::{TestNet, TestNetOptions};
+
+const PACKAGE: &[u8] = b"a package delivered over an onion service\n";
+/// How long the onion service may take to become reachable.
+const ONION_DEADLINE: Duration = Duration::from_secs(150);
+/// One fetch attempt.
+const ATTEMPT: Duration = Duration::from_secs(20);
+/// Polling interval of the retry loops.
+const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+/// A signed repository with one package; returns its dir and the package's
+/// consistent path under `targets/`.
+fn make_repo(dir: &Path) -> (std::path::PathBuf, String) {
+    let repo = RepoDir::new(dir.join("repo"));
+    let keys = KeyDir::new(dir.join("keys"), None);
+    let now = jiff::Timestamp::now();
+    repo.init(&keys, &InitOptions::default(), &Expiries::default(), now)
+        .unwrap();
+    let input = dir.join("input");
+    std::fs::write(&input, PACKAGE).unwrap();
+    repo.add_target(&input, "pkg/onion-1.0.tar", &Default::default(), "targets")
+        .unwrap();
+    repo.publish(&keys, &Expiries::default(), &[], now).unwrap();
+    let name = std::fs::read_dir(repo.targets_dir().join("pkg"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.ends_with(".onion-1.0.tar"))
+        .unwrap();
+    (repo.dir().to_owned(), format!("pkg/{name}"))
+}
+
+/// curl through C tor's SOCKS port; retries until `expect` or the deadline.
+fn curl_until(
+    socks: SocketAddr,
+    url: &str,
+    extra: &[&str],
+    expect: &[u8],
+) -> anyhow::Result<(u32, Duration)> {
+    let start = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let out = Command::new("curl")
+            .args(["-q", "-sS", "--max-time", &ATTEMPT.as_secs().to_string()])
+            .arg("--socks5-hostname")
+            .arg(socks.to_string())
+            .args(extra)
+            .arg(url)
+            .output()
+            .context("running curl")?;
+        if out.status.success() && out.stdout == expect {
+            return Ok((attempts, start.elapsed()));
+        }
+        if start.elapsed() > ONION_DEADLINE {
+            bail!(
+                "{url}: no matching answer after {attempts} attempts; last: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        std::thread::sleep(RETRY_EVERY);
+    }
+}
+
+#[test]
+fn mirror_serves_its_onion_service() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+    let suite = Instant::now();
+    let work = tempfile::tempdir().unwrap();
+    let (root, package) = make_repo(work.path());
+    let timestamp = std::fs::read(root.join("metadata/timestamp.json")).unwrap();
+    let state = work.path().join("state");
+    let cfg_path = work.path().join("mirror.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "root = {:?}\nstate_dir = {:?}\n[onion]\nenabled = true\nnickname = \"mirror\"\n",
+            root.display().to_string(),
+            state.display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = onionpkg_mirror::app::load_config(&cfg_path).unwrap();
+
+    let net = TestNet::start(&TestNetOptions::default()).expect("private tor network");
+    println!(
+        "network usable after {:.1}s",
+        net.usable_after().as_secs_f64()
+    );
+    let socks = net.socks_addr().expect("a C tor client");
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = (|| -> anyhow::Result<String> {
+        let (mirror, address) = rt.block_on(async {
+            let mut mirror = onionpkg_mirror::Mirror::start(&config).await?;
+            let client =
+                bootstrap_arti(net.network(), &work.path().join("host"), BOOTSTRAP_TIMEOUT).await?;
+            let address = mirror.launch_onion(&client)?.to_owned();
+            anyhow::Ok((mirror, address))
+        })?;
+        println!("mirror onion service at {address}");
+
+        // An arti client first: C tor remembers an early descriptor miss
+        // and would not ask again for a while.
+        let probe = rt.block_on(bootstrap_arti(
+            net.network(),
+            &work.path().join("client"),
+            BOOTSTRAP_TIMEOUT,
+        ))?;
+        let t = TorTransport::new(probe);
+        let url = format!("http://{address}/metadata/timestamp.json");
+        let start = Instant::now();
+        loop {
+            let limits = Limits {
+                max_body: 1 << 20,
+                timeout: ATTEMPT,
+            };
+            match rt.block_on(t.get(Purpose::Metadata, &url, &limits)) {
+                Ok(r) if r.status == 200 && r.body == timestamp => break,
+                Ok(r) => println!("    probe: status {}", r.status),
+                Err(e) if start.elapsed() > ONION_DEADLINE => bail!("arti probe: {e}"),
+                Err(_) => {}
+            }
+            ensure!(start.elapsed() < ONION_DEADLINE, "arti probe timed out");
+            std::thread::sleep(RETRY_EVERY);
+        }
+        let probe_took = start.elapsed();
+
+        let (attempts, took) = curl_until(socks, &url, &[], &timestamp)?;
+        let pkg_url = format!("http://{address}/targets/{package}");
+        curl_until(socks, &pkg_url, &[], PACKAGE)?;
+        curl_until(socks, &pkg_url, &["-r", "2-8"], &PACKAGE[2..=8])?;
+        let traversal = format!("http://{address}/metadata/%2e%2e/%2e%2e/mirror.toml");
+        let out = Command::new("curl")
+            .args([
+                "-q",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--path-as-is",
+            ])
+            .args(["--max-time", &ATTEMPT.as_secs().to_string()])
+            .arg("--socks5-hostname")
+            .arg(socks.to_string())
+            .arg(&traversal)
+            .output()?;
+        ensure!(
+            out.stdout == b"400",
+            "traversal over the onion: {:?}",
+            out.stdout
+        );
+
+        let text = mirror.metrics().render();
+        ensure!(text.contains("onionpkg_mirror_onion_state 2"), "{text}");
+        let status = onionpkg_mirror::cli::status(&cfg_path)?;
+        ensure!(status.onion_address.as_deref() == Some(address.as_str()));
+        ensure!(
+            rt.block_on(mirror.shutdown(Duration::from_secs(10))),
+            "connections left at shutdown"
+        );
+        Ok(format!(
+            "arti probe {:.1}s, curl metadata after {attempts} attempt(s) in {:.1}s, package, range, traversal refused",
+            probe_took.as_secs_f64(),
+            took.as_secs_f64()
+        ))
+    })();
+    rt.shutdown_timeout(Duration::from_secs(5));
+    if result.is_err() {
+        net.print_log_tails(40);
+    }
+    let leftovers = net.shutdown();
+    println!("total {:.1}s", suite.elapsed().as_secs_f64());
+    assert!(leftovers.is_empty(), "tor processes left: {leftovers:?}");
+    println!("ok: {}", result.unwrap());
+}
