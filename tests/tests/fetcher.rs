@@ -1,0 +1,589 @@
+//! End-to-end tests of `onionpkg-fetch` on a private Tor network.
+//!
+//! One network, one test, scenarios in sequence: the same signed targets
+//! fetched through embedded arti, through C tor's SOCKS port and over
+//! direct HTTPS must be byte-identical and verified; traced runs of the
+//! binary in socks and tor mode must connect to nothing but 127.0.0.1 Tor
+//! ports (never to the mirror, never over UDP); and the peak memory of a
+//! whole tor-mode update is measured.
+//!
+//! The mirror is an HTTPS server (test CA) on a port the exits allow, so
+//! every transport fetches the very same `https://127.0.0.1:PORT/` URLs.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "test code: a panic or a printed line is the report"
+)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use onionpkg_fetcher::download::{DownloadLimits, Job, download};
+use onionpkg_fetcher::remote::RemoteRepository;
+use onionpkg_fetcher::tor::TorTransport;
+use onionpkg_fetcher::transport::{SocksTransport, Tls, Transport};
+use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
+use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti, check_private};
+use onionpkg_tests::testnet::ports::{EXIT_PORTS, lease};
+use onionpkg_tests::testnet::{TestNet, TestNetOptions};
+use onionpkg_trust::metadata::Client;
+
+const PACKAGES: [&str; 2] = ["pkg/hello-1.0.tar", "pkg/big.bin"];
+/// One whole attempt through Tor, circuits included.
+const ATTEMPT: Duration = Duration::from_secs(60);
+/// Deadline for the binary.
+const RUN_DEADLINE: Duration = Duration::from_secs(240);
+
+fn content(path: &str) -> Vec<u8> {
+    match path {
+        "pkg/hello-1.0.tar" => b"hello, appliance\n".to_vec(),
+        _ => (0..600_000u32).map(|i| (i % 251) as u8).collect(),
+    }
+}
+
+fn make_repo(dir: &Path) -> PathBuf {
+    let repo = RepoDir::new(dir.join("repo"));
+    let keys = KeyDir::new(dir.join("keys"), None);
+    let now = jiff::Timestamp::now();
+    repo.init(&keys, &InitOptions::default(), &Expiries::default(), now)
+        .unwrap();
+    for p in PACKAGES {
+        let input = dir.join("input");
+        std::fs::write(&input, content(p)).unwrap();
+        repo.add_target(&input, p, &Default::default(), "targets")
+            .unwrap();
+    }
+    repo.publish(&keys, &Expiries::default(), &[], now).unwrap();
+    repo.dir().to_owned()
+}
+
+struct Ca {
+    pem: String,
+    server: Arc<rustls::ServerConfig>,
+}
+
+fn ca() -> Ca {
+    onionpkg_fetcher::tor::install_crypto_provider();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let server = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    Ca {
+        pem: ca.pem(),
+        server: Arc::new(server),
+    }
+}
+
+/// Serves the repository tree over HTTPS on `listener`.
+async fn serve_tree(
+    listener: tokio::net::TcpListener,
+    root: PathBuf,
+    tls: Arc<rustls::ServerConfig>,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let (root, tls) = (root.clone(), tls.clone());
+        tokio::spawn(async move {
+            let Ok(s) = tokio_rustls::TlsAcceptor::from(tls).accept(tcp).await else {
+                return;
+            };
+            let svc = service_fn(move |req: http::Request<Incoming>| {
+                let root = root.clone();
+                async move {
+                    let path = req.uri().path().trim_start_matches('/').to_owned();
+                    let resp = match std::fs::read(root.join(&path)) {
+                        Ok(b) if !path.contains("..") => {
+                            http::Response::new(Full::new(Bytes::from(b)))
+                        }
+                        _ => {
+                            let mut r = http::Response::new(Full::new(Bytes::new()));
+                            *r.status_mut() = http::StatusCode::NOT_FOUND;
+                            r
+                        }
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(s), svc)
+                .await;
+        });
+    }
+}
+
+/// Refreshes and downloads every package through `transport`, in process.
+async fn fetch_all(
+    transport: Transport,
+    base: &str,
+    root: &[u8],
+    out: &Path,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    let transport = Arc::new(transport);
+    let repo = RemoteRepository::new(transport.clone(), base)?;
+    let mut client = Client::new(root, None, repo)?;
+    let now = jiff::Timestamp::now();
+    client.refresh(now).await?;
+    let limits = DownloadLimits {
+        min_throughput: 1024,
+        window: Duration::from_secs(30),
+        deadline: tokio::time::Instant::now() + ATTEMPT,
+    };
+    let mut got = Vec::new();
+    for p in PACKAGES {
+        let info = client.target_info(p, now).await?;
+        let sha = info.hashes.get("sha256").context("no sha256")?.clone();
+        let job = Job {
+            path: p.to_owned(),
+            remote_path: onionpkg_trust::roles::consistent_target_path(p, &sha),
+            info,
+        };
+        let file = download(&transport, base, &job, out, &limits)
+            .await
+            .map_err(|e| anyhow::anyhow!("{p}: {e}"))?;
+        got.push(std::fs::read(file)?);
+    }
+    Ok(got)
+}
+
+/// Retries `fetch_all` while exit circuits are still being built.
+async fn fetch_all_until(
+    make: impl Fn() -> Transport,
+    base: &str,
+    root: &[u8],
+    out: &Path,
+) -> anyhow::Result<(Vec<Vec<u8>>, u32)> {
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match tokio::time::timeout(ATTEMPT, fetch_all(make(), base, root, out)).await {
+            Ok(Ok(v)) => return Ok((v, attempts)),
+            Ok(Err(e)) if Instant::now() > deadline => return Err(e),
+            Err(_) if Instant::now() > deadline => bail!("timed out after {attempts} attempts"),
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+/// A fetcher configuration file.
+fn write_config(dir: &Path, mode: &str, base: &str, ca_pem: &str, extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
+    let cfg = format!(
+        "trust_root = \"root.json\"\nstate_dir = \"state\"\ncache_dir = \"cache\"\n\
+         output_dir = \"out\"\ntransport = \"{mode}\"\nmain_mirrors = [\"{base}\"]\n\
+         [https]\nextra_ca = \"ca.pem\"\n{extra}"
+    );
+    let path = dir.join("fetcher.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn tor_section(net: &TestNet) -> String {
+    let n = net.network();
+    let mut s = "[tor]\nbootstrap_timeout = \"60s\"\n".to_owned();
+    for (i, a) in n.authorities().iter().enumerate() {
+        s += &format!(
+            "[[tor.authority]]\nname = \"auth{i}\"\nv3ident = \"{}\"\ndir_addr = \"{}\"\n",
+            a.v3ident, a.dir_addrs[0]
+        );
+    }
+    for f in n.fallbacks() {
+        let orports: Vec<String> = f.orports.iter().map(|a| format!("\"{a}\"")).collect();
+        s += &format!(
+            "[[tor.fallback]]\nrsa_identity = \"{}\"\ned_identity = \"{}\"\norports = [{}]\n",
+            f.rsa_identity,
+            f.ed_identity,
+            orports.join(", ")
+        );
+    }
+    s
+}
+
+/// The `onionpkg-fetch` binary, built next to this test binary (another
+/// package's binaries are not built for this one, so build it here).
+fn fetch_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_owned();
+    profile_dir.join("onionpkg-fetch")
+}
+
+fn build_fetch_bin() {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "-p", "onionpkg-fetcher", "--bin", "onionpkg-fetch"]);
+    if let Some(target) = fetch_bin().parent().and_then(Path::parent) {
+        cmd.arg("--target-dir").arg(target);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            assert!(s.success(), "building onionpkg-fetch failed");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "building onionpkg-fetch took over 15 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Runs the binary (optionally under strace) until it exits or the deadline passes.
+fn run_fetch(
+    config: &Path,
+    args: &[&str],
+    trace: Option<&Path>,
+) -> anyhow::Result<std::process::Output> {
+    let mut cmd = match trace {
+        Some(t) => {
+            let mut c = Command::new("strace");
+            c.args(["-f", "-e", "trace=network", "-o"])
+                .arg(t)
+                .arg(fetch_bin());
+            c
+        }
+        None => Command::new(fetch_bin()),
+    };
+    cmd.arg("--config").arg(config).args(args);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let deadline = Instant::now() + RUN_DEADLINE;
+    loop {
+        if child.try_wait()?.is_some() {
+            return Ok(child.wait_with_output()?);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("onionpkg-fetch did not finish within {RUN_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every `connect` in an strace log, as (address, port); and whether any
+/// datagram socket was opened.
+fn traced_connects(trace: &Path) -> (Vec<String>, bool) {
+    let log = std::fs::read_to_string(trace).unwrap();
+    let udp = log
+        .lines()
+        .any(|l| l.contains("socket(") && l.contains("SOCK_DGRAM"));
+    let connects = log
+        .lines()
+        .filter(|l| l.contains("connect("))
+        .map(|l| l.split_once("connect(").map_or("", |x| x.1).to_owned())
+        .collect();
+    (connects, udp)
+}
+
+/// Checks that every inet connect went to 127.0.0.1 and one of `allowed` ports.
+fn only_tor(connects: &[String], allowed: &dyn Fn(u16) -> bool) -> anyhow::Result<usize> {
+    let mut n = 0;
+    for c in connects {
+        if c.contains("AF_INET6") {
+            bail!("an IPv6 connection: {c}");
+        }
+        if !c.contains("AF_INET") {
+            // glibc tries nscd for user and group lookups (arti checks the
+            // permissions of its state directory); with nothing listening
+            // the attempt fails and nothing is sent. A connected local
+            // socket could be a resolver: refuse it.
+            if c.contains("AF_UNIX") && !c.contains("= -1") {
+                bail!("a unix socket connection (a local resolver?): {c}");
+            }
+            continue;
+        }
+        let port: u16 = c
+            .split("htons(")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("no port in {c}"))?;
+        ensure!(
+            c.contains("inet_addr(\"127.0.0.1\")"),
+            "a connection off loopback: {c}"
+        );
+        ensure!(
+            allowed(port),
+            "a connection to port {port}, not a tor port: {c}"
+        );
+        n += 1;
+    }
+    Ok(n)
+}
+
+#[test]
+fn fetcher_over_tor() {
+    assert!(
+        Command::new("strace")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "strace is required for this test (apt-get install -y strace)"
+    );
+    build_fetch_bin();
+    assert!(fetch_bin().exists(), "no {}", fetch_bin().display());
+    let work = tempfile::tempdir().unwrap();
+    let tree = make_repo(work.path());
+    let root = std::fs::read(tree.join("metadata/1.root.json")).unwrap();
+    let ca = ca();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let port = lease(EXIT_PORTS).unwrap();
+    let mirror_port = port.port();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(port.addr()))
+        .unwrap();
+    rt.spawn(serve_tree(listener, tree.clone(), ca.server.clone()));
+    let base = format!("https://{}/", port.addr());
+
+    let net = TestNet::start(&TestNetOptions::default()).expect("private tor network");
+    println!(
+        "private tor network usable after {:.1}s",
+        net.usable_after().as_secs_f64()
+    );
+    let socks: SocketAddr = net.socks_addr().expect("a C tor client");
+    let tls = Tls::new(Some(ca.pem.as_bytes())).unwrap();
+    let mut failures = Vec::new();
+    let mut report = |name: &str, r: anyhow::Result<String>| match r {
+        Ok(s) => println!("ok   {name}: {s}"),
+        Err(e) => {
+            println!("FAIL {name}: {e:#}");
+            failures.push(name.to_owned());
+        }
+    };
+
+    // a. The same targets through arti, C tor's SOCKS port and HTTPS.
+    let expected: Vec<Vec<u8>> = PACKAGES.iter().map(|p| content(p)).collect();
+    let r = rt.block_on(async {
+        let t0 = Instant::now();
+        let arti =
+            bootstrap_arti(net.network(), &work.path().join("arti"), BOOTSTRAP_TIMEOUT).await?;
+        let tor = TorTransport::new(arti);
+        let (via_arti, n) = fetch_all_until(
+            || Transport::Tor {
+                tor: tor.clone(),
+                tls: tls.clone(),
+            },
+            &base,
+            &root,
+            &work.path().join("out-arti"),
+        )
+        .await?;
+        let arti_took = t0.elapsed();
+        let t1 = Instant::now();
+        let (via_socks, m) = fetch_all_until(
+            || Transport::Socks {
+                socks: SocksTransport::new(socks),
+                tls: tls.clone(),
+            },
+            &base,
+            &root,
+            &work.path().join("out-socks"),
+        )
+        .await?;
+        let socks_took = t1.elapsed();
+        let via_https = fetch_all(
+            Transport::Https { tls: tls.clone() },
+            &base,
+            &root,
+            &work.path().join("out-https"),
+        )
+        .await?;
+        ensure!(via_arti == expected, "arti copy differs");
+        ensure!(via_socks == expected, "socks copy differs");
+        ensure!(via_https == expected, "https copy differs");
+        Ok(format!(
+            "identical and verified (arti {:.1}s/{n} attempt(s), socks {:.1}s/{m} attempt(s))",
+            arti_took.as_secs_f64(),
+            socks_took.as_secs_f64()
+        ))
+    });
+    report("same targets via arti, socks and https", r);
+
+    // e. socks mode: only the SOCKS port, never the mirror, no UDP.
+    let r = (|| {
+        let dir = work.path().join("socks-app");
+        let cfg = write_config(
+            &dir,
+            "socks",
+            &base,
+            &ca.pem,
+            &format!("[socks]\naddr = \"{socks}\"\n"),
+        );
+        let init = run_fetch(
+            &cfg,
+            &[
+                "init",
+                "--root",
+                tree.join("metadata/1.root.json").to_str().unwrap(),
+            ],
+            None,
+        )?;
+        ensure!(
+            init.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let trace = dir.join("trace");
+        let out = run_fetch(&cfg, &["download", "--all"], Some(&trace))?;
+        ensure!(
+            out.status.success(),
+            "download: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(std::fs::read(dir.join("out/pkg/big.bin"))? == content("pkg/big.bin"));
+        let (connects, udp) = traced_connects(&trace);
+        ensure!(!udp, "a datagram socket was opened");
+        let n = only_tor(&connects, &|p| p == socks.port() && p != mirror_port)?;
+        ensure!(n > 0, "no connection seen at all: is the trace empty?");
+        Ok(format!(
+            "{n} connection(s), all to the SOCKS port {socks}; no UDP"
+        ))
+    })();
+    report("socks mode: traced connections", r);
+
+    // e, f. tor mode: only relays on 127.0.0.1, never the mirror, no UDP; peak RSS.
+    let relay_ports: Vec<u16> = net
+        .network()
+        .fallbacks()
+        .iter()
+        .flat_map(|f| f.orports.iter().map(|a| a.port()))
+        .chain(
+            net.network()
+                .authorities()
+                .iter()
+                .flat_map(|a| a.dir_addrs.iter().map(|d| d.port())),
+        )
+        .collect();
+    let r = (|| {
+        let dir = work.path().join("tor-app");
+        let cfg = write_config(&dir, "tor", &base, &ca.pem, &tor_section(&net));
+        // The binary builds its arti configuration from this file: check it
+        // names only the private network before anything starts.
+        let parsed = onionpkg_config::load_fetcher(&cfg)?;
+        let arti_cfg =
+            onionpkg_fetcher::tor::client_config(&onionpkg_fetcher::setup::tor_settings(&parsed))?;
+        check_private(&arti_cfg)?;
+        let init = run_fetch(
+            &cfg,
+            &[
+                "init",
+                "--root",
+                tree.join("metadata/1.root.json").to_str().unwrap(),
+            ],
+            None,
+        )?;
+        ensure!(
+            init.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let trace = dir.join("trace");
+        let out = run_fetch(&cfg, &["download", "--all"], Some(&trace))?;
+        ensure!(
+            out.status.success(),
+            "download: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(std::fs::read(dir.join("out/pkg/big.bin"))? == content("pkg/big.bin"));
+        let (connects, udp) = traced_connects(&trace);
+        ensure!(!udp, "a datagram socket was opened");
+        // Relays' OR ports are not all fallbacks: accept any 127.0.0.1 port
+        // of the network's range but the mirror's.
+        let n = only_tor(&connects, &|p| p != mirror_port && !EXIT_PORTS.contains(&p))?;
+        ensure!(n > 0, "no connection seen at all: is the trace empty?");
+        Ok(format!(
+            "{n} connection(s), all to 127.0.0.1 tor ports (known relay/dir ports {relay_ports:?}); no UDP"
+        ))
+    })();
+    report("tor mode: traced connections", r);
+
+    let r = (|| {
+        let dir = work.path().join("tor-rss");
+        let cfg = write_config(&dir, "tor", &base, &ca.pem, &tor_section(&net));
+        let init = run_fetch(
+            &cfg,
+            &[
+                "init",
+                "--root",
+                tree.join("metadata/1.root.json").to_str().unwrap(),
+            ],
+            None,
+        )?;
+        ensure!(init.status.success());
+        let mut child = Command::new(fetch_bin())
+            .arg("--config")
+            .arg(&cfg)
+            .args(["download", "--all"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let status = format!("/proc/{}/status", child.id());
+        let deadline = Instant::now() + RUN_DEADLINE;
+        let mut peak_kib = 0u64;
+        let started = Instant::now();
+        let exit = loop {
+            // VmHWM only grows; the last reading before exit is the peak.
+            if let Ok(s) = std::fs::read_to_string(&status)
+                && let Some(v) = s.lines().find_map(|l| l.strip_prefix("VmHWM:"))
+            {
+                peak_kib =
+                    peak_kib.max(v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0));
+            }
+            if let Some(e) = child.try_wait()? {
+                break e;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("tor-mode download did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        ensure!(exit.success(), "tor-mode download failed");
+        ensure!(peak_kib > 0, "no VmHWM reading");
+        Ok(format!(
+            "peak RSS {:.1} MiB for a whole tor-mode update and download ({:.1}s, cold tor state)",
+            peak_kib as f64 / 1024.0,
+            started.elapsed().as_secs_f64()
+        ))
+    })();
+    report("tor mode: peak RSS", r);
+
+    rt.shutdown_timeout(Duration::from_secs(5));
+    let left = net.shutdown();
+    assert!(left.is_empty(), "tor processes left: {left:?}");
+    assert!(failures.is_empty(), "failed: {failures:?}");
+}
