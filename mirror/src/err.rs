@@ -105,6 +105,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Another sync of this mirror is running.
+    #[error("another sync of this mirror is running (lock {0} is held)")]
+    SyncBusy(PathBuf),
+
     /// The state file is missing or unreadable.
     #[error("no usable state file {path}: {reason}")]
     State {
@@ -144,7 +148,7 @@ impl HasKind for Error {
             Self::NoRuntime => ErrorKind::Internal,
             Self::Tor(_) => ErrorKind::Network,
             Self::Verify(e) => e.kind(),
-            Self::Upstream { .. } => ErrorKind::Network,
+            Self::Upstream { .. } | Self::SyncBusy(_) => ErrorKind::Network,
             Self::State { .. } => ErrorKind::NotFound,
         }
     }

@@ -362,6 +362,9 @@ pub async fn sync_once(
     tor: Option<TorTransport>,
 ) -> Result<SyncReport> {
     let sync = config.sync.as_ref().ok_or(Error::NoSync)?;
+    std::fs::create_dir_all(&config.state_dir).map_err(Error::io("creating", &config.state_dir))?;
+    // Held until this sync returns; the kernel drops it if the process dies.
+    let _lock = lock(&config.state_dir.join("sync.lock"))?;
     let url = upstream.unwrap_or(sync.upstream.as_str());
     let upstream = Upstream::parse(url, tor)?;
     let root_bytes = read_capped(&sync.trust_root, roles::ROOT_MAX_BYTES).map_err(|e| match e {
@@ -516,6 +519,19 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Takes the sync lock without waiting.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(Error::io("opening", path))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|_| Error::SyncBusy(path.to_owned()))?;
+    Ok(file)
 }
 
 /// `N.role.json`.

@@ -171,3 +171,45 @@ async fn oversized_headers_are_refused() {
     assert_eq!(ok.status, 200);
     mirror.shutdown(WAIT).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_downloads_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tree(tmp.path());
+    std::fs::create_dir_all(root.join("targets")).unwrap();
+    let big: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8).collect();
+    std::fs::write(root.join("targets/big.bin"), &big).unwrap();
+    let cfg = config(tmp.path(), &root, "[listen]\nhttp = \"127.0.0.1:0\"\n");
+    let mirror = start(&cfg).await;
+    let addr = mirror.http_addr().unwrap();
+
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /targets/big.bin HTTP/1.1\r\nHost: m\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, s.read(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+
+    // Shut down while the body is still being sent.
+    let shutdown = tokio::spawn(mirror.shutdown(WAIT));
+    let mut rest = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .expect("the download ends")
+        .unwrap();
+    let mut all = first[..n].to_vec();
+    all.extend_from_slice(&rest);
+    let body_at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(all.len() - body_at, big.len(), "the whole body arrived");
+    assert!(all[body_at..] == big[..]);
+    assert!(
+        tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap(),
+        "drained in time"
+    );
+    // No longer accepting.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
