@@ -135,8 +135,11 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).map_err(io_err)?;
     let mut hup = signal(SignalKind::hangup()).map_err(io_err)?;
 
+    // One Tor client for the onion service and for syncing: two clients
+    // would contend for the same state dir.
+    let sync_via_tor = config.sync.as_ref().is_some_and(|s| s.via_tor);
     let (tor_tx, mut tor_rx) = tokio::sync::mpsc::channel(1);
-    if config.onion.enabled {
+    if config.onion.enabled || sync_via_tor {
         let settings = tor_settings(&config);
         tokio::spawn(async move {
             let _ = tor_tx
@@ -144,7 +147,11 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
                 .await;
         });
     }
-    let mut sync_task = crate::sync::spawn_schedule(&config, mirror.metrics());
+    let mut sync_task = if sync_via_tor {
+        None
+    } else {
+        crate::sync::spawn_schedule(&config, mirror.metrics(), None)
+    };
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -155,8 +162,14 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
             },
             Some(client) = tor_rx.recv() => {
                 let client = client?;
-                let address = mirror.launch_onion(&client)?.to_owned();
-                info!(%address, "serving the onion service");
+                if config.onion.enabled {
+                    let address = mirror.launch_onion(&client)?.to_owned();
+                    info!(%address, "serving the onion service");
+                }
+                if sync_via_tor {
+                    let tor = onionpkg_fetcher::tor::TorTransport::new(client);
+                    sync_task = crate::sync::spawn_schedule(&config, mirror.metrics(), Some(tor));
+                }
             }
         }
     }

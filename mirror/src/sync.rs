@@ -656,22 +656,16 @@ pub async fn sync_transport(config: &MirrorConfig) -> Result<Option<TorTransport
 
 /// Starts syncing on the configured interval, if any: first at once, then
 /// every interval; a failed sync is logged and retried at the next one.
+/// `tor` is the transport when `[sync] via_tor` is set.
 pub fn spawn_schedule(
     config: &MirrorConfig,
     metrics: &Arc<Metrics>,
+    tor: Option<TorTransport>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let interval = config.sync.as_ref()?.interval?;
     let config = config.clone();
     let metrics = Arc::clone(metrics);
     Some(tokio::spawn(async move {
-        let tor = match sync_transport(&config).await {
-            Ok(t) => t,
-            Err(e) => {
-                warn!(error = %e, "sync disabled: tor did not start");
-                metrics.sync_failed(jiff::Timestamp::now().as_second(), &e.to_string());
-                return;
-            }
-        };
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

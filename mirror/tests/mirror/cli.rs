@@ -132,8 +132,9 @@ async fn bad_configurations_exit_with_documented_codes() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_serving_gracefully() {
+/// Runs `serve` with `extra` config, fetches one file, sends SIGTERM;
+/// returns the exit code and what was logged.
+async fn serve_once(extra: &str) -> (Option<i32>, String) {
     let tmp = tempfile::tempdir().unwrap();
     let root = served_root(tmp.path());
     std::fs::write(root.join("metadata/timestamp.json"), b"{}").unwrap();
@@ -141,9 +142,15 @@ async fn sigterm_stops_serving_gracefully() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let cfg = config(tmp.path(), &root, &format!("[listen]\nhttp = \"{port}\"\n"));
-    let mut child = tokio::process::Command::new(BIN)
+    let cfg = config(
+        tmp.path(),
+        &root,
+        &format!("[listen]\nhttp = \"{port}\"\n{extra}"),
+    );
+    let child = tokio::process::Command::new(BIN)
         .args(["serve", "--config", &cfg.display().to_string()])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -167,9 +174,29 @@ async fn sigterm_stops_serving_gracefully() {
         .await
         .unwrap();
     assert!(kill.success());
-    let status = tokio::time::timeout(WAIT, child.wait())
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(status.code(), Some(0));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_serving_and_access_log_is_opt_in() {
+    let (code, log) = serve_once("").await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(
+        !log.contains("client=") && !log.contains("timestamp.json"),
+        "requests logged without access_log: {log}"
+    );
+    let (code, log) = serve_once("[log]\naccess_log = true\n").await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("client=Some(127.0.0.1:") && log.contains("/metadata/timestamp.json"),
+        "{log}"
+    );
 }
