@@ -200,7 +200,9 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
                 random_delay(app.config.privacy.random_delay).await;
             }
             let t = app.transport().await?;
-            for d in commands::download_targets(app, &t, &names, all).await? {
+            // Bars only for a person at a terminal; logs and pipes stay quiet.
+            let bars = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            for d in commands::download_targets(app, &t, &names, all, bars).await? {
                 let human = match &d.mirror {
                     Some(m) => format!(
                         "{} verified ({} bytes) from {m}",

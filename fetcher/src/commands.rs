@@ -60,12 +60,14 @@ pub struct Downloaded {
     pub mirror: Option<String>,
 }
 
-/// Refreshes, then downloads `names` (or every package with `all`).
+/// Refreshes, then downloads `names` (or every package with `all`); with
+/// `progress`, draws a bar per download on stderr.
 pub async fn download_targets(
     app: &mut App,
     transport: &Arc<Transport>,
     names: &[String],
     all: bool,
+    progress: bool,
 ) -> AppResult<Vec<Downloaded>> {
     let started = tokio::time::Instant::now();
     let (_report, mut client, first, now) = update(app, transport).await?;
@@ -119,12 +121,40 @@ pub async fn download_targets(
     );
     let parallel = usize::from(app.config.download.parallelism.max(1));
     let app_ref = &*app;
+    let bars = progress.then(indicatif::MultiProgress::new);
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg:30!} {bar:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
     let results: Vec<AppResult<Downloaded>> = futures::stream::iter(jobs)
         .map(|job| {
             let order = &order;
             let out = &out;
             let limits = &limits;
-            async move { fetch_one(app_ref, transport, order, &job, out, limits, now).await }
+            let bar = bars.as_ref().map(|m| {
+                m.add(
+                    indicatif::ProgressBar::new(job.info.length)
+                        .with_style(style.clone())
+                        .with_message(job.path.clone()),
+                )
+            });
+            async move {
+                let r = fetch_one(
+                    app_ref,
+                    transport,
+                    order,
+                    &job,
+                    out,
+                    limits,
+                    now,
+                    bar.as_ref(),
+                )
+                .await;
+                if let Some(b) = bar {
+                    b.finish();
+                }
+                r
+            }
         })
         .buffer_unordered(parallel)
         .collect()
@@ -132,6 +162,10 @@ pub async fn download_targets(
     results.into_iter().collect()
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site; all of one download"
+)]
 async fn fetch_one(
     app: &App,
     transport: &Transport,
@@ -140,6 +174,7 @@ async fn fetch_one(
     out: &std::path::Path,
     limits: &DownloadLimits,
     now: Timestamp,
+    bar: Option<&indicatif::ProgressBar>,
 ) -> AppResult<Downloaded> {
     let (dest, _) = crate::download::final_and_partial(out, &job.path);
     if already_there(&dest, job) {
@@ -152,7 +187,7 @@ async fn fetch_one(
     }
     let mut tried = Vec::new();
     for c in order {
-        match download(transport, &c.url, job, out, limits).await {
+        match download(transport, &c.url, job, out, limits, bar).await {
             Ok(file) => {
                 return Ok(Downloaded {
                     target: job.path.clone(),

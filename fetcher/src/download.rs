@@ -111,13 +111,15 @@ fn hash_prefix(f: &mut std::fs::File, v: &mut TargetVerifier) -> Result<(), Veri
 }
 
 /// Downloads `job` from the mirror at `base` into `out`, resuming a partial
-/// file. Returns the final path.
+/// file; `progress`, if given, follows the bytes on disk. Returns the final
+/// path.
 pub async fn download(
     transport: &Transport,
     base: &str,
     job: &Job,
     out: &Path,
     limits: &DownloadLimits,
+    progress: Option<&indicatif::ProgressBar>,
 ) -> Result<PathBuf, DownloadError> {
     let (dest, partial) = final_and_partial(out, &job.path);
     if let Some(dir) = partial.parent() {
@@ -141,18 +143,18 @@ pub async fn download(
         verifier = TargetVerifier::new(&job.path, &job.info)
             .map_err(|e| DownloadError::Mirror(e.to_string()))?;
     }
+    if let Some(p) = progress {
+        p.set_length(job.info.length);
+        p.set_position(have);
+    }
     if have < job.info.length {
-        fetch_rest(
-            transport,
-            base,
-            job,
-            &mut file,
-            &partial,
-            &mut verifier,
-            have,
-            limits,
-        )
-        .await?;
+        let mut t = Transfer {
+            file: &mut file,
+            partial: &partial,
+            verifier: &mut verifier,
+            progress,
+        };
+        fetch_rest(transport, base, job, &mut t, have, limits).await?;
     }
     if let Err(e) = verifier.finish() {
         // Start over next time: the prefix we kept is not the signed file.
@@ -170,20 +172,23 @@ pub async fn download(
     Ok(dest)
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one call site, all state of one transfer"
-)]
+/// The local side of one transfer.
+struct Transfer<'a> {
+    file: &'a mut std::fs::File,
+    partial: &'a Path,
+    verifier: &'a mut TargetVerifier,
+    progress: Option<&'a indicatif::ProgressBar>,
+}
+
 async fn fetch_rest(
     transport: &Transport,
     base: &str,
     job: &Job,
-    file: &mut std::fs::File,
-    partial: &Path,
-    verifier: &mut TargetVerifier,
+    t: &mut Transfer<'_>,
     have: u64,
     limits: &DownloadLimits,
 ) -> Result<(), DownloadError> {
+    let partial = t.partial;
     let url = format!("{base}targets/{}", job.remote_path);
     let range = (have > 0).then_some(have);
     let head_timeout = limits
@@ -195,15 +200,18 @@ async fn fetch_rest(
         .map_err(|e| DownloadError::Network(e.to_string()))?;
     match body.status.as_u16() {
         206 if range.is_some() => {
-            file.seek(SeekFrom::End(0)).map_err(local(partial))?;
+            t.file.seek(SeekFrom::End(0)).map_err(local(partial))?;
         }
         200 => {
             // The mirror ignored the range: take the whole file again.
             if have > 0 {
-                file.set_len(0).map_err(local(partial))?;
-                file.seek(SeekFrom::Start(0)).map_err(local(partial))?;
-                *verifier = TargetVerifier::new(&job.path, &job.info)
+                t.file.set_len(0).map_err(local(partial))?;
+                t.file.seek(SeekFrom::Start(0)).map_err(local(partial))?;
+                *t.verifier = TargetVerifier::new(&job.path, &job.info)
                     .map_err(|e| DownloadError::Mirror(e.to_string()))?;
+                if let Some(p) = t.progress {
+                    p.set_position(0);
+                }
             }
         }
         s => return Err(DownloadError::Network(format!("http status {s}"))),
@@ -217,10 +225,13 @@ async fn fetch_rest(
         let now = Instant::now();
         match next {
             Ok(Ok(Some(chunk))) => {
-                verifier
+                t.verifier
                     .update(&chunk)
                     .map_err(|e| DownloadError::Mirror(e.to_string()))?;
-                file.write_all(&chunk).map_err(local(partial))?;
+                t.file.write_all(&chunk).map_err(local(partial))?;
+                if let Some(p) = t.progress {
+                    p.inc(chunk.len() as u64);
+                }
                 win_bytes = win_bytes.saturating_add(chunk.len() as u64);
             }
             Ok(Ok(None)) => return Ok(()),

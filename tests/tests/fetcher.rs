@@ -163,7 +163,7 @@ async fn fetch_all(
             remote_path: onionpkg_trust::roles::consistent_target_path(p, &sha),
             info,
         };
-        let file = download(&transport, base, &job, out, &limits)
+        let file = download(&transport, base, &job, out, &limits, None)
             .await
             .map_err(|e| anyhow::anyhow!("{p}: {e}"))?;
         got.push(std::fs::read(file)?);
