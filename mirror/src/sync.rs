@@ -423,7 +423,9 @@ pub async fn sync_once(
             continue;
         }
         let dest = metadata_dir.join(name);
-        if !dest.exists() {
+        // Versioned files never change upstream; one that differs here was
+        // not put there by a verified sync, so the verified copy replaces it.
+        if std::fs::read(&dest).ok().as_ref() != Some(bytes) {
             write_atomic(&dest, bytes)?;
         }
     }
