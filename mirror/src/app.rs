@@ -46,9 +46,11 @@ impl Mirror {
             path: config.root.clone(),
             source,
         })?;
-        if let Ok(state) = State::load(&config.state_dir)
-            && let Some(v) = state.served_version
-        {
+        if let Some(v) = served_version(service.root()).or_else(|| {
+            State::load(&config.state_dir)
+                .ok()
+                .and_then(|s| s.served_version)
+        }) {
             metrics.served_version(v);
         }
         metrics.onion(if config.onion.enabled {
@@ -153,6 +155,18 @@ impl Mirror {
         }
         drained
     }
+}
+
+/// The version of the served `metadata/timestamp.json`, read from the tree
+/// itself so a tree updated by other means than sync is reported too.
+pub fn served_version(root: &std::path::Path) -> Option<u64> {
+    let path = root.join("metadata/timestamp.json");
+    let meta = std::fs::metadata(&path).ok()?;
+    if meta.len() > onionpkg_trust::roles::TIMESTAMP_MAX_BYTES {
+        return None;
+    }
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    doc.get("signed")?.get("version")?.as_u64()
 }
 
 /// The Tor client settings of a mirror configuration.

@@ -222,5 +222,15 @@ async fn curl_over_http_and_https() {
         "{text}"
     );
     assert!(text.contains("onionpkg_mirror_onion_state 0"), "{text}");
+    let version =
+        serde_json::from_slice::<serde_json::Value>(&timestamp).unwrap()["signed"]["version"]
+            .as_u64()
+            .unwrap();
+    assert!(
+        text.contains(&format!(
+            "onionpkg_mirror_served_timestamp_version {version}\n"
+        )),
+        "{text}"
+    );
     mirror.shutdown(WAIT).await;
 }
