@@ -271,6 +271,70 @@ impl App {
         ))
     }
 
+    /// The highest announced serial verified so far, when announcements are
+    /// configured: no mirror serving less is accepted.
+    pub fn announced_serial(&self) -> AppResult<Option<u64>> {
+        let Some(a) = &self.config.announcement else {
+            return Ok(None);
+        };
+        let path = self.state.announced();
+        let serials = onionpkg_announce::state::SerialState::load(&path)
+            .map_err(|e| AppError::Usage(e.to_string()))?;
+        Ok(serials.get(a.name.as_str(), &a.channel))
+    }
+
+    /// `Some((served, announced))` when `client`'s fresh timestamp is older
+    /// than the announcement promised.
+    fn is_frozen(&self, client: &Client) -> AppResult<Option<(u64, u64)>> {
+        let served = client.timestamp_version().unwrap_or(0);
+        Ok(self
+            .announced_serial()?
+            .filter(|&announced| served < announced)
+            .map(|announced| (served, announced)))
+    }
+
+    /// Checks the DNS announcement, when one is configured: verified against
+    /// the newest trusted root's timestamp keys, its serial persisted, its
+    /// signed issue time raising the time floor.
+    pub async fn check_announcement(
+        &mut self,
+        transport: &Transport,
+    ) -> AppResult<Option<crate::announce::DnsCheck>> {
+        let Some(config) = self.config.announcement.clone() else {
+            return Ok(None);
+        };
+        let store = self.state.metadata();
+        // The newest root the store trusts names the current timestamp keys;
+        // before the first update, the pinned root does.
+        let root = match crate::state::read_capped(&store.join("root.json"), roles::ROOT_MAX_BYTES)
+        {
+            Ok(bytes) => bytes,
+            Err(_) => self.pinned_root()?,
+        };
+        let root = onionpkg_trust::metadata::check_root(&root)?;
+        let keys = onionpkg_trust::metadata::role_keys(&root, roles::TIMESTAMP)?;
+        let trusted = trusted_timestamp_version(&store).unwrap_or(0);
+        let now = self.clock.now()?;
+        let path = self.state.announced();
+        let mut serials = onionpkg_announce::state::SerialState::load(&path)
+            .map_err(|e| AppError::Usage(e.to_string()))?;
+        let tolerance = self.clock.tolerance();
+        let checked = crate::announce::check_dns(
+            &config,
+            transport,
+            &keys,
+            trusted,
+            &mut serials,
+            now,
+            tolerance,
+        )
+        .await;
+        if let Some(issued) = checked.issued {
+            self.clock.raise_floor(issued)?;
+        }
+        Ok(Some(checked))
+    }
+
     /// Marks a mirror bad for the configured cooldown.
     pub fn mark_bad(&self, url: &str, reason: &str, now: Timestamp) -> AppResult<()> {
         let path = self.state.health();
@@ -318,6 +382,19 @@ impl App {
             let mut client = Client::new(&root, Some(&store), repo)?;
             match client.refresh(self.clock.expiry_now(now)).await {
                 Ok(()) => {
+                    if let Some((served, announced)) = self.is_frozen(&client)? {
+                        let reason = format!(
+                            "serves timestamp version {served}, older than the announced \
+                             {announced} (a frozen or stale mirror)"
+                        );
+                        warn!(mirror = %c.name, %reason, "mirror refused");
+                        self.mark_bad(&c.url, &reason, now)?;
+                        tried.push(Attempt {
+                            mirror: c.url.clone(),
+                            reason,
+                        });
+                        continue;
+                    }
                     info!(mirror = %c.name, "metadata refreshed");
                     self.note_used(&c.url, now)?;
                     return Ok((client, c, now));

@@ -220,12 +220,45 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
                 random_delay(app.config.privacy.random_delay).await;
             }
             let t = app.transport().await?;
-            let r = commands::check(app, Some(&t), None).await?;
+            let announced = app.check_announcement(&t).await?;
+            if let Some(a) = &announced {
+                let fallback = app
+                    .config
+                    .announcement
+                    .as_ref()
+                    .is_some_and(|c| c.fallback_to_mirror);
+                if a.serial().is_none() {
+                    let state = match &a.problem {
+                        Some(p) => format!("{}: {p}", a.state.name()),
+                        None => a.state.name().to_owned(),
+                    };
+                    if !fallback {
+                        return Err(AppError::Usage(format!(
+                            "no usable update announcement ({state}), and asking a mirror \
+                             instead is turned off"
+                        )));
+                    }
+                    app.warnings
+                        .push(format!("update announcement: {state}; asking a mirror"));
+                }
+            }
+            let source = announced
+                .as_ref()
+                .map(|a| a as &dyn commands::AnnouncementSource);
+            let r = commands::check(app, Some(&t), source).await?;
             let human = if r.update_available {
                 format!(
-                    "update available: timestamp version {:?} (trusted {:?})",
-                    r.available, r.trusted
+                    "update available: timestamp version {} (trusted {}), from the {}",
+                    r.available.map_or_else(|| "-".into(), |v| v.to_string()),
+                    r.trusted.map_or_else(|| "none".into(), |v| v.to_string()),
+                    if r.source == "announcement" {
+                        "announcement"
+                    } else {
+                        "mirror"
+                    },
                 )
+            } else if r.source == "announcement" {
+                "up to date (by the announcement; no mirror contacted)".to_owned()
             } else {
                 "up to date".to_owned()
             };

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod announce;
 pub mod app;
 pub mod cli;
 pub mod commands;

@@ -60,6 +60,11 @@ impl StateDir {
         self.dir.join("mirror-health.json")
     }
 
+    /// The highest announced serial verified (a mirror must serve at least it).
+    pub fn announced(&self) -> PathBuf {
+        self.dir.join("announced.json")
+    }
+
     /// The signed time floor.
     pub fn time_floor(&self) -> PathBuf {
         self.dir.join("time-floor.json")

@@ -12,6 +12,7 @@
     reason = "test code: a panic is a test failure"
 )]
 
+mod announce;
 mod download;
 mod failover;
 mod server;

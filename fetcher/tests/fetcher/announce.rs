@@ -1,0 +1,139 @@
+//! The update check through the signed DNS announcement: no mirror is asked
+//! while nothing changed, and a mirror serving less than announced is frozen.
+
+use std::net::SocketAddr;
+
+use onionpkg_announce::serve::{AnnounceZone, listen};
+
+use crate::server::serve;
+use crate::util::{Appliance, TestRepo, ca, copy_dir};
+
+const NAME: &str = "_update.example.org";
+
+/// Signs the repository's published state and serves it from `zone`.
+async fn announce(repo: &TestRepo, zone: &AnnounceZone) {
+    let text = repo
+        .repo
+        .announce(
+            &repo.keys,
+            NAME,
+            "stable",
+            jiff::SignedDuration::from_hours(24),
+            jiff::Timestamp::now(),
+        )
+        .unwrap();
+    zone.set_record(Some(&text)).await.unwrap();
+}
+
+fn dns_config(resolver: SocketAddr) -> String {
+    format!("[announcement]\nname = \"{NAME}\"\nresolver = \"{resolver}\"\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_asks_dns_not_mirrors_and_update_refuses_a_frozen_mirror() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
+    let ca = ca();
+    // The mirror serves a copy of the tree, which will fall behind.
+    let mirror_tree = repo.tmp.path().join("mirror");
+    copy_dir(&repo.tree(), &mirror_tree);
+    let mirror = serve(mirror_tree, ca.server.clone()).await;
+    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
+    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    announce(&repo, &zone).await;
+    let app = Appliance::https(
+        &ca,
+        &repo.root_file(),
+        &[mirror.url()],
+        &dns_config(dns.local_addrs()[0]),
+    );
+    app.init(&repo.root_file()).await;
+    app.run(&["update"]).await.ok();
+    let requests = || mirror.seen.lock().unwrap().len();
+    let before = requests();
+    assert!(before > 0);
+
+    // Nothing changed: the check is answered by DNS alone.
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(r.stdout().contains("no mirror contacted"), "{}", r.stdout());
+    assert_eq!(requests(), before, "check contacted the mirror");
+
+    // A release: published and announced, but the mirror still serves the
+    // old tree.
+    repo.add_package("pkg/hello-2.0.tar", b"hello again\n");
+    let serial = repo.publish();
+    announce(&repo, &zone).await;
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 10, "{}\n{}", r.stdout(), r.stderr());
+    assert!(
+        r.stdout()
+            .contains(&format!("update available: timestamp version {serial}")),
+        "{}",
+        r.stdout()
+    );
+    assert_eq!(requests(), before, "check contacted the mirror");
+
+    // The next update refuses the mirror that serves less than announced.
+    let r = app.run(&["update"]).await;
+    assert_ne!(r.code(), 0);
+    assert!(
+        r.stderr().contains("older than the announced"),
+        "{}",
+        r.stderr()
+    );
+    // Once the mirror catches up, the update goes through (a mirror in its
+    // cooldown is still tried, last).
+    copy_dir(&repo.tree(), &repo.tmp.path().join("mirror"));
+    let r = app.run(&["update"]).await;
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    dns.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_or_missing_announcement_falls_back_to_the_mirror() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
+    let ca = ca();
+    let mirror = serve(repo.tree(), ca.server.clone()).await;
+    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
+    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let app = Appliance::https(
+        &ca,
+        &repo.root_file(),
+        &[mirror.url()],
+        &dns_config(dns.local_addrs()[0]),
+    );
+    app.init(&repo.root_file()).await;
+    app.run(&["update"]).await.ok();
+    let before = mirror.seen.lock().unwrap().len();
+    // No record: the mirror is asked, with a warning.
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stderr().contains("no-announcement"), "{}", r.stderr());
+    assert!(mirror.seen.lock().unwrap().len() > before);
+    // A forged record (one signature character changed): refused, and the
+    // mirror is asked.
+    let text = repo
+        .repo
+        .announce(
+            &repo.keys,
+            NAME,
+            "stable",
+            jiff::SignedDuration::from_hours(24),
+            jiff::Timestamp::now(),
+        )
+        .unwrap();
+    let mut forged = text.into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    zone.set_record(Some(std::str::from_utf8(&forged).unwrap()))
+        .await
+        .unwrap();
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 0, "{}", r.stderr());
+    assert!(r.stderr().contains("invalid"), "{}", r.stderr());
+    dns.shutdown().await.unwrap();
+}
