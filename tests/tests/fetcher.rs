@@ -531,6 +531,57 @@ fn fetcher_over_tor() {
     })();
     report("tor mode: traced connections", r);
 
+    // The DNS announcement through Tor: DNS over TCP in a Tor stream, via the
+    // exit, to the announcement server; no UDP at all, and no mirror asked.
+    let r = (|| {
+        let dns_port = lease(EXIT_PORTS)?;
+        let zone = onionpkg_announce::serve::AnnounceZone::new(
+            "example.org",
+            "_update.example.org",
+            60,
+            None,
+        )?;
+        let repo = RepoDir::new(&tree);
+        let keys = KeyDir::new(work.path().join("keys"), None);
+        let text = repo.announce(
+            &keys,
+            "_update.example.org",
+            "stable",
+            jiff::SignedDuration::from_hours(24),
+            jiff::Timestamp::now(),
+        )?;
+        let dns = rt.block_on(async {
+            zone.set_record(Some(&text)).await?;
+            onionpkg_announce::serve::listen(&zone, &[dns_port.addr()]).await
+        })?;
+        let dir = work.path().join("tor-app");
+        let extra = format!(
+            "{}[announcement]\nname = \"_update.example.org\"\nresolver = \"{}\"\n",
+            tor_section(&net),
+            dns_port.addr()
+        );
+        let cfg = write_config(&dir, "tor", &base, &ca.pem, &extra);
+        let trace = dir.join("trace-check");
+        let out = run_fetch(&cfg, &["check"], Some(&trace))?;
+        rt.block_on(dns.shutdown())?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        ensure!(
+            out.status.success() && stdout.contains("no mirror contacted"),
+            "check: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (connects, udp) = traced_connects(&trace);
+        ensure!(!udp, "a datagram socket was opened");
+        let n = only_tor(&connects, &|p| {
+            p != mirror_port && p != dns_port.port() && !EXIT_PORTS.contains(&p)
+        })?;
+        ensure!(n > 0, "no connection seen at all: is the trace empty?");
+        Ok(format!(
+            "up to date by the announcement through the exit; {n} connection(s), all to tor ports; no UDP"
+        ))
+    })();
+    report("tor mode: DNS announcement check", r);
+
     let r = (|| {
         let dir = work.path().join("tor-rss");
         let cfg = write_config(&dir, "tor", &base, &ca.pem, &tor_section(&net));
