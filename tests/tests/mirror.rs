@@ -1,6 +1,8 @@
 //! End-to-end: onionpkg-mirror serves a signed repository as an onion
-//! service on a private Tor network, and curl through C tor fetches its
-//! metadata and a package.
+//! service (and over HTTPS) on a private Tor network; curl through C tor
+//! fetches its metadata and a package, and the fetcher's transports fetch and
+//! verify the same package via embedded arti and via C tor's SOCKS port from
+//! the onion service, and over clearnet HTTPS.
 //!
 //! One network for this test binary, torn down at the end; afterwards the
 //! test checks that no tor of this run is left.
@@ -15,14 +17,18 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use onionpkg_fetcher::http::Limits;
+use onionpkg_fetcher::remote::RemoteRepository;
 use onionpkg_fetcher::tor::{Purpose, TorTransport};
+use onionpkg_fetcher::transport::{SocksTransport, Tls, Transport};
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
+use onionpkg_trust::metadata::Client;
 
 const PACKAGE: &[u8] = b"a package delivered over an onion service\n";
 /// How long the onion service may take to become reachable.
@@ -31,6 +37,23 @@ const ONION_DEADLINE: Duration = Duration::from_secs(150);
 const ATTEMPT: Duration = Duration::from_secs(20);
 /// Polling interval of the retry loops.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
+
+/// Writes a test CA's server certificate for 127.0.0.1 (`cert.pem`,
+/// `key.pem`) in `dir`; returns the CA certificate (PEM).
+fn write_test_certificate(dir: &Path) -> String {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    ca.pem()
+}
 
 /// A signed repository with one package; returns its dir and the package's
 /// consistent path under `targets/`.
@@ -99,15 +122,19 @@ fn mirror_serves_its_onion_service() {
     let timestamp = std::fs::read(root.join("metadata/timestamp.json")).unwrap();
     let state = work.path().join("state");
     let cfg_path = work.path().join("mirror.toml");
+    let ca_pem = write_test_certificate(work.path());
     std::fs::write(
         &cfg_path,
         format!(
-            "root = {:?}\nstate_dir = {:?}\n[onion]\nenabled = true\nnickname = \"mirror\"\n",
+            "root = {:?}\nstate_dir = {:?}\n[listen]\nhttps = \"127.0.0.1:0\"\n\
+             [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
+             [onion]\nenabled = true\nnickname = \"mirror\"\n",
             root.display().to_string(),
             state.display().to_string()
         ),
     )
     .unwrap();
+    let pinned_root = std::fs::read(root.join("metadata/1.root.json")).unwrap();
     let config = onionpkg_mirror::app::load_config(&cfg_path).unwrap();
 
     let net = TestNet::start(&TestNetOptions::default()).expect("private tor network");
@@ -184,6 +211,47 @@ fn mirror_serves_its_onion_service() {
             out.stdout
         );
 
+        // The fetcher's transports: the same package, verified, via arti and
+        // via C tor's SOCKS port from the onion service, and over HTTPS.
+        let tls = Tls::new(Some(ca_pem.as_bytes()))?;
+        let onion_base = format!("http://{address}/");
+        let https_addr = mirror.https_addr().context("an https listener")?;
+        let https_base = format!("https://{https_addr}/");
+        let ways = [
+            (
+                "arti, onion",
+                Transport::Tor {
+                    tor: t,
+                    tls: tls.clone(),
+                },
+                &onion_base,
+            ),
+            (
+                "C tor socks, onion",
+                Transport::Socks {
+                    socks: SocksTransport::new(socks),
+                    tls: tls.clone(),
+                },
+                &onion_base,
+            ),
+            ("https", Transport::Https { tls }, &https_base),
+        ];
+        let mut fetched = Vec::new();
+        for (name, transport, base) in ways {
+            let bytes = rt.block_on(async {
+                let repo = RemoteRepository::new(Arc::new(transport), base)?;
+                let mut client = Client::new(&pinned_root, None, repo)?;
+                let now = jiff::Timestamp::now();
+                client.refresh(now).await?;
+                anyhow::Ok(client.fetch_target("pkg/onion-1.0.tar", now).await?)
+            });
+            let bytes = bytes.with_context(|| format!("fetching via {name}"))?;
+            fetched.push((name, bytes));
+        }
+        for (name, bytes) in &fetched {
+            ensure!(bytes.as_slice() == PACKAGE, "{name}: different bytes");
+        }
+
         let text = mirror.metrics().render();
         ensure!(text.contains("onionpkg_mirror_onion_state 2"), "{text}");
         let status = onionpkg_mirror::cli::status(&cfg_path)?;
@@ -193,7 +261,7 @@ fn mirror_serves_its_onion_service() {
             "connections left at shutdown"
         );
         Ok(format!(
-            "arti probe {:.1}s, curl metadata after {attempts} attempt(s) in {:.1}s, package, range, traversal refused",
+            "arti probe {:.1}s, curl metadata after {attempts} attempt(s) in {:.1}s, package, range, traversal refused; the package via arti, C tor's SOCKS port and HTTPS identical and verified",
             probe_took.as_secs_f64(),
             took.as_secs_f64()
         ))
