@@ -234,6 +234,12 @@ impl TestNet {
         for n in &nodes {
             let d = node_dir(dir.path(), &n.name);
             std::fs::create_dir_all(&d).map_err(|e| Error::io("creating a node dir", e))?;
+            // tor refuses a control socket in a directory others can read.
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| Error::io("restricting a node dir", e))?;
+            }
             std::fs::write(d.join("torrc.defaults-empty"), "")
                 .map_err(|e| Error::io("writing a defaults torrc", e))?;
         }
@@ -329,6 +335,45 @@ impl TestNet {
         }
     }
 
+    /// Makes the C tor client forget its onion-service client state (cached
+    /// descriptors, failed introduction points) with `SIGNAL NEWNYM` on its
+    /// control socket. C tor otherwise keeps retrying a stale descriptor of
+    /// a service that re-published, for minutes on a busy test network.
+    pub fn client_newnym(&self) -> Result<()> {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = node_dir(self.dir.path(), "client");
+        let io = |what: &str, e: std::io::Error| Error::Timeout {
+            what: format!("the client's control socket ({what}: {e})"),
+            after: CONTROL_TIMEOUT,
+        };
+        let cookie = std::fs::read(dir.join("control_auth_cookie")).map_err(|e| io("cookie", e))?;
+        let stream = std::os::unix::net::UnixStream::connect(dir.join("control"))
+            .map_err(|e| io("connect", e))?;
+        stream
+            .set_read_timeout(Some(CONTROL_TIMEOUT))
+            .map_err(|e| io("timeout", e))?;
+        let mut writer = stream.try_clone().map_err(|e| io("clone", e))?;
+        let hex: String = cookie.iter().map(|b| format!("{b:02x}")).collect();
+        writer
+            .write_all(format!("AUTHENTICATE {hex}\r\nSIGNAL NEWNYM\r\nQUIT\r\n").as_bytes())
+            .map_err(|e| io("write", e))?;
+        let mut lines = BufReader::new(stream).lines();
+        for step in ["AUTHENTICATE", "SIGNAL NEWNYM"] {
+            let line = lines
+                .next()
+                .transpose()
+                .map_err(|e| io("read", e))?
+                .unwrap_or_default();
+            if !line.starts_with("250") {
+                return Err(Error::Timeout {
+                    what: format!("the client's answer to {step}: {line:?}"),
+                    after: CONTROL_TIMEOUT,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The description arti clients are configured from.
     pub fn network(&self) -> &PrivateNetwork {
         &self.network
@@ -402,6 +447,9 @@ impl Drop for TestNet {
         stop_all(&mut self.procs);
     }
 }
+
+/// How long the C tor client's control socket may take to answer.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn node_dir(root: &Path, name: &str) -> PathBuf {
     root.join("nodes").join(name)

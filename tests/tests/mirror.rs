@@ -31,8 +31,10 @@ use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 use onionpkg_trust::metadata::Client;
 
 const PACKAGE: &[u8] = b"a package delivered over an onion service\n";
-/// How long the onion service may take to become reachable.
-const ONION_DEADLINE: Duration = Duration::from_secs(150);
+/// How long the onion service may take to become reachable. C tor, once it
+/// missed a descriptor, waits before asking the directories again: a minute
+/// or more on a loaded two-core machine.
+const ONION_DEADLINE: Duration = Duration::from_secs(300);
 /// One fetch attempt.
 const ATTEMPT: Duration = Duration::from_secs(20);
 /// Polling interval of the retry loops.
@@ -78,6 +80,7 @@ fn make_repo(dir: &Path) -> (std::path::PathBuf, String) {
 
 /// curl through C tor's SOCKS port; retries until `expect` or the deadline.
 fn curl_until(
+    net: &TestNet,
     socks: SocketAddr,
     url: &str,
     extra: &[&str],
@@ -103,6 +106,13 @@ fn curl_until(
                 "{url}: no matching answer after {attempts} attempts; last: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
+        }
+        if attempts % 3 == 0 {
+            // C tor may be stuck on a stale descriptor of a service that
+            // re-published: make it forget and fetch again.
+            if let Err(e) = net.client_newnym() {
+                println!("    newnym: {e}");
+            }
         }
         std::thread::sleep(RETRY_EVERY);
     }
@@ -185,10 +195,10 @@ fn mirror_serves_its_onion_service() {
         }
         let probe_took = start.elapsed();
 
-        let (attempts, took) = curl_until(socks, &url, &[], &timestamp)?;
+        let (attempts, took) = curl_until(&net, socks, &url, &[], &timestamp)?;
         let pkg_url = format!("http://{address}/targets/{package}");
-        curl_until(socks, &pkg_url, &[], PACKAGE)?;
-        curl_until(socks, &pkg_url, &["-r", "2-8"], &PACKAGE[2..=8])?;
+        curl_until(&net, socks, &pkg_url, &[], PACKAGE)?;
+        curl_until(&net, socks, &pkg_url, &["-r", "2-8"], &PACKAGE[2..=8])?;
         let traversal = format!("http://{address}/metadata/%2e%2e/%2e%2e/mirror.toml");
         let out = Command::new("curl")
             .args([
@@ -238,14 +248,27 @@ fn mirror_serves_its_onion_service() {
         ];
         let mut fetched = Vec::new();
         for (name, transport, base) in ways {
-            let bytes = rt.block_on(async {
-                let repo = RemoteRepository::new(Arc::new(transport), base)?;
-                let mut client = Client::new(&pinned_root, None, repo)?;
-                let now = jiff::Timestamp::now();
-                client.refresh(now).await?;
-                anyhow::Ok(client.fetch_target("pkg/onion-1.0.tar", now).await?)
-            });
-            let bytes = bytes.with_context(|| format!("fetching via {name}"))?;
+            let transport = Arc::new(transport);
+            let start = Instant::now();
+            // Retried until the deadline: a fresh circuit to an onion service
+            // can fail on a busy test network.
+            let bytes = loop {
+                let attempt = rt.block_on(async {
+                    let repo = RemoteRepository::new(Arc::clone(&transport), base)?;
+                    let mut client = Client::new(&pinned_root, None, repo)?;
+                    let now = jiff::Timestamp::now();
+                    client.refresh(now).await?;
+                    anyhow::Ok(client.fetch_target("pkg/onion-1.0.tar", now).await?)
+                });
+                match attempt {
+                    Ok(bytes) => break bytes,
+                    Err(e) if start.elapsed() > ONION_DEADLINE => {
+                        return Err(e.context(format!("fetching via {name}")));
+                    }
+                    Err(e) => println!("    {name}: {e:#}; retrying"),
+                }
+                std::thread::sleep(RETRY_EVERY);
+            };
             fetched.push((name, bytes));
         }
         for (name, bytes) in &fetched {

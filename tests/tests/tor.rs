@@ -96,7 +96,11 @@ fn arti_fetch_until(rt: &Runtime, t: &TorTransport, url: &str) -> anyhow::Result
 
 /// Fetches `url` with curl through the C tor client's SOCKS port until it
 /// returns `INDEX` or the deadline passes.
-fn curl_until(socks: std::net::SocketAddr, url: &str) -> anyhow::Result<(u32, Duration)> {
+fn curl_until(
+    net: &TestNet,
+    socks: std::net::SocketAddr,
+    url: &str,
+) -> anyhow::Result<(u32, Duration)> {
     let start = Instant::now();
     let mut attempts = 0;
     let mut first_error = None;
@@ -124,6 +128,13 @@ fn curl_until(socks: std::net::SocketAddr, url: &str) -> anyhow::Result<(u32, Du
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+        if attempts % 3 == 0 {
+            // C tor may be stuck on a stale descriptor of a service that
+            // re-published: make it forget and fetch again.
+            if let Err(e) = net.client_newnym() {
+                println!("    newnym: {e}");
+            }
+        }
         std::thread::sleep(RETRY_EVERY);
     }
 }
@@ -150,13 +161,14 @@ fn host_onion(rt: &Runtime, net: &TestNet, dir: &Path) -> anyhow::Result<OnionSe
 /// HSDirs again for a while; arti publishes about a second after launch.
 fn arti_then_curl(
     rt: &Runtime,
+    net: &TestNet,
     t: &TorTransport,
     socks: std::net::SocketAddr,
     address: &str,
 ) -> anyhow::Result<String> {
     let url = format!("http://{address}/index.txt");
     let (a_attempts, a_took) = arti_fetch_until(rt, t, &url).context("arti probe")?;
-    let (c_attempts, c_took) = curl_until(socks, &url).context("curl through C tor")?;
+    let (c_attempts, c_took) = curl_until(net, socks, &url).context("curl through C tor")?;
     Ok(format!(
         "{address}: arti client after {a_attempts} attempt(s) in {:.1}s, then curl after {c_attempts} attempt(s) in {:.1}s",
         a_took.as_secs_f64(),
@@ -292,7 +304,7 @@ fn private_tor_network() {
             let socks = net.socks_addr().context("no C tor client")?;
             let rt = runtime();
             let result = host_onion(&rt, &net, &host_dir).and_then(|svc| {
-                let detail = arti_then_curl(&client_rt, t, socks, svc.address())?;
+                let detail = arti_then_curl(&client_rt, &net, t, socks, svc.address())?;
                 first_address = Some(svc.address().to_owned());
                 Ok(detail)
             });
@@ -318,7 +330,7 @@ fn private_tor_network() {
             );
             Ok(format!(
                 "same address; {}",
-                arti_then_curl(&client_rt, t, socks, svc.address())?
+                arti_then_curl(&client_rt, &net, t, socks, svc.address())?
             ))
         });
         stop_runtime(rt);

@@ -97,6 +97,11 @@ DNSPort 0
         pid = std::process::id(),
         resolv = resolv.display(),
     );
+    if matches!(node.role, Role::Client) {
+        // A control socket, so tests can make the client forget its onion
+        // service state (`SIGNAL NEWNYM`).
+        let _ = writeln!(s, "ControlSocket {d}/control\nCookieAuthentication 1");
+    }
     s
 }
 
