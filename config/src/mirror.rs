@@ -52,6 +52,53 @@ pub struct MirrorConfig {
     /// Third-party feeds to fetch, check and serve (`[[feed]]`). Default: none.
     #[serde(default)]
     pub feed: Vec<FeedConfig>,
+    /// Settings shared by every feed (`[feeds]`).
+    #[serde(default)]
+    pub feeds: FeedsConfig,
+}
+
+/// The most stored versions kept of one feed.
+pub const MAX_FEED_KEEP: u32 = 100;
+
+/// `[feeds]`: settings shared by every `[[feed]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// Extra CA certificates (PEM) trusted for `https://` feed upstreams,
+    /// besides the Mozilla roots. Default: none.
+    pub extra_ca: Option<PathBuf>,
+    /// How many checked versions of each feed to keep, 1 to 100. Default: `3`.
+    pub keep: u32,
+    /// Publishing each new feed version as a target of the `feeds` role: set
+    /// on the distro's primary, which holds the online keys. Default: none,
+    /// feeds are fetched, checked and stored only.
+    pub publish: Option<FeedPublishConfig>,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        Self {
+            extra_ca: None,
+            keep: 3,
+            publish: None,
+        }
+    }
+}
+
+/// `[feeds.publish]`: where new feed versions are signed and published.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedPublishConfig {
+    /// The repository directory of `onionpkg-repo`, usually the served
+    /// `root`. Required.
+    pub repo: PathBuf,
+    /// The key directory of `onionpkg-repo` holding the online keys of the
+    /// `feeds`, `snapshot` and `timestamp` roles. Required.
+    pub keys: PathBuf,
+    /// The name of an environment variable holding the keys' passphrase.
+    /// Default: none, the keys are not encrypted.
+    #[serde(default)]
+    pub passphrase_env: Option<String>,
 }
 
 /// `[listen]`: clearnet listeners.
@@ -195,10 +242,41 @@ pub struct FeedConfig {
     /// `signature_key`. Default: none.
     #[serde(default)]
     pub signature_url: Option<WebUrl>,
-    /// The public key file the signature must verify against; needs
-    /// `signature_url`. Default: none.
+    /// The minisign public key file the signature must verify against;
+    /// needs `signature_url`. Default: none.
     #[serde(default)]
     pub signature_key: Option<PathBuf>,
+    /// The file name the feed is published under (`feeds/NAME/FILE`):
+    /// letters, digits, `.`, `_` and `-`. Default: the last segment of the
+    /// upstream URL's path, or the feed's name when that is not such a name.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+impl FeedConfig {
+    /// The file name the feed is published under; see [`FeedConfig::file`].
+    pub fn file_name(&self) -> String {
+        if let Some(f) = &self.file {
+            return f.clone();
+        }
+        let path = self.upstream.path_and_query();
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let last = path.rsplit('/').next().unwrap_or_default();
+        if is_safe_file_name(last) {
+            last.to_owned()
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
+/// Whether `s` may name a published feed file.
+pub fn is_safe_file_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn default_feed_interval() -> Duration {
@@ -276,6 +354,15 @@ impl ConfigFile for MirrorConfig {
         if let Some(s) = &self.sync {
             s.validate()?;
         }
+        if !(1..=MAX_FEED_KEEP).contains(&self.feeds.keep) {
+            return Err(Invalid::new(
+                "feeds.keep",
+                format!(
+                    "must be from 1 to {MAX_FEED_KEEP}, found {}",
+                    self.feeds.keep
+                ),
+            ));
+        }
         let mut names = HashSet::new();
         for (i, f) in self.feed.iter().enumerate() {
             f.validate(i)?;
@@ -303,6 +390,13 @@ impl ConfigFile for MirrorConfig {
             if let Some(key) = &mut f.signature_key {
                 resolve(base, key);
             }
+        }
+        if let Some(ca) = &mut self.feeds.extra_ca {
+            resolve(base, ca);
+        }
+        if let Some(p) = &mut self.feeds.publish {
+            resolve(base, &mut p.repo);
+            resolve(base, &mut p.keys);
         }
         let cache = self.state_dir.join("cache");
         self.tor.finish(base, &self.state_dir, &cache);
@@ -404,6 +498,14 @@ impl FeedConfig {
                 Invalid::new(key("via_tor"), "an onion url is only reachable through Tor")
                     .near(key("upstream")),
             );
+        }
+        if let Some(f) = &self.file
+            && !is_safe_file_name(f)
+        {
+            return Err(Invalid::new(
+                key("file"),
+                format!("{f:?} is not a plain file name (letters, digits, '.', '_', '-')"),
+            ));
         }
         match (&self.signature_url, &self.signature_key) {
             (Some(_), None) => Err(Invalid::new(

@@ -87,6 +87,9 @@ fn example_mirror_loads() {
     assert!(c.tls.is_some());
     let names: Vec<_> = c.feed.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["blocklist", "geoip"]);
+    assert_eq!(c.feed[0].file_name(), "drop.txt");
+    assert_eq!(c.feeds.keep, 3);
+    assert!(c.feeds.publish.is_some());
     assert_eq!(c.feed[1].check, FeedCheck::Mmdb);
     assert_eq!(c.feed[1].max_size, 100 * 1024 * 1024);
     assert_eq!(c.sync.unwrap().interval, Some(Duration::from_secs(600)));
@@ -557,6 +560,25 @@ fn feed_rules() {
         ok.feed[1].upstream.as_str(),
         "https://x.example/b?edition=1"
     );
+    // Published as the URL's last segment, or the name when that is no
+    // plain file name.
+    assert_eq!(ok.feed[0].file_name(), "a");
+    assert_eq!(ok.feed[1].file_name(), "b");
+    assert_eq!(ok.feeds.keep, 3);
+
+    let e = error::<MirrorConfig>(
+        &feeds(
+            "name = \"b\"\nupstream = \"https://x.example/b\"\ncheck = \"any\"\nfile = \"../x\"\n",
+        ),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].file", "not a plain file name");
+
+    let e = error::<MirrorConfig>(
+        &mirror("[onion]\nenabled = true\n[feeds]\nkeep = 0\n"),
+        "m.toml",
+    );
+    assert_at(&e, 6, "feeds.keep", "from 1 to 100");
 }
 
 #[test]

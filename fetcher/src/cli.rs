@@ -9,6 +9,7 @@
 //!   check [--scheduled]     is there an update? (exit 10 if so)
 //!   status                  trusted versions, expiries, mirror list, clock
 //!   mirrors                 the mirrors in the order they would be tried
+//!   feeds sync [NAME...]    verified feed files into the output directory
 //! ```
 //!
 //! Exit codes: 0 success (`check`: up to date); 1 unexpected failure (local
@@ -96,6 +97,26 @@ pub enum Command {
     Status,
     /// Show the mirrors in the order they would be tried, with their health.
     Mirrors,
+    /// Third-party feeds (GeoIP data, blocklists, rules) the distro signs.
+    Feeds {
+        /// What to do with the feeds.
+        #[command(subcommand)]
+        action: FeedsAction,
+    },
+}
+
+/// What `feeds` does.
+#[derive(Debug, Subcommand)]
+pub enum FeedsAction {
+    /// Download verified feed files into the output directory, under
+    /// `feeds/NAME/`, each replaced atomically.
+    Sync {
+        /// Feed names; every signed feed when none are given.
+        names: Vec<String>,
+        /// Wait a random time first, up to `[privacy] random_delay`.
+        #[arg(long)]
+        scheduled: bool,
+    },
 }
 
 /// What the binary prints, for `main` to write out.
@@ -145,6 +166,26 @@ pub async fn run(cli: Cli) -> Output {
         });
     }
     out
+}
+
+/// The human line for one downloaded (or already present) file.
+fn downloaded_line(d: &commands::Downloaded) -> String {
+    match &d.mirror {
+        Some(m) => format!(
+            "{} verified ({} bytes) from {m}",
+            d.file.display(),
+            d.length
+        ),
+        None => format!("{} already verified", d.file.display()),
+    }
+}
+
+/// Feed names are `[a-z0-9-]`, as the mirror's configuration allows.
+fn is_feed_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 async fn run_inner(cli: Cli, out: &mut Output) -> AppResult<()> {
@@ -203,14 +244,7 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
             // Bars only for a person at a terminal; logs and pipes stay quiet.
             let bars = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
             for d in commands::download_targets(app, &t, &names, all, bars).await? {
-                let human = match &d.mirror {
-                    Some(m) => format!(
-                        "{} verified ({} bytes) from {m}",
-                        d.file.display(),
-                        d.length
-                    ),
-                    None => format!("{} already verified", d.file.display()),
-                };
+                let human = downloaded_line(&d);
                 out.stdout.push(line(json, "downloaded", &d, human));
             }
         }
@@ -294,6 +328,24 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
                     .map_or_else(|| "-".into(), |(m, t)| format!("{m} at {t}")),
             );
             out.stdout.push(line(json, "status", &s, human));
+        }
+        Command::Feeds {
+            action: FeedsAction::Sync { names, scheduled },
+        } => {
+            if let Some(bad) = names.iter().find(|n| !is_feed_name(n)) {
+                return Err(AppError::Usage(format!("{bad:?} is not a feed name")));
+            }
+            app.pinned_root()?;
+            if scheduled {
+                random_delay(app.config.privacy.random_delay).await;
+            }
+            let t = app.transport().await?;
+            let bars = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let selection = commands::Selection::Feeds(names);
+            for d in commands::download_selection(app, &t, &selection, bars).await? {
+                let human = downloaded_line(&d);
+                out.stdout.push(line(json, "feed", &d, human));
+            }
         }
         Command::Mirrors => {
             for m in commands::mirrors(app)? {

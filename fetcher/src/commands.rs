@@ -60,6 +60,17 @@ pub struct Downloaded {
     pub mirror: Option<String>,
 }
 
+/// Which targets to download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// These target paths.
+    Names(Vec<String>),
+    /// Every target of the top-level targets role (the packages).
+    AllPackages,
+    /// The files of these feeds (`feeds/NAME/*`); every feed when empty.
+    Feeds(Vec<String>),
+}
+
 /// Refreshes, then downloads `names` (or every package with `all`); with
 /// `progress`, draws a bar per download on stderr.
 pub async fn download_targets(
@@ -69,18 +80,67 @@ pub async fn download_targets(
     all: bool,
     progress: bool,
 ) -> AppResult<Vec<Downloaded>> {
-    let started = tokio::time::Instant::now();
-    let (_report, mut client, first, now) = update(app, transport).await?;
-    let names: Vec<String> = if all {
-        client
+    let selection = if all {
+        Selection::AllPackages
+    } else {
+        Selection::Names(names.to_vec())
+    };
+    download_selection(app, transport, &selection, progress).await
+}
+
+/// The target paths `selection` names in the trusted metadata.
+async fn select(
+    app: &App,
+    client: &mut Client,
+    selection: &Selection,
+    now: Timestamp,
+) -> AppResult<Vec<String>> {
+    Ok(match selection {
+        Selection::Names(names) => names.clone(),
+        Selection::AllPackages => client
             .known_targets()
             .into_iter()
             .filter(|(role, _)| role == roles::TARGETS)
             .map(|(_, p)| p)
-            .collect()
-    } else {
-        names.to_vec()
-    };
+            .collect(),
+        Selection::Feeds(feeds) => {
+            client
+                .load_delegated(roles::FEEDS, app.clock.expiry_now(now))
+                .await?;
+            let files: Vec<String> = client
+                .known_targets()
+                .into_iter()
+                .filter(|(role, _)| role == roles::FEEDS)
+                .map(|(_, p)| p)
+                .collect();
+            let feed_of = |p: &str| p.split('/').nth(1).map(str::to_owned);
+            if let Some(missing) = feeds.iter().find(|f| {
+                !files
+                    .iter()
+                    .any(|p| feed_of(p).as_deref() == Some(f.as_str()))
+            }) {
+                return Err(VerifyError::TargetNotFound(format!("feeds/{missing}/")).into());
+            }
+            files
+                .into_iter()
+                .filter(|p| feeds.is_empty() || feed_of(p).is_some_and(|f| feeds.contains(&f)))
+                .collect()
+        }
+    })
+}
+
+/// Refreshes, then downloads what `selection` names into the output
+/// directory, each file verified and renamed into place; with `progress`,
+/// draws a bar per download on stderr.
+pub async fn download_selection(
+    app: &mut App,
+    transport: &Arc<Transport>,
+    selection: &Selection,
+    progress: bool,
+) -> AppResult<Vec<Downloaded>> {
+    let started = tokio::time::Instant::now();
+    let (_report, mut client, first, now) = update(app, transport).await?;
+    let names = select(app, &mut client, selection, now).await?;
     let consistent = client.root().consistent_snapshot;
     let mut jobs = Vec::new();
     for name in &names {

@@ -195,7 +195,7 @@ async fn fetch_rest(
         .window
         .min(limits.deadline.saturating_duration_since(Instant::now()));
     let mut body = transport
-        .get_streaming(Purpose::Packages, &url, range, head_timeout)
+        .get_streaming(Purpose::for_target(&job.path), &url, range, head_timeout)
         .await
         .map_err(|e| DownloadError::Network(e.to_string()))?;
     match body.status.as_u16() {

@@ -145,7 +145,7 @@ impl Repository for RemoteRepository {
             let purpose = if path.ends_with(roles::MIRRORS_TARGET) {
                 Purpose::Metadata
             } else {
-                Purpose::Packages
+                Purpose::for_target(path)
             };
             let url = self.target_url(path);
             self.fetch(purpose, path, &url, max_length, self.target_timeout)

@@ -264,7 +264,8 @@ pub enum Purpose {
     Metadata,
     /// Package files.
     Packages,
-    /// Feeds (announcements, advisories).
+    /// Third-party feeds (GeoIP data, blocklists, rules), signed targets
+    /// under `feeds/`.
     Feeds,
     /// Name lookups through Tor.
     Dns,
@@ -273,6 +274,15 @@ pub enum Purpose {
 impl Purpose {
     /// Every purpose, in a fixed order.
     pub const ALL: [Self; 4] = [Self::Metadata, Self::Packages, Self::Feeds, Self::Dns];
+
+    /// The purpose of downloading target `path`: feeds or packages.
+    pub fn for_target(path: &str) -> Self {
+        if path.starts_with("feeds/") {
+            Self::Feeds
+        } else {
+            Self::Packages
+        }
+    }
 
     fn index(self) -> usize {
         match self {

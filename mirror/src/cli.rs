@@ -46,7 +46,36 @@ pub enum Command {
         #[arg(long)]
         upstream: Option<String>,
     },
+    /// Third-party feeds: fetch them now, or show how they are doing.
+    Feeds {
+        /// What to do with the feeds.
+        #[command(subcommand)]
+        action: FeedsAction,
+    },
     /// Print the onion address, the last sync and the served version.
+    Status {
+        /// The mirror configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `feeds` does.
+#[derive(Debug, Subcommand)]
+pub enum FeedsAction {
+    /// Fetch, check and store the feeds once (and publish them on the
+    /// primary); exit 6 if any failed. The last good versions stay.
+    Fetch {
+        /// The mirror configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Feed names; all configured feeds when none are given.
+        names: Vec<String>,
+    },
+    /// Show each feed's current version and its last fetch.
     Status {
         /// The mirror configuration file.
         #[arg(long, short)]
@@ -59,14 +88,19 @@ pub enum Command {
 
 /// The process exit code for `e`:
 /// - 1: a runtime failure (network, I/O, Tor, no state yet);
-/// - 2: a usage error (reported by the argument parser);
+/// - 2: a usage error (reported by the argument parser; a feed name that is
+///   not configured);
 /// - 3: bad configuration (the file, the TLS PEM files, the repository root,
 ///   the trusted root, a missing `[sync]` section);
 /// - 4: a listener cannot be bound (address in use, permission denied);
 /// - 5: sync refused: the upstream repository failed verification (a
 ///   tampered file, expired or rolled-back metadata); nothing was changed.
+/// - 6: `feeds fetch`: a feed could not be fetched, checked or published;
+///   its last good version stays.
 pub fn exit_code(e: &Error) -> u8 {
     match e {
+        Error::FeedsFailed(_) => 6,
+        Error::UnknownFeed(_) => 2,
         Error::Bind { .. } => 4,
         Error::BadConfig(_) => 3,
         Error::Verify(_) => 5,
@@ -138,8 +172,9 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
     // One Tor client for the onion service and for syncing: two clients
     // would contend for the same state dir.
     let sync_via_tor = config.sync.as_ref().is_some_and(|s| s.via_tor);
+    let feeds_via_tor = config.feed.iter().any(|f| f.via_tor);
     let (tor_tx, mut tor_rx) = tokio::sync::mpsc::channel(1);
-    if config.onion.enabled || sync_via_tor {
+    if config.onion.enabled || sync_via_tor || feeds_via_tor {
         let settings = tor_settings(&config);
         tokio::spawn(async move {
             let _ = tor_tx
@@ -151,6 +186,12 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
         None
     } else {
         crate::sync::spawn_schedule(&config, mirror.metrics(), None)
+    };
+    // Feeds start with the first Tor client when any of them needs one.
+    let mut feed_tasks = if feeds_via_tor {
+        Vec::new()
+    } else {
+        crate::feeds::Feeds::new(&config, None)?.spawn_schedules()
     };
     loop {
         tokio::select! {
@@ -166,9 +207,13 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
                     let address = mirror.launch_onion(&client)?.to_owned();
                     info!(%address, "serving the onion service");
                 }
+                let tor = onionpkg_fetcher::tor::TorTransport::new(client);
                 if sync_via_tor {
-                    let tor = onionpkg_fetcher::tor::TorTransport::new(client);
-                    sync_task = crate::sync::spawn_schedule(&config, mirror.metrics(), Some(tor));
+                    sync_task =
+                        crate::sync::spawn_schedule(&config, mirror.metrics(), Some(tor.clone()));
+                }
+                if feeds_via_tor {
+                    feed_tasks = crate::feeds::Feeds::new(&config, Some(tor))?.spawn_schedules();
                 }
             }
         }
@@ -177,10 +222,110 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
     if let Some(t) = sync_task.take() {
         t.abort();
     }
+    for t in feed_tasks.drain(..) {
+        t.abort();
+    }
     if !mirror.shutdown(SHUTDOWN_DEADLINE).await {
         warn!("some connections were cut at the shutdown deadline");
     }
     Ok(())
+}
+
+/// One feed in the `feeds status` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedReport {
+    /// The feed's name.
+    pub name: String,
+    /// Its target path when published.
+    pub target: String,
+    /// Its recorded status.
+    #[serde(flatten)]
+    pub status: crate::feeds::store::FeedStatus,
+}
+
+impl std::fmt::Display for FeedReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.status;
+        write!(f, "{} ({}): ", self.name, self.target)?;
+        match &s.current {
+            Some(v) => write!(
+                f,
+                "sha256 {} ({} bytes, {}), fetched {}",
+                v.sha256, v.size, v.summary, v.fetched_at
+            )?,
+            None => write!(f, "no good version yet")?,
+        }
+        if let Some(v) = s.published_version {
+            write!(f, "; published in timestamp version {v}")?;
+        }
+        if let (Some(at), Some(why)) = (&s.last_error_at, &s.last_error) {
+            write!(f, "; last fetch failed at {at}: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `feeds status`: every configured feed's status.
+pub fn feeds_status(config: &std::path::Path) -> Result<Vec<FeedReport>> {
+    let config = onionpkg_config::load_mirror(config)?;
+    config
+        .feed
+        .iter()
+        .map(|f| {
+            Ok(FeedReport {
+                name: f.name.clone(),
+                target: format!("feeds/{}/{}", f.name, f.file_name()),
+                status: crate::feeds::store::FeedStore::new(&config.state_dir, &f.name).status()?,
+            })
+        })
+        .collect()
+}
+
+/// `feeds fetch`: fetches the feeds in `names` (all when empty) once;
+/// returns one line per feed, or [`Error::FeedsFailed`] if any failed.
+pub async fn feeds_fetch(config: &std::path::Path, names: &[String]) -> Result<Vec<String>> {
+    let config = onionpkg_config::load_mirror(config)?;
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| !config.feed.iter().any(|f| &f.name == *n))
+    {
+        return Err(Error::UnknownFeed(unknown.clone()));
+    }
+    let wanted = config
+        .feed
+        .iter()
+        .filter(|f| names.is_empty() || names.contains(&f.name));
+    let tor = if wanted.clone().any(|f| f.via_tor) {
+        let client = onionpkg_fetcher::tor::bootstrap(&tor_settings(&config)).await?;
+        Some(onionpkg_fetcher::tor::TorTransport::new(client))
+    } else {
+        None
+    };
+    let feeds = crate::feeds::Feeds::new(&config, tor)?;
+    let mut lines = Vec::new();
+    let mut failed = Vec::new();
+    for (name, outcome) in feeds.fetch_all(names).await {
+        match outcome {
+            Ok(crate::feeds::Outcome::New(v)) => lines.push(format!(
+                "{name}: new version {} ({} bytes, {})",
+                v.sha256, v.size, v.summary
+            )),
+            Ok(crate::feeds::Outcome::Unchanged(v)) => {
+                lines.push(format!("{name}: unchanged ({})", v.sha256));
+            }
+            Err(e) => {
+                lines.push(format!(
+                    "{name}: failed, keeping the last good version: {e}"
+                ));
+                failed.push(name);
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(lines)
+    } else {
+        Err(Error::FeedsFailed(lines.join("\n")))
+    }
 }
 
 /// `sync`: one verified sync from `upstream` or `sync.upstream`.

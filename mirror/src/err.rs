@@ -109,6 +109,14 @@ pub enum Error {
     #[error("another sync of this mirror is running (lock {0} is held)")]
     SyncBusy(PathBuf),
 
+    /// A feed name that is not configured.
+    #[error("no feed named {0:?} in the configuration")]
+    UnknownFeed(String),
+
+    /// Some feeds could not be fetched; their last good versions stay.
+    #[error("some feeds failed:\n{0}")]
+    FeedsFailed(String),
+
     /// The state file is missing or unreadable.
     #[error("no usable state file {path}: {reason}")]
     State {
@@ -150,6 +158,8 @@ impl HasKind for Error {
             Self::Verify(e) => e.kind(),
             Self::Upstream { .. } | Self::SyncBusy(_) => ErrorKind::Network,
             Self::State { .. } => ErrorKind::NotFound,
+            Self::UnknownFeed(_) => ErrorKind::BadConfig,
+            Self::FeedsFailed(_) => ErrorKind::Network,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! This crate is part of onionpkg. It owns the serving paths (one hyper
 //! service for every listener, [`http`]), the listeners and their limits
 //! ([`serve`], [`tls`]), metrics ([`metrics`]), the state file ([`state`])
-//! and sync ([`sync`]). Verification is `onionpkg-trust`'s; the Tor
+//! sync ([`sync`]) and third-party feeds ([`feeds`]). Verification is `onionpkg-trust`'s; the Tor
 //! plumbing is `onionpkg-fetcher`'s, so fetcher and mirror join a network
 //! the same way.
 //!
@@ -30,6 +30,7 @@
 pub mod app;
 pub mod cli;
 mod err;
+pub mod feeds;
 pub mod files;
 pub mod http;
 pub mod metrics;

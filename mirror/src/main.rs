@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use onionpkg_mirror::cli::{self, Cli, Command};
+use onionpkg_mirror::cli::{self, Cli, Command, FeedsAction};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,6 +39,22 @@ fn main() -> ExitCode {
             Command::Sync { config, upstream } => cli::sync(&config, upstream.as_deref())
                 .await
                 .map(|report| println!("{report}")),
+            Command::Feeds {
+                action: FeedsAction::Fetch { config, names },
+            } => cli::feeds_fetch(&config, &names)
+                .await
+                .map(|lines| lines.iter().for_each(|l| println!("{l}"))),
+            Command::Feeds {
+                action: FeedsAction::Status { config, json },
+            } => cli::feeds_status(&config).map(|reports| {
+                for r in reports {
+                    if json {
+                        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                    } else {
+                        println!("{r}");
+                    }
+                }
+            }),
             Command::Status { config, json } => cli::status(&config).map(|r| {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());

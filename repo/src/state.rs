@@ -179,6 +179,17 @@ impl RepoDir {
         }
     }
 
+    /// The targets roles with changes staged for the next publish.
+    pub fn staged_roles(&self) -> Result<Vec<&'static str>> {
+        let mut out = Vec::new();
+        for role in [roles::TARGETS, roles::MIRRORS, roles::FEEDS] {
+            if self.staged(role)?.is_some() {
+                out.push(role);
+            }
+        }
+        Ok(out)
+    }
+
     /// The payload `role` will have at the next publish: staged, else published.
     pub(crate) fn next_payload(&self, role: &str) -> Result<Value> {
         if let Some(v) = self.staged(role)? {

@@ -228,3 +228,70 @@ async fn expired_metadata_that_cannot_be_refreshed_has_its_own_exit_code() {
         r.stdout()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeds_sync_puts_verified_feed_files_in_place() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
+    let add_feed = |path: &str, content: &[u8]| {
+        let file = repo.tmp.path().join("feed-input");
+        std::fs::write(&file, content).unwrap();
+        repo.repo
+            .add_target(&file, path, &Default::default(), "feeds")
+            .unwrap();
+    };
+    add_feed("feeds/blocklist/drop.txt", b"192.0.2.0/24 ; SBL1\n");
+    add_feed("feeds/geoip/geoip.mmdb", b"\xab\xcd\xefMaxMind.com\xe0");
+    repo.publish();
+    let ca = ca();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    app.init(&repo.root_file()).await;
+
+    let r = app.run(&["feeds", "sync", "blocklist"]).await.ok();
+    assert!(r.stdout().contains("verified"), "{}", r.stdout());
+    let list = app.out().join("feeds/blocklist/drop.txt");
+    assert_eq!(std::fs::read(&list).unwrap(), b"192.0.2.0/24 ; SBL1\n");
+    assert!(!app.out().join("feeds/geoip").exists());
+    // No package was fetched along with the feed.
+    assert!(!app.out().join("pkg").exists());
+
+    // Every feed; a new version replaces the old file in place.
+    add_feed("feeds/blocklist/drop.txt", b"198.51.100.0/24 ; SBL2\n");
+    repo.publish();
+    let r = app.run(&["--json", "feeds", "sync"]).await.ok();
+    assert_eq!(r.stdout().lines().count(), 2, "{}", r.stdout());
+    assert_eq!(std::fs::read(&list).unwrap(), b"198.51.100.0/24 ; SBL2\n");
+    assert!(app.out().join("feeds/geoip/geoip.mmdb").exists());
+    let names: Vec<String> = std::fs::read_dir(app.out().join("feeds/blocklist"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["drop.txt"]);
+
+    // A feed the repository does not sign is refused; a bad name is a usage error.
+    let r = app.run(&["feeds", "sync", "nosuchfeed"]).await;
+    assert_eq!(r.code(), 8, "{}", r.stderr());
+    let r = app.run(&["feeds", "sync", "../pkg"]).await;
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+
+    // A mirror serving a tampered feed is refused, and the good file stays.
+    let served = std::fs::read_dir(repo.tree().join("targets/feeds/blocklist"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.to_string_lossy().ends_with(".drop.txt")
+                && std::fs::read(p).unwrap() == b"198.51.100.0/24 ; SBL2\n"
+        })
+        .unwrap();
+    add_feed("feeds/blocklist/drop.txt", b"203.0.113.0/24 ; SBL3\n");
+    repo.publish();
+    let fresh = std::fs::read_dir(repo.tree().join("targets/feeds/blocklist"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p != &served && std::fs::read(p).unwrap() == b"203.0.113.0/24 ; SBL3\n")
+        .unwrap();
+    std::fs::write(&fresh, b"0.0.0.0/0 ; everything\n").unwrap();
+    let r = app.run(&["feeds", "sync", "blocklist"]).await;
+    assert_ne!(r.code(), 0, "{}", r.stdout());
+    assert_eq!(std::fs::read(&list).unwrap(), b"198.51.100.0/24 ; SBL2\n");
+}

@@ -13,6 +13,7 @@
 
 mod cli;
 mod curl;
+mod feeds;
 mod limits;
 mod paths;
 mod sync;

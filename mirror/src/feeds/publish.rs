@@ -1,0 +1,80 @@
+//! Publishing a checked feed version as a target of the delegated `feeds`
+//! role, on the distro's primary: the role, the snapshot and the timestamp
+//! are re-signed with the online keys, so the feed reaches every mirror by
+//! sync and appliances verify it like a package.
+//!
+//! # Invariants
+//! - Only the `feeds` role's targets change: when another role has staged,
+//!   unpublished changes (a release in preparation), nothing is published,
+//!   so a feed never pushes out someone else's half-made release.
+//! - Two publishers of one repository never interleave: each holds an
+//!   exclusive lock on `.feeds-publish.lock` in the repository.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jiff::Timestamp;
+use onionpkg_config::mirror::FeedPublishConfig;
+use onionpkg_repo::{Expiries, KeyDir, RepoDir};
+use onionpkg_trust::roles;
+use zeroize::Zeroizing;
+
+use super::FeedError;
+
+/// The lock file in the repository directory.
+const LOCK_FILE: &str = ".feeds-publish.lock";
+
+/// Adds `file` as target `feeds/NAME/FILE_NAME` and publishes; returns the
+/// new timestamp version.
+pub fn publish(
+    config: &FeedPublishConfig,
+    name: &str,
+    file_name: &str,
+    file: &Path,
+    fetched_at: Timestamp,
+    now: Timestamp,
+) -> Result<u64, FeedError> {
+    let fail = |e: &dyn std::fmt::Display| FeedError::Publish(e.to_string());
+    let repo = RepoDir::new(&config.repo);
+    let lock_path = repo.dir().join(LOCK_FILE);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| FeedError::Publish(format!("{}: {e}", lock_path.display())))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| FeedError::Publish(format!("locking {}: {e}", lock_path.display())))?;
+    let others: Vec<&str> = repo
+        .staged_roles()
+        .map_err(|e| fail(&e))?
+        .into_iter()
+        .filter(|r| *r != roles::FEEDS)
+        .collect();
+    if !others.is_empty() {
+        return Err(FeedError::Publish(format!(
+            "the repository has unpublished changes of {}; publish them first",
+            others.join(", ")
+        )));
+    }
+    let passphrase = match &config.passphrase_env {
+        None => None,
+        Some(var) => Some(Zeroizing::new(
+            std::env::var(var)
+                .map_err(|_| {
+                    FeedError::Publish(format!("the passphrase variable {var} is not set"))
+                })?
+                .into_bytes(),
+        )),
+    };
+    let keys = KeyDir::new(&config.keys, passphrase);
+    let custom = BTreeMap::from([("fetched".to_owned(), fetched_at.to_string())]);
+    let target = format!("feeds/{name}/{file_name}");
+    repo.add_target(file, &target, &custom, roles::FEEDS)
+        .map_err(|e| fail(&e))?;
+    let version = repo
+        .publish(&keys, &Expiries::default(), &[], now)
+        .map_err(|e| fail(&e))?;
+    drop(lock);
+    Ok(version)
+}
