@@ -4,6 +4,12 @@
 //! verify the same package via embedded arti and via C tor's SOCKS port from
 //! the onion service, and over clearnet HTTPS.
 //!
+//! The repository comes the way it would in production: a primary (a
+//! mirror holding the online keys) fetches two feeds from an HTTPS upstream
+//! on loopback, checks them and publishes them as `feeds` targets; the
+//! onion mirror syncs from the primary, verifying; and every transport also
+//! fetches and verifies a feed from the onion mirror.
+//!
 //! One network for this test binary, torn down at the end; afterwards the
 //! test checks that no tor of this run is left.
 
@@ -25,6 +31,7 @@ use onionpkg_fetcher::http::Limits;
 use onionpkg_fetcher::remote::RemoteRepository;
 use onionpkg_fetcher::tor::{Purpose, TorTransport};
 use onionpkg_fetcher::transport::{SocksTransport, Tls, Transport};
+use onionpkg_mirror::feeds::testdata;
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
@@ -78,6 +85,76 @@ fn make_repo(dir: &Path) -> (std::path::PathBuf, String) {
     (repo.dir().to_owned(), format!("pkg/{name}"))
 }
 
+/// A feed upstream: HTTPS on loopback with the test certificate in `dir`,
+/// serving a DROP-style list and a GeoIP database. Runs until the runtime
+/// ends.
+async fn feed_upstream(dir: &Path) -> anyhow::Result<SocketAddr> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("cert.pem"))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("key.pem"))?;
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc =
+                    hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| {
+                        let body = match req.uri().path() {
+                            "/drop.txt" => Some(testdata::DROP_LIST.as_bytes().to_vec()),
+                            "/GeoLite2-Country.mmdb" => Some(testdata::mmdb()),
+                            _ => None,
+                        };
+                        let mut r = hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(body.clone().unwrap_or_default()),
+                        ));
+                        if body.is_none() {
+                            *r.status_mut() = hyper::StatusCode::NOT_FOUND;
+                        }
+                        async move { Ok::<_, std::convert::Infallible>(r) }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Writes the primary's configuration: it serves the repository at `root`
+/// over HTTP on loopback and publishes two feeds from `upstream`.
+fn write_primary_config(dir: &Path, root: &Path, upstream: SocketAddr) -> std::path::PathBuf {
+    let path = dir.join("primary.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "root = {root:?}\nstate_dir = \"primary-state\"\n\
+             [listen]\nhttp = \"127.0.0.1:0\"\n\
+             [feeds]\nextra_ca = \"ca.pem\"\n\
+             [feeds.publish]\nrepo = {root:?}\nkeys = \"keys\"\n\
+             [[feed]]\nname = \"blocklist\"\nupstream = \"https://{upstream}/drop.txt\"\n\
+             check = \"ip-list\"\nvia_tor = false\n\
+             [[feed]]\nname = \"geoip\"\nupstream = \"https://{upstream}/GeoLite2-Country.mmdb\"\n\
+             check = \"mmdb\"\nvia_tor = false\n",
+            root = root.display().to_string(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// curl through C tor's SOCKS port; retries until `expect` or the deadline.
 fn curl_until(
     net: &TestNet,
@@ -129,23 +206,13 @@ fn mirror_serves_its_onion_service() {
     let suite = Instant::now();
     let work = tempfile::tempdir().unwrap();
     let (root, package) = make_repo(work.path());
-    let timestamp = std::fs::read(root.join("metadata/timestamp.json")).unwrap();
+    let served = work.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
     let state = work.path().join("state");
     let cfg_path = work.path().join("mirror.toml");
     let ca_pem = write_test_certificate(work.path());
-    std::fs::write(
-        &cfg_path,
-        format!(
-            "root = {:?}\nstate_dir = {:?}\n[listen]\nhttps = \"127.0.0.1:0\"\n\
-             [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
-             [onion]\nenabled = true\nnickname = \"mirror\"\n",
-            root.display().to_string(),
-            state.display().to_string()
-        ),
-    )
-    .unwrap();
+    std::fs::write(work.path().join("ca.pem"), &ca_pem).unwrap();
     let pinned_root = std::fs::read(root.join("metadata/1.root.json")).unwrap();
-    let config = onionpkg_mirror::app::load_config(&cfg_path).unwrap();
 
     let net = TestNet::start(&TestNetOptions::default()).expect("private tor network");
     println!(
@@ -160,6 +227,41 @@ fn mirror_serves_its_onion_service() {
         .build()
         .unwrap();
     let result = (|| -> anyhow::Result<String> {
+        // The primary fetches, checks and publishes the feeds; the onion
+        // mirror syncs from it, verifying.
+        let (primary, config, feeds) = rt.block_on(async {
+            let upstream = feed_upstream(work.path()).await?;
+            let primary_cfg = write_primary_config(work.path(), &root, upstream);
+            let primary =
+                onionpkg_mirror::Mirror::start(&onionpkg_mirror::app::load_config(&primary_cfg)?)
+                    .await?;
+            let feeds = onionpkg_mirror::cli::feeds_fetch(&primary_cfg, &[]).await?;
+            let primary_http = primary.http_addr().context("the primary's http listener")?;
+            std::fs::write(
+                &cfg_path,
+                format!(
+                    "root = {:?}\nstate_dir = {:?}\n[listen]\nhttps = \"127.0.0.1:0\"\n\
+                     [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
+                     [onion]\nenabled = true\nnickname = \"mirror\"\n\
+                     [sync]\nupstream = \"https://primary.example/\"\n\
+                     trust_root = \"repo/metadata/1.root.json\"\nvia_tor = false\n",
+                    served.display().to_string(),
+                    state.display().to_string()
+                ),
+            )?;
+            let config = onionpkg_mirror::app::load_config(&cfg_path)?;
+            // The primary is on loopback here: plain http, given as the
+            // command line's `--upstream` would.
+            let from = format!("http://{primary_http}/");
+            let synced =
+                onionpkg_mirror::sync::sync_and_record(&config, Some(&from), None, None).await?;
+            println!("feeds: {feeds:?}; mirror {synced}");
+            anyhow::Ok((primary, config, feeds))
+        })?;
+        ensure!(feeds.len() == 2 && feeds.iter().all(|l| l.contains("new version")));
+        let timestamp = std::fs::read(served.join("metadata/timestamp.json"))?;
+        ensure!(timestamp == std::fs::read(root.join("metadata/timestamp.json"))?);
+
         let (mirror, address) = rt.block_on(async {
             let mut mirror = onionpkg_mirror::Mirror::start(&config).await?;
             let client =
@@ -258,7 +360,10 @@ fn mirror_serves_its_onion_service() {
                     let mut client = Client::new(&pinned_root, None, repo)?;
                     let now = jiff::Timestamp::now();
                     client.refresh(now).await?;
-                    anyhow::Ok(client.fetch_target("pkg/onion-1.0.tar", now).await?)
+                    let package = client.fetch_target("pkg/onion-1.0.tar", now).await?;
+                    client.load_delegated("feeds", now).await?;
+                    let feed = client.fetch_target("feeds/blocklist/drop.txt", now).await?;
+                    anyhow::Ok((package, feed))
                 });
                 match attempt {
                     Ok(bytes) => break bytes,
@@ -271,8 +376,12 @@ fn mirror_serves_its_onion_service() {
             };
             fetched.push((name, bytes));
         }
-        for (name, bytes) in &fetched {
-            ensure!(bytes.as_slice() == PACKAGE, "{name}: different bytes");
+        for (name, (package, feed)) in &fetched {
+            ensure!(package.as_slice() == PACKAGE, "{name}: different bytes");
+            ensure!(
+                feed.as_slice() == testdata::DROP_LIST.as_bytes(),
+                "{name}: a different feed"
+            );
         }
 
         let text = mirror.metrics().render();
@@ -283,8 +392,9 @@ fn mirror_serves_its_onion_service() {
             rt.block_on(mirror.shutdown(Duration::from_secs(10))),
             "connections left at shutdown"
         );
+        rt.block_on(primary.shutdown(Duration::from_secs(10)));
         Ok(format!(
-            "arti probe {:.1}s, curl metadata after {attempts} attempt(s) in {:.1}s, package, range, traversal refused; the package via arti, C tor's SOCKS port and HTTPS identical and verified",
+            "feeds published by the primary and synced; arti probe {:.1}s, curl metadata after {attempts} attempt(s) in {:.1}s, package, range, traversal refused; the package and a feed via arti, C tor's SOCKS port and HTTPS identical and verified",
             probe_took.as_secs_f64(),
             took.as_secs_f64()
         ))
