@@ -309,38 +309,33 @@ impl RepoDir {
         custom: &BTreeMap<String, String>,
         role: &str,
     ) -> Result<Value> {
-        if !roles::is_safe_target_path(target_path) {
-            return Err(RepoError::Invalid(format!(
-                "{target_path:?} is not a safe target path (relative, no '..', no empty parts)"
-            )));
+        let mut entries = self.add_targets(&[(file, target_path)], custom, role)?;
+        entries
+            .pop()
+            .ok_or_else(|| RepoError::Invalid("no target was added".into()))
+    }
+
+    /// Adds many files at once, each `(file, target_path)` as
+    /// [`RepoDir::add_target`] does, staging the role once: for releases and
+    /// feeds of thousands of files.
+    pub fn add_targets(
+        &self,
+        files: &[(&Path, &str)],
+        custom: &BTreeMap<String, String>,
+        role: &str,
+    ) -> Result<Vec<Value>> {
+        for (_, target_path) in files {
+            check_target_path(target_path, role)?;
         }
-        match role {
-            roles::TARGETS
-                if target_path == roles::MIRRORS_TARGET || target_path.starts_with("feeds/") =>
-            {
-                return Err(RepoError::Invalid(format!(
-                    "{target_path} belongs to a delegated role; use `mirrors set` or `--role feeds`"
-                )));
-            }
-            roles::TARGETS => {}
-            roles::FEEDS
-                if target_path.split('/').count() == 3 && target_path.starts_with("feeds/") => {}
-            roles::FEEDS => {
-                return Err(RepoError::Invalid(format!(
-                    "feed targets are named feeds/NAME/FILE, not {target_path}"
-                )));
-            }
-            other => {
-                return Err(RepoError::Invalid(format!(
-                    "targets can be added to `targets` or `feeds`, not {other:?}"
-                )));
-            }
-        }
-        let entry = self.store_target_file(file, target_path, custom)?;
         let mut payload = self.next_payload(role)?;
-        payload["targets"][target_path] = entry.clone();
+        let mut entries = Vec::with_capacity(files.len());
+        for (file, target_path) in files {
+            let entry = self.store_target_file(file, target_path, custom)?;
+            payload["targets"][*target_path] = entry.clone();
+            entries.push(entry);
+        }
         self.stage(role, &payload)?;
-        Ok(entry)
+        Ok(entries)
     }
 
     /// Adds bytes as target `target_path` of `role` (used for the mirror list).
@@ -565,4 +560,36 @@ impl RepoDir {
         )?;
         Ok(text)
     }
+}
+
+/// Checks that `target_path` is safe and belongs to `role`.
+fn check_target_path(target_path: &str, role: &str) -> Result<()> {
+    if !roles::is_safe_target_path(target_path) {
+        return Err(RepoError::Invalid(format!(
+            "{target_path:?} is not a safe target path (relative, no '..', no empty parts)"
+        )));
+    }
+    match role {
+        roles::TARGETS
+            if target_path == roles::MIRRORS_TARGET || target_path.starts_with("feeds/") =>
+        {
+            return Err(RepoError::Invalid(format!(
+                "{target_path} belongs to a delegated role; use `mirrors set` or `--role feeds`"
+            )));
+        }
+        roles::TARGETS => {}
+        roles::FEEDS
+            if target_path.split('/').count() == 3 && target_path.starts_with("feeds/") => {}
+        roles::FEEDS => {
+            return Err(RepoError::Invalid(format!(
+                "feed targets are named feeds/NAME/FILE, not {target_path}"
+            )));
+        }
+        other => {
+            return Err(RepoError::Invalid(format!(
+                "targets can be added to `targets` or `feeds`, not {other:?}"
+            )));
+        }
+    }
+    Ok(())
 }
