@@ -44,6 +44,14 @@ const DEFAULT_CACHE: &str = "public, max-age=300";
 /// Read size when streaming a file.
 const CHUNK: usize = 64 * 1024;
 
+/// A file opened for a request.
+struct Opened {
+    file: std::fs::File,
+    meta: std::fs::Metadata,
+    /// The whole content, for a file of at most [`CHUNK`] bytes.
+    small: Option<Bytes>,
+}
+
 /// Which listener a request came in on; decides what may be logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -153,10 +161,12 @@ impl RepoService {
             Ok(rel) => rel,
             Err(status) => return status_response(status),
         };
-        let Some(path) = self.locate(&rel).await else {
-            return status_response(StatusCode::NOT_FOUND);
+        let served = match self.open(&rel).await {
+            Ok(Some(o)) => self.serve_file(o, &rel, method, req.headers()).await,
+            Ok(None) => return status_response(StatusCode::NOT_FOUND),
+            Err(e) => Err(e),
         };
-        match self.serve_file(&path, &rel, method, req.headers()).await {
+        match served {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::NotFound => status_response(StatusCode::NOT_FOUND),
             Err(e) => {
@@ -167,36 +177,60 @@ impl RepoService {
         }
     }
 
-    /// The file `rel` names, after following symlinks, if it is a regular
-    /// file inside the root.
-    async fn locate(&self, rel: &[String]) -> Option<PathBuf> {
+    /// Opens the file `rel` names, after following symlinks, if it is inside
+    /// the served directories of the root; a file of at most [`CHUNK`] bytes
+    /// is read whole. One blocking call does it all: every hop to tokio's
+    /// blocking pool costs more than the syscalls of a small file.
+    async fn open(&self, rel: &[String]) -> io::Result<Option<Opened>> {
         let mut path = self.root.to_path_buf();
         path.extend(rel);
-        let real = tokio::fs::canonicalize(&path).await.ok()?;
-        // A symlink may point anywhere; only what stays in the served
-        // directories of the root is served.
-        let inside = real
-            .strip_prefix(self.root.as_path())
-            .ok()
-            .and_then(|r| r.components().next())
-            .is_some_and(|top| SERVED_DIRS.iter().any(|d| top.as_os_str() == *d));
-        if !inside {
-            debug!("a path resolves outside the served directories");
-            return None;
-        }
-        Some(real)
+        let root = Arc::clone(&self.root);
+        tokio::task::spawn_blocking(move || -> io::Result<Option<Opened>> {
+            let Ok(real) = std::fs::canonicalize(&path) else {
+                return Ok(None);
+            };
+            // A symlink may point anywhere; only what stays in the served
+            // directories of the root is served.
+            let inside = real
+                .strip_prefix(root.as_path())
+                .ok()
+                .and_then(|r| r.components().next())
+                .is_some_and(|top| SERVED_DIRS.iter().any(|d| top.as_os_str() == *d));
+            if !inside {
+                debug!("a path resolves outside the served directories");
+                return Ok(None);
+            }
+            let mut file = std::fs::File::open(&real)?;
+            // Metadata of the opened file, not the path: what is stat'ed is
+            // what is sent.
+            let meta = file.metadata()?;
+            let small = if meta.is_file() && meta.len() <= CHUNK as u64 {
+                let mut buf = Vec::with_capacity(meta.len() as usize);
+                io::Read::read_to_end(&mut io::Read::take(&mut file, meta.len()), &mut buf)?;
+                if buf.len() as u64 != meta.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while being read",
+                    ));
+                }
+                Some(Bytes::from(buf))
+            } else {
+                None
+            };
+            Ok(Some(Opened { file, meta, small }))
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 
     async fn serve_file(
         &self,
-        path: &Path,
+        opened: Opened,
         rel: &[String],
         method: &Method,
         headers: &HeaderMap,
     ) -> io::Result<Response<Body>> {
-        let mut file = tokio::fs::File::open(path).await?;
-        // Metadata of the opened file, not the path: what is stat'ed is what is sent.
-        let meta = file.metadata().await?;
+        let Opened { file, meta, small } = opened;
         if !meta.is_file() {
             return Ok(status_response(StatusCode::NOT_FOUND));
         }
@@ -246,7 +280,12 @@ impl RepoService {
         builder = builder.status(status).header(header::CONTENT_LENGTH, count);
         let body = if method == Method::HEAD || count == 0 {
             empty()
+        } else if let Some(all) = small {
+            let (from, to) = (start as usize, (start + count) as usize);
+            self.metrics.sent(count);
+            full(all.slice(from..to))
         } else {
+            let mut file = tokio::fs::File::from_std(file);
             if start > 0 {
                 file.seek(io::SeekFrom::Start(start)).await?;
             }
