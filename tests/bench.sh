@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and writes docs/BENCHMARKS.md with its charts in
+# docs/bench/: onionpkg against nginx, C tor + curl, sha256sum and polling,
+# on loopback and on the private Tor network of the test harness.
+#
+# On a fresh Debian machine it first installs what the benchmarks compare
+# with or drive: tor, nginx, wrk, curl and GNU time. The binaries are built
+# in release mode. Arguments go to onionpkg-bench (--smoke, --runs N,
+# --out FILE, --no-tor).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*"; }
+
+missing=()
+command -v tor >/dev/null 2>&1 || missing+=(tor)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/time ] || missing+=(time)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+profile=release
+for arg in "$@"; do
+  # The smoke version checks that every benchmark runs; a dev build will do.
+  [ "$arg" = "--smoke" ] && profile=dev
+done
+if [ "$profile" = release ]; then
+  log "cargo build --release --bins"
+  cargo build --locked --release --bins
+  exec target/release/onionpkg-bench "$@"
+else
+  log "cargo build --bins"
+  cargo build --locked --bins
+  exec target/debug/onionpkg-bench "$@"
+fi
