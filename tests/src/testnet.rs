@@ -152,6 +152,33 @@ impl PrivateNetwork {
     pub fn fallbacks(&self) -> &[FallbackCache] {
         &self.fallbacks
     }
+
+    /// The `[tor]` section of an onionpkg configuration (fetcher or mirror)
+    /// that joins this network and no other.
+    pub fn config_toml(&self, bootstrap_timeout: &str) -> String {
+        let mut s = format!("[tor]\nbootstrap_timeout = \"{bootstrap_timeout}\"\n");
+        for (i, a) in self.authorities.iter().enumerate() {
+            let dir = a
+                .dir_addrs
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            s += &format!(
+                "[[tor.authority]]\nname = \"auth{i}\"\nv3ident = \"{}\"\ndir_addr = \"{dir}\"\n",
+                a.v3ident
+            );
+        }
+        for f in &self.fallbacks {
+            let orports: Vec<String> = f.orports.iter().map(|a| format!("\"{a}\"")).collect();
+            s += &format!(
+                "[[tor.fallback]]\nrsa_identity = \"{}\"\ned_identity = \"{}\"\norports = [{}]\n",
+                f.rsa_identity,
+                f.ed_identity,
+                orports.join(", ")
+            );
+        }
+        s
+    }
 }
 
 /// A running private Tor network; dropping it stops every tor.

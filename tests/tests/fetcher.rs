@@ -206,24 +206,7 @@ fn write_config(dir: &Path, mode: &str, base: &str, ca_pem: &str, extra: &str) -
 }
 
 fn tor_section(net: &TestNet) -> String {
-    let n = net.network();
-    let mut s = "[tor]\nbootstrap_timeout = \"60s\"\n".to_owned();
-    for (i, a) in n.authorities().iter().enumerate() {
-        s += &format!(
-            "[[tor.authority]]\nname = \"auth{i}\"\nv3ident = \"{}\"\ndir_addr = \"{}\"\n",
-            a.v3ident, a.dir_addrs[0]
-        );
-    }
-    for f in n.fallbacks() {
-        let orports: Vec<String> = f.orports.iter().map(|a| format!("\"{a}\"")).collect();
-        s += &format!(
-            "[[tor.fallback]]\nrsa_identity = \"{}\"\ned_identity = \"{}\"\norports = [{}]\n",
-            f.rsa_identity,
-            f.ed_identity,
-            orports.join(", ")
-        );
-    }
-    s
+    net.network().config_toml("60s")
 }
 
 /// The `onionpkg-fetch` binary, built next to this test binary (another

@@ -24,24 +24,7 @@ const TRANSFER: Duration = Duration::from_secs(300);
 
 /// The `[tor]` section that joins the private network.
 fn tor_section(net: &TestNet) -> String {
-    let n = net.network();
-    let mut s = "[tor]\nbootstrap_timeout = \"120s\"\n".to_owned();
-    for (i, a) in n.authorities().iter().enumerate() {
-        s += &format!(
-            "[[tor.authority]]\nname = \"auth{i}\"\nv3ident = \"{}\"\ndir_addr = \"{}\"\n",
-            a.v3ident, a.dir_addrs[0]
-        );
-    }
-    for f in n.fallbacks() {
-        let orports: Vec<String> = f.orports.iter().map(|a| format!("\"{a}\"")).collect();
-        s += &format!(
-            "[[tor.fallback]]\nrsa_identity = \"{}\"\ned_identity = \"{}\"\norports = [{}]\n",
-            f.rsa_identity,
-            f.ed_identity,
-            orports.join(", ")
-        );
-    }
-    s
+    net.network().config_toml("120s")
 }
 
 /// GETs `url` through `socks` until it answers, within the onion deadline;
