@@ -10,21 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '==> %s\n' "$*"; }
+. tests/deps.sh
 
-missing=()
-command -v tor >/dev/null 2>&1 || missing+=(tor)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-[ -x /usr/bin/time ] || missing+=(time)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+need tor:tor nginx:nginx-light wrk:wrk curl:curl /usr/bin/time:time
 
 profile=release
 for arg in "$@"; do

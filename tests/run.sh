@@ -3,27 +3,19 @@
 # end-to-end tests (private Tor network, python-tuf interop).
 #
 # On a fresh Debian machine it first installs what the tests need: Debian's
-# tor, curl, Knot DNS (knotd, keymgr, knsupdate), dig, python3-venv, and
-# python-tuf from PyPI in ./.venv.
+# tor, curl, Knot DNS (knotd, keymgr, knsupdate), dig, nginx, wrk, GNU time,
+# python3-venv, and python-tuf from PyPI in ./.venv. It ends with the smoke
+# version of the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '==> %s\n' "$*"; }
+. tests/deps.sh
 
-missing=()
-command -v tor >/dev/null 2>&1 || missing+=(tor)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-command -v knotd >/dev/null 2>&1 || missing+=(knot)
-command -v knsupdate >/dev/null 2>&1 || missing+=(knot-dnsutils)
-command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
-python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# Knot and BIND's dig are the DNS peers; nginx, wrk and GNU time are what
+# the benchmarks' smoke run compares with and drives.
+need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils \
+  nginx:nginx-light wrk:wrk /usr/bin/time:time
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install python3-venv
 
 # python-tuf is the interop peer of the trust layer.
 if ! .venv/bin/python -c 'import tuf.ngclient' >/dev/null 2>&1; then
@@ -39,3 +31,7 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
+log "benchmarks, smoke version (the full run is tests/bench.sh)"
+smoke="$(mktemp -d)"
+trap 'rm -rf "$smoke"' EXIT
+bash tests/bench.sh --smoke --out "$smoke/BENCHMARKS.md"

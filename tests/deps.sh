@@ -1,0 +1,27 @@
+# Sourced by the demo, test and bench scripts: installs Debian packages for
+# the commands that are missing, with apt-get (through sudo when not root).
+#
+#   need COMMAND:PACKAGE ...    e.g. need tor:tor curl:curl knotd:knot
+#   install PACKAGE ...         unconditionally
+
+log() { printf '==> %s\n' "$*"; }
+
+need() {
+  local missing=() pair cmd pkg
+  for pair in "$@"; do
+    cmd="${pair%%:*}"
+    pkg="${pair#*:}"
+    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    install "${missing[@]}"
+  fi
+}
+
+install() {
+  log "installing $*"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}

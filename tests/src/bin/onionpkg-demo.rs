@@ -1,0 +1,525 @@
+//! `onionpkg-demo`: the whole story on one machine, on a private Tor network.
+//!
+//! It starts the private Tor network of the test harness, makes a signed
+//! repository with `onionpkg-repo`, serves it with `onionpkg-mirror` as an
+//! onion service and over HTTPS, announces it with `onionpkg-announce`, and
+//! lets an appliance (`onionpkg-fetch` with embedded Tor) check through DNS,
+//! see a new release, download it from the onion mirror and verify it; then
+//! the mirror fetches, checks and signs a blocklist feed and the appliance
+//! syncs it. Each step is narrated with its time.
+//!
+//! Everything binds 127.0.0.1; Tor is never started with a default
+//! configuration. The real binaries run as child processes from the
+//! directory of this one (`tests/demo.sh` builds them). All files live in a
+//! temp dir removed at the end, and every process is stopped, also when a
+//! step fails; the exit code is 0 only after the verified download.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the demo narrates on the terminal"
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail, ensure};
+use onionpkg_mirror::feeds::testdata;
+use onionpkg_tests::testnet::ports::{EXIT_PORTS, PortLease, lease};
+use onionpkg_tests::testnet::{TestNet, TestNetOptions};
+
+/// Deadline of one command of the story.
+const COMMAND: Duration = Duration::from_secs(180);
+/// How long the onion service may take to be reachable.
+const ONION: Duration = Duration::from_secs(300);
+
+fn main() -> ExitCode {
+    let start = Instant::now();
+    match run(start) {
+        Ok(()) => {
+            println!(
+                "\n[{:6.1}s] done: the appliance downloaded and verified the update over Tor.",
+                start.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("\ndemo failed: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Narrates one step.
+struct Story {
+    start: Instant,
+    n: u32,
+}
+
+impl Story {
+    fn step(&mut self, what: &str) {
+        self.n += 1;
+        println!(
+            "\n[{:6.1}s] step {}: {what}",
+            self.start.elapsed().as_secs_f64(),
+            self.n
+        );
+    }
+
+    fn say(&self, what: impl std::fmt::Display) {
+        println!("           {what}");
+    }
+}
+
+/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(pid) = rustix::process::Pid::from_raw(self.0.id().cast_signed()) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The binaries, next to this one.
+struct Bins(PathBuf);
+
+impl Bins {
+    fn find() -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let dir = exe.parent().context("no directory")?.to_owned();
+        for b in [
+            "onionpkg-repo",
+            "onionpkg-mirror",
+            "onionpkg-announce",
+            "onionpkg-fetch",
+        ] {
+            ensure!(
+                dir.join(b).is_file(),
+                "{b} is not built next to the demo: run tests/demo.sh"
+            );
+        }
+        Ok(Self(dir))
+    }
+
+    fn cmd(&self, name: &str) -> Command {
+        Command::new(self.0.join(name))
+    }
+}
+
+/// Runs `cmd` within the deadline; returns its exit code and stdout. Its
+/// stderr goes to `log`.
+fn run_cmd(mut cmd: Command, log: &Path) -> anyhow::Result<(i32, String)> {
+    let what = format!("{:?}", cmd.get_program());
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let Ok(out) = rx.recv_timeout(COMMAND) else {
+        if let Some(pid) = rustix::process::Pid::from_raw(id.cast_signed()) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        bail!("{what} did not finish within {COMMAND:?}");
+    };
+    let out = out?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+/// Like [`run_cmd`], and the exit code must be `want`.
+fn expect(cmd: Command, log: &Path, want: i32) -> anyhow::Result<String> {
+    let what = format!(
+        "{:?} {:?}",
+        cmd.get_program(),
+        cmd.get_args().collect::<Vec<_>>()
+    );
+    let (code, out) = run_cmd(cmd, log)?;
+    if code != want {
+        let tail = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+        bail!(
+            "{what} exited {code}, not {want}:\n{out}\nlast log lines:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(out)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A test CA and a certificate for 127.0.0.1: `ca.pem`, `cert.pem`,
+/// `key.pem` in `dir`.
+fn certificates(dir: &Path) -> anyhow::Result<()> {
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "onionpkg demo CA");
+    let ca = params.self_signed(&ca_key)?;
+    let key = rcgen::KeyPair::generate()?;
+    let mut leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])?;
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "127.0.0.1");
+    let cert = leaf.signed_by(&key, &ca, &ca_key)?;
+    std::fs::write(dir.join("ca.pem"), ca.pem())?;
+    std::fs::write(dir.join("cert.pem"), cert.pem())?;
+    std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+    Ok(())
+}
+
+/// A third party's feed server: HTTPS on loopback, serving a DROP-style
+/// blocklist. Runs until the runtime ends.
+fn feed_upstream(rt: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Result<SocketAddr> {
+    use rustls::pki_types::pem::PemObject as _;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("cert.pem"))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("key.pem"))?;
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let mut r = hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from_static(testdata::DROP_LIST.as_bytes()),
+                        ));
+                        if req.uri().path() != "/drop.txt" {
+                            *r.status_mut() = hyper::StatusCode::NOT_FOUND;
+                        }
+                        Ok::<_, std::convert::Infallible>(r)
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Polls `f` until it yields, within `deadline`.
+fn until<T>(
+    deadline: Duration,
+    what: &str,
+    mut f: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f()? {
+            return Ok(v);
+        }
+        ensure!(
+            start.elapsed() < deadline,
+            "{what}: not within {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[allow(clippy::too_many_lines, reason = "the story reads best in one piece")]
+fn run(start: Instant) -> anyhow::Result<()> {
+    let bins = Bins::find()?;
+    let work = tempfile::Builder::new()
+        .prefix("onionpkg-demo-")
+        .tempdir()?;
+    let w = work.path();
+    let log = w.join("demo.log");
+    let mut s = Story { start, n: 0 };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+
+    s.step("start a private Tor network on 127.0.0.1");
+    let net = TestNet::start(&TestNetOptions {
+        client: false,
+        ..TestNetOptions::default()
+    })?;
+    s.say(format!(
+        "3 directory authorities and 4 relays (2 exits that reach only 127.0.0.1), usable after {:.1}s",
+        net.usable_after().as_secs_f64()
+    ));
+    let tor = net.network().config_toml("120s");
+    let result = story(&mut s, &bins, w, &log, &tor, &rt);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    if result.is_err() {
+        net.print_log_tails(10);
+    }
+    let left = net.shutdown();
+    ensure!(left.is_empty(), "tor processes left: {left:?}");
+    result
+}
+
+fn story(
+    s: &mut Story,
+    bins: &Bins,
+    w: &Path,
+    log: &Path,
+    tor: &str,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let repo_dir = w.join("repo");
+    let keys = w.join("keys");
+    let repo = |args: &[&str]| {
+        let mut c = bins.cmd("onionpkg-repo");
+        c.arg("--repo")
+            .arg(&repo_dir)
+            .arg("--keys")
+            .arg(&keys)
+            .args(args);
+        c
+    };
+
+    s.step("the release side makes a signed repository with two packages");
+    expect(repo(&["init"]), log, 0)?;
+    let input = w.join("input");
+    std::fs::create_dir_all(&input)?;
+    std::fs::write(
+        input.join("hello-1.0.tar"),
+        b"hello, appliance: version 1.0\n",
+    )?;
+    std::fs::write(
+        input.join("firewall-rules-2026.11.tar"),
+        b"block in all\npass out all\n",
+    )?;
+    for (file, path) in [
+        ("hello-1.0.tar", "pkg/hello-1.0.tar"),
+        (
+            "firewall-rules-2026.11.tar",
+            "pkg/firewall-rules-2026.11.tar",
+        ),
+    ] {
+        let mut c = repo(&["add", "--path", path]);
+        c.arg(input.join(file));
+        expect(c, log, 0)?;
+    }
+    expect(repo(&["publish"]), log, 0)?;
+    s.say("onionpkg-repo init: root (2 of 3 keys), targets, snapshot, timestamp, mirrors and feeds keys");
+    s.say("onionpkg-repo add + publish: pkg/hello-1.0.tar, pkg/firewall-rules-2026.11.tar");
+
+    s.step("a mirror serves it as an onion service (embedded arti) and over HTTPS");
+    certificates(w)?;
+    let upstream = feed_upstream(rt, w)?;
+    let https: PortLease = lease(EXIT_PORTS)?;
+    let mirror_cfg = w.join("mirror.toml");
+    std::fs::write(
+        &mirror_cfg,
+        format!(
+            "root = \"repo\"\nstate_dir = \"mirror-state\"\n\
+             [listen]\nhttps = \"{}\"\n[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
+             [onion]\nenabled = true\nnickname = \"demo\"\n{tor}",
+            https.addr()
+        ),
+    )?;
+    let mut c = bins.cmd("onionpkg-mirror");
+    c.args(["serve", "--config"])
+        .arg(&mirror_cfg)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.join("mirror.log"))?);
+    let mirror = Proc(c.spawn().context("starting onionpkg-mirror")?);
+    let onion = until(ONION, "the mirror's onion address", || {
+        let mut c = bins.cmd("onionpkg-mirror");
+        c.args(["status", "--json", "--config"]).arg(&mirror_cfg);
+        let (code, out) = run_cmd(c, log)?;
+        Ok((code == 0)
+            .then(|| serde_json::from_str::<serde_json::Value>(&out).ok())
+            .flatten()
+            .and_then(|v| v["onion_address"].as_str().map(str::to_owned)))
+    })?;
+    s.say(format!("onion service: http://{onion}/"));
+    s.say(format!("HTTPS: https://{}/ (a demo CA)", https.addr()));
+
+    s.step("the announcement server publishes the signed DNS TXT record");
+    let dns = lease(EXIT_PORTS)?;
+    let ann_cfg = w.join("announce.toml");
+    std::fs::write(
+        &ann_cfg,
+        format!(
+            "zone = \"demo.test\"\nname = \"_onionpkg.demo.test\"\nttl = 5\nrepo = \"repo\"\n\
+             timestamp_keys = [\"keys/timestamp.key\"]\n[serve]\nlisten = [\"{}\"]\n",
+            dns.addr()
+        ),
+    )?;
+    ensure!(
+        keys.join("timestamp.key").is_file(),
+        "no keys/timestamp.key"
+    );
+    let mut c = bins.cmd("onionpkg-announce");
+    c.args(["serve", "--poll", "1s", "--config"])
+        .arg(&ann_cfg)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.join("announce.log"))?);
+    let announcer = Proc(c.spawn().context("starting onionpkg-announce")?);
+    until(Duration::from_secs(30), "the announcement server", || {
+        Ok(
+            std::net::TcpStream::connect_timeout(&dns.addr(), Duration::from_secs(1))
+                .ok()
+                .map(|_| ()),
+        )
+    })?;
+    s.say(format!(
+        "_onionpkg.demo.test TXT, served on {} (UDP and TCP)",
+        dns.addr()
+    ));
+
+    s.step("the appliance pins the root and takes the current state over Tor");
+    let app = w.join("appliance");
+    std::fs::create_dir_all(&app)?;
+    std::fs::copy(repo_dir.join("metadata/1.root.json"), app.join("root.json"))?;
+    let fetch_cfg = app.join("fetcher.toml");
+    std::fs::write(
+        &fetch_cfg,
+        format!(
+            "trust_root = \"root.json\"\nstate_dir = \"state\"\ncache_dir = \"cache\"\n\
+             output_dir = \"out\"\ntransport = \"tor\"\nmain_mirrors = [\"http://{onion}/\"]\n\
+             [announcement]\nname = \"_onionpkg.demo.test\"\nresolver = \"{}\"\n{tor}",
+            dns.addr()
+        ),
+    )?;
+    let fetch = |args: &[&str]| {
+        let mut c = bins.cmd("onionpkg-fetch");
+        c.arg("--config")
+            .arg(&fetch_cfg)
+            .args(args)
+            .env("RUST_LOG", "error");
+        c
+    };
+    let mut init = fetch(&["init", "--root"]);
+    init.arg(app.join("root.json"));
+    expect(init, log, 0)?;
+    // The onion service needs its descriptor published before the first
+    // fetch can reach it; retried within the deadline.
+    let t = Instant::now();
+    let out = until(ONION, "the first update over the onion service", || {
+        let (code, out) = run_cmd(fetch(&["update"]), log)?;
+        Ok((code == 0).then_some(out))
+    })?;
+    s.say(out.trim());
+    s.say(format!(
+        "(the onion service answered after {:.1}s)",
+        t.elapsed().as_secs_f64()
+    ));
+
+    s.step("the appliance checks for updates: one DNS query through Tor, no mirror contacted");
+    let out = expect(fetch(&["check"]), log, 0)?;
+    s.say(out.trim());
+
+    s.step("the release side publishes hello 1.1; the announcement follows");
+    std::fs::write(
+        input.join("hello-1.1.tar"),
+        b"hello, appliance: version 1.1\n",
+    )?;
+    let mut c = repo(&["add", "--path", "pkg/hello-1.1.tar"]);
+    c.arg(input.join("hello-1.1.tar"));
+    expect(c, log, 0)?;
+    let out = expect(repo(&["publish"]), log, 0)?;
+    s.say(format!("onionpkg-repo publish: {}", out.trim()));
+
+    s.step("the appliance checks again and sees the update in DNS");
+    let out = until(Duration::from_secs(60), "the new announcement", || {
+        let (code, out) = run_cmd(fetch(&["check"]), log)?;
+        ensure!(code == 0 || code == 10, "check exited {code}");
+        Ok((code == 10).then_some(out))
+    })?;
+    s.say(format!("{} (exit code 10)", out.trim()));
+
+    s.step("the appliance downloads it over Tor from the onion mirror and verifies it");
+    let out = until(ONION, "the download", || {
+        let (code, out) = run_cmd(fetch(&["download", "pkg/hello-1.1.tar"]), log)?;
+        Ok((code == 0).then_some(out))
+    })?;
+    s.say(out.trim());
+    let got = std::fs::read(app.join("out/pkg/hello-1.1.tar"))?;
+    ensure!(
+        got == b"hello, appliance: version 1.1\n",
+        "the downloaded file differs"
+    );
+    s.say(format!(
+        "out/pkg/hello-1.1.tar: {} bytes, sha256 {}",
+        got.len(),
+        sha256_hex(&got)
+    ));
+
+    s.step("the mirror fetches a blocklist feed, checks it and signs it; the appliance syncs it");
+    // The distro's primary fetches feeds from cron with the same binary
+    // and the online feeds key.
+    let feeds_cfg = w.join("feeds.toml");
+    std::fs::write(
+        &feeds_cfg,
+        format!(
+            "root = \"repo\"\nstate_dir = \"feeds-state\"\n[listen]\nhttp = \"127.0.0.1:0\"\n\
+             [feeds]\nextra_ca = \"ca.pem\"\n\
+             [feeds.publish]\nrepo = \"repo\"\nkeys = \"keys\"\n\
+             [[feed]]\nname = \"blocklist\"\nupstream = \"https://{upstream}/drop.txt\"\n\
+             check = \"ip-list\"\nvia_tor = false\n"
+        ),
+    )?;
+    let mut c = bins.cmd("onionpkg-mirror");
+    c.args(["feeds", "fetch", "--config"]).arg(&feeds_cfg);
+    let out = expect(c, log, 0)?;
+    s.say(format!("onionpkg-mirror feeds fetch: {}", out.trim()));
+    let out = until(ONION, "the feed sync", || {
+        let (code, out) = run_cmd(fetch(&["feeds", "sync"]), log)?;
+        Ok((code == 0).then_some(out))
+    })?;
+    s.say(out.trim());
+    let list = std::fs::read(app.join("out/feeds/blocklist/drop.txt"))?;
+    ensure!(
+        list == testdata::DROP_LIST.as_bytes(),
+        "the synced feed differs"
+    );
+    s.say(format!(
+        "out/feeds/blocklist/drop.txt: {} bytes, verified against the feeds role",
+        list.len()
+    ));
+
+    drop(announcer);
+    drop(mirror);
+    drop((https, dns));
+    Ok(())
+}
