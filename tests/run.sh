@@ -31,6 +31,8 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
+log "packaging: systemd units, man pages, completions"
+bash packaging/check.sh
 log "benchmarks, smoke version (the full run is tests/bench.sh)"
 smoke="$(mktemp -d)"
 trap 'rm -rf "$smoke"' EXIT

@@ -1,0 +1,72 @@
+//! The configurations installed under /etc/onionpkg by the packaging load,
+//! and use the directories the systemd units give the services.
+
+#![allow(clippy::unwrap_used, reason = "test code: failures should panic")]
+
+use std::path::{Path, PathBuf};
+
+fn packaged(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/etc/onionpkg")
+        .join(name)
+}
+
+fn unit(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/systemd")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn the_fetcher_config_uses_the_unit_directories() {
+    let c = onionpkg_config::load_fetcher(packaged("fetcher.toml")).unwrap();
+    let u = unit("onionpkg-fetch.service");
+    assert!(u.contains("StateDirectory=onionpkg-fetch"));
+    assert!(u.contains("CacheDirectory=onionpkg-fetch"));
+    assert!(c.state_dir.starts_with("/var/lib/onionpkg-fetch"));
+    assert!(c.output_dir.starts_with("/var/lib/onionpkg-fetch"));
+    assert!(c.cache_dir.starts_with("/var/cache/onionpkg-fetch"));
+    assert!(u.contains("--config /etc/onionpkg/fetcher.toml"));
+}
+
+#[test]
+fn the_mirror_config_uses_the_unit_directories_and_credentials() {
+    let c = onionpkg_config::load_mirror(packaged("mirror.toml")).unwrap();
+    let u = unit("onionpkg-mirror.service");
+    assert!(u.contains("StateDirectory=onionpkg-mirror"));
+    assert!(c.root.starts_with("/var/lib/onionpkg-mirror"));
+    assert!(c.state_dir.starts_with("/var/lib/onionpkg-mirror"));
+    let tls = c.tls.unwrap();
+    for (cred, path) in [("tls-cert", &tls.cert), ("tls-key", &tls.key)] {
+        assert!(u.contains(&format!("LoadCredential={cred}:")), "{cred}");
+        assert_eq!(
+            path,
+            Path::new("/run/credentials/onionpkg-mirror.service")
+                .join(cred)
+                .as_path()
+        );
+    }
+    assert!(c.feed.is_empty() && c.feeds.publish.is_none());
+}
+
+#[test]
+fn the_announce_config_uses_the_unit_credential() {
+    let c = onionpkg_config::load_announce(packaged("announce.toml")).unwrap();
+    let u = unit("onionpkg-announce.service");
+    assert!(u.contains("LoadCredential=timestamp-key:"));
+    assert_eq!(
+        c.timestamp_keys,
+        [PathBuf::from(
+            "/run/credentials/onionpkg-announce.service/timestamp-key"
+        )]
+    );
+    assert!(c.serve.is_some() && c.push.is_none());
+}
+
+#[test]
+fn the_timer_delays_at_random() {
+    let t = unit("onionpkg-fetch.timer");
+    assert!(t.contains("RandomizedDelaySec="));
+    assert!(t.contains("Persistent=yes"));
+}
