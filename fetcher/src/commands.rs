@@ -97,12 +97,21 @@ async fn select(
 ) -> AppResult<Vec<String>> {
     Ok(match selection {
         Selection::Names(names) => names.clone(),
-        Selection::AllPackages => client
-            .known_targets()
-            .into_iter()
-            .filter(|(role, _)| role == roles::TARGETS)
-            .map(|(_, p)| p)
-            .collect(),
+        Selection::AllPackages => {
+            // Bins unchanged since the last run come from the local store.
+            let expiry_now = app.clock.expiry_now(now);
+            for bin in client.delegated_roles() {
+                if roles::is_bin(&bin) {
+                    client.load_delegated(&bin, expiry_now).await?;
+                }
+            }
+            client
+                .known_targets()
+                .into_iter()
+                .filter(|(role, _)| roles::is_package_role(role))
+                .map(|(_, p)| p)
+                .collect()
+        }
         Selection::Feeds(feeds) => {
             client
                 .load_delegated(roles::FEEDS, app.clock.expiry_now(now))

@@ -56,6 +56,10 @@ pub enum Command {
         /// Validity of a role's metadata, as ROLE=DURATION (e.g. timestamp=1d).
         #[arg(long = "expires", value_name = "ROLE=DURATION")]
         expires: Vec<String>,
+        /// Hashed bins for packages: a power of two up to 256, or 0 to list
+        /// packages in `targets` itself. More bins, smaller updates.
+        #[arg(long, value_name = "N", default_value_t = onionpkg_trust::roles::DEFAULT_BINS)]
+        bins: u32,
     },
     /// Stage a file as a target (published by the next `publish`).
     Add {
@@ -254,8 +258,12 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
             thresholds,
             root_pubkeys,
             expires,
+            bins,
         } => {
-            let mut opts = InitOptions::default();
+            let mut opts = InitOptions {
+                bins: *bins,
+                ..InitOptions::default()
+            };
             for t in thresholds {
                 let (role, mn) = split_kv(t)?;
                 if !onionpkg_trust::roles::TOP_LEVEL.contains(&role) {

@@ -50,6 +50,9 @@ pub struct InitOptions {
     /// Root public keys held offline. When given, no root key is made here
     /// and the first root is left as a draft for the key holders to sign.
     pub offline_root_keys: Vec<PublicKey>,
+    /// Hashed bins for packages (a power of two up to 256), or 0 to keep
+    /// packages in `targets` itself. Fixed for the repository's life.
+    pub bins: u32,
 }
 
 impl Default for InitOptions {
@@ -72,6 +75,7 @@ impl Default for InitOptions {
                 (roles::TIMESTAMP.to_string(), one),
             ]),
             offline_root_keys: Vec::new(),
+            bins: roles::DEFAULT_BINS,
         }
     }
 }
@@ -93,19 +97,35 @@ fn ids(keys: &[PublicKey]) -> Vec<String> {
     keys.iter().map(PublicKey::key_id).collect()
 }
 
-/// The delegations block of the top-level targets role.
-pub(crate) fn delegations(mirrors: &[PublicKey], feeds: &[PublicKey]) -> Value {
+/// The delegations block of the top-level targets role: `mirrors` and
+/// `feeds` by path, then the hashed bins (signed with the targets keys
+/// `bin_keys`, `bin_threshold` of them) by path hash prefix. The bins come
+/// last, so the paths of `mirrors` and `feeds` never reach them.
+pub(crate) fn delegations(
+    mirrors: &[PublicKey],
+    feeds: &[PublicKey],
+    bins: &[(String, Vec<String>)],
+    bin_keys: &[PublicKey],
+    bin_threshold: usize,
+) -> Value {
     let mut keys = key_map(mirrors);
     keys.extend(key_map(feeds));
-    json!({
-        "keys": keys,
-        "roles": [
-            { "name": roles::MIRRORS, "keyids": ids(mirrors), "threshold": 1,
-              "terminating": true, "paths": roles::MIRRORS_PATHS },
-            { "name": roles::FEEDS, "keyids": ids(feeds), "threshold": 1,
-              "terminating": true, "paths": roles::FEEDS_PATHS },
-        ],
-    })
+    let mut list = vec![
+        json!({ "name": roles::MIRRORS, "keyids": ids(mirrors), "threshold": 1,
+                "terminating": true, "paths": roles::MIRRORS_PATHS }),
+        json!({ "name": roles::FEEDS, "keyids": ids(feeds), "threshold": 1,
+                "terminating": true, "paths": roles::FEEDS_PATHS }),
+    ];
+    if !bins.is_empty() {
+        keys.extend(key_map(bin_keys));
+    }
+    for (name, prefixes) in bins {
+        list.push(
+            json!({ "name": name, "keyids": ids(bin_keys), "threshold": bin_threshold,
+                          "terminating": true, "path_hash_prefixes": prefixes }),
+        );
+    }
+    json!({ "keys": keys, "roles": list })
 }
 
 fn targets_payload(version: u64, expires: &str, delegations: Option<Value>) -> Value {
@@ -129,6 +149,15 @@ impl RepoDir {
         now: Timestamp,
     ) -> Result<InitReport> {
         let md = self.metadata_dir();
+        let bins = match opts.bins {
+            0 => Vec::new(),
+            n => roles::bins(n).ok_or_else(|| {
+                RepoError::Invalid(format!(
+                    "{n} hashed bins: give a power of two up to {}, or 0",
+                    roles::MAX_BINS
+                ))
+            })?,
+        };
         if md.join("timestamp.json").exists() || md.join("root.json").exists() {
             return Err(RepoError::Invalid(format!(
                 "{} already holds a repository",
@@ -206,7 +235,15 @@ impl RepoDir {
                 targets_payload(
                     1,
                     &exp.expires(roles::TARGETS, now)?,
-                    Some(delegations(&get(roles::MIRRORS), &get(roles::FEEDS))),
+                    Some(delegations(
+                        &get(roles::MIRRORS),
+                        &get(roles::FEEDS),
+                        &bins,
+                        &get(roles::TARGETS),
+                        opts.thresholds
+                            .get(roles::TARGETS)
+                            .map_or(1, |t| t.threshold),
+                    )),
                 ),
             ),
             (
@@ -276,11 +313,16 @@ impl RepoDir {
 
     /// The keys that may sign `role` and its threshold, from the root (for
     /// top-level roles) or from the next targets payload (for delegated ones).
-    fn role_binding(&self, role: &str, root: &Value) -> Result<(Vec<String>, usize)> {
+    /// `targets` is the next targets payload.
+    fn role_binding(
+        &self,
+        role: &str,
+        root: &Value,
+        targets: &Value,
+    ) -> Result<(Vec<String>, usize)> {
         if roles::TOP_LEVEL.contains(&role) {
             return Ok(binding(&root["signed"]["roles"][role]));
         }
-        let targets = self.next_payload(roles::TARGETS)?;
         targets["delegations"]["roles"]
             .as_array()
             .and_then(|a| a.iter().find(|r| r["name"] == role))
@@ -295,7 +337,8 @@ impl RepoDir {
         role: &str,
         root: &Value,
     ) -> Result<Vec<SecretKey>> {
-        let (ids, threshold) = self.role_binding(role, root)?;
+        let targets = self.next_payload(roles::TARGETS)?;
+        let (ids, threshold) = self.role_binding(role, root, &targets)?;
         keys.signers(role, &ids, threshold)
     }
 
@@ -327,15 +370,39 @@ impl RepoDir {
         for (_, target_path) in files {
             check_target_path(target_path, role)?;
         }
-        let mut payload = self.next_payload(role)?;
+        let published = self.published()?;
+        let targets = self.next_payload_in(roles::TARGETS, &published)?;
+        let mut payloads: BTreeMap<String, Value> = BTreeMap::new();
         let mut entries = Vec::with_capacity(files.len());
         for (file, target_path) in files {
+            let owner = self.owner_of(target_path, role, &targets);
             let entry = self.store_target_file(file, target_path, custom)?;
+            let payload = match payloads.entry(owner) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let payload = self.next_payload_in(v.key(), &published)?;
+                    v.insert(payload)
+                }
+            };
             payload["targets"][*target_path] = entry.clone();
             entries.push(entry);
         }
-        self.stage(role, &payload)?;
+        for (owner, payload) in &payloads {
+            self.stage(owner, payload)?;
+        }
         Ok(entries)
+    }
+
+    /// The role whose metadata lists `target_path` of `role`: for a package,
+    /// its hashed bin if the repository has bins (`targets` is the next
+    /// targets payload).
+    fn owner_of(&self, target_path: &str, role: &str, targets: &Value) -> String {
+        if role == roles::TARGETS
+            && let Some(bin) = self.bin_of(target_path, targets)
+        {
+            return bin;
+        }
+        role.to_string()
     }
 
     /// Adds bytes as target `target_path` of `role` (used for the mirror list).
@@ -407,7 +474,9 @@ impl RepoDir {
     /// stays under `targets/`: clients holding older metadata may still ask
     /// for it.
     pub fn remove_target(&self, target_path: &str, role: &str) -> Result<()> {
-        let mut payload = self.next_payload(role)?;
+        let targets = self.next_payload(roles::TARGETS)?;
+        let owner = self.owner_of(target_path, role, &targets);
+        let mut payload = self.next_payload(&owner)?;
         let removed = payload["targets"]
             .as_object_mut()
             .and_then(|t| t.remove(target_path));
@@ -416,12 +485,13 @@ impl RepoDir {
                 "{role} has no target {target_path}"
             )));
         }
-        self.stage(role, &payload)
+        self.stage(&owner, &payload)
     }
 
     /// Publishes: signs every staged role (and each role in `resign`) as a new
     /// version, then a new snapshot, then the timestamp. Returns the new
-    /// timestamp version.
+    /// timestamp version. Re-signing `targets` re-signs its hashed bins too:
+    /// they hold the packages, expire with `targets`, and follow its keys.
     pub fn publish(
         &self,
         keys: &KeyDir,
@@ -436,27 +506,79 @@ impl RepoDir {
             .cloned()
             .unwrap_or_default();
         // Targets first: its delegations decide who signs the delegated roles.
-        let mut changed = Vec::new();
-        for role in [roles::TARGETS, roles::MIRRORS, roles::FEEDS] {
-            if self.staged(role)?.is_some() || resign.contains(&role) {
-                changed.push(role);
+        let mut changed: Vec<String> = self.staged_roles()?;
+        for role in resign {
+            // Snapshot and timestamp are new on every publish anyway.
+            if [roles::SNAPSHOT, roles::TIMESTAMP].contains(role) {
+                continue;
+            }
+            if !([roles::TARGETS, roles::MIRRORS, roles::FEEDS].contains(role)
+                || roles::is_bin(role))
+            {
+                return Err(RepoError::Invalid(format!(
+                    "cannot re-sign {role:?} on publish: give targets, mirrors, feeds or a bin (root changes go through `root`)"
+                )));
+            }
+            if !changed.iter().any(|c| c == role) {
+                changed.push(role.to_string());
+            }
+        }
+        if resign.contains(&roles::TARGETS) {
+            for bin in published.roles.keys().filter(|r| roles::is_bin(r)) {
+                if !changed.contains(bin) {
+                    changed.push(bin.clone());
+                }
+            }
+        }
+        // After a targets key rotation whose root the offline holders
+        // installed, the published targets no longer meets the root's
+        // threshold: re-sign it now rather than publish a tree clients refuse.
+        if !changed.iter().any(|c| c == roles::TARGETS)
+            && !signed_by_root_keys(&published, roles::TARGETS)
+        {
+            changed.insert(0, roles::TARGETS.to_string());
+        }
+        let mut next_targets = self.next_payload_in(roles::TARGETS, &published)?;
+        if changed.iter().any(|c| c == roles::TARGETS)
+            && follow_targets_keys(&mut next_targets, &published.root)
+        {
+            // The targets keys were rotated: the bins follow them, and every
+            // bin is re-signed with the new keys.
+            self.stage(roles::TARGETS, &next_targets)?;
+            for bin in published.roles.keys().filter(|r| roles::is_bin(r)) {
+                if !changed.contains(bin) {
+                    changed.push(bin.clone());
+                }
             }
         }
         // Load every needed key before writing anything: a missing key must
-        // not leave a half-published repository.
-        let mut signers = BTreeMap::new();
+        // not leave a half-published repository. Bins share the targets keys:
+        // each set of keys is loaded (and decrypted) once.
+        let mut by_binding: BTreeMap<(Vec<String>, usize), std::rc::Rc<Vec<SecretKey>>> =
+            BTreeMap::new();
+        let mut signers: BTreeMap<String, std::rc::Rc<Vec<SecretKey>>> = BTreeMap::new();
         for role in changed
             .iter()
-            .copied()
+            .map(String::as_str)
             .chain([roles::SNAPSHOT, roles::TIMESTAMP])
         {
-            signers.insert(role, self.signers(keys, role, &published.root)?);
+            let binding = self.role_binding(role, &published.root, &next_targets)?;
+            let keys_for = match by_binding.get(&binding) {
+                Some(k) => std::rc::Rc::clone(k),
+                None => {
+                    let k = std::rc::Rc::new(keys.signers(role, &binding.0, binding.1)?);
+                    by_binding.insert(binding, std::rc::Rc::clone(&k));
+                    k
+                }
+            };
+            signers.insert(role.to_string(), keys_for);
         }
         for role in &changed {
-            let mut payload = self.next_payload(role)?;
+            let role = role.as_str();
+            let mut payload = self.next_payload_in(role, &published)?;
             let old = published
                 .roles
-                .get(*role)
+                .get(role)
                 .map(|e| version_of(&e["signed"]))
                 .unwrap_or(0);
             let version = old + 1;
@@ -487,7 +609,7 @@ impl RepoDir {
             exp,
             now,
         )?;
-        for role in changed {
+        for role in &changed {
             let path = self.staged_dir().join(format!("{role}.json"));
             if path.exists() {
                 std::fs::remove_file(&path).map_err(RepoError::io("removing", &path))?;
@@ -559,6 +681,67 @@ impl RepoDir {
             &refs,
         )?;
         Ok(text)
+    }
+}
+
+/// Whether the published `role` carries signatures of at least the threshold
+/// of the keys the current root gives it.
+fn signed_by_root_keys(published: &crate::state::Published, role: &str) -> bool {
+    let (ids, threshold) = binding(&published.root["signed"]["roles"][role]);
+    let Some(env) = published.roles.get(role) else {
+        return true;
+    };
+    let signers: std::collections::BTreeSet<&str> = env["signatures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["keyid"].as_str())
+        .collect();
+    ids.iter()
+        .filter(|id| signers.contains(id.as_str()))
+        .count()
+        >= threshold
+}
+
+/// Points the hashed-bin delegations of the targets payload `targets` at the
+/// keys and threshold `root` gives the targets role. Returns whether anything
+/// changed.
+fn follow_targets_keys(targets: &mut Value, root: &Value) -> bool {
+    let (ids, threshold) = binding(&root["signed"]["roles"][roles::TARGETS]);
+    let Some(list) = targets["delegations"]["roles"].as_array_mut() else {
+        return false;
+    };
+    let mut changed = false;
+    for role in list
+        .iter_mut()
+        .filter(|r| r["name"].as_str().is_some_and(roles::is_bin))
+    {
+        if binding(role) != (ids.clone(), threshold) {
+            role["keyids"] = json!(ids);
+            role["threshold"] = json!(threshold);
+            changed = true;
+        }
+    }
+    if changed {
+        for id in &ids {
+            targets["delegations"]["keys"][id] = root["signed"]["keys"][id].clone();
+        }
+        prune_delegation_keys(targets);
+    }
+    changed
+}
+
+/// Drops the keys of a targets payload's delegations block that no delegated
+/// role names any more (after a rotation).
+pub(crate) fn prune_delegation_keys(targets: &mut Value) {
+    let used: std::collections::BTreeSet<String> = targets["delegations"]["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| binding(r).0)
+        .collect();
+    if let Some(keys) = targets["delegations"]["keys"].as_object_mut() {
+        keys.retain(|id, _| used.contains(id));
     }
 }
 

@@ -231,15 +231,7 @@ impl RepoDir {
         entry["keyids"] = json!([public.key_id()]);
         entry["threshold"] = json!(1);
         targets["delegations"]["keys"][public.key_id()] = public.to_json();
-        let used: BTreeSet<String> = targets["delegations"]["roles"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|r| binding(r).0)
-            .collect();
-        if let Some(k) = targets["delegations"]["keys"].as_object_mut() {
-            k.retain(|id, _| used.contains(id));
-        }
+        crate::ops::prune_delegation_keys(&mut targets);
         self.stage(roles::TARGETS, &targets)?;
         self.publish(keys, exp, &[role], now)?;
         self.retire(keys, &old_ids)?;

@@ -61,7 +61,13 @@ impl Expiries {
     }
 
     /// The expiry time of `role` metadata signed at `now`, in whole seconds.
+    /// Hashed bins hold packages, so they live as long as `targets`.
     pub fn expires(&self, role: &str, now: Timestamp) -> Result<String> {
+        let role = if roles::is_bin(role) {
+            roles::TARGETS
+        } else {
+            role
+        };
         let d = self
             .0
             .get(role)
@@ -179,28 +185,85 @@ impl RepoDir {
         }
     }
 
-    /// The targets roles with changes staged for the next publish.
-    pub fn staged_roles(&self) -> Result<Vec<&'static str>> {
+    /// The targets roles with changes staged for the next publish: `targets`,
+    /// `mirrors`, `feeds`, then the hashed bins in name order.
+    pub fn staged_roles(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for role in [roles::TARGETS, roles::MIRRORS, roles::FEEDS] {
             if self.staged(role)?.is_some() {
-                out.push(role);
+                out.push(role.to_string());
             }
         }
+        let dir = self.staged_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(RepoError::io("listing", &dir)(e)),
+        };
+        let mut bins = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(RepoError::io("listing", &dir))?;
+            let name = entry.file_name();
+            if let Some(role) = name.to_str().and_then(|n| n.strip_suffix(".json"))
+                && roles::is_bin(role)
+            {
+                bins.push(role.to_string());
+            }
+        }
+        bins.sort();
+        out.extend(bins);
         Ok(out)
     }
 
-    /// The payload `role` will have at the next publish: staged, else published.
+    /// The payload `role` will have at the next publish: staged, else
+    /// published, else (for a hashed bin that never held a package) empty.
     pub(crate) fn next_payload(&self, role: &str) -> Result<Value> {
         if let Some(v) = self.staged(role)? {
             return Ok(v);
         }
-        let published = self.published()?;
-        published
-            .roles
-            .get(role)
-            .map(|env| env["signed"].clone())
-            .ok_or_else(|| RepoError::Invalid(format!("the repository has no role {role:?}")))
+        Self::published_payload(role, &self.published()?)
+    }
+
+    /// [`RepoDir::next_payload`] against an already read published state.
+    pub(crate) fn next_payload_in(&self, role: &str, published: &Published) -> Result<Value> {
+        if let Some(v) = self.staged(role)? {
+            return Ok(v);
+        }
+        Self::published_payload(role, published)
+    }
+
+    fn published_payload(role: &str, published: &Published) -> Result<Value> {
+        if let Some(env) = published.roles.get(role) {
+            return Ok(env["signed"].clone());
+        }
+        if roles::is_bin(role) {
+            return Ok(serde_json::json!({
+                "_type": "targets", "spec_version": SPEC_VERSION, "version": 0,
+                "expires": published.timestamp["signed"]["expires"].clone(), "targets": {},
+            }));
+        }
+        Err(RepoError::Invalid(format!(
+            "the repository has no role {role:?}"
+        )))
+    }
+
+    /// The hashed bin that holds package `target_path` at the next publish,
+    /// or `None` when the repository keeps packages in `targets` itself.
+    pub(crate) fn bin_of(&self, target_path: &str, targets: &Value) -> Option<String> {
+        let hash = roles::path_hash(target_path);
+        targets["delegations"]["roles"]
+            .as_array()?
+            .iter()
+            .filter(|r| r["name"].as_str().is_some_and(roles::is_bin))
+            .find(|r| {
+                r["path_hash_prefixes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .any(|p| hash.starts_with(p))
+            })
+            .and_then(|r| r["name"].as_str().map(str::to_string))
     }
 
     /// Stages the next payload of `role`.

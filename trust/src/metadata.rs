@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use onionpkg_config::{ErrorKind, HasKind};
 use sha2::Digest;
-use sigstore_tuf::transport::FetchFuture;
+/// What a [`Repository`] returns for one fetch: the body, or `None` when absent.
+pub use sigstore_tuf::transport::FetchFuture;
 
 pub use sigstore_tuf::{Repository, Root, TargetFile};
 
@@ -283,9 +284,89 @@ fn crate_error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// A repository that answers a fetch of a targets role's versioned metadata
+/// (`N.ROLE.json`, top-level or delegated) from the store of trusted metadata
+/// when the store holds version N of that role, and asks `inner` otherwise.
+///
+/// sigstore-tuf keeps a targets role it verified in the store, but fetches it
+/// again in a new process once the snapshot moved. With hashed bins that would mean one round trip
+/// per bin on every `download --all`; this way only the bins whose version the
+/// snapshot moved are fetched. The stored bytes are not trusted for being
+/// there: they go through the same checks as a download (the snapshot's pin,
+/// the delegator's keys and threshold, expiry).
+///
+/// A stored copy that fails those checks (a damaged or tampered store) must
+/// not block updates: the files served are recorded in `served`, and
+/// [`Client`] removes them and asks again once when a call fails.
+struct StoreCached<R> {
+    inner: R,
+    dir: PathBuf,
+    served: Served,
+}
+
+/// The store files a [`StoreCached`] answered from since it was last asked.
+type Served = std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>>;
+
+impl<R> StoreCached<R> {
+    fn cached(&self, name: &str, max_length: u64) -> Option<Vec<u8>> {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            signed: Signed,
+        }
+        #[derive(serde::Deserialize)]
+        struct Signed {
+            version: u64,
+        }
+        let (version, rest) = name.split_once('.')?;
+        let version: u64 = version.parse().ok()?;
+        let role = rest.strip_suffix(".json")?;
+        let plain = !role.is_empty()
+            && role
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        // Root, snapshot and timestamp have their own rules in sigstore-tuf
+        // (the chain walk, the timestamp's pin); targets and the roles it
+        // delegates are what this saves.
+        if !plain || [roles::ROOT, roles::SNAPSHOT, roles::TIMESTAMP].contains(&role) {
+            return None;
+        }
+        let path = self.dir.join(format!("{role}.json"));
+        if std::fs::metadata(&path).ok()?.len() > max_length {
+            return None;
+        }
+        let bytes = std::fs::read(&path).ok()?;
+        let env: Envelope = serde_json::from_slice(&bytes).ok()?;
+        if env.signed.version != version {
+            return None;
+        }
+        if let Ok(mut served) = self.served.lock() {
+            served.push(path);
+        }
+        Some(bytes)
+    }
+}
+
+impl<R: Repository> Repository for StoreCached<R> {
+    fn fetch_metadata<'a>(&'a self, name: &'a str, max_length: u64) -> FetchFuture<'a> {
+        match self.cached(name, max_length) {
+            Some(bytes) => {
+                tracing::debug!(%name, "unchanged delegated role taken from the store");
+                Box::pin(async move { Ok(Some(bytes)) })
+            }
+            None => self.inner.fetch_metadata(name, max_length),
+        }
+    }
+
+    fn fetch_target<'a>(&'a self, path: &'a str, max_length: u64) -> FetchFuture<'a> {
+        self.inner.fetch_target(path, max_length)
+    }
+}
+
 /// A verifying client of one repository: refreshes metadata and resolves targets.
 pub struct Client {
     updater: sigstore_tuf::Updater,
+    /// What the store answered for the current call (none without a store).
+    served: Served,
 }
 
 impl std::fmt::Debug for Client {
@@ -314,22 +395,57 @@ impl Client {
         // Target lengths are signed, and transports cap reads at that length;
         // this bound only guards the buffered path of `fetch_target`.
         config.target_max_length = 64 * 1024 * 1024;
-        let mut updater = sigstore_tuf::Updater::new(repo, root)
-            .map_err(|e| map_err(e, Context::Metadata))?
-            .with_config(config);
-        if let Some(dir) = store {
-            updater = updater.with_store(sigstore_tuf::FileStore::new(dir));
-        }
-        Ok(Self { updater })
+        let served = Served::default();
+        let updater = match store {
+            Some(dir) => {
+                let repo = StoreCached {
+                    inner: repo,
+                    dir: dir.to_path_buf(),
+                    served: std::sync::Arc::clone(&served),
+                };
+                sigstore_tuf::Updater::new(repo, root)
+                    .map_err(|e| map_err(e, Context::Metadata))?
+                    .with_config(config)
+                    .with_store(sigstore_tuf::FileStore::new(dir))
+            }
+            None => sigstore_tuf::Updater::new(repo, root)
+                .map_err(|e| map_err(e, Context::Metadata))?
+                .with_config(config),
+        };
+        Ok(Self { updater, served })
     }
 
     /// Runs the TUF refresh: root chain, timestamp, snapshot, top-level
     /// targets. `now` is the time for expiry checks.
     pub async fn refresh(&mut self, now: jiff::Timestamp) -> Result<(), VerifyError> {
-        self.updater
-            .refresh(now)
-            .await
-            .map_err(|e| map_err(e, Context::Metadata))
+        self.take_served();
+        let mut result = self.updater.refresh(now).await;
+        if result.is_err() && self.forget_served() {
+            result = self.updater.refresh(now).await;
+        }
+        result.map_err(|e| map_err(e, Context::Metadata))
+    }
+
+    /// Clears the record of store files served.
+    fn take_served(&self) -> Vec<PathBuf> {
+        self.served
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+
+    /// After a failed call: removes the store files it was answered from, so
+    /// that a retry asks the mirror. Returns whether there were any.
+    fn forget_served(&self) -> bool {
+        let served = self.take_served();
+        for path in &served {
+            tracing::warn!(file = %path.display(), "a stored copy of metadata failed verification; fetching it again");
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::warn!(file = %path.display(), error = %e, "cannot remove the stored copy");
+                return false;
+            }
+        }
+        !served.is_empty()
     }
 
     /// Refreshes at the time the clock policy gives: refuses a clock behind
@@ -375,11 +491,12 @@ impl Client {
         path: &str,
         now: jiff::Timestamp,
     ) -> Result<TargetFile, VerifyError> {
-        let found = self
-            .updater
-            .get_target_info(path, now)
-            .await
-            .map_err(|e| map_err(e, Context::Metadata))?;
+        self.take_served();
+        let mut found = self.updater.get_target_info(path, now).await;
+        if found.is_err() && self.forget_served() {
+            found = self.updater.get_target_info(path, now).await;
+        }
+        let found = found.map_err(|e| map_err(e, Context::Metadata))?;
         self.check_delegations()?;
         found.ok_or_else(|| VerifyError::TargetNotFound(path.to_string()))
     }
@@ -454,6 +571,16 @@ impl Client {
         }
     }
 
+    /// Loads every role the top-level targets role delegates to (mirrors,
+    /// feeds, hashed bins), so that [`Client::known_targets`] lists every
+    /// target. Roles unchanged since the last run come from the store.
+    pub async fn load_all_delegated(&mut self, now: jiff::Timestamp) -> Result<(), VerifyError> {
+        for role in self.delegated_roles() {
+            self.load_delegated(&role, now).await?;
+        }
+        Ok(())
+    }
+
     /// Refuses any loaded delegated role that lists a target outside the paths
     /// delegated to it.
     fn check_delegations(&self) -> Result<(), VerifyError> {
@@ -484,9 +611,25 @@ impl Client {
     }
 }
 
-/// A target path that `role`'s first path pattern matches: each glob
-/// character replaced by a literal it accepts.
+/// Most tries spent looking for a path whose hash starts with a delegation's
+/// hash prefix: enough for a 4-hex-digit prefix (expected 65,536 tries) many
+/// times over; hashed bins use 2 digits.
+const MAX_PROBE_TRIES: u32 = 1 << 20;
+
+/// A target path that `role` is delegated: for hash prefixes, a path whose
+/// hash starts with the first prefix, found by trying; for path patterns, the
+/// first pattern with each glob character replaced by a literal it accepts.
 fn probe_path(role: &sigstore_tuf::DelegatedRole) -> Option<String> {
+    if let Some(prefixes) = &role.path_hash_prefixes {
+        let prefix = prefixes.first()?;
+        if prefix.len() > 4 {
+            return None;
+        }
+        return (0..MAX_PROBE_TRIES)
+            .map(|n| format!("onionpkg-probe/{n}"))
+            .find(|p| roles::path_hash(p).starts_with(prefix.as_str()))
+            .filter(|p| role.matches_path(p).unwrap_or(false));
+    }
     let pattern = role.paths.as_ref()?.first()?;
     let mut out = String::new();
     let mut chars = pattern.chars();

@@ -45,11 +45,11 @@ pub fn publish(
         .map_err(|e| FeedError::Publish(format!("{}: {e}", lock_path.display())))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
         .map_err(|e| FeedError::Publish(format!("locking {}: {e}", lock_path.display())))?;
-    let others: Vec<&str> = repo
+    let others: Vec<String> = repo
         .staged_roles()
         .map_err(|e| fail(&e))?
         .into_iter()
-        .filter(|r| *r != roles::FEEDS)
+        .filter(|r| r != roles::FEEDS)
         .collect();
     if !others.is_empty() {
         return Err(FeedError::Publish(format!(

@@ -33,9 +33,20 @@ fn resign(t: &TestRepo, path: &Path, stems: &[&str], edit: impl FnOnce(&mut Valu
     write(path, &sign_metadata(env["signed"].clone(), &refs).unwrap());
 }
 
+/// The hashed bin that lists the package.
+fn pkg_bin() -> String {
+    let hash = onionpkg_trust::roles::path_hash(PKG);
+    onionpkg_trust::roles::bins(onionpkg_trust::roles::DEFAULT_BINS)
+        .unwrap()
+        .into_iter()
+        .find(|(_, prefixes)| prefixes.iter().any(|p| hash.starts_with(p.as_str())))
+        .unwrap()
+        .0
+}
+
 /// The consistent path of the published package.
 fn pkg_file(t: &TestRepo) -> std::path::PathBuf {
-    let env = read(&t.md("2.targets.json"));
+    let env = read(&t.md(&format!("1.{}.json", pkg_bin())));
     let hash = env["signed"]["targets"][PKG]["hashes"]["sha256"]
         .as_str()
         .unwrap()
@@ -85,18 +96,35 @@ fn tampered_longer_target_is_refused_at_its_signed_length() {
 
 #[test]
 fn targets_signed_below_threshold_are_refused() {
-    // targets is 2-of-3 here; the mirror strips one signature.
+    // targets is 2-of-3 here, and so are the bins that follow its keys; the
+    // mirror strips one signature from targets, or from the package's bin.
     let mut opts = InitOptions::default();
     opts.thresholds
         .insert("targets".into(), "2/3".parse().unwrap());
-    let t = TestRepo::with_options(&opts);
-    let path = t.md("2.targets.json");
-    let mut env = read(&path);
-    env["signatures"].as_array_mut().unwrap().truncate(1);
-    write(&path, &env);
+    for role in ["targets".to_string(), pkg_bin()] {
+        let t = TestRepo::with_options(&opts);
+        let path = t.md(&format!("1.{role}.json"));
+        let mut env = read(&path);
+        env["signatures"].as_array_mut().unwrap().truncate(1);
+        write(&path, &env);
+        let err = fetch(&t, t0()).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::ThresholdNotMet { role: ref r, found: 1, threshold: 2 } if *r == role),
+            "{role}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn a_bin_signed_by_another_key_is_refused() {
+    // The mirrors key (compromised) signs the package's bin: bins follow the
+    // targets keys only.
+    let t = TestRepo::new();
+    let bin = pkg_bin();
+    resign(&t, &t.md(&format!("1.{bin}.json")), &["mirrors"], |_| {});
     let err = fetch(&t, t0()).unwrap_err();
     assert!(
-        matches!(err, VerifyError::ThresholdNotMet { ref role, found: 1, threshold: 2 } if role == "targets"),
+        matches!(err, VerifyError::ThresholdNotMet { ref role, found: 0, .. } if *role == bin),
         "{err:?}"
     );
 }
@@ -171,30 +199,44 @@ fn snapshot_rollback_is_refused() {
     );
 }
 
+/// A repository whose targets and bins were re-signed once (version 2,
+/// snapshot 3), so that version 1 is there to roll back to.
+fn resigned() -> TestRepo {
+    let t = TestRepo::new();
+    t.repo
+        .publish(&t.keys, &Expiries::default(), &["targets"], t.now)
+        .unwrap();
+    t
+}
+
 #[test]
 fn targets_rollback_is_refused() {
-    let t = TestRepo::new();
-    let store = t.store();
-    client_run(t.repo.dir(), &t.root_v1(), Some(&store), t0(), None).unwrap();
-    // Snapshot and timestamp keys compromised: a newer snapshot pins targets 1.
-    resign(&t, &t.md("2.snapshot.json"), &["snapshot"], |s| {
-        s["version"] = json!(3);
-        s["meta"]["targets.json"] = json!({ "version": 1 });
-    });
-    std::fs::rename(t.md("2.snapshot.json"), t.md("3.snapshot.json")).unwrap();
-    let snap3 = std::fs::read(t.md("3.snapshot.json")).unwrap();
-    resign(&t, &t.md("timestamp.json"), &["timestamp"], |s| {
-        s["version"] = json!(3);
-        s["meta"]["snapshot.json"] = json!({
-            "version": 3, "length": snap3.len(),
-            "hashes": { "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&snap3)) },
+    for role in ["targets".to_string(), pkg_bin()] {
+        let t = resigned();
+        let store = t.store();
+        client_run(t.repo.dir(), &t.root_v1(), Some(&store), t0(), Some(PKG)).unwrap();
+        // Snapshot and timestamp keys compromised: a newer snapshot pins
+        // version 1 of targets, or of the package's bin.
+        resign(&t, &t.md("3.snapshot.json"), &["snapshot"], |s| {
+            s["version"] = json!(4);
+            s["meta"][format!("{role}.json")] = json!({ "version": 1 });
         });
-    });
-    let err = client_run(t.repo.dir(), &t.root_v1(), Some(&store), t0(), None).unwrap_err();
-    assert!(
-        matches!(err, VerifyError::Rollback { ref role, trusted: 2, offered: 1 } if role == "targets"),
-        "{err:?}"
-    );
+        std::fs::rename(t.md("3.snapshot.json"), t.md("4.snapshot.json")).unwrap();
+        let snap4 = std::fs::read(t.md("4.snapshot.json")).unwrap();
+        resign(&t, &t.md("timestamp.json"), &["timestamp"], |s| {
+            s["version"] = json!(4);
+            s["meta"]["snapshot.json"] = json!({
+                "version": 4, "length": snap4.len(),
+                "hashes": { "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&snap4)) },
+            });
+        });
+        let err =
+            client_run(t.repo.dir(), &t.root_v1(), Some(&store), t0(), Some(PKG)).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Rollback { role: ref r, trusted: 2, offered: 1 } if *r == role),
+            "{role}: {err:?}"
+        );
+    }
 }
 
 #[test]
@@ -209,14 +251,20 @@ fn mix_and_match_snapshot_is_refused() {
 
 #[test]
 fn mix_and_match_targets_is_refused() {
-    let t = TestRepo::new();
-    // Targets 1 served as targets 2, which the snapshot pins.
-    std::fs::copy(t.md("1.targets.json"), t.md("2.targets.json")).unwrap();
-    let err = fetch(&t, t0()).unwrap_err();
-    assert!(
-        matches!(err, VerifyError::Mismatch(_) | VerifyError::Malformed(_)),
-        "{err:?}"
-    );
+    for role in ["targets".to_string(), pkg_bin()] {
+        let t = resigned();
+        // Version 1 served as version 2, which the snapshot pins.
+        std::fs::copy(
+            t.md(&format!("1.{role}.json")),
+            t.md(&format!("2.{role}.json")),
+        )
+        .unwrap();
+        let err = fetch(&t, t0()).unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Mismatch(_) | VerifyError::Malformed(_)),
+            "{role}: {err:?}"
+        );
+    }
 }
 
 fn expiring(role: &str) -> TestRepo {

@@ -104,6 +104,28 @@ fn init_add_publish_verify_and_exit_codes() {
 }
 
 #[test]
+fn init_takes_a_bin_count_and_refuses_a_bad_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = repo_cmd(&tmp.path().join("bad"), &["init", "--bins", "100"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("power of two"));
+    assert!(!tmp.path().join("bad/metadata/root.json").exists());
+
+    let repo = tmp.path().join("repo");
+    ok(&repo_cmd(&repo, &["init", "--bins", "16"]));
+    let targets: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.join("metadata/1.targets.json")).unwrap())
+            .unwrap();
+    let bins = targets["signed"]["delegations"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path_hash_prefixes"].is_array())
+        .count();
+    assert_eq!(bins, 16);
+}
+
+#[test]
 fn unsafe_target_paths_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");

@@ -10,6 +10,7 @@
 )]
 
 mod attacks;
+mod bins;
 mod cli;
 mod interop;
 mod util;

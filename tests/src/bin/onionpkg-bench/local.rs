@@ -112,7 +112,8 @@ impl Repository for Counting {
 }
 
 /// The metadata an appliance downloads for an update that adds one package,
-/// in repositories of 100, 1,000 and 10,000 packages.
+/// in repositories of 100, 1,000 and 10,000 packages (the default 128 hashed
+/// bins), when it keeps every package current (`download --all`).
 pub(crate) fn metadata(r: &mut Report, work: &Path, smoke: bool) -> anyhow::Result<()> {
     let sizes: &[usize] = if smoke {
         &[10, 100]
@@ -152,8 +153,14 @@ pub(crate) fn metadata(r: &mut Report, work: &Path, smoke: bool) -> anyhow::Resu
             };
             let (bytes, list) = (Arc::clone(&counting.bytes), Arc::clone(&counting.files));
             let mut client = Client::new(&root, Some(&store), counting)?;
-            rt.block_on(client.refresh(jiff::Timestamp::now()))
-                .with_context(|| format!("refresh {label}"))?;
+            // What `onionpkg-fetch download --all` does: refresh, then every
+            // bin (those unchanged since the last run come from the store).
+            rt.block_on(async {
+                let now = jiff::Timestamp::now();
+                client.refresh(now).await?;
+                client.load_all_delegated(now).await
+            })
+            .with_context(|| format!("refresh {label}"))?;
             let files = list.lock().map(|l| l.clone()).unwrap_or_default();
             Ok((bytes.load(Ordering::SeqCst), files))
         };

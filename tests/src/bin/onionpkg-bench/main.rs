@@ -218,14 +218,10 @@ fn explain(what: &str) -> String {
     let known = [
         (
             "Metadata per update",
-            "The top-level `targets.json` lists every package, and TUF has the client fetch the \
-             whole new version when one entry changes, so the bytes grow with the repository, \
-             not with the change. The fix is hashed-bin delegation (TUF's `succinct_roles`, TAP \
-             15): targets delegates to 2^k bin roles by path-hash prefix, and an update re-signs \
-             and ships only the bins that changed, plus a snapshot that lists the bins. At 10,000 \
-             packages and 256 bins that is about 40 entries per bin (a few KiB) plus a snapshot of \
-             256 lines (about 15 KiB). sigstore-tuf resolves delegations, so this is a release-side \
-             change in onionpkg-repo (bins on publish) and in the trust layer's path lookup.",
+            "An update ships the timestamp, the snapshot (a line per hashed bin that holds \
+             packages) and the bins that changed. Past the goal, the bins are too full (each holds \
+             about packages / bins entries) or a release touched many of them; a repository made \
+             with more bins (`onionpkg-repo init --bins 256`) ships smaller ones.",
         ),
         (
             "Onion serving",
