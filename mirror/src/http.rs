@@ -11,6 +11,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -78,6 +79,8 @@ impl Via {
 #[derive(Debug, Clone)]
 pub struct RepoService {
     root: Arc<PathBuf>,
+    /// The root, opened once, for the kernel-checked fast path.
+    root_fd: Arc<std::os::fd::OwnedFd>,
     metrics: Arc<Metrics>,
     access_log: bool,
     via: Via,
@@ -95,8 +98,14 @@ impl RepoService {
                 format!("{} is not a directory", root.display()),
             ));
         }
+        let root_fd = rustix::fs::open(
+            &root,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
         Ok(Self {
             root: Arc::new(root),
+            root_fd: Arc::new(root_fd),
             metrics,
             access_log,
             via: Via::Onion,
@@ -179,9 +188,18 @@ impl RepoService {
 
     /// Opens the file `rel` names, after following symlinks, if it is inside
     /// the served directories of the root; a file of at most [`CHUNK`] bytes
-    /// is read whole. One blocking call does it all: every hop to tokio's
-    /// blocking pool costs more than the syscalls of a small file.
+    /// is read whole. A plain path whose lookup and content are in the
+    /// kernel's caches is opened on this thread ([`crate::fastopen`]);
+    /// anything else takes one blocking call that does it all: every hop to
+    /// tokio's blocking pool costs more than the syscalls of a small file.
     async fn open(&self, rel: &[String]) -> io::Result<Option<Opened>> {
+        match crate::fastopen::open(&self.root_fd, rel, CHUNK as u64) {
+            crate::fastopen::Fast::Opened(file, meta, small) => {
+                return Ok(Some(Opened { file, meta, small }));
+            }
+            crate::fastopen::Fast::Missing => return Ok(None),
+            crate::fastopen::Fast::Slow => {}
+        }
         let mut path = self.root.to_path_buf();
         path.extend(rel);
         let root = Arc::clone(&self.root);
@@ -200,7 +218,12 @@ impl RepoService {
                 debug!("a path resolves outside the served directories");
                 return Ok(None);
             }
-            let mut file = std::fs::File::open(&real)?;
+            // Non-blocking, so a FIFO planted in the tree cannot hold a
+            // blocking thread; only regular files are read.
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(&real)?;
             // Metadata of the opened file, not the path: what is stat'ed is
             // what is sent.
             let meta = file.metadata()?;

@@ -30,6 +30,7 @@
 pub mod app;
 pub mod cli;
 mod err;
+mod fastopen;
 pub mod feeds;
 pub mod files;
 pub mod http;
