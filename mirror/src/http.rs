@@ -17,14 +17,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full, StreamBody};
 use hyper::body::Frame;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tracing::{debug, info};
 
 use crate::metrics::Metrics;
@@ -42,8 +41,12 @@ const IMMUTABLE_CACHE: &str = "public, max-age=31536000, immutable";
 /// Everything else (an unversioned `root.json`, feeds).
 const DEFAULT_CACHE: &str = "public, max-age=300";
 
-/// Read size when streaming a file.
+/// Files up to this size are read whole when opened.
 const CHUNK: usize = 64 * 1024;
+
+/// Read size when streaming a larger file: each read is one hop to the
+/// blocking pool, and one frame held per connection.
+const STREAM_CHUNK: usize = 128 * 1024;
 
 /// A file opened for a request.
 struct Opened {
@@ -308,11 +311,7 @@ impl RepoService {
             self.metrics.sent(count);
             full(all.slice(from..to))
         } else {
-            let mut file = tokio::fs::File::from_std(file);
-            if start > 0 {
-                file.seek(io::SeekFrom::Start(start)).await?;
-            }
-            stream_file(file, count, Arc::clone(&self.metrics))
+            stream_file(file, start, count, Arc::clone(&self.metrics))
         };
         Ok(builder
             .body(body)
@@ -354,31 +353,46 @@ pub fn status_response(status: StatusCode) -> Response<Body> {
 
 /// Streams `count` bytes of `file` from its current position, in chunks,
 /// so a package is never held in memory.
-fn stream_file(file: tokio::fs::File, count: u64, metrics: Arc<Metrics>) -> Body {
-    let stream = futures::stream::unfold((file, count), move |(mut file, left)| {
+/// Streams `count` bytes of `file` from offset `start`, a positioned read of
+/// [`STREAM_CHUNK`] bytes per blocking call, straight into the frame sent
+/// (no intermediate buffer, no seek).
+fn stream_file(file: std::fs::File, start: u64, count: u64, metrics: Arc<Metrics>) -> Body {
+    let file = Arc::new(file);
+    let stream = futures::stream::unfold((start, count), move |(pos, left)| {
         let metrics = Arc::clone(&metrics);
+        let file = Arc::clone(&file);
         async move {
             if left == 0 {
                 return None;
             }
-            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            let mut buf = BytesMut::zeroed(want);
-            match file.read(&mut buf).await {
-                Ok(0) => Some((
+            let want = usize::try_from(left)
+                .unwrap_or(STREAM_CHUNK)
+                .min(STREAM_CHUNK);
+            let read = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+                let mut buf = vec![0u8; want];
+                let n = std::os::unix::fs::FileExt::read_at(&*file, &mut buf, pos)?;
+                buf.truncate(n);
+                Ok(Bytes::from(buf))
+            })
+            .await
+            .map_err(io::Error::other)
+            .and_then(|r| r);
+            match read {
+                Ok(buf) if buf.is_empty() => Some((
                     Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "file shrank while being sent",
                     )),
-                    (file, 0),
+                    (pos, 0),
                 )),
-                Ok(n) => {
-                    buf.truncate(n);
-                    metrics.sent(n as u64);
-                    Some((Ok(Frame::data(buf.freeze())), (file, left - n as u64)))
+                Ok(buf) => {
+                    let n = buf.len() as u64;
+                    metrics.sent(n);
+                    Some((Ok(Frame::data(buf)), (pos + n, left - n)))
                 }
                 Err(e) => {
                     metrics.error();
-                    Some((Err(e), (file, 0)))
+                    Some((Err(e), (pos, 0)))
                 }
             }
         }

@@ -83,6 +83,10 @@ async fn curl_over_http_and_https() {
     let ca = format!("{d}/ca.pem");
     let timestamp = std::fs::read(repo.repo.metadata_dir().join("timestamp.json")).unwrap();
     let content = b"hello, appliance\n";
+    // Larger than what is read whole, and than one streaming read.
+    let big_content: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(repo.dir().join("targets/pkg")).unwrap();
+    std::fs::write(repo.dir().join("targets/pkg/big.bin"), &big_content).unwrap();
 
     for base in [&http, &https] {
         let tls: &[&str] = if base.starts_with("https") {
@@ -138,6 +142,20 @@ async fn curl_over_http_and_https() {
         let (status, _, body) = split(&out);
         assert_eq!(status, 200, "multi-range: the whole file");
         assert_eq!(body, content);
+
+        // A file streamed in several reads: whole, and a range across reads.
+        let big = url("/targets/pkg/big.bin");
+        let out = curl(&[tls, &["-D", "-", &big]].concat()).await;
+        let (status, _, body) = split(&out);
+        assert_eq!(status, 200);
+        assert!(body == big_content, "the whole streamed file");
+        let out = curl(&[tls, &["-D", "-", "-r", "100000-300000", &big]].concat()).await;
+        let (status, _, body) = split(&out);
+        assert_eq!(status, 206);
+        assert!(
+            body == big_content[100_000..=300_000],
+            "a range across reads"
+        );
 
         // Conditional requests.
         let inm = format!("If-None-Match: {etag}");
