@@ -228,8 +228,7 @@ fn explain(what: &str) -> String {
             "The service side is not CPU-bound: during 50 MiB transfers the mirror process, arti \
              included, is on a CPU about 5 % of the time. The gap is in how arti paces data over \
              the six-hop rendezvous circuit (SENDME windows, congestion control), which is arti's \
-             data path, not the mirror's. Time to first byte also includes a file open through \
-             tokio's blocking pool. Profile and what would fix it: \
+             data path, not the mirror's. Profile and what would fix it: \
              [bench/PROFILES.md](bench/PROFILES.md#onion-serving).",
         ),
         (
@@ -242,16 +241,17 @@ fn explain(what: &str) -> String {
         ),
         (
             "Clearnet serving: 1 KiB",
-            "About 40 % of the mirror's samples are a thread hop per request through tokio's \
-             blocking pool and the user-space path resolution that keeps requests inside the \
-             served directories. Opening with openat2(RESOLVE_BENEATH) would make the kernel do \
-             that check in one call, and small files could then be served without the hop. \
-             Profile: [bench/PROFILES.md](bench/PROFILES.md#clearnet-serving-small-files-requests-per-second).",
+            "Small hot files are now opened and read on the async thread (openat2 with \
+             RESOLVE_CACHED, preadv2 with RWF_NOWAIT), which removed the thread hop and the \
+             user-space path walk that cost about 40 % before. What is left is per-request work \
+             in hyper and tokio against nginx's C event loop. Profile: \
+             [bench/PROFILES.md](bench/PROFILES.md#clearnet-serving-small-files-requests-per-second).",
         ),
         (
             "Clearnet serving",
             "nginx hands page-cache pages to the socket with sendfile; the mirror copies each \
-             64 KiB block through user space (writev) after a read in tokio's blocking pool. \
+             128 KiB block through user space (writev) after a positioned read in tokio's \
+             blocking pool. \
              sendfile for whole-file plain-HTTP responses would close it; HTTPS and onion \
              responses must copy anyway. Profile: \
              [bench/PROFILES.md](bench/PROFILES.md#clearnet-serving-large-files-throughput).",

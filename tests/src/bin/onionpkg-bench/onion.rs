@@ -49,8 +49,14 @@ fn reach(net: &TestNet, socks: SocketAddr, url: &str) -> anyhow::Result<Duration
 }
 
 /// Attempts per transfer: a circuit to an onion service can fail on a busy
-/// one-host network, and C tor may hold a stale descriptor.
-const ATTEMPTS: u32 = 3;
+/// one-host network, C tor may hold a stale descriptor, and when the
+/// private network's hash ring moves, a service needs some seconds to upload
+/// its descriptor to the new directories ("No more HSDir available").
+const ATTEMPTS: u32 = 5;
+
+/// The pause before attempt 2, 3, ...: long enough, in sum (about 40 s),
+/// for the services to publish their descriptors again.
+const BACKOFF_SECS: [u64; 4] = [2, 5, 10, 20];
 
 /// Retries `f` up to [`ATTEMPTS`] times, making C tor forget stale
 /// descriptors in between; counts the retries in `retries`.
@@ -69,7 +75,8 @@ fn retrying<T>(
                 *retries += 1;
                 attempt += 1;
                 let _ = net.client_newnym();
-                std::thread::sleep(Duration::from_secs(2));
+                let pause = BACKOFF_SECS[(attempt as usize - 2).min(BACKOFF_SECS.len() - 1)];
+                std::thread::sleep(Duration::from_secs(pause));
             }
         }
     }
