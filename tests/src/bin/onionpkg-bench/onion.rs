@@ -50,13 +50,14 @@ fn reach(net: &TestNet, socks: SocketAddr, url: &str) -> anyhow::Result<Duration
 
 /// Attempts per transfer: a circuit to an onion service can fail on a busy
 /// one-host network, C tor may hold a stale descriptor, and when the
-/// private network's hash ring moves, a service needs some seconds to upload
-/// its descriptor to the new directories ("No more HSDir available").
-const ATTEMPTS: u32 = 5;
+/// private network's six-minute HS time period rolls over, clients find no
+/// descriptor for a while ("No more HSDir available"; up to about 150 s
+/// were seen).
+const ATTEMPTS: u32 = 8;
 
-/// The pause before attempt 2, 3, ...: long enough, in sum (about 40 s),
-/// for the services to publish their descriptors again.
-const BACKOFF_SECS: [u64; 4] = [2, 5, 10, 20];
+/// The pause before attempt 2, 3, ...: about three minutes in all, to
+/// outlast a time-period rollover.
+const BACKOFF_SECS: [u64; 7] = [2, 5, 10, 20, 40, 60, 60];
 
 /// Retries `f` up to [`ATTEMPTS`] times, making C tor forget stale
 /// descriptors in between; counts the retries in `retries`.
