@@ -40,8 +40,10 @@ use onionpkg_trust::metadata::Client;
 const PACKAGE: &[u8] = b"a package delivered over an onion service\n";
 /// How long the onion service may take to become reachable. C tor, once it
 /// missed a descriptor, waits before asking the directories again: a minute
-/// or more on a loaded two-core machine.
-const ONION_DEADLINE: Duration = Duration::from_secs(300);
+/// or more on a loaded two-core machine. Around a rollover of the private
+/// network's six-minute HS time period, no descriptor is found for up to a
+/// few minutes; the deadline is one whole time period.
+const ONION_DEADLINE: Duration = Duration::from_secs(360);
 /// One fetch attempt.
 const ATTEMPT: Duration = Duration::from_secs(20);
 /// Polling interval of the retry loops.

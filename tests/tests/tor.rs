@@ -32,8 +32,12 @@ use tokio::runtime::Runtime;
 
 const INDEX: &str = "hello from the private tor network\n";
 const BIG_LEN: usize = 1 << 20;
-/// How long an onion service may take to become reachable.
-const ONION_DEADLINE: Duration = Duration::from_secs(150);
+/// How long an onion service may take to become reachable: one HS time
+/// period of the private network (six minutes). Around a time-period
+/// rollover, clients find no descriptor, or no circuit to the service, for
+/// up to a few minutes ("No more HSDir available"); 150 s was not always
+/// enough on a loaded two-core machine.
+const ONION_DEADLINE: Duration = Duration::from_secs(360);
 /// One fetch attempt within a retry loop.
 const ATTEMPT: Duration = Duration::from_secs(20);
 /// Polling interval of retry loops.
