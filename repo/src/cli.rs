@@ -252,6 +252,16 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
     let key_dir = cli.keys.clone().unwrap_or_else(|| cli.repo.join("keys"));
     let keys = KeyDir::new(key_dir, passphrase.clone());
     let repo = RepoDir::new(&cli.repo);
+    // One writer at a time; listing keys and verifying only read.
+    let _lock = match &cli.command {
+        Command::Keys | Command::Verify { .. } => None,
+        _ => Some(repo.lock(|| {
+            tracing::warn!(
+                lock = %repo.dir().join(crate::state::LOCK_FILE).display(),
+                "waiting for another writer of the repository to finish"
+            );
+        })?),
+    };
     let mut out = Vec::new();
     match &cli.command {
         Command::Init {

@@ -26,4 +26,4 @@ pub mod verify;
 pub use err::{RepoError, Result};
 pub use keydir::KeyDir;
 pub use ops::{InitOptions, InitReport, Threshold};
-pub use state::{Expiries, RepoDir};
+pub use state::{Expiries, RepoDir, RepoLock};

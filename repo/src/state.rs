@@ -93,6 +93,21 @@ pub struct RepoDir {
     dir: PathBuf,
 }
 
+/// The file every writer of a repository locks: `REPO/.lock`.
+pub const LOCK_FILE: &str = ".lock";
+
+/// An exclusive hold on a repository, released when dropped.
+///
+/// Every change to a repository reads the published state, then writes the
+/// next versions; two writers at once (a release manager's `publish` and the
+/// feed companion's) would both write snapshot N+1 and one would overwrite
+/// the other. `onionpkg-repo` takes this lock for every command that writes,
+/// and so does the feed companion.
+#[derive(Debug)]
+pub struct RepoLock {
+    _file: std::fs::File,
+}
+
 /// The published state: every role's current envelope.
 #[derive(Debug, Clone)]
 pub(crate) struct Published {
@@ -130,6 +145,31 @@ impl RepoDir {
     /// `staged/`.
     pub fn staged_dir(&self) -> PathBuf {
         self.dir.join("staged")
+    }
+
+    /// Takes the repository's writer lock, waiting for another writer to
+    /// finish; `waiting` is called once if it has to wait. Creates the
+    /// repository directory if needed (for `init`).
+    pub fn lock(&self, waiting: impl FnOnce()) -> Result<RepoLock> {
+        std::fs::create_dir_all(&self.dir).map_err(RepoError::io("creating", &self.dir))?;
+        let path = self.dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(RepoError::io("opening", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                waiting();
+                file.lock().map_err(RepoError::io("locking", &path))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(RepoError::io("locking", &path)(e));
+            }
+        }
+        Ok(RepoLock { _file: file })
     }
 
     pub(crate) fn read_json(path: &Path) -> Result<Value> {

@@ -7,8 +7,9 @@
 //! - Only the `feeds` role's targets change: when another role has staged,
 //!   unpublished changes (a release in preparation), nothing is published,
 //!   so a feed never pushes out someone else's half-made release.
-//! - Two publishers of one repository never interleave: each holds an
-//!   exclusive lock on `.feeds-publish.lock` in the repository.
+//! - Two writers of one repository never interleave: a feed publish holds
+//!   the repository's writer lock (`RepoDir::lock`, the file `.lock`), which
+//!   every writing `onionpkg-repo` command takes too.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,9 +21,6 @@ use onionpkg_trust::roles;
 use zeroize::Zeroizing;
 
 use super::FeedError;
-
-/// The lock file in the repository directory.
-const LOCK_FILE: &str = ".feeds-publish.lock";
 
 /// Adds `file` as target `feeds/NAME/FILE_NAME` and publishes; returns the
 /// new timestamp version.
@@ -36,15 +34,11 @@ pub fn publish(
 ) -> Result<u64, FeedError> {
     let fail = |e: &dyn std::fmt::Display| FeedError::Publish(e.to_string());
     let repo = RepoDir::new(&config.repo);
-    let lock_path = repo.dir().join(LOCK_FILE);
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| FeedError::Publish(format!("{}: {e}", lock_path.display())))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| FeedError::Publish(format!("locking {}: {e}", lock_path.display())))?;
+    // The repository's own writer lock, shared with `onionpkg-repo`: a
+    // release manager's publish and this one never interleave.
+    let lock = repo
+        .lock(|| tracing::info!("waiting for another writer of the repository"))
+        .map_err(|e| fail(&e))?;
     let others: Vec<String> = repo
         .staged_roles()
         .map_err(|e| fail(&e))?

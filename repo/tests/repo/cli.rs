@@ -248,3 +248,64 @@ fn announce_and_mirror_list_verify_as_clients_would() {
         "{zone}"
     );
 }
+
+#[test]
+fn a_writer_waits_for_the_repository_lock() {
+    use std::io::BufRead;
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    ok(&repo_cmd(&repo, &["init", "--threshold", "root=1/1"]));
+    let timestamp = repo.join("metadata/timestamp.json");
+    let before = std::fs::read(&timestamp).unwrap();
+
+    // Another writer (the feed companion, say) holds the repository.
+    let lock = onionpkg_repo::RepoDir::new(&repo).lock(|| {}).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onionpkg-repo"))
+        .arg("--repo")
+        .arg(&repo)
+        .arg("publish")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("publish says it waits for the lock");
+        if line.contains("waiting for another writer") {
+            break;
+        }
+    }
+    // While it waits, it has written nothing.
+    assert_eq!(std::fs::read(&timestamp).unwrap(), before);
+
+    drop(lock);
+    // It goes on once the lock is free: its stderr closes when it exits.
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(_) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                panic!("publish did not finish after the lock was released");
+            }
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert_ne!(std::fs::read(&timestamp).unwrap(), before);
+}
