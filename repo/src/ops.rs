@@ -507,6 +507,16 @@ impl RepoDir {
             .unwrap_or_default();
         // Targets first: its delegations decide who signs the delegated roles.
         let mut changed: Vec<String> = self.staged_roles()?;
+        let add = |changed: &mut Vec<String>, role: &str| {
+            if !changed.iter().any(|c| c == role) {
+                changed.push(role.to_string());
+            }
+        };
+        let published_bins: Vec<&String> = published
+            .roles
+            .keys()
+            .filter(|r| roles::is_bin(r))
+            .collect();
         for role in resign {
             // Snapshot and timestamp are new on every publish anyway.
             if [roles::SNAPSHOT, roles::TIMESTAMP].contains(role) {
@@ -519,16 +529,10 @@ impl RepoDir {
                     "cannot re-sign {role:?} on publish: give targets, mirrors, feeds or a bin (root changes go through `root`)"
                 )));
             }
-            if !changed.iter().any(|c| c == role) {
-                changed.push(role.to_string());
-            }
+            add(&mut changed, role);
         }
         if resign.contains(&roles::TARGETS) {
-            for bin in published.roles.keys().filter(|r| roles::is_bin(r)) {
-                if !changed.contains(bin) {
-                    changed.push(bin.clone());
-                }
-            }
+            published_bins.iter().for_each(|b| add(&mut changed, b));
         }
         // After a targets key rotation whose root the offline holders
         // installed, the published targets no longer meets the root's
@@ -545,11 +549,7 @@ impl RepoDir {
             // The targets keys were rotated: the bins follow them, and every
             // bin is re-signed with the new keys.
             self.stage(roles::TARGETS, &next_targets)?;
-            for bin in published.roles.keys().filter(|r| roles::is_bin(r)) {
-                if !changed.contains(bin) {
-                    changed.push(bin.clone());
-                }
-            }
+            published_bins.iter().for_each(|b| add(&mut changed, b));
         }
         // Load every needed key before writing anything: a missing key must
         // not leave a half-published repository. Bins share the targets keys:

@@ -35,13 +35,7 @@ fn resign(t: &TestRepo, path: &Path, stems: &[&str], edit: impl FnOnce(&mut Valu
 
 /// The hashed bin that lists the package.
 fn pkg_bin() -> String {
-    let hash = onionpkg_trust::roles::path_hash(PKG);
-    onionpkg_trust::roles::bins(onionpkg_trust::roles::DEFAULT_BINS)
-        .unwrap()
-        .into_iter()
-        .find(|(_, prefixes)| prefixes.iter().any(|p| hash.starts_with(p.as_str())))
-        .unwrap()
-        .0
+    crate::util::default_bin_of(PKG)
 }
 
 /// The consistent path of the published package.

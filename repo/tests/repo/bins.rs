@@ -8,7 +8,7 @@ use onionpkg_trust::metadata::{Client, FetchFuture, FsRepository, Repository, Ve
 use onionpkg_trust::roles;
 use serde_json::Value;
 
-use crate::util::{TestRepo, block_on, client_run, t0};
+use crate::util::{TestRepo, block_on, client_run, default_bin_of, t0};
 
 /// A repository that records the name of every file it hands out.
 struct Recording {
@@ -83,17 +83,6 @@ fn read(path: &std::path::Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// The bin of `path` in a repository with the default bins.
-fn bin_of(path: &str) -> String {
-    let hash = roles::path_hash(path);
-    roles::bins(roles::DEFAULT_BINS)
-        .unwrap()
-        .into_iter()
-        .find(|(_, prefixes)| prefixes.iter().any(|p| hash.starts_with(p.as_str())))
-        .unwrap()
-        .0
-}
-
 #[test]
 fn a_one_package_update_fetches_only_the_bin_that_changed() {
     let t = TestRepo::new();
@@ -109,7 +98,7 @@ fn a_one_package_update_fetches_only_the_bin_that_changed() {
     t.publish();
     let (second, packages) = update_all(&t).unwrap();
     assert_eq!(packages.len(), 42);
-    let bin = bin_of("pkg/new-1.0.tar");
+    let bin = default_bin_of("pkg/new-1.0.tar");
     let snapshot = read(&t.md("timestamp.json"))["signed"]["meta"]["snapshot.json"]["version"]
         .as_u64()
         .unwrap();
@@ -133,7 +122,7 @@ fn a_one_package_update_fetches_only_the_bin_that_changed() {
 fn a_tampered_bin_in_the_store_is_fetched_again_and_verified() {
     let t = TestRepo::new();
     update_all(&t).unwrap();
-    let bin = bin_of("pkg/hello-1.0.tar");
+    let bin = default_bin_of("pkg/hello-1.0.tar");
     let cached = t.store().join(format!("{bin}.json"));
     let mut env = read(&cached);
     env["signed"]["targets"]["pkg/evil-6.6.tar"] =
@@ -201,7 +190,7 @@ fn rotating_the_targets_keys_moves_the_bins_to_the_new_keys() {
     let onionpkg_repo::rootops::Rotation::Done { key_ids } = rotation else {
         panic!("the root keys are at hand: {rotation:?}");
     };
-    let bin = bin_of("pkg/hello-1.0.tar");
+    let bin = default_bin_of("pkg/hello-1.0.tar");
     let snapshot = read(&t.md("timestamp.json"))["signed"]["meta"]["snapshot.json"]["version"]
         .as_u64()
         .unwrap();

@@ -19,6 +19,18 @@ pub(crate) struct TestRepo {
     pub(crate) now: Timestamp,
 }
 
+/// The hashed bin that lists `path` in a repository with the default bins.
+pub(crate) fn default_bin_of(path: &str) -> String {
+    use onionpkg_trust::roles;
+    let hash = roles::path_hash(path);
+    roles::bins(roles::DEFAULT_BINS)
+        .unwrap()
+        .into_iter()
+        .find(|(_, prefixes)| prefixes.iter().any(|p| hash.starts_with(p.as_str())))
+        .unwrap()
+        .0
+}
+
 /// A fixed signing time, so expiry tests are exact.
 pub(crate) fn t0() -> Timestamp {
     "2026-11-20T12:00:00Z".parse().unwrap()
