@@ -32,8 +32,8 @@ use onionpkg_trust::clock::Tolerance;
 use onionpkg_trust::keys::RoleKeys;
 use tracing::{debug, warn};
 
-use crate::tor::Purpose;
-use crate::transport::Transport;
+use onionpkg_net::tor::Purpose;
+use onionpkg_net::transport::Transport;
 
 /// How long one DNS exchange may take (through Tor included).
 pub const DNS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -183,7 +183,7 @@ async fn tor_stream(
     addr: SocketAddr,
 ) -> std::io::Result<tokio::io::DuplexStream> {
     let host = addr.ip().to_string();
-    let stream: crate::transport::BoxedStream = match transport {
+    let stream: onionpkg_net::transport::BoxedStream = match transport {
         Transport::Tor { tor, .. } => Box::new(
             tor.connect(Purpose::Dns, &host, addr.port())
                 .await

@@ -14,10 +14,10 @@ use onionpkg_trust::mirrors::{MirrorCache, MirrorList};
 use onionpkg_trust::roles;
 use tracing::{info, warn};
 
-use crate::remote::RemoteRepository;
 use crate::select::{Candidate, candidates};
 use crate::state::{Health, StateDir};
-use crate::transport::{SocksTransport, Tls, Transport};
+use onionpkg_net::remote::RemoteRepository;
+use onionpkg_net::transport::{SocksTransport, Tls, Transport};
 
 /// Shorthand for results of the commands.
 pub type AppResult<T> = Result<T, AppError>;
@@ -97,7 +97,7 @@ pub enum AppError {
     },
     /// A transport could not be set up (Tor bootstrap, TLS settings).
     #[error(transparent)]
-    Transport(#[from] crate::Error),
+    Transport(#[from] onionpkg_net::Error),
     /// Verification refused something.
     #[error(transparent)]
     Verify(#[from] VerifyError),
@@ -213,10 +213,10 @@ impl App {
         let tls = Tls::load(self.config.https.extra_ca.as_deref())?;
         Ok(Arc::new(match self.config.transport {
             TransportKind::Tor => {
-                let settings = crate::setup::tor_settings(&self.config);
-                let client = crate::tor::bootstrap(&settings).await?;
+                let settings = onionpkg_net::tor::TorSettings::from(&self.config.tor);
+                let client = onionpkg_net::tor::bootstrap(&settings).await?;
                 Transport::Tor {
-                    tor: crate::tor::TorTransport::new(client),
+                    tor: onionpkg_net::tor::TorTransport::new(client),
                     tls,
                 }
             }

@@ -16,7 +16,7 @@ use crate::app::{
 use crate::download::{DownloadError, DownloadLimits, Job, already_there, download};
 use crate::select::Candidate;
 use crate::state::Health;
-use crate::transport::Transport;
+use onionpkg_net::transport::Transport;
 
 /// What `update` did.
 #[derive(Debug, Clone, Serialize)]

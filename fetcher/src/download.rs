@@ -15,8 +15,8 @@ use std::time::Duration;
 use onionpkg_trust::metadata::{TargetFile, TargetVerifier, VerifyError};
 use tokio::time::Instant;
 
-use crate::tor::Purpose;
-use crate::transport::Transport;
+use onionpkg_net::tor::Purpose;
+use onionpkg_net::transport::Transport;
 
 /// The suffix of files still being downloaded.
 pub const PARTIAL_SUFFIX: &str = ".onionpkg-partial";

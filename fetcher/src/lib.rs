@@ -1,20 +1,15 @@
-//! The appliance side of onionpkg: transports that fetch signed metadata and
-//! packages, and the Tor plumbing the mirror shares.
+//! The appliance side of onionpkg: `onionpkg-fetch`.
 //!
-//! This crate owns the network paths of an update: the embedded Tor client
-//! ([`tor`]: configuration, bootstrap, purpose isolation), HTTP/1.1 over
-//! any stream ([`http`]), the three transports to a mirror ([`transport`]:
-//! Tor, a Tor SOCKS port, HTTPS) and a TUF repository on a mirror
-//! ([`remote`]). It verifies nothing itself; every byte fetched is
-//! checked by `onionpkg-trust` before use.
+//! This crate is part of onionpkg. It owns the appliance's program: its
+//! state directory, the mirror order and cooldowns, freeze detection against
+//! the DNS announcement, downloads into the output directory, and the
+//! command line. How bytes travel (Tor, SOCKS, HTTPS) is `onionpkg-net`'s;
+//! whether they may be trusted is `onionpkg-trust`'s.
 //!
 //! # Invariants
-//! - Every request has a deadline and a body size cap.
-//! - Each [`tor::Purpose`] uses its own circuits.
-//! - Relaxations that only make sense on a private Tor network (loopback
-//!   targets, relays sharing an address) exist only for
-//!   [`tor::Network::Custom`]; the public network always gets arti's defaults.
-//! - Full URLs of Tor-fetched resources are never logged above debug level.
+//! - Nothing reaches the output directory under its final name before it
+//!   verified against trusted metadata.
+//! - In Tor and SOCKS mode, nothing leaves the appliance outside Tor.
 
 #![forbid(unsafe_code)]
 
@@ -23,15 +18,5 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod download;
-mod err;
-pub mod http;
-pub mod remote;
 pub mod select;
-pub mod setup;
 pub mod state;
-#[cfg(test)]
-mod testutil;
-pub mod tor;
-pub mod transport;
-
-pub use err::{Error, Result};

@@ -86,7 +86,7 @@ pub fn candidates(
 }
 
 fn is_onion(url: &str) -> bool {
-    crate::http::HttpUrl::parse_any(url).is_ok_and(|u| u.is_onion())
+    onionpkg_net::http::HttpUrl::parse_any(url).is_ok_and(|u| u.is_onion())
 }
 
 #[cfg(test)]

@@ -5,9 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use onionpkg_config::mirror::MirrorConfig;
-use onionpkg_fetcher::tor::{Authority, Client, FallbackCache, Network, TorSettings};
+use onionpkg_net::tor::Client;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -167,45 +166,4 @@ pub fn served_version(root: &std::path::Path) -> Option<u64> {
     }
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
     doc.get("signed")?.get("version")?.as_u64()
-}
-
-/// The Tor client settings of a mirror configuration.
-pub fn tor_settings(config: &MirrorConfig) -> TorSettings {
-    let t = &config.tor;
-    let network = if t.authority.is_empty() {
-        Network::Public
-    } else {
-        Network::Custom {
-            authorities: t
-                .authority
-                .iter()
-                .map(|a| Authority {
-                    v3ident: hex_upper(&a.v3ident),
-                    dir_addrs: vec![a.dir_addr],
-                })
-                .collect(),
-            fallbacks: t
-                .fallback
-                .iter()
-                .map(|f| FallbackCache {
-                    rsa_identity: hex_upper(&f.rsa_identity),
-                    ed_identity: base64::engine::general_purpose::STANDARD_NO_PAD
-                        .encode(f.ed_identity),
-                    orports: f.orports.clone(),
-                })
-                .collect(),
-            single_host: t.is_private_network(),
-            preemptive_ports: Vec::new(),
-        }
-    };
-    TorSettings {
-        state_dir: t.state_dir.clone(),
-        cache_dir: t.cache_dir.clone(),
-        network,
-        bootstrap_timeout: t.bootstrap_timeout,
-    }
-}
-
-fn hex_upper(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
 
-use crate::app::{Mirror, tor_settings};
+use crate::app::Mirror;
 use crate::state::State;
 use crate::{Error, Result};
 
@@ -175,10 +175,10 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
     let feeds_via_tor = config.feed.iter().any(|f| f.via_tor);
     let (tor_tx, mut tor_rx) = tokio::sync::mpsc::channel(1);
     if config.onion.enabled || sync_via_tor || feeds_via_tor {
-        let settings = tor_settings(&config);
+        let settings = onionpkg_net::tor::TorSettings::from(&config.tor);
         tokio::spawn(async move {
             let _ = tor_tx
-                .send(onionpkg_fetcher::tor::bootstrap(&settings).await)
+                .send(onionpkg_net::tor::bootstrap(&settings).await)
                 .await;
         });
     }
@@ -207,7 +207,7 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
                     let address = mirror.launch_onion(&client)?.to_owned();
                     info!(%address, "serving the onion service");
                 }
-                let tor = onionpkg_fetcher::tor::TorTransport::new(client);
+                let tor = onionpkg_net::tor::TorTransport::new(client);
                 if sync_via_tor {
                     sync_task =
                         crate::sync::spawn_schedule(&config, mirror.metrics(), Some(tor.clone()));
@@ -296,8 +296,10 @@ pub async fn feeds_fetch(config: &std::path::Path, names: &[String]) -> Result<V
         .iter()
         .filter(|f| names.is_empty() || names.contains(&f.name));
     let tor = if wanted.clone().any(|f| f.via_tor) {
-        let client = onionpkg_fetcher::tor::bootstrap(&tor_settings(&config)).await?;
-        Some(onionpkg_fetcher::tor::TorTransport::new(client))
+        let client =
+            onionpkg_net::tor::bootstrap(&onionpkg_net::tor::TorSettings::from(&config.tor))
+                .await?;
+        Some(onionpkg_net::tor::TorTransport::new(client))
     } else {
         None
     };

@@ -74,7 +74,7 @@ pub enum Error {
 
     /// Tor could not be started for the onion service or for sync.
     #[error("tor: {0}")]
-    Tor(#[from] onionpkg_fetcher::Error),
+    Tor(#[from] onionpkg_net::Error),
 
     /// A sync was asked for, but the configuration has no `[sync]` section.
     #[error("no [sync] section in the configuration")]

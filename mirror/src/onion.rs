@@ -12,7 +12,7 @@ use arti_client::config::onion_service::OnionServiceConfigBuilder;
 use futures::StreamExt;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
-use onionpkg_fetcher::tor::Client;
+use onionpkg_net::tor::Client;
 use safelog::DisplayRedacted;
 use tor_cell::relaycell::msg::{Connected, End, EndReason};
 use tor_hsservice::status::OnionServiceStatus;

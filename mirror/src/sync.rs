@@ -25,7 +25,7 @@ use http::{Request, StatusCode, header};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use onionpkg_config::mirror::MirrorConfig;
-use onionpkg_fetcher::tor::{Purpose, TorTransport};
+use onionpkg_net::tor::{Purpose, TorTransport};
 use onionpkg_trust::metadata::{Client, FetchError, Repository, TargetVerifier};
 use onionpkg_trust::roles;
 use sigstore_tuf::transport::FetchFuture;
@@ -649,7 +649,8 @@ pub async fn sync_transport(config: &MirrorConfig) -> Result<Option<TorTransport
     match &config.sync {
         Some(s) if s.via_tor => {
             let client =
-                onionpkg_fetcher::tor::bootstrap(&crate::app::tor_settings(config)).await?;
+                onionpkg_net::tor::bootstrap(&onionpkg_net::tor::TorSettings::from(&config.tor))
+                    .await?;
             Ok(Some(TorTransport::new(client)))
         }
         _ => Ok(None),

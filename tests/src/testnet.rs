@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use onionpkg_fetcher::tor::{Authority, FallbackCache};
+use onionpkg_net::tor::{Authority, FallbackCache};
 use tempfile::TempDir;
 
 use ports::{PortLease, TOR_PORTS};
@@ -92,7 +92,7 @@ pub enum Error {
     NotPrivate(String),
     /// The Tor plumbing failed.
     #[error(transparent)]
-    Fetcher(#[from] onionpkg_fetcher::Error),
+    Fetcher(#[from] onionpkg_net::Error),
 }
 
 impl Error {

@@ -31,9 +31,9 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use onionpkg_fetcher::download::{DownloadLimits, Job, download};
-use onionpkg_fetcher::remote::RemoteRepository;
-use onionpkg_fetcher::tor::TorTransport;
-use onionpkg_fetcher::transport::{SocksTransport, Tls, Transport};
+use onionpkg_net::remote::RemoteRepository;
+use onionpkg_net::tor::TorTransport;
+use onionpkg_net::transport::{SocksTransport, Tls, Transport};
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti, check_private};
 use onionpkg_tests::testnet::ports::{EXIT_PORTS, lease};
@@ -75,7 +75,7 @@ struct Ca {
 }
 
 fn ca() -> Ca {
-    onionpkg_fetcher::tor::install_crypto_provider();
+    onionpkg_net::tor::install_crypto_provider();
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -478,7 +478,7 @@ fn fetcher_over_tor() {
         // names only the private network before anything starts.
         let parsed = onionpkg_config::load_fetcher(&cfg)?;
         let arti_cfg =
-            onionpkg_fetcher::tor::client_config(&onionpkg_fetcher::setup::tor_settings(&parsed))?;
+            onionpkg_net::tor::client_config(&onionpkg_net::tor::TorSettings::from(&parsed.tor))?;
         check_private(&arti_cfg)?;
         let init = run_fetch(
             &cfg,

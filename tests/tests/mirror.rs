@@ -27,11 +27,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use onionpkg_fetcher::http::Limits;
-use onionpkg_fetcher::remote::RemoteRepository;
-use onionpkg_fetcher::tor::{Purpose, TorTransport};
-use onionpkg_fetcher::transport::{SocksTransport, Tls, Transport};
 use onionpkg_mirror::feeds::testdata;
+use onionpkg_net::http::Limits;
+use onionpkg_net::remote::RemoteRepository;
+use onionpkg_net::tor::{Purpose, TorTransport};
+use onionpkg_net::transport::{SocksTransport, Tls, Transport};
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};

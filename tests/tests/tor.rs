@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
-use onionpkg_fetcher::http::Limits;
-use onionpkg_fetcher::tor::{Purpose, TorTransport};
 use onionpkg_mirror::files::StaticFiles;
 use onionpkg_mirror::onion::{OnionService, serve_onion};
+use onionpkg_net::http::Limits;
+use onionpkg_net::tor::{Purpose, TorTransport};
 use onionpkg_tests::http_server::HttpServer;
 use onionpkg_tests::testnet::arti::{
     BOOTSTRAP_TIMEOUT, arti_config, bootstrap_arti, check_private,
@@ -272,7 +272,7 @@ fn private_tor_network() {
             },
         ));
         ensure!(
-            matches!(capped, Err(onionpkg_fetcher::Error::BodyTooLarge { .. })),
+            matches!(capped, Err(onionpkg_net::Error::BodyTooLarge { .. })),
             "body cap not enforced: {capped:?}"
         );
         transport = Some(t);

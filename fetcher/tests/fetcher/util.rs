@@ -87,7 +87,7 @@ pub struct Ca {
 }
 
 pub fn ca() -> Ca {
-    onionpkg_fetcher::tor::install_crypto_provider();
+    onionpkg_net::tor::install_crypto_provider();
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);

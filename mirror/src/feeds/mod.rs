@@ -30,9 +30,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use onionpkg_config::mirror::{FeedConfig, MirrorConfig};
-use onionpkg_fetcher::http::Limits;
-use onionpkg_fetcher::tor::{Purpose, TorTransport};
-use onionpkg_fetcher::transport::{Tls, Transport};
+use onionpkg_net::http::Limits;
+use onionpkg_net::tor::{Purpose, TorTransport};
+use onionpkg_net::transport::{Tls, Transport};
 use sha2::{Digest, Sha256};
 use std::io::Write as _;
 use tracing::{info, warn};

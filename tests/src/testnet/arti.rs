@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arti_client::TorClientConfig;
-use onionpkg_fetcher::tor::{self, Client, Network, TorSettings};
+use onionpkg_net::tor::{self, Client, Network, TorSettings};
 use tor_linkspec::{HasAddrs, HasRelayIdsLegacy};
 
 use super::ports::EXIT_PORTS;
@@ -109,7 +109,7 @@ pub fn check_private(cfg: &TorClientConfig) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use onionpkg_fetcher::tor::{Authority, FallbackCache};
+    use onionpkg_net::tor::{Authority, FallbackCache};
 
     fn fake_net() -> PrivateNetwork {
         let ids = [

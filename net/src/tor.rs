@@ -97,6 +97,49 @@ impl TorSettings {
     }
 }
 
+impl From<&onionpkg_config::tor::TorConfig> for TorSettings {
+    /// The settings of a `[tor]` configuration section: the public network
+    /// unless a private one is configured. The one place a configuration
+    /// becomes Tor settings, for the fetcher and the mirror alike.
+    fn from(t: &onionpkg_config::tor::TorConfig) -> Self {
+        use base64::Engine as _;
+        let hex_upper =
+            |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02X}")).collect() };
+        let network = if t.authority.is_empty() {
+            Network::Public
+        } else {
+            Network::Custom {
+                authorities: t
+                    .authority
+                    .iter()
+                    .map(|a| Authority {
+                        v3ident: hex_upper(&a.v3ident),
+                        dir_addrs: vec![a.dir_addr],
+                    })
+                    .collect(),
+                fallbacks: t
+                    .fallback
+                    .iter()
+                    .map(|f| FallbackCache {
+                        rsa_identity: hex_upper(&f.rsa_identity),
+                        ed_identity: base64::engine::general_purpose::STANDARD_NO_PAD
+                            .encode(f.ed_identity),
+                        orports: f.orports.clone(),
+                    })
+                    .collect(),
+                single_host: t.is_private_network(),
+                preemptive_ports: Vec::new(),
+            }
+        };
+        Self {
+            state_dir: t.state_dir.clone(),
+            cache_dir: t.cache_dir.clone(),
+            network,
+            bootstrap_timeout: t.bootstrap_timeout,
+        }
+    }
+}
+
 /// Installs rustls' ring crypto provider for the whole process.
 ///
 /// arti's rustls feature leaves the choice to the application, and its
