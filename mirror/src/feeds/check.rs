@@ -5,6 +5,15 @@
 //! searched only in its tail, and a `tar.gz` is decompressed up to a fixed
 //! multiple of the feed's size cap (a gzip bomb is refused, not unpacked).
 //! A check says what it saw, for the status report.
+//!
+//! # Invariants
+//! - A `tar.gz` is checked as a consumer unpacks it: every gzip member, and
+//!   every tar entry, also after an end-of-archive marker. The cap on
+//!   decompressed bytes counts all members together, and no more than the
+//!   cap (and one byte) is ever decompressed.
+//! - No entry of a passing archive is a device, a fifo or anything but a
+//!   file, a directory or a link; no path or link target is absolute or
+//!   climbs with `..`.
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::net::IpAddr;
@@ -110,50 +119,113 @@ fn mmdb(mut file: std::fs::File) -> Result<String, String> {
     Ok(format!("MaxMind DB, {len} bytes"))
 }
 
-/// A gzip-compressed tar archive, read to its end (so the gzip checksum is
+/// A gzip-compressed tar archive, read to its end (so every gzip checksum is
 /// checked), whose entries are files or directories (or links to them) with
 /// relative paths that never climb out with `..`.
+///
+/// Every gzip member is read, not only the first: `tar xzf` (gzip, and any
+/// consumer) unpacks concatenated members as one stream, so a check of the
+/// first alone would pass entries that a consumer unpacks unchecked.
+/// Refusing a second member outright would refuse archives that gzip reads
+/// fine (bgzip and parallel compressors write several), so all are checked.
 fn tar_gz(file: std::fs::File, max_unpacked: u64) -> Result<String, String> {
-    let gz = flate2::read::GzDecoder::new(BufReader::new(file));
-    let mut archive = tar::Archive::new(gz.take(max_unpacked.saturating_add(1)));
-    let (mut files, mut total) = (0usize, 0u64);
-    let entries = archive
-        .entries()
-        .map_err(|e| format!("not a tar.gz archive: {e}"))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| format!("not a valid tar.gz archive: {e}"))?;
-        let path = entry
-            .path()
-            .map_err(|e| format!("an entry has an unusable path: {e}"))?
-            .into_owned();
-        check_archive_path(&path)?;
-        let kind = entry.header().entry_type();
-        if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry
-                .link_name()
-                .map_err(|e| format!("{}: unusable link target: {e}", path.display()))?
-                .ok_or_else(|| format!("{}: a link without a target", path.display()))?;
-            check_archive_path(&target)
-                .map_err(|e| format!("{}: link target {e}", path.display()))?;
-        } else if kind.is_file() {
-            files += 1;
-        } else if !kind.is_dir() {
-            return Err(format!("{}: not a file, directory or link", path.display()));
+    tar_stream(
+        flate2::read::MultiGzDecoder::new(BufReader::new(file)),
+        max_unpacked,
+    )
+}
+
+/// Checks the tar archive `unpacked` (the decompressed stream), reading at
+/// most `max_unpacked` bytes of it, plus one to see that there is more.
+fn tar_stream(unpacked: impl Read, max_unpacked: u64) -> Result<String, String> {
+    let mut archive = tar::Archive::new(Capped {
+        inner: unpacked,
+        left: max_unpacked,
+        exceeded: false,
+    });
+    // Entries after an end-of-archive marker are checked too: `tar -i` and
+    // tools that concatenate archives unpack them.
+    archive.set_ignore_zeros(true);
+    let entries = (|| -> Result<(usize, u64), String> {
+        let (mut files, mut total) = (0usize, 0u64);
+        let entries = archive
+            .entries()
+            .map_err(|e| format!("not a tar.gz archive: {e}"))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| format!("not a valid tar.gz archive: {e}"))?;
+            let path = entry
+                .path()
+                .map_err(|e| format!("an entry has an unusable path: {e}"))?
+                .into_owned();
+            check_archive_path(&path)?;
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() || kind.is_hard_link() {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| format!("{}: unusable link target: {e}", path.display()))?
+                    .ok_or_else(|| format!("{}: a link without a target", path.display()))?;
+                check_archive_path(&target)
+                    .map_err(|e| format!("{}: link target {e}", path.display()))?;
+            } else if kind.is_file() {
+                files += 1;
+            } else if !kind.is_dir() {
+                return Err(format!("{}: not a file, directory or link", path.display()));
+            }
+            total += std::io::copy(&mut entry, &mut std::io::sink())
+                .map_err(|e| format!("{}: cannot unpack: {e}", path.display()))?;
         }
-        total += std::io::copy(&mut entry, &mut std::io::sink())
-            .map_err(|e| format!("{}: cannot unpack: {e}", path.display()))?;
-    }
-    // The rest of the stream, so a damaged gzip trailer fails the check.
+        Ok((files, total))
+    })();
+    // The rest of the stream, so a damaged gzip trailer or anything after
+    // the last member fails the check.
     let mut rest = archive.into_inner();
-    std::io::copy(&mut rest, &mut std::io::sink())
-        .map_err(|e| format!("not a valid gzip stream: {e}"))?;
-    if rest.limit() == 0 {
+    let rest_read = match entries {
+        Ok(_) => std::io::copy(&mut rest, &mut std::io::sink()).map(|_| ()),
+        Err(_) => Ok(()),
+    };
+    // Whatever tar made of a stream cut at the cap, the cap is the reason.
+    if rest.exceeded {
         return Err(format!("unpacks to more than {max_unpacked} bytes"));
     }
+    let (files, total) = entries?;
+    rest_read.map_err(|e| format!("not a valid gzip stream: {e}"))?;
     if files == 0 {
         return Err("the archive holds no file".into());
     }
     Ok(format!("{files} files, {total} bytes unpacked"))
+}
+
+/// A reader that yields at most `left` bytes of `inner` and fails, noting
+/// it, when `inner` has more: a cap that a decompressor cannot get past.
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    exceeded: bool,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            // One byte more than the cap, only to tell the end from more.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => {
+                    self.exceeded = true;
+                    Err(std::io::Error::other("more than the cap unpacked"))
+                }
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 fn check_archive_path(path: &Path) -> Result<(), String> {

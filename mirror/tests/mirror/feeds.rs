@@ -384,6 +384,21 @@ async fn fails_and_keeps(p: &Primary, name: &str, needle: &str) {
     );
 }
 
+/// A gzip member holding a tar archive with one entry, `../x`: appended to
+/// an archive, `tar xzf` would unpack it after the rest.
+fn gzip_member_climbing_out() -> Vec<u8> {
+    use std::io::Write as _;
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..4].copy_from_slice(b"../x");
+    header.set_size(0);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(header.as_bytes()).unwrap();
+    gz.write_all(&[0u8; 1024]).unwrap();
+    gz.finish().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_upstream_leaves_the_last_good_version() {
     let mut up = Upstream::start().await;
@@ -426,6 +441,11 @@ async fn a_failing_upstream_leaves_the_last_good_version() {
     tampered[n / 2] ^= 1;
     up.set("/rules.tar.gz", Reply::Body(tampered));
     fails_and_keeps(&p, "rules", "signature").await;
+    // Validly signed, with a second gzip member that climbs out.
+    let mut two = archive.clone();
+    two.extend(gzip_member_climbing_out());
+    p.serve_rules(&up, &two);
+    fails_and_keeps(&p, "rules", "'..'").await;
     // The upstream is down.
     up.task.abort();
     let _ = (&mut up.task).await;
