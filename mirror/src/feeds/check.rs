@@ -4,7 +4,9 @@
 //! is bounded: lines of an `ip-list` are capped in length, an `mmdb` is
 //! searched only in its tail, and a `tar.gz` is decompressed up to a fixed
 //! multiple of the feed's size cap (a gzip bomb is refused, not unpacked).
-//! A check says what it saw, for the status report.
+//! A check says what it saw, for the status report, and when the content
+//! says it was made, where the format has a date (`mmdb`: the metadata's
+//! `build_epoch`), for the version floor ([`super::floor`]).
 //!
 //! # Invariants
 //! - A `tar.gz` is checked as a consumer unpacks it: every gzip member, and
@@ -19,7 +21,10 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::net::IpAddr;
 use std::path::{Component, Path};
 
+use jiff::Timestamp;
 use onionpkg_config::mirror::FeedCheck;
+
+use super::floor::{TimeSource, VersionTime};
 
 /// The MaxMind DB metadata marker, which every `.mmdb` file has near its end.
 pub const MMDB_MARKER: &[u8] = b"\xAB\xCD\xEFMaxMind.com";
@@ -33,20 +38,40 @@ const MAX_LINE: usize = 4096;
 /// How many times its compressed size cap a `tar.gz` may decompress to.
 const MAX_EXPANSION: u64 = 16;
 
+/// What a passing check saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// A short description, for the status report.
+    pub summary: String,
+    /// When the content says it was made, for formats that carry a date.
+    pub made: Option<VersionTime>,
+}
+
+impl Checked {
+    fn undated(summary: String) -> Self {
+        Self {
+            summary,
+            made: None,
+        }
+    }
+}
+
 /// Runs `check` on the file at `path`, downloaded under a cap of `max_size`
-/// bytes. Returns a short description of what it found, or why it failed.
-pub fn check_file(check: FeedCheck, path: &Path, max_size: u64) -> Result<String, String> {
+/// bytes. Returns what it found, or why it failed.
+pub fn check_file(check: FeedCheck, path: &Path, max_size: u64) -> Result<Checked, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read the download: {e}"))?;
     match check {
-        FeedCheck::IpList => ip_list(file),
+        FeedCheck::IpList => ip_list(file).map(Checked::undated),
         FeedCheck::Mmdb => mmdb(file),
-        FeedCheck::TarGz => tar_gz(file, max_size.saturating_mul(MAX_EXPANSION)),
+        FeedCheck::TarGz => {
+            tar_gz(file, max_size.saturating_mul(MAX_EXPANSION)).map(Checked::undated)
+        }
         FeedCheck::Any => {
             let len = file
                 .metadata()
                 .map_err(|e| format!("cannot read the download: {e}"))?
                 .len();
-            Ok(format!("{len} bytes, not checked"))
+            Ok(Checked::undated(format!("{len} bytes, not checked")))
         }
     }
 }
@@ -96,8 +121,8 @@ fn is_ip_or_net(token: &str) -> bool {
 }
 
 /// The MaxMind DB metadata marker in the file's last 128 KiB, followed by
-/// metadata.
-fn mmdb(mut file: std::fs::File) -> Result<String, String> {
+/// metadata with a `build_epoch`, the database's version time.
+fn mmdb(mut file: std::fs::File) -> Result<Checked, String> {
     let len = file
         .metadata()
         .map_err(|e| format!("cannot read the download: {e}"))?
@@ -113,10 +138,22 @@ fn mmdb(mut file: std::fs::File) -> Result<String, String> {
         .windows(MMDB_MARKER.len())
         .rposition(|w| w == MMDB_MARKER)
         .ok_or("no MaxMind DB metadata marker: not an mmdb file")?;
-    if at + MMDB_MARKER.len() == tail.len() {
+    let meta = &tail[at + MMDB_MARKER.len()..];
+    if meta.is_empty() {
         return Err("the MaxMind DB metadata marker is not followed by metadata".into());
     }
-    Ok(format!("MaxMind DB, {len} bytes"))
+    let epoch = super::mmdb::build_epoch(meta)?;
+    let time = i64::try_from(epoch)
+        .ok()
+        .and_then(|s| Timestamp::from_second(s).ok())
+        .ok_or_else(|| format!("the MaxMind DB build_epoch {epoch} is not a usable time"))?;
+    Ok(Checked {
+        summary: format!("MaxMind DB, {len} bytes"),
+        made: Some(VersionTime {
+            time,
+            from: TimeSource::MmdbBuildEpoch,
+        }),
+    })
 }
 
 /// A gzip-compressed tar archive, read to its end (so every gzip checksum is

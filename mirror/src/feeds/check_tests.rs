@@ -4,6 +4,10 @@ use super::*;
 use crate::feeds::testdata;
 
 fn check_bytes(check: FeedCheck, bytes: &[u8]) -> Result<String, String> {
+    dated(check, bytes).map(|c| c.summary)
+}
+
+fn dated(check: FeedCheck, bytes: &[u8]) -> Result<Checked, String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("feed");
     std::fs::write(&path, bytes).unwrap();
@@ -47,10 +51,28 @@ fn mmdb_needs_the_metadata_marker() {
     assert!(e.contains("marker"), "{e}");
     let e = check_bytes(FeedCheck::Mmdb, MMDB_MARKER).unwrap_err();
     assert!(e.contains("not followed"), "{e}");
+    // Metadata must be metadata, with a build time.
+    let mut junk = MMDB_MARKER.to_vec();
+    junk.extend_from_slice(b"<html>");
+    let e = check_bytes(FeedCheck::Mmdb, &junk).unwrap_err();
+    assert!(e.contains("MaxMind DB metadata"), "{e}");
     // The marker must be in the tail, where readers look for it.
     let mut buried = db;
     buried.extend(std::iter::repeat_n(0u8, 200 * 1024));
     check_bytes(FeedCheck::Mmdb, &buried).unwrap_err();
+}
+
+#[test]
+fn an_mmdb_is_dated_by_its_build_epoch() {
+    let c = dated(FeedCheck::Mmdb, &testdata::mmdb_built_at(1_790_000_000)).unwrap();
+    let made = c.made.unwrap();
+    assert_eq!(made.time, Timestamp::from_second(1_790_000_000).unwrap());
+    assert_eq!(made.from, TimeSource::MmdbBuildEpoch);
+    // Formats without a date have none.
+    let list = dated(FeedCheck::IpList, testdata::DROP_LIST.as_bytes()).unwrap();
+    assert_eq!(list.made, None);
+    let rules = dated(FeedCheck::TarGz, &testdata::rules_tar_gz().unwrap()).unwrap();
+    assert_eq!(rules.made, None);
 }
 
 #[test]
@@ -238,7 +260,7 @@ fn gzip_bombs_spread_over_members_are_cut_at_the_cap() {
     let e = check_file(FeedCheck::TarGz, &path, 64 * 1024).unwrap_err();
     assert!(e.contains("unpacks to more than 1048576 bytes"), "{e}");
     let ok = check_file(FeedCheck::TarGz, &path, 1 << 20).unwrap();
-    assert_eq!(ok, "1 files, 4194304 bytes unpacked");
+    assert_eq!(ok.summary, "1 files, 4194304 bytes unpacked");
 }
 
 #[test]
