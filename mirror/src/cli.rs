@@ -241,6 +241,11 @@ pub struct FeedReport {
     /// Its recorded status.
     #[serde(flatten)]
     pub status: crate::feeds::store::FeedStatus,
+    /// Its version floor: the newest version time accepted.
+    pub floor: Option<crate::feeds::floor::Floor>,
+    /// Why the floor file cannot be read, when it cannot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_error: Option<String>,
 }
 
 impl std::fmt::Display for FeedReport {
@@ -248,12 +253,26 @@ impl std::fmt::Display for FeedReport {
         let s = &self.status;
         write!(f, "{} ({}): ", self.name, self.target)?;
         match &s.current {
-            Some(v) => write!(
-                f,
-                "sha256 {} ({} bytes, {}), fetched {}",
-                v.sha256, v.size, v.summary, v.fetched_at
-            )?,
+            Some(v) => {
+                write!(f, "sha256 {} ({} bytes, {}", v.sha256, v.size, v.summary)?;
+                if let Some(t) = &v.version_time {
+                    write!(f, ", version time {} ({})", t.time, t.from)?;
+                }
+                write!(f, "), fetched {}", v.fetched_at)?;
+            }
             None => write!(f, "no good version yet")?,
+        }
+        match (&self.floor, &self.floor_error) {
+            (_, Some(e)) => write!(f, "; version floor unreadable: {e}")?,
+            (Some(floor), None) => {
+                write!(f, "; version floor {} ({})", floor.time, floor.from)?;
+            }
+            (None, None) if s.current.is_some() => write!(
+                f,
+                "; no version floor: no version time (no minisign timestamp, no date in \
+                 the format), so an older version is not told from a newer one"
+            )?,
+            (None, None) => {}
         }
         if let Some(v) = s.published_version {
             write!(f, "; published in timestamp version {v}")?;
@@ -272,10 +291,17 @@ pub fn feeds_status(config: &std::path::Path) -> Result<Vec<FeedReport>> {
         .feed
         .iter()
         .map(|f| {
+            let store = crate::feeds::store::FeedStore::new(&config.state_dir, &f.name);
+            let (floor, floor_error) = match store.floor() {
+                Ok(floor) => (floor, None),
+                Err(e) => (None, Some(e.to_string())),
+            };
             Ok(FeedReport {
                 name: f.name.clone(),
                 target: format!("feeds/{}/{}", f.name, f.file_name()),
-                status: crate::feeds::store::FeedStore::new(&config.state_dir, &f.name).status()?,
+                status: store.status()?,
+                floor,
+                floor_error,
             })
         })
         .collect()

@@ -117,6 +117,34 @@ pub enum Error {
     #[error("some feeds failed:\n{0}")]
     FeedsFailed(String),
 
+    /// A feed's version floor file cannot be read or parsed. Never taken
+    /// for an absent floor: that would accept any older version again.
+    #[error(
+        "the version floor {path} is damaged: {reason}; no version of the feed is accepted \
+         until it is repaired (removing it accepts any version once, older ones included)"
+    )]
+    DamagedFloor {
+        /// The floor file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A write would lower a feed's version floor; a bug, never done.
+    #[error("refusing to lower the version floor {path} from {from} to {to}")]
+    FloorDown {
+        /// The floor file.
+        path: PathBuf,
+        /// The floor on disk.
+        from: jiff::Timestamp,
+        /// The lower floor that was to be written.
+        to: jiff::Timestamp,
+    },
+
+    /// Another fetch of the same feed held the feed's lock for too long.
+    #[error("another fetch of this feed holds its lock {0} too long")]
+    FeedBusy(PathBuf),
+
     /// The state file is missing or unreadable.
     #[error("no usable state file {path}: {reason}")]
     State {
@@ -160,6 +188,9 @@ impl HasKind for Error {
             Self::State { .. } => ErrorKind::NotFound,
             Self::UnknownFeed(_) => ErrorKind::BadConfig,
             Self::FeedsFailed(_) => ErrorKind::Network,
+            Self::DamagedFloor { .. } => ErrorKind::Io,
+            Self::FloorDown { .. } => ErrorKind::Internal,
+            Self::FeedBusy(_) => ErrorKind::Io,
         }
     }
 }

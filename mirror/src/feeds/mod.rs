@@ -18,8 +18,16 @@
 //!   has a deadline; a stalled or endless upstream fails the fetch.
 //! - Redirects are not followed: an upstream answering anything but 200
 //!   fails the fetch.
+//! - No version older than one accepted before is accepted again
+//!   ([`floor`]): the version time (the signature's trusted timestamp, or
+//!   the format's own date) of every new version is checked against the
+//!   feed's persisted floor, under the feed's lock, before it is stored;
+//!   the floor is raised before the version is stored, so a crash between
+//!   the two never leaves a stored version above the floor.
 
 pub mod check;
+pub mod floor;
+mod mmdb;
 pub mod publish;
 pub mod store;
 pub mod testdata;
@@ -37,6 +45,7 @@ use sha2::{Digest, Sha256};
 use std::io::Write as _;
 use tracing::{info, warn};
 
+use self::floor::{TimeSource, VersionTime};
 use self::store::{FeedStatus, FeedStore, Version};
 
 /// Deadline for the response head of a feed, connection setup included.
@@ -45,6 +54,9 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Deadline for one feed download, however large.
 const FEED_DEADLINE: Duration = Duration::from_secs(1800);
+/// How long a fetch waits for another fetch of the same feed to finish
+/// storing its version.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// Limits for a checksum or signature document.
 const SMALL_DOC: Limits = Limits {
     max_body: 64 * 1024,
@@ -76,6 +88,60 @@ pub enum FeedError {
     /// The content failed its format check.
     #[error("content check failed: {0}")]
     Check(String),
+    /// The version is older than the newest accepted one: a rollback.
+    #[error(
+        "rollback refused: the new version is from {version} ({from}), older than {floor}, \
+         the newest version accepted"
+    )]
+    Rollback {
+        /// The new version's time.
+        version: Timestamp,
+        /// Where that time comes from.
+        from: TimeSource,
+        /// The newest version time accepted (the floor).
+        floor: Timestamp,
+    },
+    /// The version has the time of the newest accepted one, with other
+    /// content: a replay of that version's signature or date on other bytes.
+    #[error(
+        "replay refused: the new version has the version time {version} ({from}) of the \
+         newest version accepted, with other content (sha256 {sha256}, accepted {accepted})"
+    )]
+    Replay {
+        /// The time both versions have.
+        version: Timestamp,
+        /// Where that time comes from.
+        from: TimeSource,
+        /// SHA-256 of the new content.
+        sha256: String,
+        /// SHA-256 of the content accepted with that time.
+        accepted: String,
+    },
+    /// The version has no version time, and versions with one were accepted
+    /// before: it could be a rollback, and nothing tells.
+    #[error(
+        "refused: the new version has no version time, and versions up to {floor} were \
+         accepted; it could be a rollback"
+    )]
+    Undated {
+        /// The newest version time accepted (the floor).
+        floor: Timestamp,
+    },
+    /// The version time is further ahead of the local clock than clock skew
+    /// explains; accepting it would refuse the upstream's next versions.
+    #[error(
+        "refused: the new version's time {version} ({from}) is more than {ahead} ahead of \
+         this host's clock ({now})",
+        ahead = floor::MAX_AHEAD
+    )]
+    FromTheFuture {
+        /// The new version's time.
+        version: Timestamp,
+        /// Where that time comes from.
+        from: TimeSource,
+        /// The local clock.
+        now: Timestamp,
+    },
     /// The feed needs Tor and no Tor client is running.
     #[error("the feed is fetched through Tor, and Tor is not running")]
     NoTor,
@@ -85,6 +151,23 @@ pub enum FeedError {
     /// A local file could not be read or written.
     #[error(transparent)]
     Local(#[from] crate::Error),
+}
+
+impl onionpkg_config::HasKind for FeedError {
+    fn kind(&self) -> onionpkg_config::ErrorKind {
+        use onionpkg_config::ErrorKind;
+        match self {
+            Self::Upstream(_) | Self::Timeout(_) | Self::NoTor => ErrorKind::Network,
+            Self::TooLarge { .. } | Self::Check(_) => ErrorKind::BadInput,
+            Self::Checksum(_) | Self::Signature(_) => ErrorKind::Verification,
+            Self::Rollback { .. } | Self::Replay { .. } | Self::Undated { .. } => {
+                ErrorKind::Rollback
+            }
+            Self::FromTheFuture { .. } => ErrorKind::Expired,
+            Self::Publish(_) => ErrorKind::Io,
+            Self::Local(e) => e.kind(),
+        }
+    }
 }
 
 /// What one fetch of a feed did.
@@ -185,11 +268,12 @@ impl Feeds {
                 "the feed's SHA-256 is {sha256}, the published checksum says {expected}"
             )));
         }
-        if let Some((key, sig)) = &signature {
-            verify_signature(key, sig, tmp.path())?;
-        }
+        let signed = match &signature {
+            Some((key, sig)) => verify_signature(key, sig, tmp.path())?,
+            None => None,
+        };
         let (check, path, max) = (feed.check, tmp.path().to_owned(), feed.max_size);
-        let summary = tokio::task::spawn_blocking(move || check::check_file(check, &path, max))
+        let checked = tokio::task::spawn_blocking(move || check::check_file(check, &path, max))
             .await
             .map_err(|e| FeedError::Check(format!("the check did not finish: {e}")))?
             .map_err(FeedError::Check)?;
@@ -197,15 +281,19 @@ impl Feeds {
             sha256,
             size,
             fetched_at,
-            summary,
+            summary: checked.summary,
+            // What the upstream signed outranks what the content says.
+            version_time: signed.or(checked.made),
         };
-        let before = store.status()?;
-        let unchanged = before
-            .current
-            .as_ref()
-            .is_some_and(|c| c.sha256 == version.sha256);
         let keep = self.config.feeds.keep as usize;
-        let status = store.commit(tmp, version.clone(), keep)?;
+        let (status, unchanged) = tokio::task::spawn_blocking({
+            let (store, version) = (store.clone(), version.clone());
+            move || accept(&store, tmp, version, keep, Timestamp::now())
+        })
+        .await
+        .map_err(|e| {
+            crate::Error::io("storing a version in", store.dir())(std::io::Error::other(e))
+        })??;
         self.publish_if_needed(feed, store, &status).await?;
         Ok(if unchanged {
             Outcome::Unchanged(version)
@@ -283,6 +371,36 @@ impl Feeds {
             })
             .collect()
     }
+}
+
+/// Stores a checked version if the feed's version floor allows it, and
+/// raises the floor; returns the status and whether the content was
+/// already current. Holds the feed's lock throughout, so two fetches of
+/// one feed (the server's schedule and a `feeds fetch`) never judge
+/// against the same floor and then both write it.
+fn accept(
+    store: &FeedStore,
+    tmp: tempfile::NamedTempFile,
+    version: Version,
+    keep: usize,
+    now: Timestamp,
+) -> Result<(FeedStatus, bool), FeedError> {
+    let _lock = store.lock(LOCK_WAIT)?;
+    let old = store.floor()?;
+    let new = floor::judge(
+        old.as_ref(),
+        version.version_time.as_ref(),
+        &version.sha256,
+        now,
+    )?;
+    let unchanged = store
+        .status()?
+        .current
+        .is_some_and(|c| c.sha256 == version.sha256);
+    if let Some(new) = new {
+        store.raise_floor(&new)?;
+    }
+    Ok((store.commit(tmp, version, keep)?, unchanged))
 }
 
 /// Streams the feed into `out` under its cap and deadlines; returns its
@@ -396,12 +514,13 @@ async fn fetch_signature(
     Ok((key, sig))
 }
 
-/// Verifies the downloaded file against the signature, reading it in chunks.
+/// Verifies the downloaded file against the signature, reading it in
+/// chunks; returns the version time in the signature's trusted comment.
 fn verify_signature(
     key: &minisign_verify::PublicKey,
     sig: &minisign_verify::Signature,
     file: &Path,
-) -> Result<(), FeedError> {
+) -> Result<Option<VersionTime>, FeedError> {
     use std::io::Read as _;
     let mut verifier = key
         .verify_stream(sig)
@@ -420,7 +539,10 @@ fn verify_signature(
     }
     verifier
         .finalize()
-        .map_err(|e| FeedError::Signature(format!("does not verify: {e}")))
+        .map_err(|e| FeedError::Signature(format!("does not verify: {e}")))?;
+    // Only now is the trusted comment the signer's: the global signature
+    // covers it, and it just verified.
+    floor::trusted_comment_time(sig.trusted_comment())
 }
 
 #[cfg(test)]

@@ -1,7 +1,11 @@
 //! Where a feed's checked versions and its status live, under the mirror's
-//! state dir: `feeds/NAME/status.json` and `feeds/NAME/versions/SHA256`.
+//! state dir: `feeds/NAME/status.json` and `feeds/NAME/versions/SHA256`;
+//! and its version floor, `feeds/NAME/floor.json` (see [`super::floor`]).
 //!
 //! # Invariants
+//! - `floor.json` is replaced atomically and never with a lower time. A
+//!   missing file is no floor (a feed never fetched, or one whose versions
+//!   have no time); a damaged one is an error, never taken for a missing one.
 //! - A file under `versions/` passed every check; downloads land in hidden
 //!   temp files beside it and are renamed in only after that.
 //! - `status.json` is replaced atomically, and names as current only a
@@ -13,6 +17,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::floor::{Floor, VersionTime};
 use crate::state::write_atomic;
 use crate::{Error, Result};
 
@@ -27,6 +32,10 @@ pub struct Version {
     pub fetched_at: Timestamp,
     /// What the content check saw.
     pub summary: String,
+    /// When it was made, by its signature or its format; `None` when
+    /// neither says (no version floor for such feeds).
+    #[serde(default)]
+    pub version_time: Option<VersionTime>,
 }
 
 /// What is known about one feed: its versions, and how the last fetch went.
@@ -77,6 +86,78 @@ impl FeedStore {
 
     fn status_path(&self) -> PathBuf {
         self.dir.join("status.json")
+    }
+
+    fn floor_path(&self) -> PathBuf {
+        self.dir.join("floor.json")
+    }
+
+    /// The version floor: the newest version time accepted; `None` when
+    /// no version with a time was accepted yet.
+    pub fn floor(&self) -> Result<Option<Floor>> {
+        let path = self.floor_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| Error::DamagedFloor {
+                        path,
+                        reason: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::DamagedFloor {
+                path,
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Writes `floor` atomically; refuses one below the floor on disk.
+    pub fn raise_floor(&self, floor: &Floor) -> Result<()> {
+        let path = self.floor_path();
+        if let Some(old) = self.floor()?
+            && old.time > floor.time
+        {
+            return Err(Error::FloorDown {
+                path,
+                from: old.time,
+                to: floor.time,
+            });
+        }
+        let bytes = serde_json::to_vec_pretty(floor).map_err(|e| Error::DamagedFloor {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, &bytes)
+    }
+
+    /// Takes the feed's lock (`.lock`), waiting at most `wait` for another
+    /// process or task that holds it; held until the file is dropped.
+    pub fn lock(&self, wait: std::time::Duration) -> Result<std::fs::File> {
+        std::fs::create_dir_all(&self.dir).map_err(Error::io("creating", &self.dir))?;
+        let path = self.dir.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("opening", &path))?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            use rustix::fs::{FlockOperation, flock};
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(file),
+                Err(rustix::io::Errno::WOULDBLOCK | rustix::io::Errno::INTR)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    // Held for a rename or two: a short poll, bounded above.
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => return Err(Error::FeedBusy(path)),
+                Err(e) => return Err(Error::io("locking", &path)(e.into())),
+            }
+        }
     }
 
     /// The recorded status; the default when there is none yet.
@@ -171,5 +252,76 @@ impl FeedStore {
             s.last_error_at = Some(at);
             s.last_error = Some(reason.to_owned());
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feeds::floor::TimeSource;
+
+    fn floor(s: i64, sha: &str) -> Floor {
+        Floor {
+            time: Timestamp::from_second(s).unwrap(),
+            from: TimeSource::MinisignTrustedComment,
+            sha256: sha.into(),
+        }
+    }
+
+    #[test]
+    fn the_floor_persists_and_never_goes_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FeedStore::new(dir.path(), "list");
+        assert_eq!(store.floor().unwrap(), None);
+        store.raise_floor(&floor(200, "a")).unwrap();
+        // Another store over the same state dir, as after a restart.
+        let again = FeedStore::new(dir.path(), "list");
+        assert_eq!(again.floor().unwrap(), Some(floor(200, "a")));
+        let e = again.raise_floor(&floor(100, "b")).unwrap_err();
+        assert!(matches!(e, Error::FloorDown { .. }), "{e}");
+        assert_eq!(again.floor().unwrap(), Some(floor(200, "a")));
+        again.raise_floor(&floor(300, "c")).unwrap();
+        assert_eq!(store.floor().unwrap(), Some(floor(300, "c")));
+        // Floors are per feed.
+        assert_eq!(FeedStore::new(dir.path(), "other").floor().unwrap(), None);
+    }
+
+    #[test]
+    fn a_damaged_floor_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FeedStore::new(dir.path(), "list");
+        store.raise_floor(&floor(200, "a")).unwrap();
+        let path = store.dir().join("floor.json");
+        for damage in [&b""[..], b"{", b"{\"time\": 5}", b"null"] {
+            std::fs::write(&path, damage).unwrap();
+            let e = store.floor().unwrap_err();
+            assert!(matches!(e, Error::DamagedFloor { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("version floor") && msg.contains(&path.display().to_string()),
+                "{msg}"
+            );
+            // Not overwritten as if absent either.
+            store.raise_floor(&floor(1, "b")).unwrap_err();
+        }
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(matches!(
+            store.floor().unwrap_err(),
+            Error::DamagedFloor { .. }
+        ));
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FeedStore::new(dir.path(), "list");
+        let held = store.lock(std::time::Duration::from_secs(5)).unwrap();
+        let e = store
+            .lock(std::time::Duration::from_millis(50))
+            .unwrap_err();
+        assert!(matches!(e, Error::FeedBusy(_)), "{e}");
+        drop(held);
+        store.lock(std::time::Duration::from_secs(5)).unwrap();
     }
 }

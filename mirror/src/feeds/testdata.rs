@@ -47,9 +47,17 @@ pub fn rules_tar_gz() -> std::io::Result<Vec<u8>> {
     tar.into_inner()?.finish()
 }
 
+/// When [`mmdb`]'s database was built: its metadata's `build_epoch`.
+pub const MMDB_BUILD_EPOCH: u64 = 1_795_000_000;
+
 /// A MaxMind DB (format 2.0) with an IPv4 search tree of one node and no
 /// data: a valid, empty database, built with the format's own encoding.
 pub fn mmdb() -> Vec<u8> {
+    mmdb_built_at(MMDB_BUILD_EPOCH)
+}
+
+/// [`mmdb`], built at `build_epoch` (Unix seconds) by its metadata.
+pub fn mmdb_built_at(build_epoch: u64) -> Vec<u8> {
     let mut out = Vec::new();
     // One node, both 24-bit records pointing past the tree: "no data".
     out.extend_from_slice(&[0, 0, 1, 0, 0, 1]);
@@ -63,7 +71,7 @@ pub fn mmdb() -> Vec<u8> {
     string(&mut meta, "binary_format_minor_version");
     uint(&mut meta, 5, 0);
     string(&mut meta, "build_epoch");
-    extended(&mut meta, 2, 1_795_000_000);
+    extended(&mut meta, 2, build_epoch);
     string(&mut meta, "database_type");
     string(&mut meta, "onionpkg-sample-country");
     string(&mut meta, "description");

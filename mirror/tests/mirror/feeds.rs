@@ -26,7 +26,7 @@ use crate::util::{TestRepo, WAIT, get, raw};
 
 /// What the upstream answers on one path.
 #[derive(Clone)]
-enum Reply {
+pub enum Reply {
     Body(Vec<u8>),
     Status(u16),
     /// Zeros without end.
@@ -36,8 +36,8 @@ enum Reply {
 type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// An HTTPS feed upstream on loopback that counts every request.
-struct Upstream {
-    addr: SocketAddr,
+pub struct Upstream {
+    pub addr: SocketAddr,
     replies: Arc<Mutex<HashMap<String, Reply>>>,
     requests: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -51,7 +51,7 @@ impl Drop for Upstream {
 }
 
 impl Upstream {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -109,15 +109,15 @@ impl Upstream {
         }
     }
 
-    fn set(&self, path: &str, reply: Reply) {
+    pub fn set(&self, path: &str, reply: Reply) {
         self.replies.lock().unwrap().insert(path.to_owned(), reply);
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.addr.port())
     }
 
-    fn requests(&self) -> usize {
+    pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
 }
@@ -139,7 +139,7 @@ fn respond(reply: Option<Reply>) -> hyper::Response<BoxBody> {
     r
 }
 
-fn sha256_hex(b: &[u8]) -> String {
+pub fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(b))
 }
@@ -147,16 +147,21 @@ fn sha256_hex(b: &[u8]) -> String {
 /// A primary: a signed repository, and a mirror configuration serving it
 /// with three feeds from `up` (a DROP list with a checksum, a rules archive
 /// with a minisign signature, a GeoIP mmdb), publishing with the repo keys.
-struct Primary {
+pub struct Primary {
     _dir: tempfile::TempDir,
-    repo: TestRepo,
-    config: PathBuf,
-    state: PathBuf,
-    minisign: minisign::KeyPair,
+    pub repo: TestRepo,
+    pub config: PathBuf,
+    pub state: PathBuf,
+    pub minisign: minisign::KeyPair,
 }
 
 impl Primary {
-    fn new(up: &Upstream, publish: bool, max_size: u64) -> Self {
+    pub fn new(up: &Upstream, publish: bool, max_size: u64) -> Self {
+        Self::with_feeds(up, publish, max_size, "")
+    }
+
+    /// [`Primary::new`], and the `[[feed]]` sections in `more`.
+    pub fn with_feeds(up: &Upstream, publish: bool, max_size: u64, more: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let repo = TestRepo::new(dir.path(), Timestamp::now());
         std::fs::write(dir.path().join("ca.pem"), &up.ca_pem).unwrap();
@@ -207,7 +212,7 @@ upstream = "{}"
 file = "GeoLite2-Country.mmdb"
 check = "mmdb"
 via_tor = false
-"#,
+{more}"#,
             up.url("/drop.txt"),
             up.url("/drop.txt.sha256"),
             up.url("/rules.tar.gz"),
@@ -226,7 +231,7 @@ via_tor = false
     }
 
     /// Serves `list` as the blocklist, with its checksum.
-    fn serve_list(&self, up: &Upstream, list: &[u8]) {
+    pub fn serve_list(&self, up: &Upstream, list: &[u8]) {
         up.set("/drop.txt", Reply::Body(list.to_vec()));
         up.set(
             "/drop.txt.sha256",
@@ -235,7 +240,7 @@ via_tor = false
     }
 
     /// Serves `archive` as the rules, signed with the pinned key.
-    fn serve_rules(&self, up: &Upstream, archive: &[u8]) {
+    pub fn serve_rules(&self, up: &Upstream, archive: &[u8]) {
         let sig = minisign::sign(
             Some(&self.minisign.pk),
             &self.minisign.sk,
@@ -251,18 +256,18 @@ via_tor = false
         );
     }
 
-    fn serve_all(&self, up: &Upstream) {
+    pub fn serve_all(&self, up: &Upstream) {
         self.serve_list(up, testdata::DROP_LIST.as_bytes());
         self.serve_rules(up, &testdata::rules_tar_gz().unwrap());
         up.set("/db", Reply::Body(testdata::mmdb()));
     }
 
-    fn status(&self, name: &str) -> onionpkg_mirror::feeds::store::FeedStatus {
+    pub fn status(&self, name: &str) -> onionpkg_mirror::feeds::store::FeedStatus {
         FeedStore::new(&self.state, name).status().unwrap()
     }
 
     /// What an appliance gets for `target` from the served tree: verified.
-    async fn client_gets(&self, target: &str) -> Vec<u8> {
+    pub async fn client_gets(&self, target: &str) -> Vec<u8> {
         let root = std::fs::read(self.repo.root_path()).unwrap();
         let mut c = Client::new(&root, None, FsRepository::from_tree(self.repo.dir())).unwrap();
         let now = Timestamp::now();
@@ -272,7 +277,7 @@ via_tor = false
     }
 }
 
-async fn fetch(p: &Primary, names: &[&str]) -> Result<Vec<String>, Error> {
+pub async fn fetch(p: &Primary, names: &[&str]) -> Result<Vec<String>, Error> {
     let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
     tokio::time::timeout(WAIT, feeds_fetch(&p.config, &names))
         .await
@@ -354,7 +359,7 @@ async fn feeds_are_checked_published_and_verify_like_packages() {
 
 /// Fetches `name` expecting a failure that mentions `needle`; the current
 /// version stays, the status says why, and no temp file is left.
-async fn fails_and_keeps(p: &Primary, name: &str, needle: &str) {
+pub async fn fails_and_keeps(p: &Primary, name: &str, needle: &str) {
     let good = p.status(name).current.unwrap();
     let e = fetch(p, &[name]).await.unwrap_err();
     assert_eq!(onionpkg_mirror::cli::exit_code(&e), 6);
@@ -382,6 +387,21 @@ async fn fails_and_keeps(p: &Primary, name: &str, needle: &str) {
         line.contains("last fetch failed") && line.contains(needle),
         "{line}"
     );
+}
+
+/// A gzip member holding a tar archive with one entry, `../x`: appended to
+/// an archive, `tar xzf` would unpack it after the rest.
+fn gzip_member_climbing_out() -> Vec<u8> {
+    use std::io::Write as _;
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..4].copy_from_slice(b"../x");
+    header.set_size(0);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(header.as_bytes()).unwrap();
+    gz.write_all(&[0u8; 1024]).unwrap();
+    gz.finish().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -426,6 +446,11 @@ async fn a_failing_upstream_leaves_the_last_good_version() {
     tampered[n / 2] ^= 1;
     up.set("/rules.tar.gz", Reply::Body(tampered));
     fails_and_keeps(&p, "rules", "signature").await;
+    // Validly signed, with a second gzip member that climbs out.
+    let mut two = archive.clone();
+    two.extend(gzip_member_climbing_out());
+    p.serve_rules(&up, &two);
+    fails_and_keeps(&p, "rules", "'..'").await;
     // The upstream is down.
     up.task.abort();
     let _ = (&mut up.task).await;
