@@ -362,11 +362,98 @@ impl<R: Repository> Repository for StoreCached<R> {
     }
 }
 
+/// The store of trusted metadata, on disk, with an optional staging area.
+///
+/// While staging, what the updater verifies is kept in memory and read back
+/// from there, except the roots: a root is signed by root keys, whatever the
+/// mirror that served it is judged to be, so the chain of roots is written
+/// through at once. [`StagedStore::commit`] writes the staged files to disk
+/// in publish order (everything, then `snapshot.json`, then
+/// `timestamp.json`, so a crash midway leaves an older, consistent set the
+/// updater re-verifies) and writes through from then on. Dropping a staging
+/// store without committing forgets what it staged: metadata from a mirror
+/// the caller refused never becomes a floor.
+struct StagedStore {
+    inner: sigstore_tuf::FileStore,
+    /// `Some` while staging: the files verified since, in order.
+    staged: std::sync::Mutex<Option<Vec<StagedFile>>>,
+}
+
+/// A verified file kept until commit: its store name and bytes.
+type StagedFile = (String, Vec<u8>);
+
+impl StagedStore {
+    fn is_root(name: &str) -> bool {
+        name == "root.json" || name.starts_with("root_history/")
+    }
+
+    fn commit(&self) -> sigstore_tuf::Result<()> {
+        use sigstore_tuf::MetadataStore as _;
+        let staged = match self.staged.lock() {
+            Ok(mut s) => s.take(),
+            Err(_) => return Err(sigstore_tuf::Error::Malformed("store lock poisoned".into())),
+        };
+        let Some(mut files) = staged else {
+            return Ok(());
+        };
+        // Later writes of a name replace earlier ones; the pinning files go
+        // last, so a crash leaves what they pin in place before them.
+        let rank = |n: &str| match n {
+            "timestamp.json" => 2,
+            "snapshot.json" => 1,
+            _ => 0,
+        };
+        files.sort_by_key(|(n, _)| rank(n));
+        for (name, bytes) in &files {
+            self.inner.store(name, bytes)?;
+        }
+        Ok(())
+    }
+}
+
+impl sigstore_tuf::MetadataStore for StagedStore {
+    fn load(&self, name: &str) -> sigstore_tuf::Result<Option<Vec<u8>>> {
+        if let Ok(staged) = self.staged.lock()
+            && let Some(files) = staged.as_ref()
+            && let Some((_, bytes)) = files.iter().rev().find(|(n, _)| n == name)
+        {
+            return Ok(Some(bytes.clone()));
+        }
+        self.inner.load(name)
+    }
+
+    fn store(&self, name: &str, bytes: &[u8]) -> sigstore_tuf::Result<()> {
+        if !Self::is_root(name)
+            && let Ok(mut staged) = self.staged.lock()
+            && let Some(files) = staged.as_mut()
+        {
+            files.push((name.to_owned(), bytes.to_vec()));
+            return Ok(());
+        }
+        self.inner.store(name, bytes)
+    }
+}
+
+/// A [`StagedStore`] shared by the updater and the [`Client`] that commits it.
+#[derive(Clone)]
+struct SharedStore(std::sync::Arc<StagedStore>);
+
+impl sigstore_tuf::MetadataStore for SharedStore {
+    fn load(&self, name: &str) -> sigstore_tuf::Result<Option<Vec<u8>>> {
+        self.0.load(name)
+    }
+    fn store(&self, name: &str, bytes: &[u8]) -> sigstore_tuf::Result<()> {
+        self.0.store(name, bytes)
+    }
+}
+
 /// A verifying client of one repository: refreshes metadata and resolves targets.
 pub struct Client {
     updater: sigstore_tuf::Updater,
     /// What the store answered for the current call (none without a store).
     served: Served,
+    /// The store, to commit what it staged.
+    store: Option<SharedStore>,
 }
 
 impl std::fmt::Debug for Client {
@@ -386,6 +473,28 @@ impl Client {
         store: Option<&Path>,
         repo: impl Repository + 'static,
     ) -> Result<Self, VerifyError> {
+        Self::build(root, store, repo, false)
+    }
+
+    /// Like [`Client::new`], but what a refresh verifies is only staged,
+    /// not stored, until [`Client::commit`]: the caller can still refuse the
+    /// mirror (frozen, equivocating) without its metadata becoming the
+    /// floor for the next run. Roots are stored at once: they are signed by
+    /// the root keys, whoever served them.
+    pub fn new_staged(
+        root: &[u8],
+        store: &Path,
+        repo: impl Repository + 'static,
+    ) -> Result<Self, VerifyError> {
+        Self::build(root, Some(store), repo, true)
+    }
+
+    fn build(
+        root: &[u8],
+        store: Option<&Path>,
+        repo: impl Repository + 'static,
+        staged: bool,
+    ) -> Result<Self, VerifyError> {
         crate::crypto::install();
         let mut config = sigstore_tuf::UpdaterConfig::default();
         config.root_max_length = roles::ROOT_MAX_BYTES;
@@ -396,23 +505,46 @@ impl Client {
         // this bound only guards the buffered path of `fetch_target`.
         config.target_max_length = 64 * 1024 * 1024;
         let served = Served::default();
-        let updater = match store {
+        let (updater, store) = match store {
             Some(dir) => {
                 let repo = StoreCached {
                     inner: repo,
                     dir: dir.to_path_buf(),
                     served: std::sync::Arc::clone(&served),
                 };
-                sigstore_tuf::Updater::new(repo, root)
+                let shared = SharedStore(std::sync::Arc::new(StagedStore {
+                    inner: sigstore_tuf::FileStore::new(dir),
+                    staged: std::sync::Mutex::new(staged.then(Vec::new)),
+                }));
+                let updater = sigstore_tuf::Updater::new(repo, root)
                     .map_err(|e| map_err(e, Context::Metadata))?
                     .with_config(config)
-                    .with_store(sigstore_tuf::FileStore::new(dir))
+                    .with_store(shared.clone());
+                (updater, Some(shared))
             }
-            None => sigstore_tuf::Updater::new(repo, root)
-                .map_err(|e| map_err(e, Context::Metadata))?
-                .with_config(config),
+            None => (
+                sigstore_tuf::Updater::new(repo, root)
+                    .map_err(|e| map_err(e, Context::Metadata))?
+                    .with_config(config),
+                None,
+            ),
         };
-        Ok(Self { updater, served })
+        Ok(Self {
+            updater,
+            served,
+            store,
+        })
+    }
+
+    /// Stores what was staged since [`Client::new_staged`] (the verified
+    /// metadata becomes the floor of later runs) and stores everything
+    /// verified from now on at once. Does nothing for a client that does
+    /// not stage.
+    pub fn commit(&self) -> Result<(), VerifyError> {
+        match &self.store {
+            Some(store) => store.0.commit().map_err(|e| map_err(e, Context::Metadata)),
+            None => Ok(()),
+        }
     }
 
     /// Runs the TUF refresh: root chain, timestamp, snapshot, top-level

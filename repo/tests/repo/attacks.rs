@@ -12,7 +12,7 @@ use onionpkg_repo::{Expiries, InitOptions, RepoDir};
 use onionpkg_trust::metadata::VerifyError;
 use onionpkg_trust::sign::{SecretKey, add_signature, sign_metadata};
 
-use crate::util::{TestRepo, at, client_run, t0};
+use crate::util::{TestRepo, at, block_on, client_run, t0};
 
 const PKG: &str = "pkg/hello-1.0.tar";
 
@@ -528,7 +528,7 @@ fn the_clock_policy_decides_expiry_and_refuses_a_clock_behind_the_floor() {
         )
     };
     let refresh = |p: &ClockPolicy| {
-        crate::util::block_on(async {
+        block_on(async {
             let mut c = Client::new(&t.root_v1(), None, FsRepository::from_tree(t.repo.dir()))?;
             c.refresh_with(p).await
         })
@@ -550,4 +550,46 @@ fn the_clock_policy_decides_expiry_and_refuses_a_clock_behind_the_floor() {
     let err = refresh(&policy(at(1), 0)).unwrap_err();
     assert!(err.to_string().contains("fixed clock"), "{err}");
     assert!(refresh(&policy(at(11), 0)).is_ok());
+}
+
+/// A staged refresh stores nothing but the roots until it is committed:
+/// metadata from a mirror the caller refuses never becomes the next run's
+/// floor, while the chain of roots (signed by root keys) always persists.
+#[test]
+fn a_staged_refresh_stores_only_roots_until_committed() {
+    use onionpkg_trust::metadata::{Client, FsRepository};
+    let t = TestRepo::new();
+    let store = t.store();
+    client_run(t.repo.dir(), &t.root_v1(), Some(&store), t0(), None).unwrap();
+    let version = |name: &str| -> u64 {
+        read(&store.join(name))["signed"]["version"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = version("timestamp.json");
+    t.repo
+        .rotate("timestamp", &t.keys, None, &Expiries::default(), t0())
+        .unwrap();
+    t.add_package("pkg/other-2.0.tar", b"other");
+    t.publish();
+
+    // Refreshed, verified, but not committed: only the new root is stored.
+    block_on(async {
+        let mut c = Client::new_staged(&t.root_v1(), &store, FsRepository::from_tree(t.repo.dir()))
+            .unwrap();
+        c.refresh(t0()).await.unwrap();
+        assert!(c.timestamp_version().unwrap() > before);
+    });
+    assert_eq!(version("timestamp.json"), before);
+    assert_eq!(version("root.json"), 2);
+
+    // Committed: the refreshed metadata is the floor from now on.
+    block_on(async {
+        let mut c = Client::new_staged(&t.root_v1(), &store, FsRepository::from_tree(t.repo.dir()))
+            .unwrap();
+        c.refresh(t0()).await.unwrap();
+        c.commit().unwrap();
+    });
+    assert!(version("timestamp.json") > before);
+    assert!(version("snapshot.json") > 0);
 }
