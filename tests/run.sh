@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 # Knot and BIND's dig are the DNS peers; nginx, wrk and GNU time are what
 # the benchmarks' smoke run compares with and drives.
-need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils \
+need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils faketime:faketime strace:strace \
   nginx:nginx-light wrk:wrk /usr/bin/time:time
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install python3-venv
 

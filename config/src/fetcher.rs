@@ -22,11 +22,18 @@ pub const MAX_RANDOM_DELAY: Duration = Duration::from_secs(6 * 3600);
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FetcherConfig {
-    /// The pinned TUF root metadata (`root.json`) all trust starts from. Required.
+    /// The TUF root metadata (`root.json`) all trust starts from, as shipped
+    /// with the appliance's image. When the state directory has no pinned
+    /// root yet, this file is checked and pinned on first use (as `init`
+    /// would); after that, the pinned root and the chain of roots verified
+    /// from it rule, and this file is only read by `init`. Required.
     pub trust_root: PathBuf,
     /// Trusted metadata and other state that must survive reboots. Required.
     pub state_dir: PathBuf,
-    /// Downloads in progress; may be wiped at any time. Required.
+    /// Caches that may be wiped at any time: Tor's directory cache lives in
+    /// `tor` inside it unless `tor.cache_dir` says otherwise. (Downloads in
+    /// progress live beside their final name in `output_dir`, so that the
+    /// verified file is renamed into place atomically.) Required.
     pub cache_dir: PathBuf,
     /// Where verified packages are placed. Required.
     pub output_dir: PathBuf,
@@ -150,6 +157,23 @@ pub struct AnnouncementConfig {
     /// Default: `true`.
     #[serde(default = "default_true")]
     pub fallback_to_mirror: bool,
+    /// How long after an announcement was signed a mirror may still serve
+    /// the previous version without blame: it is skipped as "not yet
+    /// synced", not cooled down, and when no mirror has the announced
+    /// version the fetcher exits 9. After that, a mirror behind the
+    /// announcement is frozen. At most `"1d"`. Default: `"1h"`.
+    #[serde(
+        default = "default_mirror_grace",
+        deserialize_with = "de_with::duration"
+    )]
+    pub mirror_grace: Duration,
+}
+
+/// The longest grace period a mirror gets to sync an announced version.
+pub const MAX_MIRROR_GRACE: Duration = Duration::from_secs(24 * 3600);
+
+fn default_mirror_grace() -> Duration {
+    Duration::from_secs(3600)
 }
 
 pub(crate) fn default_channel() -> String {
@@ -332,6 +356,16 @@ impl ConfigFile for FetcherConfig {
 impl AnnouncementConfig {
     fn validate(&self) -> Result<(), Invalid> {
         check_slug(&self.channel, 32).map_err(|e| Invalid::new("announcement.channel", e))?;
+        if self.mirror_grace > MAX_MIRROR_GRACE {
+            return Err(Invalid::new(
+                "announcement.mirror_grace",
+                format!(
+                    "must be at most {}, found {}",
+                    format_duration(MAX_MIRROR_GRACE),
+                    format_duration(self.mirror_grace)
+                ),
+            ));
+        }
         match (self.resolver, self.use_system_resolver) {
             (None, false) => Err(Invalid::new(
                 "announcement.resolver",

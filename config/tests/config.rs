@@ -75,6 +75,7 @@ fn example_fetcher_loads() {
     );
     let a = c.announcement.unwrap();
     assert_eq!(a.name.as_str(), "_onionpkg.example.org");
+    assert_eq!(a.mirror_grace, Duration::from_secs(3600));
     assert_eq!(c.clock.skew_tolerance, Duration::from_secs(300));
     assert_eq!(c.privacy.random_delay, Duration::from_secs(900));
     assert_eq!(c.tor.state_dir, Path::new("/var/lib/onionpkg/tor"));
@@ -254,6 +255,35 @@ fn bad_values_give_line_and_key() {
         "f.toml",
     );
     assert_at(&e, 9, "tor.authority[0].v3ident", "40 hex digits");
+}
+
+#[test]
+fn the_announcement_grace_is_bounded_and_tor_caches_live_in_cache_dir() {
+    let c: FetcherConfig = from_str(
+        &fetcher("[announcement]\nname = \"_u.example.org\"\nresolver = \"127.0.0.1:53\"\n"),
+        "/etc/onionpkg/fetcher.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.announcement.unwrap().mirror_grace,
+        Duration::from_secs(3600)
+    );
+    // cache_dir does what its doc says: Tor's directory cache goes there.
+    assert!(
+        c.tor.cache_dir.starts_with(&c.cache_dir),
+        "{:?}",
+        c.tor.cache_dir
+    );
+    let e = error::<FetcherConfig>(
+        &fetcher(
+            "[announcement]\nname = \"_u.example.org\"\nresolver = \"127.0.0.1:53\"\nmirror_grace = \"2d\"\n",
+        ),
+        "f.toml",
+    );
+    assert!(
+        e.to_string().contains("announcement.mirror_grace") && e.to_string().contains("at most 1d"),
+        "{e}"
+    );
 }
 
 #[test]

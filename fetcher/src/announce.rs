@@ -50,6 +50,8 @@ pub struct DnsCheck {
     pub tcp_streams: usize,
     /// The signed issue time of the verified record, if one verified.
     pub issued: Option<jiff::Timestamp>,
+    /// The verified record, if one verified.
+    pub announcement: Option<onionpkg_trust::announce::Announcement>,
     /// Why no record could be used, for the operator.
     pub problem: Option<String>,
 }
@@ -62,12 +64,6 @@ impl DnsCheck {
             | AnnouncementState::UpdateAvailable { serial, .. } => Some(*serial),
             _ => None,
         }
-    }
-}
-
-impl crate::commands::AnnouncementSource for DnsCheck {
-    fn latest_version(&self) -> futures::future::BoxFuture<'_, Option<u64>> {
-        Box::pin(std::future::ready(self.serial()))
     }
 }
 
@@ -95,6 +91,7 @@ pub async fn check_dns(
                 ),
                 tcp_streams: 0,
                 issued: None,
+                announcement: None,
                 problem: Some(format!("the record could not be fetched: {e}")),
             };
         }
@@ -110,6 +107,7 @@ pub async fn check_dns(
     };
     let verified = verify_records(&records, &expect);
     let issued = verified.as_ref().ok().map(|a| a.issued);
+    let announcement = verified.as_ref().ok().cloned();
     if let Ok(a) = &verified
         && let Err(e) = serials.raise(&name, &config.channel, a, keys)
     {
@@ -126,6 +124,7 @@ pub async fn check_dns(
         state,
         tcp_streams,
         issued,
+        announcement,
         problem,
     }
 }

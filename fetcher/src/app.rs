@@ -9,11 +9,13 @@ use jiff::Timestamp;
 use onionpkg_config::FetcherConfig;
 use onionpkg_config::fetcher::Transport as TransportKind;
 use onionpkg_trust::clock::{ClockError, ClockPolicy, SystemClock, TimeFloor, Tolerance};
+use onionpkg_trust::keys::RoleKeys;
 use onionpkg_trust::metadata::{Client, VerifyError};
 use onionpkg_trust::mirrors::{MirrorCache, MirrorList};
 use onionpkg_trust::roles;
 use tracing::{info, warn};
 
+use crate::freeze::{Floor, Verdict, judge};
 use crate::select::{Candidate, candidates};
 use crate::state::{Health, StateDir};
 use onionpkg_net::remote::RemoteRepository;
@@ -42,6 +44,8 @@ pub mod exit {
     pub const TOR: u8 = 7;
     /// Verification refused something (the root at `init`, an unknown target).
     pub const VERIFY: u8 = 8;
+    /// An update is announced, but no mirror serves it yet.
+    pub const NOT_YET_ON_MIRRORS: u8 = 9;
     /// `check`: an update is available.
     pub const UPDATE_AVAILABLE: u8 = 10;
 }
@@ -95,6 +99,45 @@ pub enum AppError {
         /// The mirrors tried, in order.
         tried: Vec<Attempt>,
     },
+    /// The announced update is not on any mirror yet (they sync on their
+    /// own schedule): try again later.
+    #[error(
+        "timestamp version {announced} is announced, but no mirror serves it yet; \
+         try again later{}",
+        list_attempts(tried)
+    )]
+    NotYetOnMirrors {
+        /// The announced serial.
+        announced: u64,
+        /// The mirrors tried, in order.
+        tried: Vec<Attempt>,
+    },
+    /// The deadline of the whole update passed.
+    #[error(
+        "the update did not finish within {after:?} (download.deadline){}",
+        list_attempts(tried)
+    )]
+    Deadline {
+        /// The configured deadline.
+        after: std::time::Duration,
+        /// The mirrors tried, in order.
+        tried: Vec<Attempt>,
+    },
+    /// `init` would replace a pinned root with another one.
+    #[error(
+        "a root is already pinned ({pinned}: version {pinned_version}); {new} is version \
+         {new_version} and differs; run `init --replace` to replace it"
+    )]
+    RootPinned {
+        /// The pinned root file.
+        pinned: PathBuf,
+        /// Its version.
+        pinned_version: u64,
+        /// The root given.
+        new: PathBuf,
+        /// Its version.
+        new_version: u64,
+    },
     /// A transport could not be set up (Tor bootstrap, TLS settings).
     #[error(transparent)]
     Transport(#[from] onionpkg_net::Error),
@@ -142,7 +185,9 @@ impl AppError {
             Self::Expired { .. } => exit::EXPIRED,
             Self::Clock(ClockError::BehindFloor { .. }) => exit::CLOCK,
             Self::Clock(_) => exit::USAGE,
-            Self::AllMirrorsFailed { .. } => exit::MIRRORS,
+            Self::AllMirrorsFailed { .. } | Self::Deadline { .. } => exit::MIRRORS,
+            Self::NotYetOnMirrors { .. } => exit::NOT_YET_ON_MIRRORS,
+            Self::RootPinned { .. } => exit::USAGE,
             Self::Transport(_) => exit::TOR,
             Self::Verify(_) => exit::VERIFY,
             Self::Trust(_) | Self::State { .. } | Self::Io { .. } => exit::FAILURE,
@@ -178,8 +223,12 @@ impl App {
         })
     }
 
-    /// Checks `root_file` and pins it in the state directory.
-    pub fn init(&self, root_file: &Path) -> AppResult<u64> {
+    /// Checks `root_file` (the configured `trust_root` when `None`) and pins
+    /// it in the state directory. A different root already pinned is kept
+    /// unless `replace` is set: pinning decides what the appliance trusts.
+    /// Returns the version pinned and whether anything changed.
+    pub fn init(&self, root_file: Option<&Path>, replace: bool) -> AppResult<(u64, bool)> {
+        let root_file = root_file.unwrap_or(&self.config.trust_root);
         let bytes =
             crate::state::read_capped(root_file, roles::ROOT_MAX_BYTES).map_err(|source| {
                 AppError::Io {
@@ -188,21 +237,90 @@ impl App {
                 }
             })?;
         let root = onionpkg_trust::metadata::check_root(&bytes)?;
+        let pinned_path = self.state.root();
+        match crate::state::read_capped(&pinned_path, roles::ROOT_MAX_BYTES) {
+            Ok(pinned) if pinned == bytes => return Ok((root.version, false)),
+            Ok(pinned) if !replace => {
+                let pinned_version = onionpkg_trust::metadata::check_root(&pinned)
+                    .map(|r| r.version)
+                    .unwrap_or(0);
+                return Err(AppError::RootPinned {
+                    pinned: self.state.root(),
+                    pinned_version,
+                    new: root_file.to_owned(),
+                    new_version: root.version,
+                });
+            }
+            Ok(_) => {
+                // Another root: what was trusted under the old one (metadata,
+                // the announcement floor, completed downloads) is not
+                // evidence under the new one.
+                self.forget_trusted()?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(AppError::Io {
+                    path: pinned_path,
+                    source,
+                });
+            }
+        }
+        self.pin(&bytes)?;
+        Ok((root.version, true))
+    }
+
+    fn forget_trusted(&self) -> AppResult<()> {
+        let io = |path: PathBuf| move |source| AppError::Io { path, source };
+        match std::fs::remove_dir_all(self.state.metadata()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(self.state.metadata())(e));
+            }
+            _ => {}
+        }
+        for file in [self.state.announced(), self.state.completed()] {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(file)(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn pin(&self, bytes: &[u8]) -> AppResult<()> {
         std::fs::create_dir_all(self.state.metadata()).map_err(|source| AppError::Io {
             path: self.state.metadata(),
             source,
         })?;
-        onionpkg_trust::util::write_atomic(&self.state.root(), &bytes, None)?;
-        Ok(root.version)
+        onionpkg_trust::util::write_atomic(&self.state.root(), bytes, None)?;
+        Ok(())
     }
 
-    /// The pinned root.
+    /// The pinned root. On first use, when nothing is pinned yet, the
+    /// configured `trust_root` (the root shipped with the appliance's image)
+    /// is checked and pinned; after that the pinned root and the chain of
+    /// roots verified from it rule.
     pub fn pinned_root(&self) -> AppResult<Vec<u8>> {
         let path = self.state.root();
         match crate::state::read_capped(&path, roles::ROOT_MAX_BYTES) {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(AppError::NotInitialized(path))
+                let shipped = &self.config.trust_root;
+                let bytes = match crate::state::read_capped(shipped, roles::ROOT_MAX_BYTES) {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(AppError::NotInitialized(path));
+                    }
+                    Err(source) => {
+                        return Err(AppError::Io {
+                            path: shipped.clone(),
+                            source,
+                        });
+                    }
+                };
+                let root = onionpkg_trust::metadata::check_root(&bytes)?;
+                self.pin(&bytes)?;
+                info!(version = root.version, file = %shipped.display(), "pinned the configured trust root");
+                Ok(bytes)
             }
             Err(source) => Err(AppError::Io { path, source }),
         }
@@ -271,22 +389,35 @@ impl App {
         ))
     }
 
-    /// The highest announced serial verified so far, when announcements are
-    /// configured: no mirror serving less is accepted.
-    pub fn announced_serial(&self) -> AppResult<Option<u64>> {
+    fn serial_state(&self) -> AppResult<onionpkg_announce::state::SerialState> {
+        let path = self.state.announced();
+        onionpkg_announce::state::SerialState::load(&path).map_err(|e| AppError::State {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// The announcement floor a mirror is held to, when announcements are
+    /// configured: the newest verified record, while `keys` (the timestamp
+    /// role of the newest trusted root) still vouch for the keys that
+    /// signed it.
+    pub fn announced_floor(&self, keys: &RoleKeys) -> AppResult<Option<Floor>> {
         let Some(a) = &self.config.announcement else {
             return Ok(None);
         };
-        let keys = self.trusted_timestamp_keys()?;
-        let path = self.state.announced();
-        let serials = onionpkg_announce::state::SerialState::load(&path)
-            .map_err(|e| AppError::Usage(e.to_string()))?;
-        Ok(serials.last_seen(a.name.as_str(), &a.channel, &keys))
+        Ok(self
+            .serial_state()?
+            .floor(a.name.as_str(), &a.channel, keys)
+            .map(|f| Floor {
+                serial: f.serial,
+                issued: f.issued,
+                timestamp_hash: Some(f.timestamp_sha256),
+            }))
     }
 
     /// The timestamp role of the newest root the store trusts; before the
     /// first update, of the pinned root.
-    fn trusted_timestamp_keys(&self) -> AppResult<onionpkg_trust::keys::RoleKeys> {
+    fn trusted_timestamp_keys(&self) -> AppResult<RoleKeys> {
         let store = self.state.metadata();
         let root = match crate::state::read_capped(&store.join("root.json"), roles::ROOT_MAX_BYTES)
         {
@@ -300,14 +431,20 @@ impl App {
         )?)
     }
 
-    /// `Some((served, announced))` when `client`'s fresh timestamp is older
-    /// than the announcement promised.
-    fn is_frozen(&self, client: &Client) -> AppResult<Option<(u64, u64)>> {
-        let served = client.timestamp_version().unwrap_or(0);
-        Ok(self
-            .announced_serial()?
-            .filter(|&announced| served < announced)
-            .map(|announced| (served, announced)))
+    /// Forgets the announcement floor (it lapsed: no mirror served it while
+    /// the trusted metadata was valid).
+    pub fn drop_announced_floor(&self) -> AppResult<()> {
+        let Some(a) = &self.config.announcement else {
+            return Ok(());
+        };
+        let path = self.state.announced();
+        self.serial_state()?
+            .drop_floor(a.name.as_str(), &a.channel)
+            .map_err(|e| AppError::State {
+                path,
+                reason: e.to_string(),
+            })?;
+        Ok(())
     }
 
     /// Checks the DNS announcement, when one is configured: verified against
@@ -324,9 +461,7 @@ impl App {
         let keys = self.trusted_timestamp_keys()?;
         let trusted = trusted_timestamp_version(&store).unwrap_or(0);
         let now = self.clock.now()?;
-        let path = self.state.announced();
-        let mut serials = onionpkg_announce::state::SerialState::load(&path)
-            .map_err(|e| AppError::Usage(e.to_string()))?;
+        let mut serials = self.serial_state()?;
         let tolerance = self.clock.tolerance();
         let checked = crate::announce::check_dns(
             &config,
@@ -367,43 +502,116 @@ impl App {
         health.save(&path)
     }
 
-    /// Refreshes metadata from the first mirror that gives verified,
-    /// current metadata; the others are marked bad and listed on failure.
+    /// Refreshes metadata from the first mirror that gives verified metadata
+    /// as new as the DNS announcement says (see [`crate::freeze`]); the
+    /// others are listed on failure, and those that misbehaved cooled down.
+    /// The whole refresh ends by `deadline`.
     pub async fn refresh(
         &mut self,
         transport: &Arc<Transport>,
+        deadline: tokio::time::Instant,
     ) -> AppResult<(Client, Candidate, Timestamp)> {
         let root = self.pinned_root()?;
         let now = self.clock.now()?;
         let store = self.state.metadata();
+        let trusted_expired =
+            trusted_timestamp_expiry(&store).is_some_and(|e| self.clock.is_expired(e, now));
+        let stored_timestamp =
+            crate::state::read_capped(&store.join("timestamp.json"), roles::TIMESTAMP_MAX_BYTES)
+                .ok();
+        let grace = self
+            .config
+            .announcement
+            .as_ref()
+            .map(|a| a.mirror_grace)
+            .unwrap_or_default();
+        let grace = jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
         let mut tried = Vec::new();
+        let mut not_yet = None;
         for c in self.candidates(transport.is_tor(), now)? {
+            let attempt = |reason: String| Attempt {
+                mirror: c.url.clone(),
+                reason,
+            };
             let repo = match RemoteRepository::new(transport.clone(), &c.url) {
                 Ok(r) => r,
                 Err(e) => {
-                    tried.push(Attempt {
-                        mirror: c.url.clone(),
-                        reason: e.to_string(),
-                    });
+                    tried.push(attempt(e.to_string()));
                     continue;
                 }
             };
-            let mut client = Client::new(&root, Some(&store), repo)?;
-            match client.refresh(self.clock.expiry_now(now)).await {
+            let (repo, seen) = Recording::new(repo);
+            // Staged: a mirror refused below must not move the floor.
+            let mut client = Client::new_staged(&root, &store, repo)?;
+            let refreshed =
+                tokio::time::timeout_at(deadline, client.refresh(self.clock.expiry_now(now))).await;
+            let Ok(refreshed) = refreshed else {
+                tried.push(attempt("the update deadline passed".into()));
+                return Err(AppError::Deadline {
+                    after: self.config.download.deadline,
+                    tried,
+                });
+            };
+            match refreshed {
                 Ok(()) => {
-                    if let Some((served, announced)) = self.is_frozen(&client)? {
-                        let reason = format!(
-                            "serves timestamp version {served}, older than the announced \
-                             {announced} (a frozen or stale mirror)"
-                        );
-                        warn!(mirror = %c.name, %reason, "mirror refused");
-                        self.mark_bad(&c.url, &reason, now)?;
-                        tried.push(Attempt {
-                            mirror: c.url.clone(),
-                            reason,
-                        });
-                        continue;
+                    let served = served(&client, &seen);
+                    let floor = self.announced_floor(&client.role_keys(roles::TIMESTAMP)?)?;
+                    let verdict = if stored_differs(&seen, stored_timestamp.as_deref()) {
+                        Verdict::Equivocation {
+                            version: served.version,
+                        }
+                    } else {
+                        judge(served, floor.as_ref(), trusted_expired, now, grace)
+                    };
+                    match verdict {
+                        Verdict::Fresh => {}
+                        Verdict::Lapsed { served, announced } => {
+                            let w = format!(
+                                "timestamp version {announced} was announced, but no mirror \
+                                 served it while the trusted metadata was valid; the \
+                                 announcement floor is dropped and version {served} from \
+                                 {} is used (a timestamp signing key may be compromised: \
+                                 tell the distribution)",
+                                c.name
+                            );
+                            warn!(mirror = %c.name, served, announced, "announcement floor dropped");
+                            self.warnings.push(w);
+                            self.drop_announced_floor()?;
+                        }
+                        Verdict::NotYetSynced { served, announced } => {
+                            let reason = format!(
+                                "serves timestamp version {served}; version {announced} is \
+                                 announced and not synced here yet"
+                            );
+                            info!(mirror = %c.name, %reason, "mirror not yet synced");
+                            not_yet = Some(announced);
+                            tried.push(attempt(reason));
+                            continue;
+                        }
+                        Verdict::Frozen { served, announced } => {
+                            let reason = format!(
+                                "serves timestamp version {served}, older than the announced \
+                                 {announced} (a frozen or stale mirror)"
+                            );
+                            warn!(mirror = %c.name, %reason, "mirror refused");
+                            self.mark_bad(&c.url, &reason, now)?;
+                            tried.push(attempt(reason));
+                            continue;
+                        }
+                        Verdict::Equivocation { version } => {
+                            let reason = format!(
+                                "serves a timestamp version {version} whose bytes differ from \
+                                 the version {version} announced or trusted: two signed \
+                                 timestamps of one version (equivocation; a timestamp key may \
+                                 be compromised)"
+                            );
+                            warn!(mirror = %c.name, %reason, "mirror refused");
+                            self.mark_bad(&c.url, &reason, now)?;
+                            tried.push(attempt(reason));
+                            continue;
+                        }
                     }
+                    client.commit()?;
                     info!(mirror = %c.name, "metadata refreshed");
                     self.note_used(&c.url, now)?;
                     return Ok((client, c, now));
@@ -420,12 +628,12 @@ impl App {
                     };
                     warn!(mirror = %c.name, %reason, "mirror refused");
                     self.mark_bad(&c.url, &reason, now)?;
-                    tried.push(Attempt {
-                        mirror: c.url.clone(),
-                        reason,
-                    });
+                    tried.push(attempt(reason));
                 }
             }
+        }
+        if let Some(announced) = not_yet {
+            return Err(AppError::NotYetOnMirrors { announced, tried });
         }
         match trusted_timestamp_expiry(&store) {
             Some(expires) if self.clock.is_expired(expires, now) => {
@@ -501,4 +709,84 @@ pub fn trusted_timestamp_version(store: &Path) -> Option<u64> {
             .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     v.get("signed")?.get("version")?.as_u64()
+}
+
+/// The bytes of the last `timestamp.json` a mirror served.
+type Seen = Arc<std::sync::Mutex<Option<Vec<u8>>>>;
+
+/// A repository that keeps the bytes of the `timestamp.json` it serves, so
+/// they can be compared with the hash the announcement names: the TUF
+/// client keeps only what it trusts, and an equal version is not stored.
+struct Recording {
+    inner: RemoteRepository,
+    timestamp: Seen,
+}
+
+impl Recording {
+    fn new(inner: RemoteRepository) -> (Self, Seen) {
+        let seen = Seen::default();
+        let me = Self {
+            inner,
+            timestamp: Arc::clone(&seen),
+        };
+        (me, seen)
+    }
+}
+
+impl onionpkg_trust::metadata::Repository for Recording {
+    fn fetch_metadata<'a>(
+        &'a self,
+        name: &'a str,
+        max_length: u64,
+    ) -> onionpkg_trust::metadata::FetchFuture<'a> {
+        Box::pin(async move {
+            let got = self.inner.fetch_metadata(name, max_length).await;
+            if name == "timestamp.json"
+                && let Ok(Some(bytes)) = &got
+                && let Ok(mut seen) = self.timestamp.lock()
+            {
+                *seen = Some(bytes.clone());
+            }
+            got
+        })
+    }
+
+    fn fetch_target<'a>(
+        &'a self,
+        path: &'a str,
+        max_length: u64,
+    ) -> onionpkg_trust::metadata::FetchFuture<'a> {
+        self.inner.fetch_target(path, max_length)
+    }
+}
+
+/// The `signed.version` of a `timestamp.json`, if it parses.
+fn version_of(bytes: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    v.get("signed")?.get("version")?.as_u64()
+}
+
+/// What the mirror behind `client` served: the trusted version now, and the
+/// hash of the bytes it sent when they are that version.
+fn served(client: &Client, seen: &Seen) -> crate::freeze::Served {
+    use sha2::Digest as _;
+    let version = client.timestamp_version().unwrap_or(0);
+    let bytes = seen.lock().ok().and_then(|s| s.clone());
+    let hash = bytes
+        .filter(|b| version_of(b) == Some(version))
+        .map(|b| sha2::Sha256::digest(&b).into());
+    crate::freeze::Served { version, hash }
+}
+
+/// Whether the mirror served a `timestamp.json` of the version already
+/// trusted, with other bytes: both are signed, so one version has two
+/// timestamps.
+fn stored_differs(seen: &Seen, stored: Option<&[u8]>) -> bool {
+    let Some(stored) = stored else {
+        return false;
+    };
+    let Some(bytes) = seen.lock().ok().and_then(|s| s.clone()) else {
+        return false;
+    };
+    version_of(&bytes).is_some() && version_of(&bytes) == version_of(stored) && bytes != stored
 }

@@ -16,8 +16,9 @@
 //! I/O, damaged state); 2 bad command line or configuration; 3 not
 //! initialized; 4 trusted metadata expired and cannot be refreshed; 5 the
 //! clock is behind signed time already seen; 6 every mirror failed; 7 Tor
-//! could not be started; 8 verification refused something; 10 (`check`) an
-//! update is available.
+//! could not be started; 8 verification refused something; 9 an update is
+//! announced but no mirror serves it yet; 10 (`check`) an update is
+//! available.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +40,7 @@ Exit codes:
   6   every mirror failed (each one and why is listed)
   7   Tor could not be started or reached
   8   verification refused something (a root, an unknown target)
+  9   an update is announced, but no mirror serves it yet (try again later)
   10  check: an update is available";
 
 /// Verified update downloads over Tor, a Tor SOCKS port or HTTPS.
@@ -66,9 +68,14 @@ pub struct Cli {
 pub enum Command {
     /// Check a root metadata file and pin it in the state directory.
     Init {
-        /// The root metadata (`root.json`) to trust.
+        /// The root metadata (`root.json`) to trust; default: the configured
+        /// `trust_root`.
         #[arg(long)]
-        root: PathBuf,
+        root: Option<PathBuf>,
+        /// Replace a different root already pinned (and forget the metadata
+        /// trusted under it).
+        #[arg(long)]
+        replace: bool,
     },
     /// Refresh the trusted metadata and the mirror list.
     Update {
@@ -205,13 +212,17 @@ async fn run_inner(cli: Cli, out: &mut Output) -> AppResult<()> {
 
 async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> AppResult<()> {
     match cmd {
-        Command::Init { root } => {
-            let v = app.init(&root)?;
+        Command::Init { root, replace } => {
+            let (v, changed) = app.init(root.as_deref(), replace)?;
             out.stdout.push(line(
                 json,
                 "init",
-                &serde_json::json!({"root_version": v}),
-                format!("pinned root version {v}"),
+                &serde_json::json!({"root_version": v, "changed": changed}),
+                if changed {
+                    format!("pinned root version {v}")
+                } else {
+                    format!("root version {v} is already pinned")
+                },
             ));
         }
         Command::Update { scheduled } => {
@@ -220,7 +231,8 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
                 random_delay(app.config.privacy.random_delay).await;
             }
             let t = app.transport().await?;
-            let (r, ..) = commands::update(app, &t).await?;
+            let deadline = tokio::time::Instant::now() + app.config.download.deadline;
+            let (r, ..) = commands::update(app, &t, deadline).await?;
             let human = format!(
                 "metadata up to date from {} (timestamp version {})",
                 r.mirror,
@@ -276,11 +288,13 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
                         .push(format!("update announcement: {state}; asking a mirror"));
                 }
             }
-            let source = announced
-                .as_ref()
-                .map(|a| a as &dyn commands::AnnouncementSource);
-            let r = commands::check(app, Some(&t), source).await?;
-            let human = if r.update_available {
+            let r = commands::check(app, Some(&t), announced.as_ref()).await?;
+            let human = if r.update_available && r.source == "pending" {
+                format!(
+                    "update available: the downloads of timestamp version {} did not complete",
+                    r.trusted.map_or_else(|| "-".into(), |v| v.to_string()),
+                )
+            } else if r.update_available {
                 format!(
                     "update available: timestamp version {} (trusted {}), from the {}",
                     r.available.map_or_else(|| "-".into(), |v| v.to_string()),

@@ -6,16 +6,19 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use jiff::Timestamp;
+use onionpkg_trust::announce::Announcement;
 use onionpkg_trust::metadata::{Client, VerifyError};
 use onionpkg_trust::roles;
 use serde::Serialize;
+use tokio::time::Instant;
 
+use crate::announce::DnsCheck;
 use crate::app::{
     App, AppError, AppResult, Attempt, trusted_timestamp_expiry, trusted_timestamp_version,
 };
-use crate::download::{DownloadError, DownloadLimits, Job, already_there, download};
+use crate::download::{DownloadError, DownloadLimits, Job, OutDir, already_there, download};
 use crate::select::Candidate;
-use crate::state::Health;
+use crate::state::{Completed, Health, Kind};
 use onionpkg_net::transport::Transport;
 
 /// What `update` did.
@@ -31,12 +34,13 @@ pub struct UpdateReport {
     pub mirror_list_version: Option<u64>,
 }
 
-/// Refreshes metadata and the mirror list.
+/// Refreshes metadata and the mirror list, all by `deadline`.
 pub async fn update(
     app: &mut App,
     transport: &Arc<Transport>,
+    deadline: Instant,
 ) -> AppResult<(UpdateReport, Client, Candidate, Timestamp)> {
-    let (mut client, mirror, now) = app.refresh(transport).await?;
+    let (mut client, mirror, now) = app.refresh(transport, deadline).await?;
     let mirror_list_version = app.refresh_mirror_list(&mut client, now).await;
     let report = UpdateReport {
         mirror: mirror.url.clone(),
@@ -147,8 +151,9 @@ pub async fn download_selection(
     selection: &Selection,
     progress: bool,
 ) -> AppResult<Vec<Downloaded>> {
-    let started = tokio::time::Instant::now();
-    let (_report, mut client, first, now) = update(app, transport).await?;
+    let started = Instant::now();
+    let deadline = started + app.config.download.deadline;
+    let (_report, mut client, first, now) = update(app, transport, deadline).await?;
     let names = select(app, &mut client, selection, now).await?;
     let consistent = client.root().consistent_snapshot;
     let mut jobs = Vec::new();
@@ -171,15 +176,15 @@ pub async fn download_selection(
             remote_path,
         });
     }
-    let out = app.config.output_dir.clone();
-    std::fs::create_dir_all(&out).map_err(|source| AppError::Io {
-        path: out.clone(),
+    let out_path = app.config.output_dir.clone();
+    let out = OutDir::open(&out_path).map_err(|source| AppError::Io {
+        path: out_path.clone(),
         source,
     })?;
     let limits = DownloadLimits {
         min_throughput: app.config.download.min_throughput,
         window: app.config.download.throughput_window,
-        deadline: started + app.config.download.deadline,
+        deadline,
     };
     // The mirror that gave the metadata first, then the others in order.
     let mut order = vec![first.clone()];
@@ -228,7 +233,17 @@ pub async fn download_selection(
         .buffer_unordered(parallel)
         .collect()
         .await;
-    results.into_iter().collect()
+    let done: Vec<Downloaded> = results.into_iter().collect::<AppResult<_>>()?;
+    // Only a download of everything catches up with the metadata.
+    let kind = match selection {
+        Selection::AllPackages => Some(Kind::Packages),
+        Selection::Feeds(names) if names.is_empty() => Some(Kind::Feeds),
+        _ => None,
+    };
+    if let (Some(kind), Some(version)) = (kind, client.timestamp_version()) {
+        Completed::record(&app.state.completed(), kind, version)?;
+    }
+    Ok(done)
 }
 
 #[allow(
@@ -240,16 +255,15 @@ async fn fetch_one(
     transport: &Transport,
     order: &[Candidate],
     job: &Job,
-    out: &std::path::Path,
+    out: &OutDir,
     limits: &DownloadLimits,
     now: Timestamp,
     bar: Option<&indicatif::ProgressBar>,
 ) -> AppResult<Downloaded> {
-    let (dest, _) = crate::download::final_and_partial(out, &job.path);
-    if already_there(&dest, job) {
+    if already_there(out, job) {
         return Ok(Downloaded {
             target: job.path.clone(),
-            file: dest,
+            file: out.dest(&job.path),
             length: job.info.length,
             mirror: None,
         });
@@ -275,7 +289,7 @@ async fn fetch_one(
                 });
                 break;
             }
-            Err(DownloadError::Mirror(reason)) => {
+            Err(DownloadError::Mirror(reason) | DownloadError::Unverified(reason)) => {
                 app.mark_bad(&c.url, &reason, now)?;
                 tried.push(Attempt {
                     mirror: c.url.clone(),
@@ -291,13 +305,11 @@ async fn fetch_one(
     Err(AppError::AllMirrorsFailed { tried })
 }
 
-/// A source of signed update announcements (the DNS record), checked
-/// before any mirror is contacted.
-pub trait AnnouncementSource {
-    /// The timestamp version the newest verified announcement names, or
-    /// `None` when there is no usable announcement (then a mirror is asked).
-    fn latest_version(&self) -> futures::future::BoxFuture<'_, Option<u64>>;
-}
+/// How close to its expiry the trusted timestamp may be before `check`
+/// asks a mirror whatever the announcement says: a record naming the
+/// trusted timestamp must not keep an appliance "up to date" on metadata
+/// that is about to stop being valid.
+pub const EXPIRY_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 
 /// What `check` found.
 #[derive(Debug, Clone, Serialize)]
@@ -308,44 +320,104 @@ pub struct CheckReport {
     pub available: Option<u64>,
     /// Whether there is something new.
     pub update_available: bool,
-    /// Where the answer came from: `announcement` or the mirror's base URL.
+    /// Where the answer came from: `announcement`, `pending` (an earlier
+    /// update took the metadata but its downloads did not complete), or the
+    /// mirror's base URL.
     pub source: String,
 }
 
-/// Is there an update? Asks `announcement` first, if given; otherwise (or
-/// if it has no answer) refreshes metadata from a mirror.
+/// Is there an update? Asks the verified announcement first, if given;
+/// otherwise (or if it does not settle the question) refreshes metadata
+/// from a mirror. An update whose downloads did not complete is still
+/// pending, and reported as available.
 pub async fn check(
     app: &mut App,
     transport: Option<&Arc<Transport>>,
-    announcement: Option<&dyn AnnouncementSource>,
+    dns: Option<&DnsCheck>,
 ) -> AppResult<CheckReport> {
     app.pinned_root()?;
-    let trusted = trusted_timestamp_version(&app.state.metadata());
-    if let Some(a) = announcement
-        && let Some(v) = a.latest_version().await
-    {
-        return Ok(CheckReport {
-            trusted,
-            available: Some(v),
-            update_available: trusted.is_none_or(|t| v > t),
-            source: "announcement".into(),
-        });
+    let store = app.state.metadata();
+    let trusted = trusted_timestamp_version(&store);
+    let pending = Completed::load(&app.state.completed())?.pending(trusted);
+    let now = app.clock.now()?;
+    if let Some(a) = dns.and_then(|d| d.announcement.as_ref()) {
+        let current = trusted.is_some_and(|t| t == a.serial);
+        if trusted.is_none_or(|t| a.serial > t) {
+            return Ok(CheckReport {
+                trusted,
+                available: Some(a.serial),
+                update_available: true,
+                source: "announcement".into(),
+            });
+        }
+        if current {
+            match why_ask_a_mirror(app, &store, a, now) {
+                Some(reason) => app.warnings.push(format!("{reason}; asking a mirror")),
+                None => {
+                    return Ok(CheckReport {
+                        trusted,
+                        available: Some(a.serial),
+                        update_available: pending,
+                        source: if pending { "pending" } else { "announcement" }.into(),
+                    });
+                }
+            }
+        }
     }
     let Some(transport) = transport else {
         return Err(AppError::Usage("no transport to ask a mirror".into()));
     };
-    let (client, mirror, _) = app.refresh(transport).await?;
+    let deadline = Instant::now() + app.config.download.deadline;
+    let (client, mirror, _) = app.refresh(transport, deadline).await?;
     let available = client.timestamp_version();
+    let newer = match (trusted, available) {
+        (Some(t), Some(a)) => a > t,
+        (None, Some(_)) => true,
+        _ => false,
+    };
     Ok(CheckReport {
         trusted,
         available,
-        update_available: match (trusted, available) {
-            (Some(t), Some(a)) => a > t,
-            (None, Some(_)) => true,
-            _ => false,
+        update_available: newer || pending,
+        source: if pending && !newer {
+            "pending".into()
+        } else {
+            mirror.url
         },
-        source: mirror.url,
     })
+}
+
+/// Why a verified announcement naming the trusted timestamp version does
+/// not settle the check, if it does not: it names other bytes than the
+/// trusted `timestamp.json` (equivocation), or the trusted timestamp
+/// expires within [`EXPIRY_MARGIN`] (a record never extends trust beyond
+/// the timestamp it names).
+fn why_ask_a_mirror(
+    app: &App,
+    store: &std::path::Path,
+    a: &Announcement,
+    now: Timestamp,
+) -> Option<String> {
+    use sha2::Digest as _;
+    let stored =
+        crate::state::read_capped(&store.join("timestamp.json"), roles::TIMESTAMP_MAX_BYTES).ok();
+    let hash: Option<[u8; 32]> = stored.map(|b| sha2::Sha256::digest(&b).into());
+    if hash != Some(a.timestamp_hash) {
+        return Some(format!(
+            "the announcement names timestamp version {} with another hash than the trusted \
+             one (two signed timestamps of one version: equivocation, or a damaged store)",
+            a.serial
+        ));
+    }
+    let expires = trusted_timestamp_expiry(store)?;
+    let soon = expires.checked_sub(EXPIRY_MARGIN).unwrap_or(expires);
+    if app.clock.is_expired(soon, now) {
+        return Some(format!(
+            "the trusted timestamp (version {}) expires at {expires}",
+            a.serial
+        ));
+    }
+    None
 }
 
 /// What `status` shows.

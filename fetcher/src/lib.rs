@@ -18,5 +18,6 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod download;
+pub mod freeze;
 pub mod select;
 pub mod state;

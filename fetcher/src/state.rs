@@ -6,6 +6,10 @@
 //! STATE/mirrors.json       the last verified mirror list
 //! STATE/mirror-health.json mirrors marked bad (until when, why), last mirror used
 //! STATE/time-floor.json    the newest signed time seen
+//! STATE/announced.json     the announcement floor (serial, hash, signers)
+//! STATE/completed.json     the timestamp version each kind of download
+//!                          last completed at (an update is pending until
+//!                          the downloads catch up with the trusted metadata)
 //! ```
 //!
 //! Every file is written atomically (temp file, fsync, rename), so a power
@@ -68,6 +72,84 @@ impl StateDir {
     /// The signed time floor.
     pub fn time_floor(&self) -> PathBuf {
         self.dir.join("time-floor.json")
+    }
+
+    /// The versions downloads last completed at.
+    pub fn completed(&self) -> PathBuf {
+        self.dir.join("completed.json")
+    }
+}
+
+/// What a completed download covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Every package (`download --all`).
+    Packages,
+    /// Every feed (`feeds sync` without names).
+    Feeds,
+}
+
+/// The trusted timestamp version at which each kind of download last
+/// completed.
+///
+/// Packages are always tracked: until `download --all` has completed for
+/// the trusted metadata, an update is pending, so an update interrupted
+/// after its metadata was taken is retried instead of forgotten. Feeds are
+/// tracked once a full `feeds sync` has completed, since an appliance may
+/// not use them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Completed {
+    /// The version `download --all` last completed at.
+    #[serde(default)]
+    pub packages: Option<u64>,
+    /// The version a full `feeds sync` last completed at.
+    #[serde(default)]
+    pub feeds: Option<u64>,
+}
+
+impl Completed {
+    /// Loads the file; a missing one means nothing completed yet.
+    pub fn load(path: &Path) -> AppResult<Self> {
+        let bytes = match read_capped(path, MAX_HEALTH_BYTES) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(AppError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        serde_json::from_slice(&bytes).map_err(|e| AppError::State {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Records that `kind` completed at `version`, atomically.
+    pub fn record(path: &Path, kind: Kind, version: u64) -> AppResult<()> {
+        let mut c = Self::load(path)?;
+        match kind {
+            Kind::Packages => c.packages = Some(version),
+            Kind::Feeds => c.feeds = Some(version),
+        }
+        let bytes = serde_json::to_vec_pretty(&c).map_err(|e| AppError::State {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(path, &bytes, None)?;
+        Ok(())
+    }
+
+    /// Whether downloads are behind the `trusted` timestamp version: the
+    /// metadata moved on but the packages (or, once synced, the feeds) did
+    /// not follow.
+    pub fn pending(&self, trusted: Option<u64>) -> bool {
+        let Some(trusted) = trusted else {
+            return false;
+        };
+        self.packages.is_none_or(|v| v < trusted) || self.feeds.is_some_and(|v| v < trusted)
     }
 }
 
@@ -137,15 +219,74 @@ impl Health {
     }
 }
 
-/// Reads at most `max` bytes of `path`; a longer file is an error.
+/// Reads at most `max` bytes of `path`; a longer file is an error. A
+/// symlink in the last component is refused, not followed: nothing in the
+/// state directory is a link, and one planted there must not redirect what
+/// the fetcher trusts.
 pub(crate) fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut buf = Vec::new();
-    std::fs::File::open(path)?
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)?
         .take(max.saturating_add(1))
         .read_to_end(&mut buf)?;
     if buf.len() as u64 > max {
         return Err(std::io::Error::other(format!("larger than {max} bytes")));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_update_is_pending_until_every_tracked_download_caught_up() {
+        let none = Completed::default();
+        assert!(!none.pending(None), "nothing trusted, nothing pending");
+        assert!(none.pending(Some(1)), "packages never downloaded");
+        let packages = Completed {
+            packages: Some(3),
+            feeds: None,
+        };
+        assert!(!packages.pending(Some(3)));
+        assert!(packages.pending(Some(4)));
+        let both = Completed {
+            packages: Some(4),
+            feeds: Some(3),
+        };
+        assert!(both.pending(Some(4)), "feeds are tracked once synced");
+    }
+
+    #[test]
+    fn completions_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("completed.json");
+        Completed::record(&path, Kind::Packages, 5).unwrap();
+        Completed::record(&path, Kind::Feeds, 4).unwrap();
+        assert_eq!(
+            Completed::load(&path).unwrap(),
+            Completed {
+                packages: Some(5),
+                feeds: Some(4)
+            }
+        );
+    }
+
+    #[test]
+    fn a_planted_link_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere.json");
+        std::fs::write(&target, b"{}").unwrap();
+        let link = dir.path().join("completed.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = read_capped(&link, 100).unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(rustix::io::Errno::LOOP.raw_os_error())
+        );
+    }
 }

@@ -112,9 +112,10 @@ pub enum Command {
         /// The update channel.
         #[arg(long, default_value = "stable")]
         channel: String,
-        /// How long the announcement stays valid.
-        #[arg(long, default_value = "1d")]
-        expires: String,
+        /// How long the announcement stays valid; at most until the
+        /// published timestamp expires, which is also the default.
+        #[arg(long)]
+        expires: Option<String>,
         /// Print a zone-file line instead of the bare value.
         #[arg(long)]
         zone: bool,
@@ -359,7 +360,8 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
             zone,
             ttl,
         } => {
-            let text = repo.announce(&keys, name, channel, parse_duration(expires)?, now)?;
+            let valid_for = expires.as_deref().map(parse_duration).transpose()?;
+            let text = repo.announce(&keys, name, channel, valid_for, now)?;
             if *zone {
                 out.push(onionpkg_trust::announce::zone_line(name, *ttl, &text)?);
             } else {

@@ -659,7 +659,7 @@ impl RepoDir {
         keys: &KeyDir,
         owner: &str,
         channel: &str,
-        valid_for: jiff::SignedDuration,
+        valid_for: Option<jiff::SignedDuration>,
         now: Timestamp,
     ) -> Result<String> {
         let published = self.published()?;
@@ -667,9 +667,33 @@ impl RepoDir {
         let ts_path = self.metadata_dir().join("timestamp.json");
         let ts = std::fs::read(&ts_path).map_err(RepoError::io("reading", &ts_path))?;
         let hash: [u8; 32] = Sha256::digest(&ts).into();
-        let expires = now
-            .checked_add(valid_for)
-            .map_err(|e| RepoError::Invalid(format!("announcement expiry: {e}")))?;
+        // An announcement never outlives the timestamp it names: it would
+        // vouch for metadata appliances must no longer accept.
+        let ts_expires: Timestamp = published.timestamp["signed"]["expires"]
+            .as_str()
+            .and_then(|e| e.parse().ok())
+            .ok_or_else(|| RepoError::BadFile {
+                path: ts_path.clone(),
+                reason: "has no valid expiry".into(),
+            })?;
+        let expires = match valid_for {
+            None => ts_expires,
+            Some(d) => now
+                .checked_add(d)
+                .map_err(|e| RepoError::Invalid(format!("announcement expiry: {e}")))?,
+        };
+        if expires > ts_expires {
+            return Err(RepoError::Invalid(format!(
+                "the announcement would be valid until {expires}, after the timestamp it names \
+                 expires ({ts_expires}); give a shorter --expires, or re-sign the timestamp first"
+            )));
+        }
+        if expires <= now {
+            return Err(RepoError::Invalid(format!(
+                "the published timestamp expired at {ts_expires}: re-sign it (onionpkg-repo \
+                 timestamp) before announcing"
+            )));
+        }
         let refs: Vec<&SecretKey> = signers.iter().collect();
         let text = onionpkg_trust::announce::make(
             owner,

@@ -30,7 +30,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use onionpkg_fetcher::download::{DownloadLimits, Job, download};
+use onionpkg_fetcher::download::{DownloadLimits, Job, OutDir, download};
 use onionpkg_net::remote::RemoteRepository;
 use onionpkg_net::tor::TorTransport;
 use onionpkg_net::transport::{SocksTransport, Tls, Transport};
@@ -154,6 +154,7 @@ async fn fetch_all(
         window: Duration::from_secs(30),
         deadline: tokio::time::Instant::now() + ATTEMPT,
     };
+    let out = OutDir::open(out)?;
     let mut got = Vec::new();
     for p in PACKAGES {
         let info = client.target_info(p, now).await?;
@@ -163,7 +164,7 @@ async fn fetch_all(
             remote_path: onionpkg_trust::roles::consistent_target_path(p, &sha),
             info,
         };
-        let file = download(&transport, base, &job, out, &limits, None)
+        let file = download(&transport, base, &job, &out, &limits, None)
             .await
             .map_err(|e| anyhow::anyhow!("{p}: {e}"))?;
         got.push(std::fs::read(file)?);
@@ -530,7 +531,7 @@ fn fetcher_over_tor() {
             &keys,
             "_update.example.org",
             "stable",
-            jiff::SignedDuration::from_hours(24),
+            None,
             jiff::Timestamp::now(),
         )?;
         let dns = rt.block_on(async {

@@ -18,7 +18,7 @@ async fn announce(repo: &TestRepo, zone: &AnnounceZone) {
             &repo.keys,
             NAME,
             "stable",
-            jiff::SignedDuration::from_hours(24),
+            Some(jiff::SignedDuration::from_hours(1)),
             jiff::Timestamp::now(),
         )
         .unwrap();
@@ -49,7 +49,7 @@ async fn check_asks_dns_not_mirrors_and_update_refuses_a_frozen_mirror() {
         &dns_config(dns.local_addrs()[0]),
     );
     app.init(&repo.root_file()).await;
-    app.run(&["update"]).await.ok();
+    app.run(&["download", "--all"]).await.ok();
     let requests = || mirror.seen.lock().unwrap().len();
     let before = requests();
     assert!(before > 0);
@@ -75,19 +75,68 @@ async fn check_asks_dns_not_mirrors_and_update_refuses_a_frozen_mirror() {
     );
     assert_eq!(requests(), before, "check contacted the mirror");
 
-    // The next update refuses the mirror that serves less than announced.
-    let r = app.run(&["update"]).await;
-    assert_ne!(r.code(), 0);
+    // The mirror has not synced the announced release yet: within the grace
+    // period that is "not yet on mirrors" (exit 9), and nobody is blamed.
+    let r = app.run(&["download", "--all"]).await;
+    assert_eq!(r.code(), 9, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("no mirror serves it yet"),
+        "{}",
+        r.stderr()
+    );
+    assert!(r.stderr().contains("not synced here yet"), "{}", r.stderr());
+    let r = app.run(&["mirrors"]).await.ok();
+    assert!(r.stdout().contains(" ok"), "cooled down: {}", r.stdout());
+    // The pending update is still reported, and once the mirror catches up
+    // the next check and download go through.
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 10, "{}\n{}", r.stdout(), r.stderr());
+    copy_dir(&repo.tree(), &repo.tmp.path().join("mirror"));
+    app.run(&["download", "--all"]).await.ok();
+    assert!(app.out().join("pkg/hello-2.0.tar").exists());
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    dns.shutdown().await.unwrap();
+}
+
+/// After the grace period a mirror that serves less than announced is
+/// frozen: refused and cooled down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_grace_period_a_mirror_behind_the_announcement_is_frozen() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
+    let ca = ca();
+    let mirror_tree = repo.tmp.path().join("mirror");
+    copy_dir(&repo.tree(), &mirror_tree);
+    let mirror = serve(mirror_tree, ca.server.clone()).await;
+    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
+    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    let app = Appliance::https(
+        &ca,
+        &repo.root_file(),
+        &[mirror.url()],
+        &format!(
+            "{}mirror_grace = \"0s\"\n",
+            dns_config(dns.local_addrs()[0])
+        ),
+    );
+    app.init(&repo.root_file()).await;
+    app.run(&["download", "--all"]).await.ok();
+    repo.add_package("pkg/hello-2.0.tar", b"hello again\n");
+    repo.publish();
+    announce(&repo, &zone).await;
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 10, "{}", r.stderr());
+    let r = app.run(&["download", "--all"]).await;
+    assert_eq!(r.code(), 6, "{}", r.stderr());
     assert!(
         r.stderr().contains("older than the announced"),
         "{}",
         r.stderr()
     );
-    // Once the mirror catches up, the update goes through (a mirror in its
-    // cooldown is still tried, last).
-    copy_dir(&repo.tree(), &repo.tmp.path().join("mirror"));
-    let r = app.run(&["update"]).await;
-    assert_eq!(r.code(), 0, "{}", r.stderr());
+    let r = app.run(&["mirrors"]).await.ok();
+    assert!(r.stdout().contains("bad until"), "{}", r.stdout());
     dns.shutdown().await.unwrap();
 }
 
@@ -107,7 +156,7 @@ async fn a_forged_or_missing_announcement_falls_back_to_the_mirror() {
         &dns_config(dns.local_addrs()[0]),
     );
     app.init(&repo.root_file()).await;
-    app.run(&["update"]).await.ok();
+    app.run(&["download", "--all"]).await.ok();
     let before = mirror.seen.lock().unwrap().len();
     // No record: the mirror is asked, with a warning.
     let r = app.run(&["check"]).await;
@@ -122,7 +171,7 @@ async fn a_forged_or_missing_announcement_falls_back_to_the_mirror() {
             &repo.keys,
             NAME,
             "stable",
-            jiff::SignedDuration::from_hours(24),
+            Some(jiff::SignedDuration::from_hours(1)),
             jiff::Timestamp::now(),
         )
         .unwrap();

@@ -1,5 +1,6 @@
 //! Verified downloads, resuming after a kill, and the clock.
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,7 +17,8 @@ async fn downloads_verified_targets_over_https() {
     ]);
     let ca = ca();
     let srv = serve(repo.tree(), ca.server.clone()).await;
-    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    // No root shipped with the image (trust_root names no file).
+    let app = Appliance::https(&ca, Path::new("no-root.json"), &[srv.url()], "");
 
     // Before init, every network command says so.
     let r = app.run(&["update"]).await;
@@ -78,6 +80,57 @@ async fn downloads_verified_targets_over_https() {
     repo.publish();
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 10, "{}{}", r.stdout(), r.stderr());
+}
+
+/// `trust_root` is the root shipped with the image: pinned on first use, a
+/// damaged one refused; `init` keeps a different pinned root unless asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_trust_root_is_pinned_on_first_use_and_never_silently_replaced() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
+    let ca = ca();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    // No init: the shipped root is checked and pinned.
+    app.run(&["download", "--all"]).await.ok();
+    assert_eq!(
+        std::fs::read(app.state().join("root.json")).unwrap(),
+        std::fs::read(repo.root_file()).unwrap()
+    );
+    // init again with the same root: nothing to do.
+    let r = app.run(&["init"]).await.ok();
+    assert!(r.stdout().contains("already pinned"), "{}", r.stdout());
+
+    // Another repository's root is refused without --replace, naming both.
+    let other = TestRepo::new(&[("pkg/other.tar", b"other")]);
+    let r = app
+        .run(&["init", "--root", other.root_file().to_str().unwrap()])
+        .await;
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(r.stderr().contains("already pinned"), "{}", r.stderr());
+    assert!(r.stderr().contains("--replace"), "{}", r.stderr());
+    assert_eq!(
+        std::fs::read(app.state().join("root.json")).unwrap(),
+        std::fs::read(repo.root_file()).unwrap(),
+        "the pinned root changed"
+    );
+    // With --replace it is pinned, and what was trusted under the old root
+    // is forgotten.
+    app.run(&[
+        "init",
+        "--replace",
+        "--root",
+        other.root_file().to_str().unwrap(),
+    ])
+    .await
+    .ok();
+    assert!(!app.state().join("metadata/timestamp.json").exists());
+
+    // A damaged shipped root is refused before any mirror is asked.
+    let broken = Appliance::https(&ca, &app.dir.path().join("broken.json"), &[srv.url()], "");
+    std::fs::write(app.dir.path().join("broken.json"), b"{\"signed\": 1}").unwrap();
+    let r = broken.run(&["check"]).await;
+    assert_eq!(r.code(), 8, "{}", r.stderr());
+    assert!(!broken.state().join("root.json").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,6 +201,156 @@ async fn resumes_after_a_kill_and_never_shows_a_partial_file() {
         .parse()
         .unwrap();
     assert!(from >= 1_500_000, "{ranges:?}");
+}
+
+/// An update killed after its metadata was taken and before its packages
+/// arrived is not forgotten: `check` still reports it, and the next
+/// `download --all` completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_killed_after_its_metadata_stays_pending_until_downloaded() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
+    let ca = ca();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    app.run(&["download", "--all"]).await.ok();
+    assert_eq!(app.run(&["check"]).await.code(), 0);
+
+    let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    repo.add_package("pkg/big.bin", &content);
+    repo.publish();
+    srv.ctl.stall_after.store(100_000, Ordering::SeqCst);
+    let requested = srv.ctl.target_requested.notified();
+    let mut child = app.command(&["download", "--all"]).spawn().unwrap();
+    // Metadata is taken before any target is asked for.
+    tokio::time::timeout(Duration::from_secs(60), requested)
+        .await
+        .expect("no target requested within 60 s");
+    child.start_kill().unwrap(); // SIGKILL
+    tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let (trusted, _) = status_versions(&app).await;
+    let (published, _) = published_version(&repo);
+    assert_eq!(
+        trusted, published,
+        "the metadata was not taken before the kill"
+    );
+
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 10, "{}\n{}", r.stdout(), r.stderr());
+    assert!(r.stdout().contains("did not complete"), "{}", r.stdout());
+    srv.ctl.stall_after.store(0, Ordering::SeqCst);
+    app.run(&["download", "--all"]).await.ok();
+    assert_eq!(
+        std::fs::read(app.out().join("pkg/big.bin")).unwrap(),
+        content
+    );
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+}
+
+async fn status_versions(app: &Appliance) -> (u64, serde_json::Value) {
+    let r = app.run(&["--json", "status"]).await.ok();
+    let s: serde_json::Value = serde_json::from_str(r.stdout().trim()).unwrap();
+    (s["timestamp_version"].as_u64().unwrap(), s)
+}
+
+fn published_version(repo: &TestRepo) -> (u64, serde_json::Value) {
+    let v: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo.tree().join("metadata/timestamp.json")).unwrap(),
+    )
+    .unwrap();
+    (v["signed"]["version"].as_u64().unwrap(), v)
+}
+
+/// A hostile mirror sends a garbage prefix and stops sending; an honest one
+/// finishes the file. The resumed file fails verification, is fetched again
+/// whole from the honest mirror, and the honest mirror is not blamed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_prefix_from_one_mirror_does_not_blame_the_mirror_that_finishes() {
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let repo = TestRepo::new(&[("pkg/big.bin", &content)]);
+    let ca = ca();
+    let hostile = serve(repo.tree(), ca.server.clone()).await;
+    hostile.ctl.garbage.store(true, Ordering::SeqCst);
+    hostile.ctl.stall_after.store(100_000, Ordering::SeqCst);
+    let honest = serve(repo.tree(), ca.server.clone()).await;
+    // A stalled mirror is dropped after a second without bytes.
+    let app = Appliance::https(
+        &ca,
+        &repo.root_file(),
+        &[hostile.url(), honest.url()],
+        "[download]\nthroughput_window = \"1s\"\nmin_throughput = 1024\n",
+    );
+    let r = app.run(&["download", "--all"]).await.ok();
+    assert!(r.stdout().contains(&honest.url()), "{}", r.stdout());
+    assert_eq!(
+        std::fs::read(app.out().join("pkg/big.bin")).unwrap(),
+        content
+    );
+    let r = app.run(&["--json", "mirrors"]).await.ok();
+    let honest_row = r
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|m| m["url"] == honest.url())
+        .unwrap();
+    assert_eq!(honest_row["health"], "ok", "{}", r.stdout());
+    // The honest mirror was asked for the rest, then for the whole file.
+    let ranges: Vec<Option<String>> = honest
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.path.starts_with("/targets/"))
+        .map(|s| s.range.clone())
+        .collect();
+    assert_eq!(
+        ranges,
+        [Some("bytes=100000-".to_owned()), None],
+        "{ranges:?}"
+    );
+}
+
+/// Links planted in the output directory are never followed: one at a
+/// partial file's name is replaced, one in place of a target's directory
+/// stops the download with a clear error, and nothing outside is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_planted_in_the_output_directory_are_not_followed() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
+    let ca = ca();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    let victim = app.dir.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    std::fs::create_dir_all(app.out().join("pkg")).unwrap();
+    std::os::unix::fs::symlink(
+        &victim,
+        app.out().join("pkg/.hello-1.0.tar.onionpkg-partial"),
+    )
+    .unwrap();
+    app.run(&["download", "--all"]).await.ok();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    assert_eq!(
+        std::fs::read(app.out().join("pkg/hello-1.0.tar")).unwrap(),
+        HELLO
+    );
+    assert!(
+        !app.out()
+            .join("pkg/.hello-1.0.tar.onionpkg-partial")
+            .exists()
+    );
+
+    // A link where the target's directory belongs.
+    let elsewhere = app.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::remove_dir_all(app.out().join("pkg")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, app.out().join("pkg")).unwrap();
+    let r = app.run(&["download", "--all"]).await;
+    assert_eq!(r.code(), 1, "{}", r.stderr());
+    assert!(r.stderr().contains("refusing to follow"), "{}", r.stderr());
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

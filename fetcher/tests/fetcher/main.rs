@@ -15,5 +15,6 @@
 mod announce;
 mod download;
 mod failover;
+mod freeze;
 mod server;
 mod util;

@@ -30,6 +30,11 @@ pub struct Ctl {
     pub tamper: AtomicBool,
     /// When non-zero: send this many bytes of a target, then stall.
     pub stall_after: AtomicU64,
+    /// Send zeros instead of every target's bytes.
+    pub garbage: AtomicBool,
+    /// Wakes every waiter created before a request for a target arrives
+    /// (`notified()` before the request, `notify_waiters` at it).
+    pub target_requested: tokio::sync::Notify,
 }
 
 pub struct Server {
@@ -115,6 +120,9 @@ fn answer(
         return status(StatusCode::NOT_FOUND);
     };
     let is_target = path.starts_with("/targets/");
+    if is_target {
+        ctl.target_requested.notify_waiters();
+    }
     if is_target
         && ctl.tamper.load(Ordering::SeqCst)
         && let Some(b) = bytes.last_mut()
@@ -130,6 +138,10 @@ fn answer(
     let total = bytes.len();
     let body = bytes.split_off(from.unwrap_or(0));
     let stall = ctl.stall_after.load(Ordering::SeqCst) as usize;
+    let mut body = body;
+    if is_target && ctl.garbage.load(Ordering::SeqCst) {
+        body.iter_mut().for_each(|b| *b = 0);
+    }
     let mut resp = if is_target && stall > 0 && stall < body.len() {
         let first = Bytes::from(body[..stall].to_vec());
         let chunks = futures::stream::once(async move { Ok::<_, Infallible>(Frame::data(first)) })

@@ -14,21 +14,28 @@ pub struct TestRepo {
     pub repo: RepoDir,
     pub keys: KeyDir,
     pub now: Timestamp,
+    pub expiries: Expiries,
 }
 
 impl TestRepo {
     /// A repository signed at `now` with the given packages.
     pub fn new_at(now: Timestamp, packages: &[(&str, &[u8])]) -> Self {
+        Self::with_expiries(now, Expiries::default(), packages)
+    }
+
+    /// A repository signed at `now` with the given role lifetimes.
+    pub fn with_expiries(now: Timestamp, expiries: Expiries, packages: &[(&str, &[u8])]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let repo = RepoDir::new(tmp.path().join("repo"));
         let keys = KeyDir::new(tmp.path().join("keys"), None);
-        repo.init(&keys, &InitOptions::default(), &Expiries::default(), now)
+        repo.init(&keys, &InitOptions::default(), &expiries, now)
             .unwrap();
         let t = Self {
             tmp,
             repo,
             keys,
             now,
+            expiries,
         };
         for (path, content) in packages {
             t.add_package(path, content);
@@ -52,7 +59,7 @@ impl TestRepo {
 
     pub fn publish(&self) -> u64 {
         self.repo
-            .publish(&self.keys, &Expiries::default(), &[], self.now)
+            .publish(&self.keys, &self.expiries, &[], self.now)
             .unwrap()
     }
 
@@ -151,6 +158,24 @@ impl Appliance {
         c.arg("--config").arg(self.config()).args(args);
         c.kill_on_drop(true);
         c
+    }
+
+    /// Runs the fetcher with its clock moved by `offset` (libfaketime's
+    /// syntax, such as `+2h`), to completion (60 s at most).
+    pub async fn run_at(&self, offset: &str, args: &[&str]) -> Run {
+        let mut c = tokio::process::Command::new("faketime");
+        c.arg("-f")
+            .arg(offset)
+            .arg(env!("CARGO_BIN_EXE_onionpkg-fetch"))
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(Duration::from_secs(60), c.output())
+            .await
+            .expect("onionpkg-fetch did not finish within 60 s")
+            .expect("faketime (Debian package faketime) must be installed");
+        Run(out)
     }
 
     /// Runs the fetcher to completion (60 s at most).

@@ -247,6 +247,37 @@ fn announce_and_mirror_list_verify_as_clients_would() {
         zone.starts_with("_update.example.org. 300 IN TXT \"v=1;c=stable;n=2;"),
         "{zone}"
     );
+    // By default the record expires with the timestamp it names; it is
+    // never valid for longer.
+    let ts: serde_json::Value = serde_json::from_slice(&ts).unwrap();
+    let ts_expires: jiff::Timestamp = ts["signed"]["expires"].as_str().unwrap().parse().unwrap();
+    assert_eq!(a.expires, ts_expires);
+    let out = repo_cmd(
+        &repo,
+        &[
+            "announce",
+            "--name",
+            "_update.example.org",
+            "--expires",
+            "2d",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("after the timestamp it names expires"),
+        "{err}"
+    );
+    ok(&repo_cmd(
+        &repo,
+        &[
+            "announce",
+            "--name",
+            "_update.example.org",
+            "--expires",
+            "1h",
+        ],
+    ));
 }
 
 #[test]

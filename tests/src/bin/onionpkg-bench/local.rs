@@ -393,7 +393,7 @@ pub(crate) fn idle(
         &tree.keys,
         "_onionpkg.bench.test",
         "stable",
-        jiff::SignedDuration::from_hours(24),
+        None,
         jiff::Timestamp::now(),
     )?;
     let listening = rt.block_on(async {
