@@ -359,7 +359,11 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
                     return Err(Error::arg("--server", "give --server or --system-resolver").into());
                 }
             };
-            let last_seen = serials.as_ref().and_then(|s| s.get(name, channel));
+            // The floor counts only while the root's timestamp keys vouch
+            // for the keys that set it.
+            let last_seen = serials
+                .as_ref()
+                .and_then(|s| s.last_seen(name, channel, &keys));
             let expect = Expectation {
                 name,
                 channel,
@@ -370,7 +374,7 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
             };
             let a = verify_records(&records, &expect).map_err(Error::from)?;
             if let Some(s) = serials.as_mut() {
-                s.raise(name, channel, a.serial)?;
+                s.raise(name, channel, &a, &keys)?;
             }
             let mut text = vec![
                 format!("ok: valid announcement at {name} for channel {}", a.channel),

@@ -99,7 +99,7 @@ pub async fn check_dns(
             };
         }
     };
-    let last_seen = serials.get(&name, &config.channel);
+    let last_seen = serials.last_seen(&name, &config.channel, keys);
     let expect = Expectation {
         name: &name,
         channel: &config.channel,
@@ -111,7 +111,7 @@ pub async fn check_dns(
     let verified = verify_records(&records, &expect);
     let issued = verified.as_ref().ok().map(|a| a.issued);
     if let Ok(a) = &verified
-        && let Err(e) = serials.raise(&name, &config.channel, a.serial)
+        && let Err(e) = serials.raise(&name, &config.channel, a, keys)
     {
         warn!(error = %e, "the announced serial could not be saved");
     }

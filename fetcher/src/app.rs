@@ -277,10 +277,27 @@ impl App {
         let Some(a) = &self.config.announcement else {
             return Ok(None);
         };
+        let keys = self.trusted_timestamp_keys()?;
         let path = self.state.announced();
         let serials = onionpkg_announce::state::SerialState::load(&path)
             .map_err(|e| AppError::Usage(e.to_string()))?;
-        Ok(serials.get(a.name.as_str(), &a.channel))
+        Ok(serials.last_seen(a.name.as_str(), &a.channel, &keys))
+    }
+
+    /// The timestamp role of the newest root the store trusts; before the
+    /// first update, of the pinned root.
+    fn trusted_timestamp_keys(&self) -> AppResult<onionpkg_trust::keys::RoleKeys> {
+        let store = self.state.metadata();
+        let root = match crate::state::read_capped(&store.join("root.json"), roles::ROOT_MAX_BYTES)
+        {
+            Ok(bytes) => bytes,
+            Err(_) => self.pinned_root()?,
+        };
+        let root = onionpkg_trust::metadata::check_root(&root)?;
+        Ok(onionpkg_trust::metadata::role_keys(
+            &root,
+            roles::TIMESTAMP,
+        )?)
     }
 
     /// `Some((served, announced))` when `client`'s fresh timestamp is older
@@ -304,15 +321,7 @@ impl App {
             return Ok(None);
         };
         let store = self.state.metadata();
-        // The newest root the store trusts names the current timestamp keys;
-        // before the first update, the pinned root does.
-        let root = match crate::state::read_capped(&store.join("root.json"), roles::ROOT_MAX_BYTES)
-        {
-            Ok(bytes) => bytes,
-            Err(_) => self.pinned_root()?,
-        };
-        let root = onionpkg_trust::metadata::check_root(&root)?;
-        let keys = onionpkg_trust::metadata::role_keys(&root, roles::TIMESTAMP)?;
+        let keys = self.trusted_timestamp_keys()?;
         let trusted = trusted_timestamp_version(&store).unwrap_or(0);
         let now = self.clock.now()?;
         let path = self.state.announced();

@@ -34,7 +34,7 @@ async fn a_replayed_older_record_is_refused_with_state() {
     assert_eq!(ok.json()["serial"], new.announcement.serial);
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(
-        saved["highest_serial"][NAME]["stable"],
+        saved["floors"][NAME]["stable"]["serial"],
         new.announcement.serial
     );
 
@@ -52,7 +52,7 @@ async fn a_replayed_older_record_is_refused_with_state() {
     // The refusal left the state as it was.
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     assert_eq!(
-        saved["highest_serial"][NAME]["stable"],
+        saved["floors"][NAME]["stable"]["serial"],
         new.announcement.serial
     );
     server.stop().await;
