@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::check::{AnnouncementState, Expectation, timestamp_keys_of_root, verify_records};
 use crate::err::{Error, announce_exit_code, exit};
-use crate::make::{Signed, Signers, sign};
+use crate::make::{Signed, Signers, Validity, sign};
 use crate::push::{PushRequest, push};
 use crate::query::{query_announcement, resolver_for_server, resolver_for_system};
 use crate::serve::{AnnounceZone, Announcer, DEFAULT_POLL, ServeOptions};
@@ -31,7 +31,8 @@ use crate::tsig::TsigKey;
 /// Exit codes (every subcommand): 0 ok; 1 failure (network, files, server);
 /// 2 bad usage or configuration; 3 invalid announcement (bad signature,
 /// unknown keys, other name or channel, malformed, or a replayed older
-/// serial); 4 expired (or issued in the future); 5 no announcement at the
+/// serial); 4 expired (or issued in the future; or, making a record, the
+/// timestamp.json it would name); 5 no announcement at the
 /// name; 6 update refused by the DNS server (NOTAUTH, REFUSED, BADSIG,
 /// BADKEY, BADTIME).
 #[derive(Debug, Parser)]
@@ -84,8 +85,9 @@ pub enum Command {
     },
     /// Answer for the announcement zone (SOA, NS, TXT) on UDP and TCP.
     /// The record is re-made when timestamp.json changes (checked every
-    /// --poll), on SIGHUP, and when half its validity has passed.
-    /// SIGTERM or SIGINT stop the server.
+    /// --poll), on SIGHUP, and when half its validity has passed. While the
+    /// timestamp is expired no record is served. SIGTERM or SIGINT stop the
+    /// server.
     Serve {
         /// The configuration file (zone, name, channel, ttl, repo,
         /// timestamp_keys, [serve] listen).
@@ -94,7 +96,9 @@ pub enum Command {
         /// Name of an environment variable holding the key passphrase.
         #[arg(long)]
         passphrase_env: Option<String>,
-        /// How long each signed announcement stays valid.
+        /// How long each signed announcement stays valid at most; each is
+        /// cut at the expiry of the timestamp.json it names, and none is
+        /// served once that has expired.
         #[arg(long, default_value = "1d")]
         expires: String,
         /// How often timestamp.json is checked for a change, like 10s.
@@ -157,10 +161,16 @@ pub struct MakeArgs {
     /// Name of an environment variable holding the key passphrase.
     #[arg(long)]
     pub passphrase_env: Option<String>,
-    /// How long the announcement stays valid, like 1d or 12h.
-    #[arg(long, default_value = "1d")]
-    pub expires: String,
+    /// How long the announcement stays valid, like 1d or 12h; refused when
+    /// it would end after the expiry of the timestamp.json it names.
+    /// [default: 1d, or until the timestamp expires if that is sooner]
+    #[arg(long)]
+    pub expires: Option<String>,
 }
+
+/// The validity of `make`, `zone` and `push` without `--expires`: a day, cut
+/// at the timestamp's expiry.
+pub const DEFAULT_VALIDITY: SignedDuration = SignedDuration::from_hours(24);
 
 /// What a command reports: lines of text, and the same as one JSON object.
 #[derive(Debug, Clone)]
@@ -205,13 +215,18 @@ fn passphrase(var: Option<&String>) -> Result<Option<Zeroizing<Vec<u8>>>, Error>
 fn sign_from_args(args: &MakeArgs, now: Timestamp) -> Result<Signed, Error> {
     let keys_dir = args.keys.clone().unwrap_or_else(|| args.repo.join("keys"));
     let keys = KeyDir::new(keys_dir, passphrase(args.passphrase_env.as_ref())?);
-    let valid_for = parse_duration("--expires", &args.expires)?;
+    // An explicit validity is taken at its word (and refused if too long);
+    // the default adapts to the timestamp.
+    let validity = match &args.expires {
+        Some(e) => Validity::Exactly(parse_duration("--expires", e)?),
+        None => Validity::AtMost(DEFAULT_VALIDITY),
+    };
     sign(
         &RepoDir::new(&args.repo),
         Signers::KeyDir(&keys),
         &args.name,
         &args.channel,
-        valid_for,
+        validity,
         now,
     )
 }
@@ -449,17 +464,21 @@ async fn serve(
     let zone_name = cfg.zone.to_string();
     crate::serve::run(announcer, &serve_cfg.listen, |addrs, signed| {
         let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+        let serial = signed.map(|s| s.announcement.serial);
+        let what = match serial {
+            Some(n) => format!("serial {n}"),
+            None => "no record (the timestamp has expired; see the log)".into(),
+        };
         on_ready(Output {
             text: vec![format!(
-                "serving {zone_name} on {} (udp+tcp): serial {}",
+                "serving {zone_name} on {} (udp+tcp): {what}",
                 list.join(", "),
-                signed.announcement.serial
             )],
             json: json!({
                 "ok": true,
                 "event": "listening",
                 "addresses": list,
-                "serial": signed.announcement.serial,
+                "serial": serial,
             }),
         });
     })

@@ -26,7 +26,8 @@ pub mod exit {
     /// The announcement is invalid: bad signature, unknown keys, another
     /// owner name or channel, malformed, or older than one seen (a replay).
     pub const INVALID: u8 = 3;
-    /// The announcement is expired (or issued in the future: check the clock).
+    /// The announcement is expired (or issued in the future: check the
+    /// clock), or the timestamp.json to announce is expired.
     pub const EXPIRED: u8 = 4;
     /// No announcement at the name.
     pub const NO_ANNOUNCEMENT: u8 = 5;
@@ -125,6 +126,34 @@ pub enum Error {
         /// The response code.
         rcode: String,
     },
+    /// The record asked for would stay valid after the `timestamp.json` it
+    /// names expires: an announcement may never extend the timestamp's trust.
+    #[error(
+        "an announcement valid until {expires} would outlive the timestamp.json it names \
+         (version {version}, which expires at {timestamp_expires}): give a shorter --expires \
+         (--expires {suggestion} fits), or re-sign the timestamp first"
+    )]
+    OutlivesTimestamp {
+        /// The version of the timestamp.
+        version: u64,
+        /// When the record would expire.
+        expires: jiff::Timestamp,
+        /// When the timestamp expires.
+        timestamp_expires: jiff::Timestamp,
+        /// An `--expires` value that fits.
+        suggestion: String,
+    },
+    /// The `timestamp.json` to announce is expired: no record may name it.
+    #[error(
+        "timestamp.json version {version} expired at {expired}, so no announcement may name \
+         it: the cron job that re-signs the timestamp (onionpkg-repo timestamp) must be looked at"
+    )]
+    TimestampExpired {
+        /// The version of the timestamp.
+        version: u64,
+        /// When it expired.
+        expired: jiff::Timestamp,
+    },
     /// The built-in server could not start or stopped with an error.
     #[error("serving: {0}")]
     Serve(String),
@@ -157,7 +186,11 @@ impl Error {
         match self {
             Self::Announce(e) => announce_exit_code(e),
             Self::UpdateRefused { .. } => exit::REFUSED,
-            Self::Root { .. } | Self::TsigKey { .. } | Self::InvalidArgument { .. } => exit::USAGE,
+            Self::Root { .. }
+            | Self::TsigKey { .. }
+            | Self::InvalidArgument { .. }
+            | Self::OutlivesTimestamp { .. } => exit::USAGE,
+            Self::TimestampExpired { .. } => exit::EXPIRED,
             #[cfg(feature = "release")]
             Self::Repo(e) => match e.kind() {
                 ErrorKind::BadConfig => exit::USAGE,
@@ -187,9 +220,11 @@ impl HasKind for Error {
             #[cfg(feature = "release")]
             Self::Repo(e) => e.kind(),
             Self::Trust(e) => e.kind(),
-            Self::Root { .. } | Self::InvalidArgument { .. } | Self::TsigKey { .. } => {
-                ErrorKind::BadConfig
-            }
+            Self::Root { .. }
+            | Self::InvalidArgument { .. }
+            | Self::TsigKey { .. }
+            | Self::OutlivesTimestamp { .. } => ErrorKind::BadConfig,
+            Self::TimestampExpired { .. } => ErrorKind::Expired,
             Self::Io { .. } | Self::State { .. } => ErrorKind::Io,
             Self::Network { .. } | Self::UpdateFailed { .. } => ErrorKind::Network,
             Self::UpdateRefused { .. } => ErrorKind::Key,

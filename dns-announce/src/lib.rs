@@ -18,14 +18,15 @@
 //!   ([`transport::StreamProvider`], for Tor).
 //! - [`check`]: verification against the pinned root and what the result
 //!   means for an appliance ([`check::AnnouncementState`]); [`state`] keeps
-//!   the highest serial seen.
+//!   the highest serial seen, bound to the keys that signed it.
 //! - [`cli`]: the `onionpkg-announce` command line.
 //!
 //! # Exit codes of `onionpkg-announce`
 //! The same for every subcommand ([`exit`]): 0 ok; 1 failure (network,
 //! files, server); 2 bad usage or configuration; 3 invalid announcement (bad
 //! signature, unknown keys, another owner name or channel, malformed, or a
-//! replayed older serial); 4 expired (or issued in the future); 5 no
+//! replayed older serial); 4 expired (or issued in the future; making a
+//! record: the timestamp it would name is expired); 5 no
 //! announcement at the name; 6 update refused by the DNS server.
 //!
 //! # Invariants
@@ -33,6 +34,11 @@
 //!   only a verified record whose serial equals the trusted timestamp
 //!   version lets an appliance skip the mirrors. Missing or invalid records
 //!   never block updates: they mean "ask the mirrors".
+//! - An announcement never outlives the `timestamp.json` it names: `make`
+//!   and `push` refuse a longer validity, `serve` cuts its records at the
+//!   timestamp's expiry and serves none once it has passed.
+//! - A replay floor counts only while the timestamp keys that signed it are
+//!   still trusted ([`state`]).
 //! - No resolver here reads `/etc/resolv.conf` or `/etc/hosts` on its own.
 //! - Secrets (TSIG keys, signing keys) are never printed or logged.
 

@@ -12,6 +12,12 @@
 //! - Only keys of the root's timestamp role sign, at least its threshold of
 //!   them, and every record made is verified with the same code appliances
 //!   run before it is returned: what is published is what appliances accept.
+//! - A record never outlives the timestamp it names: its expiry is at or
+//!   before that `timestamp.json`'s `signed.expires` (read in the same read
+//!   as its version and hash). [`Validity::Exactly`] refuses a longer
+//!   validity, [`Validity::AtMost`] cuts it there; no record at all is made
+//!   for an expired timestamp. The announcement is a pointer to the
+//!   timestamp, so it may never extend the trust the timestamp gives.
 
 use std::path::Path;
 
@@ -33,6 +39,9 @@ pub struct RepoState {
     pub serial: u64,
     /// SHA-256 of the bytes of `timestamp.json`.
     pub timestamp_hash: [u8; 32],
+    /// The `signed.expires` of `timestamp.json`: no record naming it may be
+    /// valid later.
+    pub timestamp_expires: Timestamp,
     /// The keys and threshold of the timestamp role in the newest root.
     pub timestamp_keys: RoleKeys,
 }
@@ -46,6 +55,25 @@ pub enum Signers<'a> {
     /// Key files loaded by the caller (the `timestamp_keys` of the config);
     /// each must belong to the timestamp role.
     Keys(&'a [SecretKey]),
+}
+
+/// How long a record stays valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// Exactly this long; refused ([`Error::OutlivesTimestamp`]) when it
+    /// would end after the named timestamp's expiry. An explicit `--expires`.
+    Exactly(SignedDuration),
+    /// This long, or until the named timestamp's expiry if that comes
+    /// sooner. The default of `make`, and what `serve` does.
+    AtMost(SignedDuration),
+}
+
+impl Validity {
+    fn duration(self) -> SignedDuration {
+        match self {
+            Self::Exactly(d) | Self::AtMost(d) => d,
+        }
+    }
 }
 
 /// A signed announcement, with what it says.
@@ -73,15 +101,17 @@ pub fn read_state(repo: &RepoDir) -> Result<RepoState> {
         })?;
     let ts_path = md.join("timestamp.json");
     let ts = std::fs::read(&ts_path).map_err(Error::io("reading", &ts_path))?;
+    let (serial, timestamp_expires) = timestamp_fields(&ts, &ts_path)?;
     Ok(RepoState {
-        serial: timestamp_version(&ts, &ts_path)?,
+        serial,
         timestamp_hash: Sha256::digest(&ts).into(),
+        timestamp_expires,
         timestamp_keys,
     })
 }
 
-/// The `signed.version` of a `timestamp.json`.
-fn timestamp_version(bytes: &[u8], path: &Path) -> Result<u64> {
+/// The `signed.version` and `signed.expires` of a `timestamp.json`.
+fn timestamp_fields(bytes: &[u8], path: &Path) -> Result<(u64, Timestamp)> {
     let bad = |reason: &str| {
         Error::Repo(onionpkg_repo::RepoError::BadFile {
             path: path.to_path_buf(),
@@ -92,23 +122,68 @@ fn timestamp_version(bytes: &[u8], path: &Path) -> Result<u64> {
     if value["signed"]["_type"] != "timestamp" {
         return Err(bad("not a timestamp metadata file"));
     }
-    value["signed"]["version"]
+    let version = value["signed"]["version"]
         .as_u64()
         .filter(|v| *v > 0)
-        .ok_or_else(|| bad("has no positive version"))
+        .ok_or_else(|| bad("has no positive version"))?;
+    let expires = value["signed"]["expires"]
+        .as_str()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .ok_or_else(|| bad("has no valid expiry time (signed.expires)"))?;
+    Ok((version, expires))
+}
+
+/// The expiry of a record issued at `issued` for `validity`, bounded by the
+/// expiry of the timestamp it names (both in whole seconds).
+fn bounded_expiry(state: &RepoState, issued: Timestamp, validity: Validity) -> Result<Timestamp> {
+    // Whole seconds, rounded down: the record's expiry is encoded so.
+    let ts_expires = Timestamp::from_second(state.timestamp_expires.as_second())
+        .map_err(|e| Error::arg("timestamp.json", e.to_string()))?;
+    if ts_expires <= issued {
+        return Err(Error::TimestampExpired {
+            version: state.serial,
+            expired: state.timestamp_expires,
+        });
+    }
+    let wanted = issued
+        .checked_add(validity.duration())
+        .map_err(|e| Error::arg("--expires", e.to_string()))?;
+    match validity {
+        _ if wanted <= ts_expires => Ok(wanted),
+        Validity::AtMost(_) => Ok(ts_expires),
+        Validity::Exactly(_) => Err(Error::OutlivesTimestamp {
+            version: state.serial,
+            expires: wanted,
+            timestamp_expires: state.timestamp_expires,
+            suggestion: suggest_expires(ts_expires.duration_since(issued)),
+        }),
+    }
+}
+
+/// An `--expires` value no longer than `max`, in the largest whole unit.
+fn suggest_expires(max: SignedDuration) -> String {
+    let secs = max.as_secs();
+    match secs {
+        86_400.. => format!("{}d", secs / 86_400),
+        3600.. => format!("{}h", secs / 3600),
+        60.. => format!("{}m", secs / 60),
+        _ => format!("{secs}s"),
+    }
 }
 
 /// Makes the announcement of the state of `repo` for `owner` and `channel`,
-/// valid for `valid_for` from `now`.
+/// issued at `now` and valid as `validity` says, never past the expiry of
+/// the `timestamp.json` it names ([`Error::OutlivesTimestamp`],
+/// [`Error::TimestampExpired`]).
 pub fn sign(
     repo: &RepoDir,
     signers: Signers<'_>,
     owner: &str,
     channel: &str,
-    valid_for: SignedDuration,
+    validity: Validity,
     now: Timestamp,
 ) -> Result<Signed> {
-    if !valid_for.is_positive() {
+    if !validity.duration().is_positive() {
         return Err(Error::arg("--expires", "the validity must be positive"));
     }
     let state = read_state(repo)?;
@@ -148,9 +223,7 @@ pub fn sign(
     };
     let issued =
         Timestamp::from_second(now.as_second()).map_err(|e| Error::arg("time", e.to_string()))?;
-    let expires = issued
-        .checked_add(valid_for)
-        .map_err(|e| Error::arg("--expires", e.to_string()))?;
+    let expires = bounded_expiry(&state, issued, validity)?;
     let text = announce::make(
         owner,
         channel,
@@ -170,17 +243,81 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_timestamp_version() {
+    fn reads_the_timestamp_version_and_expiry() {
         let p = Path::new("timestamp.json");
-        let ok = br#"{"signed":{"_type":"timestamp","version":7},"signatures":[]}"#;
-        assert_eq!(timestamp_version(ok, p).unwrap(), 7);
+        let ok = br#"{"signed":{"_type":"timestamp","version":7,"expires":"2030-01-02T03:04:05Z"},"signatures":[]}"#;
+        assert_eq!(
+            timestamp_fields(ok, p).unwrap(),
+            (7, "2030-01-02T03:04:05Z".parse().unwrap())
+        );
         for bad in [
-            &br#"{"signed":{"_type":"snapshot","version":7}}"#[..],
-            br#"{"signed":{"_type":"timestamp","version":0}}"#,
-            br#"{"signed":{"_type":"timestamp","version":"7"}}"#,
+            &br#"{"signed":{"_type":"snapshot","version":7,"expires":"2030-01-02T03:04:05Z"}}"#[..],
+            br#"{"signed":{"_type":"timestamp","version":0,"expires":"2030-01-02T03:04:05Z"}}"#,
+            br#"{"signed":{"_type":"timestamp","version":"7","expires":"2030-01-02T03:04:05Z"}}"#,
+            br#"{"signed":{"_type":"timestamp","version":7}}"#,
+            br#"{"signed":{"_type":"timestamp","version":7,"expires":"soon"}}"#,
             b"not json",
         ] {
-            assert!(timestamp_version(bad, p).is_err());
+            assert!(timestamp_fields(bad, p).is_err());
         }
+    }
+
+    fn state(expires: &str) -> RepoState {
+        RepoState {
+            serial: 7,
+            timestamp_hash: [0; 32],
+            timestamp_expires: expires.parse().unwrap(),
+            timestamp_keys: RoleKeys {
+                keys: Default::default(),
+                threshold: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn a_record_never_outlives_its_timestamp() {
+        let issued: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+        let s = state("2030-01-01T20:00:00.9Z");
+        let hours = SignedDuration::from_hours;
+        let end: Timestamp = "2030-01-01T20:00:00Z".parse().unwrap();
+        assert_eq!(
+            bounded_expiry(&s, issued, Validity::Exactly(hours(12))).unwrap(),
+            issued.checked_add(hours(12)).unwrap()
+        );
+        assert_eq!(
+            bounded_expiry(&s, issued, Validity::Exactly(hours(20))).unwrap(),
+            end
+        );
+        assert_eq!(
+            bounded_expiry(&s, issued, Validity::AtMost(hours(24))).unwrap(),
+            end
+        );
+        let err = bounded_expiry(&s, issued, Validity::Exactly(hours(24))).unwrap_err();
+        assert!(
+            matches!(err, Error::OutlivesTimestamp { version: 7, .. }),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("2030-01-02T00:00:00Z"), "{msg}");
+        assert!(msg.contains("2030-01-01T20:00:00.9Z"), "{msg}");
+        assert!(msg.contains("--expires 20h"), "{msg}");
+        assert_eq!(err.exit_code(), crate::exit::USAGE);
+
+        let at_end = bounded_expiry(&s, end, Validity::AtMost(hours(1))).unwrap_err();
+        assert!(
+            matches!(at_end, Error::TimestampExpired { version: 7, .. }),
+            "{at_end}"
+        );
+        assert!(at_end.to_string().contains("cron"), "{at_end}");
+        assert_eq!(at_end.exit_code(), crate::exit::EXPIRED);
+    }
+
+    #[test]
+    fn suggests_the_largest_whole_unit() {
+        let s = SignedDuration::from_secs;
+        assert_eq!(suggest_expires(s(2 * 86_400 + 5)), "2d");
+        assert_eq!(suggest_expires(s(86_399)), "23h");
+        assert_eq!(suggest_expires(s(3599)), "59m");
+        assert_eq!(suggest_expires(s(59)), "59s");
     }
 }

@@ -1,247 +1,111 @@
 //! The built-in authoritative server (`onionpkg-announce serve`).
 //!
-//! It answers for one zone only: the SOA and NS records at the apex and the
-//! TXT announcement at the owner name. Other names in the zone get NXDOMAIN,
-//! names outside it REFUSED; there is no recursion, no zone transfer and no
-//! dynamic update.
+//! It answers for one zone only ([`AnnounceZone`]): the SOA and NS records at
+//! the apex and the TXT announcement at the owner name. Other names in the
+//! zone get NXDOMAIN, names outside it REFUSED; there is no recursion, no
+//! zone transfer and no dynamic update.
 //!
 //! The announcement is re-made from the repository (and re-signed):
 //! - when `metadata/timestamp.json` changes: its hash is compared every poll
 //!   interval (default 10 s), so a publish shows up within one interval;
-//! - on SIGHUP, at once;
+//! - on SIGHUP ([`Control::Reload`]), at once;
 //! - when half of the announcement's validity has passed, so the record
-//!   served never expires while the server runs.
+//!   served does not expire while the timestamp it names is valid.
 //!
-//! SIGTERM and SIGINT shut the server down gracefully.
+//! Each record is valid for the configured time, cut at the expiry of the
+//! `timestamp.json` it names ([`Validity::AtMost`]). Once that timestamp has
+//! expired, no record may name it: the TXT RRset is removed (the SOA serial
+//! rises), an error is logged once, and the server answers without a record
+//! until a fresh `timestamp.json` appears; then it serves again.
+//!
+//! SIGTERM and SIGINT ([`Control::Stop`]) shut the server down gracefully.
+//!
+//! Time comes from a [`Timer`], so the loop ([`drive`]) can be run against
+//! a controlled clock; [`run`] uses the system clock.
 //!
 //! # Invariants
-//! - The TXT RRset and the SOA serial are replaced under one lock: a query
-//!   sees the old record or the new one, never none and never both.
-//! - The SOA serial rises with every change of the record.
-//! - A failed refresh keeps the previous record (it stays valid until its
-//!   expiry) and is logged; only the first one at start-up is fatal.
+//! - No record is served past its own expiry, and no record's expiry is
+//!   after the expiry of the timestamp it names: a record naming an expired
+//!   timestamp is never handed out. The loop wakes at the record's expiry
+//!   (at the latest) to withdraw it.
+//! - A failed refresh keeps the previous record while it is valid, and is
+//!   logged; only a failure of the first one at start-up is fatal, and not
+//!   even that when the only problem is an expired timestamp.
+//! - A record cut at the timestamp's expiry is not re-signed at half its
+//!   validity (that could not extend it): only a new `timestamp.json`
+//!   replaces it.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::pin::Pin;
 use std::time::Duration;
 
-use hickory_net::runtime::TokioRuntimeProvider;
-use hickory_proto::rr::rdata::{NS, SOA, TXT};
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
-use hickory_server::Server;
-use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use jiff::{SignedDuration, Timestamp};
 use onionpkg_repo::RepoDir;
+use onionpkg_trust::announce::Announcement;
+use onionpkg_trust::clock::{Clock, SystemClock};
 use onionpkg_trust::sign::SecretKey;
 use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
 
 use crate::err::{Error, Result};
-use crate::make::{Signed, Signers, sign};
+use crate::make::{Signed, Signers, Validity, sign};
 
-/// How long an idle TCP connection is kept open.
-pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+mod zone;
+
+pub use zone::{AnnounceZone, Listening, TCP_IDLE_TIMEOUT, listen};
 
 /// The default poll interval for `timestamp.json`.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(10);
 
-/// A fully qualified name from user input.
-fn fqdn(what: &str, name: &str) -> Result<Name> {
-    let text = if name.ends_with('.') {
-        name.to_string()
-    } else {
-        format!("{name}.")
-    };
-    Name::from_ascii(&text).map_err(|e| Error::arg(what, format!("{name:?}: {e}")))
+/// Without polling, how often the loop still checks whether the record is
+/// due (and, while none is served, looks for a fresh timestamp).
+pub const CHECK_WITHOUT_POLL: Duration = Duration::from_secs(60);
+
+/// The longest [`SystemClock`] sleeps at once, so that a wall clock that
+/// jumps is noticed.
+pub const MAX_NAP: Duration = Duration::from_secs(60);
+
+/// A clock the server's loop can wait on.
+pub trait Timer: Clock {
+    /// Resolves once this clock reads `at` or later. It may resolve earlier;
+    /// the loop then looks at the time again.
+    fn sleep_until(&self, at: Timestamp) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
-/// The zone served: SOA, NS and the announcement.
-#[derive(Clone)]
-pub struct AnnounceZone {
-    handler: Arc<InMemoryZoneHandler<TokioRuntimeProvider>>,
-    origin: Name,
-    owner: Name,
-    ttl: u32,
-    soa: SOA,
-    serial: Arc<AtomicU32>,
-}
-
-impl std::fmt::Debug for AnnounceZone {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnnounceZone")
-            .field("origin", &self.origin)
-            .field("owner", &self.owner)
-            .field("ttl", &self.ttl)
-            .finish_non_exhaustive()
+impl Timer for SystemClock {
+    fn sleep_until(&self, at: Timestamp) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let left = at.duration_since(Timestamp::now());
+        let nap = Duration::try_from(left)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_NAP);
+        Box::pin(tokio::time::sleep(nap))
     }
 }
 
-impl AnnounceZone {
-    /// A zone `zone` publishing the announcement at `name` with `ttl`; `ns`
-    /// is the name server's name (default `ns.ZONE`). It holds no
-    /// announcement until [`AnnounceZone::set_record`].
-    pub fn new(zone: &str, name: &str, ttl: u32, ns: Option<&str>) -> Result<Self> {
-        let origin = fqdn("zone", zone)?;
-        let owner = fqdn("name", name)?;
-        if !origin.zone_of(&owner) {
-            return Err(Error::arg(
-                "name",
-                format!("{owner} is not inside the zone {origin}"),
-            ));
-        }
-        let ns = match ns {
-            Some(ns) => fqdn("--ns", ns)?,
-            None => fqdn("zone", &format!("ns.{origin}"))?,
-        };
-        let rname = fqdn("zone", &format!("hostmaster.{origin}"))?;
-        // Negative answers are cached for at most a minute.
-        let soa = SOA::new(ns.clone(), rname, 1, 3600, 600, 86_400, ttl.min(60));
-        let mut handler = InMemoryZoneHandler::<TokioRuntimeProvider>::empty(
-            origin.clone(),
-            ZoneType::Primary,
-            AxfrPolicy::Deny,
-        );
-        let inserted = handler.upsert_mut(
-            Record::from_rdata(origin.clone(), ttl, RData::SOA(soa.clone())),
-            1,
-        ) && handler.upsert_mut(
-            Record::from_rdata(origin.clone(), ttl, RData::NS(NS(ns))),
-            1,
-        );
-        if !inserted {
-            return Err(Error::Serve("could not build the zone".into()));
-        }
-        Ok(Self {
-            handler: Arc::new(handler),
-            origin,
-            owner,
-            ttl,
-            soa,
-            serial: Arc::new(AtomicU32::new(1)),
-        })
-    }
-
-    /// Replaces the announcement (none: remove it) and raises the SOA serial.
-    pub async fn set_record(&self, text: Option<&str>) -> Result<()> {
-        let serial = self.serial.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
-        let txt_key = RrKey::new(LowerName::from(&self.owner), RecordType::TXT);
-        let soa_key = RrKey::new(LowerName::from(&self.origin), RecordType::SOA);
-        let mut soa = self.soa.clone();
-        soa.serial = serial;
-        let mut soa_set = RecordSet::new(self.origin.clone(), RecordType::SOA, serial);
-        soa_set.insert(
-            Record::from_rdata(self.origin.clone(), self.ttl, RData::SOA(soa)),
-            serial,
-        );
-        let txt_set = match text {
-            Some(text) => {
-                let strings: Vec<String> = onionpkg_trust::announce::chunks(text)
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect();
-                let mut set = RecordSet::new(self.owner.clone(), RecordType::TXT, serial);
-                set.insert(
-                    Record::from_rdata(self.owner.clone(), self.ttl, RData::TXT(TXT::new(strings))),
-                    serial,
-                );
-                Some(set)
-            }
-            None => None,
-        };
-        let mut records = self.handler.records_mut().await;
-        match txt_set {
-            Some(set) => records.insert(txt_key, Arc::new(set)),
-            None => records.remove(&txt_key),
-        };
-        records.insert(soa_key, Arc::new(soa_set));
-        Ok(())
-    }
-
-    /// A catalog answering for this zone only.
-    fn catalog(&self) -> Catalog {
-        let mut catalog = Catalog::new();
-        let handler: Arc<dyn ZoneHandler> = self.handler.clone();
-        catalog.upsert(LowerName::from(&self.origin), vec![handler]);
-        catalog
-    }
+/// What the loop is told from outside (signals, in the binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the repository and re-sign now (SIGHUP).
+    Reload,
+    /// Stop (SIGTERM, SIGINT).
+    Stop,
 }
 
-/// A running server.
-pub struct Listening {
-    server: Server<Catalog>,
-    addrs: Vec<SocketAddr>,
-}
-
-impl std::fmt::Debug for Listening {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listening")
-            .field("addrs", &self.addrs)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Listening {
-    /// The addresses answered on (UDP and TCP each).
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.addrs
-    }
-
-    /// Stops accepting queries and waits for the running ones.
-    pub async fn shutdown(mut self) -> Result<()> {
-        self.server
-            .shutdown_gracefully()
-            .await
-            .map_err(|e| Error::Serve(e.to_string()))
-    }
-}
-
-/// A UDP socket at `addr`; an IPv6 one answers IPv6 only, so that `[::]:53`
-/// and `0.0.0.0:53` can both be listed.
-fn bind_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    tokio::net::UdpSocket::from_std(socket.into())
-}
-
-/// A TCP listener at `addr` (IPv6 only for an IPv6 address).
-fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(128)?;
-    tokio::net::TcpListener::from_std(socket.into())
-}
-
-/// Starts answering for `zone` on UDP and TCP at each address. A port 0
-/// binds UDP to a free port and TCP to the same one.
-pub async fn listen(zone: &AnnounceZone, addrs: &[SocketAddr]) -> Result<Listening> {
-    let mut server = Server::new(zone.catalog());
-    let mut bound = Vec::new();
-    for &addr in addrs {
-        let bind_err =
-            |proto: &str, e: std::io::Error| Error::Serve(format!("binding {proto} {addr}: {e}"));
-        let udp = bind_udp(addr).map_err(|e| bind_err("UDP", e))?;
-        let actual = udp.local_addr().map_err(|e| bind_err("UDP", e))?;
-        let tcp = bind_tcp(actual).map_err(|e| bind_err("TCP", e))?;
-        server.register_socket(udp);
-        server.register_listener(tcp, TCP_IDLE_TIMEOUT, 32);
-        bound.push(actual);
-    }
-    Ok(Listening {
-        server,
-        addrs: bound,
-    })
+/// What the server answers at the owner name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServeStatus {
+    /// Nothing made yet.
+    Starting,
+    /// This record is served.
+    Serving(Announcement),
+    /// No record is served.
+    Withdrawn {
+        /// Why (the timestamp expired, or the record did and could not be
+        /// renewed).
+        reason: String,
+    },
 }
 
 /// What `serve` announces, and how.
@@ -251,11 +115,33 @@ pub struct ServeOptions {
     pub name: String,
     /// The channel.
     pub channel: String,
-    /// How long each signed announcement is valid.
+    /// How long each signed announcement is valid at most (it is cut at the
+    /// expiry of the timestamp it names).
     pub valid_for: SignedDuration,
     /// How often `timestamp.json` is checked for a change; `None`: only on
-    /// SIGHUP (and before expiry).
+    /// SIGHUP, when the record is due, and every [`CHECK_WITHOUT_POLL`]
+    /// while none is served.
     pub poll: Option<Duration>,
+}
+
+/// The record served, and whether it was cut at the timestamp's expiry.
+#[derive(Debug)]
+struct Current {
+    signed: Signed,
+    capped: bool,
+}
+
+impl Current {
+    /// When it must be re-made: at half its validity, or (when cut at the
+    /// timestamp's expiry, which re-signing cannot extend) at its expiry.
+    fn due_at(&self) -> Timestamp {
+        let a = &self.signed.announcement;
+        if self.capped {
+            return a.expires;
+        }
+        let half = a.expires.duration_since(a.issued) / 2;
+        a.issued.checked_add(half).unwrap_or(a.expires)
+    }
 }
 
 /// Keeps the served announcement in step with the repository.
@@ -265,7 +151,11 @@ pub struct Announcer {
     opts: ServeOptions,
     zone: AnnounceZone,
     seen_hash: Option<[u8; 32]>,
-    current: Option<Signed>,
+    current: Option<Current>,
+    /// When the last refresh failed, if the last one did: not retried for
+    /// being due before the next poll.
+    last_failure: Option<Timestamp>,
+    status: watch::Sender<ServeStatus>,
 }
 
 impl std::fmt::Debug for Announcer {
@@ -293,53 +183,162 @@ impl Announcer {
             zone,
             seen_hash: None,
             current: None,
+            last_failure: None,
+            status: watch::Sender::new(ServeStatus::Starting),
         }
     }
 
     /// The announcement served now.
     pub fn current(&self) -> Option<&Signed> {
-        self.current.as_ref()
+        self.current.as_ref().map(|c| &c.signed)
+    }
+
+    /// What is served, as it changes.
+    pub fn status(&self) -> watch::Receiver<ServeStatus> {
+        self.status.subscribe()
+    }
+
+    /// The first refresh: an error is fatal, except an expired timestamp
+    /// (the server then starts without a record and waits for a fresh one).
+    pub async fn start(&mut self, now: Timestamp) -> Result<()> {
+        match self.refresh(now, true).await {
+            Ok(_) | Err(Error::TimestampExpired { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the record must be re-made at `now`: none is served, or it
+    /// is due ([`Current::due_at`]).
+    pub fn is_due(&self, now: Timestamp) -> bool {
+        self.current.as_ref().is_none_or(|c| now >= c.due_at())
+    }
+
+    /// When the record next needs attention (possibly already passed): when
+    /// it is due, or, if a refresh failed since, when it expires (to
+    /// withdraw it). `None` while no record is served.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        let c = self.current.as_ref()?;
+        let (due, expires) = (c.due_at(), c.signed.announcement.expires);
+        match self.last_failure {
+            Some(failed) if failed >= due => (expires > failed).then_some(expires),
+            _ => Some(due),
+        }
     }
 
     /// Re-makes the announcement if `force`, if `timestamp.json` changed,
-    /// or if half its validity has passed. Returns the new one, if any.
+    /// or if it is due. Returns the new one, if any.
+    ///
+    /// When the timestamp has expired, the record is withdrawn and
+    /// [`Error::TimestampExpired`] returned (logged here once, when the
+    /// record goes). On any other error the previous record stays while it
+    /// is valid.
     pub async fn refresh(&mut self, now: Timestamp, force: bool) -> Result<Option<&Signed>> {
-        let ts_path = self.repo.metadata_dir().join("timestamp.json");
-        let bytes = std::fs::read(&ts_path).map_err(Error::io("reading", &ts_path))?;
-        let hash: [u8; 32] = Sha256::digest(&bytes).into();
-        let renew = self.current.as_ref().is_none_or(|c| {
-            let a = &c.announcement;
-            let half = a.expires.duration_since(a.issued) / 2;
-            a.issued.checked_add(half).is_ok_and(|at| now >= at)
-        });
-        if !(force || renew || self.seen_hash != Some(hash)) {
-            return Ok(None);
+        match self.try_refresh(now, force).await {
+            Ok(made) => {
+                self.last_failure = None;
+                Ok(made.then(|| self.current()).flatten())
+            }
+            Err(e) => {
+                self.last_failure = Some(now);
+                Err(e)
+            }
         }
-        let signed = sign(
+    }
+
+    /// [`Announcer::refresh`]; true when a new record is served.
+    async fn try_refresh(&mut self, now: Timestamp, force: bool) -> Result<bool> {
+        let ts_path = self.repo.metadata_dir().join("timestamp.json");
+        let hash: [u8; 32] = match std::fs::read(&ts_path) {
+            Ok(bytes) => Sha256::digest(&bytes).into(),
+            Err(e) => {
+                self.withdraw_if_expired(now).await?;
+                return Err(Error::io("reading", &ts_path)(e));
+            }
+        };
+        if !(force || self.is_due(now) || self.seen_hash != Some(hash)) {
+            return Ok(false);
+        }
+        let validity = Validity::AtMost(self.opts.valid_for);
+        let signed = match sign(
             &self.repo,
             Signers::Keys(&self.keys),
             &self.opts.name,
             &self.opts.channel,
-            self.opts.valid_for,
+            validity,
             now,
-        )?;
+        ) {
+            Ok(signed) => signed,
+            Err(e @ Error::TimestampExpired { .. }) => {
+                self.seen_hash = Some(hash);
+                self.withdraw(&e.to_string()).await?;
+                return Err(e);
+            }
+            Err(e) => {
+                self.withdraw_if_expired(now).await?;
+                return Err(e);
+            }
+        };
+        let a = &signed.announcement;
+        let capped = a.expires.duration_since(a.issued) < self.opts.valid_for;
         self.zone.set_record(Some(&signed.text)).await?;
+        if matches!(*self.status.borrow(), ServeStatus::Withdrawn { .. }) {
+            tracing::warn!(
+                serial = a.serial,
+                "a fresh timestamp: serving the announcement again"
+            );
+        }
         tracing::info!(
-            serial = signed.announcement.serial,
-            expires = %signed.announcement.expires,
+            serial = a.serial,
+            expires = %a.expires,
+            cut_at_timestamp_expiry = capped,
             "serving a new announcement"
         );
+        self.status.send_replace(ServeStatus::Serving(a.clone()));
         self.seen_hash = Some(hash);
-        Ok(Some(&*self.current.insert(signed)))
+        self.current = Some(Current { signed, capped });
+        Ok(true)
+    }
+
+    /// Removes the record (if one is served, or none was yet), and says why
+    /// in the log, once.
+    async fn withdraw(&mut self, reason: &str) -> Result<()> {
+        if self.current.is_none() && matches!(*self.status.borrow(), ServeStatus::Withdrawn { .. })
+        {
+            return Ok(());
+        }
+        self.zone.set_record(None).await?;
+        self.current = None;
+        tracing::error!("{reason}; no announcement is served until that is fixed");
+        self.status.send_replace(ServeStatus::Withdrawn {
+            reason: reason.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Withdraws the record once it has expired.
+    async fn withdraw_if_expired(&mut self, now: Timestamp) -> Result<()> {
+        let Some(expires) = self
+            .current
+            .as_ref()
+            .map(|c| c.signed.announcement.expires)
+            .filter(|e| now >= *e)
+        else {
+            return Ok(());
+        };
+        self.withdraw(&format!(
+            "the announcement expired at {expires} and could not be renewed"
+        ))
+        .await
     }
 }
 
 /// Serves until SIGTERM or SIGINT. `ready` is called with the bound
-/// addresses once the server answers and the signal handlers are in place.
+/// addresses and the record served (none when the timestamp has expired)
+/// once the server answers and the signal handlers are in place.
 pub async fn run(
     mut announcer: Announcer,
     listen_on: &[SocketAddr],
-    ready: impl FnOnce(&[SocketAddr], &Signed),
+    ready: impl FnOnce(&[SocketAddr], Option<&Signed>),
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let sig = |kind: SignalKind, name: &str| {
@@ -348,47 +347,74 @@ pub async fn run(
     let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
     let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
     let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
-    announcer.refresh(Timestamp::now(), true).await?;
+    let clock = SystemClock;
+    announcer.start(clock.now()).await?;
     let listening = listen(&announcer.zone, listen_on).await?;
-    if let Some(current) = announcer.current() {
-        ready(listening.local_addrs(), current);
-    }
-    // Without polling, still wake up to renew before expiry.
-    let period = announcer.opts.poll.unwrap_or(Duration::from_secs(60));
-    let mut tick = tokio::time::interval(period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        let force = tokio::select! {
-            _ = hup.recv() => { tracing::info!("SIGHUP: re-reading the repository"); true }
-            _ = tick.tick() => false,
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-        };
-        let polled = force || announcer.opts.poll.is_some();
-        let result = if polled {
-            announcer.refresh(Timestamp::now(), force).await.map(|_| ())
-        } else {
-            renew_only(&mut announcer).await
-        };
-        if let Err(e) = result {
-            tracing::error!(error = %e, "could not refresh the announcement; still serving the previous one");
+    ready(listening.local_addrs(), announcer.current());
+    let (tx, mut rx) = mpsc::channel(4);
+    // Never ends by itself: the loop ends when it receives the stop.
+    let signals = async move {
+        loop {
+            let control = tokio::select! {
+                _ = hup.recv() => { tracing::info!("SIGHUP: re-reading the repository"); Control::Reload }
+                _ = term.recv() => Control::Stop,
+                _ = int.recv() => Control::Stop,
+            };
+            if tx.send(control).await.is_err() || control == Control::Stop {
+                break;
+            }
         }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        served = drive(&mut announcer, &clock, &mut rx) => served?,
+        () = signals => {}
     }
     tracing::info!("shutting down");
     listening.shutdown().await
 }
 
-/// Without polling: re-sign only when half the validity has passed.
-async fn renew_only(announcer: &mut Announcer) -> Result<()> {
-    let now = Timestamp::now();
-    let due = announcer.current().is_none_or(|c| {
-        let a = &c.announcement;
-        let half = a.expires.duration_since(a.issued) / 2;
-        a.issued.checked_add(half).is_ok_and(|at| now >= at)
-    });
-    if due {
-        announcer.refresh(now, true).await?;
+/// The server's loop: keeps the record in step with the repository and the
+/// clock until [`Control::Stop`] (or the sender is dropped). The first
+/// record is made before ([`Announcer::start`]).
+pub async fn drive(
+    announcer: &mut Announcer,
+    timer: &dyn Timer,
+    control: &mut mpsc::Receiver<Control>,
+) -> Result<()> {
+    let period = announcer.opts.poll.unwrap_or(CHECK_WITHOUT_POLL);
+    let period =
+        SignedDuration::try_from(period).map_err(|e| Error::arg("--poll", e.to_string()))?;
+    loop {
+        let now = timer.now();
+        let mut wake = now.checked_add(period).unwrap_or(Timestamp::MAX);
+        if let Some(due) = announcer.next_due() {
+            // Possibly passed already (the clock moved while refreshing):
+            // then at once.
+            wake = wake.min(due);
+        }
+        let force = tokio::select! {
+            c = control.recv() => match c {
+                Some(Control::Reload) => true,
+                Some(Control::Stop) | None => break,
+            },
+            () = timer.sleep_until(wake) => false,
+        };
+        let now = timer.now();
+        // Without polling, only a due record (or SIGHUP) re-reads the
+        // repository.
+        if !(force || announcer.opts.poll.is_some() || announcer.is_due(now)) {
+            continue;
+        }
+        match announcer.refresh(now, force).await {
+            Ok(_) => {}
+            // Logged when the record was withdrawn.
+            Err(e @ Error::TimestampExpired { .. }) => tracing::debug!(error = %e, "still expired"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "could not refresh the announcement; the previous one stays while it is valid"
+            ),
+        }
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RData, RecordType};
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_announce::make::{Signed, Signers, sign};
+use onionpkg_announce::make::{Signed, Signers, Validity, sign};
 use onionpkg_announce::serve::{AnnounceZone, Listening, listen};
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir, Threshold};
 
@@ -67,6 +67,12 @@ impl TestRepo {
     /// Stages one more package and publishes; returns the new timestamp
     /// version (the announcement serial).
     pub(crate) fn publish_new(&self) -> u64 {
+        self.publish_new_at(Timestamp::now())
+    }
+
+    /// As [`TestRepo::publish_new`], signed at `now` (the timestamp expires
+    /// a day later).
+    pub(crate) fn publish_new_at(&self, now: Timestamp) -> u64 {
         let n = self.packages.get() + 1;
         self.packages.set(n);
         let file = self.tmp.path().join("input");
@@ -80,8 +86,21 @@ impl TestRepo {
             )
             .expect("add");
         self.repo
-            .publish(&self.keys, &Expiries::default(), &[], Timestamp::now())
+            .publish(&self.keys, &Expiries::default(), &[], now)
             .expect("publish")
+    }
+
+    /// The `signed.expires` of the published timestamp.json.
+    pub(crate) fn timestamp_expires(&self) -> Timestamp {
+        let path = self.repo.metadata_dir().join("timestamp.json");
+        let ts: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).expect("reading timestamp.json"))
+                .expect("timestamp.json is JSON");
+        ts["signed"]["expires"]
+            .as_str()
+            .expect("an expiry")
+            .parse()
+            .expect("an RFC 3339 time")
     }
 
     /// The pinned root: version 1.
@@ -116,7 +135,8 @@ impl TestRepo {
     }
 
     /// Signs the current state for `owner` and `channel`, issued at
-    /// `issued` and valid for `valid_for`.
+    /// `issued` and valid for `valid_for` (at most: until the timestamp
+    /// expires).
     pub(crate) fn sign_at(
         &self,
         owner: &str,
@@ -129,7 +149,7 @@ impl TestRepo {
             Signers::KeyDir(&self.keys),
             owner,
             channel,
-            valid_for,
+            Validity::AtMost(valid_for),
             issued,
         )
         .expect("signing an announcement")
