@@ -150,7 +150,7 @@ async fn query(
                 let transport = transport.clone();
                 async move { tor_stream(&transport, addr).await }
             });
-            let resolver = resolver_over_streams(provider.clone(), server, DNS_TIMEOUT)
+            let resolver = resolver_over_streams(provider.clone(), server, DNS_TIMEOUT, None)
                 .map_err(|e| e.to_string())?;
             let records = query_announcement(&resolver, &name)
                 .await
@@ -159,11 +159,11 @@ async fn query(
         }
         Transport::Https { .. } => {
             let resolver = match (config.resolver, config.use_system_resolver) {
-                (Some(server), _) => resolver_for_server(server, DNS_TIMEOUT),
+                (Some(server), _) => resolver_for_server(server, DNS_TIMEOUT, None),
                 (None, true) => {
                     let conf = std::fs::read_to_string("/etc/resolv.conf")
                         .map_err(|e| format!("reading the system resolver configuration: {e}"))?;
-                    resolver_for_system(&conf, DNS_TIMEOUT)
+                    resolver_for_system(&conf, DNS_TIMEOUT, None)
                 }
                 (None, false) => return Err("no resolver is configured".into()),
             }
