@@ -145,8 +145,12 @@ pub struct AnnouncementConfig {
     /// must be `true`.
     #[serde(default, deserialize_with = "de_with::opt_socket_addr")]
     pub resolver: Option<SocketAddr>,
-    /// DNSSEC trust anchors (a root key file); when set, answers must
-    /// validate. Default: none; the signature on the record is still checked.
+    /// DNSSEC trust anchors: a file of the zone's DNSKEY records in zone-file
+    /// syntax (as `dig ZONE DNSKEY` or Knot's `keymgr ZONE dnskey` print
+    /// them). When set, the answer must validate against them: one that does
+    /// not (unsigned, forged, another key) counts as no announcement, and a
+    /// mirror is asked. An unreadable or malformed file is a configuration
+    /// error. Default: none; the signature on the record is checked either way.
     #[serde(default)]
     pub dnssec_anchors: Option<PathBuf>,
     /// Ask the system's resolvers (`/etc/resolv.conf`) instead of `resolver`.

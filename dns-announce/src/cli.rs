@@ -17,6 +17,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::check::{AnnouncementState, Expectation, timestamp_keys_of_root, verify_records};
+use crate::dnssec::DnssecAnchors;
 use crate::err::{Error, announce_exit_code, exit};
 use crate::make::{Signed, Signers, Validity, sign};
 use crate::push::{PushRequest, push};
@@ -127,9 +128,16 @@ pub enum Command {
         /// The channel followed.
         #[arg(long, default_value = "stable")]
         channel: String,
-        /// A file keeping the highest serial seen: an older record is refused.
+        /// A file keeping the floor: the highest serial verified, bound to
+        /// the keys that signed it; an older record is refused while the
+        /// root still trusts those keys.
         #[arg(long)]
         state: Option<PathBuf>,
+        /// DNSSEC trust anchors: DNSKEY records of the zone (every key of
+        /// its DNSKEY set, or its one CSK) in zone-file syntax. The answer
+        /// must then validate.
+        #[arg(long)]
+        dnssec_anchors: Option<PathBuf>,
         /// The timestamp version trusted now: reports whether an update is
         /// available.
         #[arg(long)]
@@ -348,6 +356,7 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
             system_resolver,
             channel,
             state,
+            dnssec_anchors,
             timestamp_version,
             tolerance,
             timeout,
@@ -358,16 +367,21 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
             let tolerance = Tolerance::from_secs(*tolerance)
                 .map_err(|e| Error::arg("--tolerance", e.to_string()))?;
             let keys = timestamp_keys_of_root(root)?;
+            let anchors = dnssec_anchors
+                .as_deref()
+                .map(DnssecAnchors::load)
+                .transpose()?;
             let mut serials = state.as_deref().map(SerialState::load).transpose()?;
             let records = match (server, system_resolver) {
                 (Some(server), _) => {
-                    let resolver = resolver_for_server(parse_server(server)?, timeout)?;
+                    let resolver =
+                        resolver_for_server(parse_server(server)?, timeout, anchors.as_ref())?;
                     query_announcement(&resolver, name).await?
                 }
                 (None, true) => {
                     let path = std::path::Path::new("/etc/resolv.conf");
                     let conf = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
-                    let resolver = resolver_for_system(&conf, timeout)?;
+                    let resolver = resolver_for_system(&conf, timeout, anchors.as_ref())?;
                     query_announcement(&resolver, name).await?
                 }
                 (None, false) => {
@@ -399,8 +413,23 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
                 format!("  keys     {}", a.signed_by.join(", ")),
                 format!("  sha256   {} (timestamp.json)", hex(&a.timestamp_hash)),
             ];
+            let dnssec = match &anchors {
+                Some(anchors) => {
+                    text.push(format!(
+                        "  dnssec   secure (anchors for {})",
+                        anchors.zones().join(", ")
+                    ));
+                    "secure"
+                }
+                None => "not validated",
+            };
             let mut json = with(
-                json!({"ok": true, "state": "valid", "records": records.len()}),
+                json!({
+                    "ok": true,
+                    "state": "valid",
+                    "records": records.len(),
+                    "dnssec": dnssec,
+                }),
                 announcement_json(name, &a),
             );
             if let Some(trusted) = timestamp_version {

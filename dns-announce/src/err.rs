@@ -24,7 +24,8 @@ pub mod exit {
     /// Bad usage: an invalid argument or configuration.
     pub const USAGE: u8 = 2;
     /// The announcement is invalid: bad signature, unknown keys, another
-    /// owner name or channel, malformed, or older than one seen (a replay).
+    /// owner name or channel, malformed, or older than one seen (a replay);
+    /// or, with DNSSEC anchors, the answer did not validate.
     pub const INVALID: u8 = 3;
     /// The announcement is expired (or issued in the future: check the
     /// clock), or the timestamp.json to announce is expired.
@@ -154,6 +155,26 @@ pub enum Error {
         /// When it expired.
         expired: jiff::Timestamp,
     },
+    /// The DNSSEC trust anchors file is unusable.
+    #[error("DNSSEC anchors file {path} {reason}")]
+    Anchors {
+        /// The anchors file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// With DNSSEC anchors configured, the answer did not validate: the zone
+    /// is unsigned, signed by another key, or the answer was forged.
+    #[error(
+        "the DNS answer for {name} failed DNSSEC validation against the configured anchors \
+         ({reason}): the zone is not signed by an anchored key, or the answer was forged"
+    )]
+    Dnssec {
+        /// The name asked for.
+        name: String,
+        /// What the validator said.
+        reason: String,
+    },
     /// The built-in server could not start or stopped with an error.
     #[error("serving: {0}")]
     Serve(String),
@@ -189,7 +210,9 @@ impl Error {
             Self::Root { .. }
             | Self::TsigKey { .. }
             | Self::InvalidArgument { .. }
-            | Self::OutlivesTimestamp { .. } => exit::USAGE,
+            | Self::OutlivesTimestamp { .. }
+            | Self::Anchors { .. } => exit::USAGE,
+            Self::Dnssec { .. } => exit::INVALID,
             Self::TimestampExpired { .. } => exit::EXPIRED,
             #[cfg(feature = "release")]
             Self::Repo(e) => match e.kind() {
@@ -223,7 +246,9 @@ impl HasKind for Error {
             Self::Root { .. }
             | Self::InvalidArgument { .. }
             | Self::TsigKey { .. }
-            | Self::OutlivesTimestamp { .. } => ErrorKind::BadConfig,
+            | Self::OutlivesTimestamp { .. }
+            | Self::Anchors { .. } => ErrorKind::BadConfig,
+            Self::Dnssec { .. } => ErrorKind::Verification,
             Self::TimestampExpired { .. } => ErrorKind::Expired,
             Self::Io { .. } | Self::State { .. } => ErrorKind::Io,
             Self::Network { .. } | Self::UpdateFailed { .. } => ErrorKind::Network,

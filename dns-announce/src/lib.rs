@@ -15,7 +15,8 @@
 //! - [`serve`]: a small authoritative server for the announcement zone.
 //! - [`query`]: asks DNS for the TXT records at a name, through a resolver
 //!   that reads no system file, optionally over caller-given streams
-//!   ([`transport::StreamProvider`], for Tor).
+//!   ([`transport::StreamProvider`], for Tor), validating the answer with
+//!   DNSSEC when [`dnssec`] anchors are given.
 //! - [`check`]: verification against the pinned root and what the result
 //!   means for an appliance ([`check::AnnouncementState`]); [`state`] keeps
 //!   the highest serial seen, bound to the keys that signed it.
@@ -47,6 +48,7 @@
 pub mod check;
 #[cfg(feature = "release")]
 pub mod cli;
+pub mod dnssec;
 mod err;
 #[cfg(feature = "release")]
 pub mod make;
@@ -61,6 +63,7 @@ pub mod transport;
 pub mod tsig;
 
 pub use check::AnnouncementState;
+pub use dnssec::{DnssecAnchors, load_anchors};
 pub use err::{Error, Result, announce_exit_code, exit};
 pub use query::query_announcement;
 pub use transport::StreamProvider;

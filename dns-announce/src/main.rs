@@ -33,7 +33,13 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // hickory's DNSSEC validator logs whole messages at warn
+                // for every answer it refuses; the error we report says why.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(
+                        "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
+                    )
+                }),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()

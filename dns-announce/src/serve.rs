@@ -207,8 +207,9 @@ impl Announcer {
         }
     }
 
-    /// Whether the record must be re-made at `now`: none is served, or it
-    /// is due ([`Current::due_at`]).
+    /// Whether the record must be re-made at `now`: none is served, or half
+    /// its validity has passed (for a record cut at the timestamp's expiry:
+    /// it has expired).
     pub fn is_due(&self, now: Timestamp) -> bool {
         self.current.as_ref().is_none_or(|c| now >= c.due_at())
     }

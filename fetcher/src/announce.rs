@@ -21,12 +21,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use onionpkg_announce::StreamProvider;
 use onionpkg_announce::check::{AnnouncementState, Expectation, verify_records};
 use onionpkg_announce::query::{
     query_announcement, resolver_for_server, resolver_for_system, resolver_over_streams,
 };
 use onionpkg_announce::state::SerialState;
+use onionpkg_announce::{DnssecAnchors, StreamProvider};
 use onionpkg_config::fetcher::AnnouncementConfig;
 use onionpkg_trust::clock::Tolerance;
 use onionpkg_trust::keys::RoleKeys;
@@ -73,6 +73,7 @@ impl DnsCheck {
 #[allow(clippy::too_many_arguments, reason = "each is one input of the check")]
 pub async fn check_dns(
     config: &AnnouncementConfig,
+    anchors: Option<&DnssecAnchors>,
     transport: &Transport,
     keys: &RoleKeys,
     trusted_timestamp_version: u64,
@@ -81,7 +82,7 @@ pub async fn check_dns(
     tolerance: Tolerance,
 ) -> DnsCheck {
     let name = config.name.to_string();
-    let (records, tcp_streams) = match query(config, transport).await {
+    let (records, tcp_streams) = match query(config, transport, anchors).await {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "the update announcement could not be fetched");
@@ -133,6 +134,7 @@ pub async fn check_dns(
 async fn query(
     config: &AnnouncementConfig,
     transport: &Transport,
+    anchors: Option<&DnssecAnchors>,
 ) -> Result<(Vec<String>, usize), String> {
     let name = config.name.to_string();
     match transport {
@@ -149,7 +151,7 @@ async fn query(
                 let transport = transport.clone();
                 async move { tor_stream(&transport, addr).await }
             });
-            let resolver = resolver_over_streams(provider.clone(), server, DNS_TIMEOUT)
+            let resolver = resolver_over_streams(provider.clone(), server, DNS_TIMEOUT, anchors)
                 .map_err(|e| e.to_string())?;
             let records = query_announcement(&resolver, &name)
                 .await
@@ -158,11 +160,11 @@ async fn query(
         }
         Transport::Https { .. } => {
             let resolver = match (config.resolver, config.use_system_resolver) {
-                (Some(server), _) => resolver_for_server(server, DNS_TIMEOUT),
+                (Some(server), _) => resolver_for_server(server, DNS_TIMEOUT, anchors),
                 (None, true) => {
                     let conf = std::fs::read_to_string("/etc/resolv.conf")
                         .map_err(|e| format!("reading the system resolver configuration: {e}"))?;
-                    resolver_for_system(&conf, DNS_TIMEOUT)
+                    resolver_for_system(&conf, DNS_TIMEOUT, anchors)
                 }
                 (None, false) => return Err("no resolver is configured".into()),
             }

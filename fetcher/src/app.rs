@@ -463,8 +463,16 @@ impl App {
         let now = self.clock.now()?;
         let mut serials = self.serial_state()?;
         let tolerance = self.clock.tolerance();
+        // A bad anchors file is a configuration error, not a missing record.
+        let anchors = config
+            .dnssec_anchors
+            .as_deref()
+            .map(onionpkg_announce::load_anchors)
+            .transpose()
+            .map_err(|e| AppError::Usage(e.to_string()))?;
         let checked = crate::announce::check_dns(
             &config,
+            anchors.as_ref(),
             transport,
             &keys,
             trusted,

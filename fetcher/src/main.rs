@@ -12,8 +12,13 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // hickory's DNSSEC validator logs whole messages at warn for
+                // every answer it refuses; the warning we print says why.
+                tracing_subscriber::EnvFilter::new(
+                    "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
+                )
+            }),
         )
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -98,6 +98,21 @@ impl Knot {
     /// Starts Knot with a TSIG key `update-key` allowed to update the zone,
     /// and waits (within [`DEADLINE`]) until it answers for the zone.
     pub(crate) fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// [`Knot::start`], with the zone signed by Knot itself when `signed`
+    /// (automatic signing, one Ed25519 combined signing key), and then
+    /// waits until it is.
+    pub(crate) fn start_with(signed: bool) -> Self {
+        let knot = Self::start_unchecked(signed);
+        if signed {
+            knot.wait_signed();
+        }
+        knot
+    }
+
+    fn start_unchecked(signed: bool) -> Self {
         let knotd = program("knotd");
         let mut dir = tempfile::tempdir().unwrap();
         let key = keymgr_key("update-key");
@@ -116,6 +131,11 @@ impl Knot {
         )
         .unwrap();
         let mut last_log = String::new();
+        let signing = if signed {
+            "    dnssec-signing: on\n    dnssec-policy: csk\n"
+        } else {
+            ""
+        };
         // A port found free may be taken before knotd binds it: try again.
         for _ in 0..3 {
             let port = free_port();
@@ -131,9 +151,10 @@ impl Knot {
                      acl:\n  - id: update_acl\n    key: update-key\n    action: update\n\
                      \x20   update-type: [TXT]\n    update-owner: name\n\
                      \x20   update-owner-match: equal\n    update-owner-name: [{NAME}.]\n\
+                     policy:\n  - id: csk\n    algorithm: ed25519\n    single-type-signing: on\n\
                      template:\n  - id: default\n    storage: \"{d}/zones\"\n    file: \"%s.zone\"\n\
                      \x20   zonefile-sync: -1\n\
-                     zone:\n  - domain: {ZONE}\n    acl: update_acl\n"
+                     zone:\n  - domain: {ZONE}\n    acl: update_acl\n{signing}"
                 ),
             )
             .unwrap();
@@ -198,6 +219,50 @@ impl Knot {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits (within [`DEADLINE`]) until the zone's DNSKEY is published.
+    fn wait_signed(&self) {
+        let start = Instant::now();
+        while self.dig(ZONE, "DNSKEY").is_empty() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "knotd did not sign the zone in time: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The answer records of `dig NAME TYPE`, one a line.
+    pub(crate) fn dig(&self, name: &str, rtype: &str) -> Vec<String> {
+        let out = output(
+            Command::new(program("dig"))
+                .arg("@127.0.0.1")
+                .args(["-p", &self.port.to_string(), name, rtype])
+                .args(["+norec", "+noall", "+answer", "+time=2", "+tries=1"]),
+        );
+        assert!(out.status.success(), "dig failed: {out:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The zone's DNSKEY records from Knot's key store (`keymgr ZONE
+    /// dnskey`): trust anchors learnt out of band, not from an answer.
+    pub(crate) fn keymgr_dnskeys(&self) -> String {
+        let out = output(
+            Command::new(program("keymgr"))
+                .arg("-c")
+                .arg(&self.conf)
+                .args([ZONE, "dnskey"]),
+        );
+        assert!(out.status.success(), "keymgr dnskey failed: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("DNSKEY"), "no DNSKEY from keymgr: {text}");
+        text
     }
 
     /// Where it answers.
@@ -278,7 +343,7 @@ impl Drop for Knot {
 }
 
 /// The arguments of `push` for `repo` to `knot` with `key`.
-fn push_args(repo: &TestRepo, knot: &Knot, key: &Path) -> Vec<String> {
+pub(crate) fn push_args(repo: &TestRepo, knot: &Knot, key: &Path) -> Vec<String> {
     [
         "push",
         "--repo",

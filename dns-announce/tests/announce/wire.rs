@@ -21,10 +21,10 @@ use crate::util::{InProcess, NAME, TestRepo, udp_query};
 const BUDGET: usize = 1024;
 
 /// A stream that keeps a copy of every byte written and read.
-struct Recording<S> {
-    inner: S,
-    written: Arc<Mutex<Vec<u8>>>,
-    read: Arc<Mutex<Vec<u8>>>,
+pub(crate) struct Recording<S> {
+    pub(crate) inner: S,
+    pub(crate) written: Arc<Mutex<Vec<u8>>>,
+    pub(crate) read: Arc<Mutex<Vec<u8>>>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Recording<S> {
@@ -65,7 +65,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Recording<S> {
 
 /// The lengths of the DNS-over-TCP messages in `bytes` (2-byte length
 /// prefix each); panics on a partial message.
-fn frames(bytes: &[u8]) -> Vec<usize> {
+pub(crate) fn frames(bytes: &[u8]) -> Vec<usize> {
     let mut out = Vec::new();
     let mut rest = bytes;
     while rest.len() >= 2 {
@@ -117,7 +117,8 @@ async fn an_idle_check_is_one_exchange_under_a_kilobyte() {
         }
     });
     let label = "192.0.2.53:53".parse().unwrap();
-    let resolver = resolver_over_streams(provider.clone(), label, Duration::from_secs(5)).unwrap();
+    let resolver =
+        resolver_over_streams(provider.clone(), label, Duration::from_secs(5), None).unwrap();
     let records = query_announcement(&resolver, NAME).await.unwrap();
     assert_eq!(records, vec![signed.text.clone()]);
 
@@ -171,6 +172,7 @@ async fn the_stream_provider_never_binds_udp() {
         provider.clone(),
         "192.0.2.53:53".parse().unwrap(),
         Duration::from_secs(2),
+        None,
     )
     .unwrap();
     let err = query_announcement(&resolver, NAME).await.unwrap_err();

@@ -186,3 +186,49 @@ async fn a_forged_or_missing_announcement_falls_back_to_the_mirror() {
     assert!(r.stderr().contains("invalid"), "{}", r.stderr());
     dns.shutdown().await.unwrap();
 }
+
+/// With `dnssec_anchors`, an answer that does not validate (the built-in
+/// server does not sign) counts as no announcement: the mirror is asked and
+/// the warning says why. A malformed anchors file is a configuration error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dnssec_anchors_refuse_an_unsigned_answer_and_a_bad_file_is_a_config_error() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
+    let ca = ca();
+    let mirror = serve(repo.tree(), ca.server.clone()).await;
+    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
+    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
+        .await
+        .unwrap();
+    announce(&repo, &zone).await;
+    let config = format!(
+        "{}dnssec_anchors = \"anchors.txt\"\n",
+        dns_config(dns.local_addrs()[0])
+    );
+    let app = Appliance::https(&ca, &repo.root_file(), &[mirror.url()], &config);
+    std::fs::write(
+        app.dir.path().join("anchors.txt"),
+        "example.org. 3600 IN DNSKEY 257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=\n",
+    )
+    .unwrap();
+    app.run(&["download", "--all"]).await.ok();
+    let before = mirror.seen.lock().unwrap().len();
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
+    assert!(
+        r.stderr().to_lowercase().contains("dnssec"),
+        "{}",
+        r.stderr()
+    );
+    assert!(
+        !r.stdout().contains("no mirror contacted"),
+        "{}",
+        r.stdout()
+    );
+    assert!(mirror.seen.lock().unwrap().len() > before);
+
+    std::fs::write(app.dir.path().join("anchors.txt"), "not a DNSKEY\n").unwrap();
+    let r = app.run(&["check"]).await;
+    assert_eq!(r.code(), 2, "{}", r.stderr());
+    assert!(r.stderr().contains("anchors.txt"), "{}", r.stderr());
+    dns.shutdown().await.unwrap();
+}
