@@ -209,12 +209,26 @@ impl App {
     }
 
     /// The transport the configuration asks for; bootstraps Tor if needed.
-    pub async fn transport(&self) -> AppResult<Arc<Transport>> {
+    ///
+    /// In Tor mode the consensus' signed valid-after time raises the time
+    /// floor, and the clock is checked against it before anything else is
+    /// fetched: arti accepts a consensus up to a day early, so a clock set
+    /// hours back would otherwise go unnoticed.
+    pub async fn transport(&mut self) -> AppResult<Arc<Transport>> {
         let tls = Tls::load(self.config.https.extra_ca.as_deref())?;
         Ok(Arc::new(match self.config.transport {
             TransportKind::Tor => {
                 let settings = onionpkg_net::tor::TorSettings::from(&self.config.tor);
                 let client = onionpkg_net::tor::bootstrap(&settings).await?;
+                match onionpkg_net::tor::consensus_valid_after(&client) {
+                    Some(valid_after) => {
+                        if self.clock.raise_floor(valid_after)? {
+                            info!(%valid_after, "time floor raised to the tor consensus");
+                        }
+                    }
+                    None => warn!("no tor consensus to check the clock against"),
+                }
+                self.clock.now()?;
                 Transport::Tor {
                     tor: onionpkg_net::tor::TorTransport::new(client),
                     tls,
