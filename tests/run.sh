@@ -4,17 +4,19 @@
 #
 # On a fresh Debian machine it first installs what the tests need: Debian's
 # tor, curl, Knot DNS (knotd, keymgr, knsupdate), dig, nginx, wrk, GNU time,
-# python3-venv, and python-tuf from PyPI in ./.venv. It ends with the smoke
-# version of the benchmarks.
+# libfaketime, python3-venv, and python-tuf from PyPI in ./.venv. It ends
+# with the smoke version of the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . tests/deps.sh
 
 # Knot and BIND's dig are the DNS peers; nginx, wrk and GNU time are what
-# the benchmarks' smoke run compares with and drives.
-need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils faketime:faketime strace:strace \
-  nginx:nginx-light wrk:wrk /usr/bin/time:time
+# the benchmarks' smoke run compares with and drives; libfaketime (package
+# faketime) moves the fetcher's clock in the clock tests; strace traces the
+# fetcher's sockets.
+need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils \
+  nginx:nginx-light wrk:wrk /usr/bin/time:time faketime:faketime strace:strace
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install python3-venv
 
 # python-tuf is the interop peer of the trust layer.

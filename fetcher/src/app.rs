@@ -50,6 +50,14 @@ pub mod exit {
     pub const UPDATE_AVAILABLE: u8 = 10;
 }
 
+/// How far before its valid-after time a Tor consensus may honestly reach
+/// a client: the authorities sign it ahead of the hour it starts, and
+/// caches hand it out as soon as they have it. The consensus raises the
+/// time floor to its valid-after minus this, so an appliance whose clock is
+/// right is never refused, and a clock set back by more than this (plus the
+/// tolerance) still is.
+pub const CONSENSUS_SLACK: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
 /// One mirror tried, and why it failed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Attempt {
@@ -327,12 +335,29 @@ impl App {
     }
 
     /// The transport the configuration asks for; bootstraps Tor if needed.
-    pub async fn transport(&self) -> AppResult<Arc<Transport>> {
+    ///
+    /// In Tor mode the consensus' signed valid-after time raises the time
+    /// floor, and the clock is checked against it before anything else is
+    /// fetched: arti accepts a consensus up to a day early, so a clock set
+    /// hours back would otherwise go unnoticed.
+    pub async fn transport(&mut self) -> AppResult<Arc<Transport>> {
         let tls = Tls::load(self.config.https.extra_ca.as_deref())?;
         Ok(Arc::new(match self.config.transport {
             TransportKind::Tor => {
                 let settings = onionpkg_net::tor::TorSettings::from(&self.config.tor);
                 let client = onionpkg_net::tor::bootstrap(&settings).await?;
+                match onionpkg_net::tor::consensus_valid_after(&client) {
+                    Some(valid_after) => {
+                        let floor = valid_after
+                            .checked_sub(CONSENSUS_SLACK)
+                            .unwrap_or(valid_after);
+                        if self.clock.raise_floor(floor)? {
+                            info!(%valid_after, "time floor raised to the tor consensus");
+                        }
+                    }
+                    None => warn!("no tor consensus to check the clock against"),
+                }
+                self.clock.now()?;
                 Transport::Tor {
                     tor: onionpkg_net::tor::TorTransport::new(client),
                     tls,

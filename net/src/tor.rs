@@ -11,14 +11,16 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arti_client::config::TorClientConfigBuilder;
 use arti_client::config::dir::{AuthorityContacts, FallbackDir};
 use arti_client::status::{BlockageKind, BootstrapStatus};
 use arti_client::{DataStream, IsolationToken, StreamPrefs, TorClient, TorClientConfig};
+use jiff::Timestamp;
 use tor_llcrypto::pk::ed25519::Ed25519Identity;
 use tor_llcrypto::pk::rsa::RsaIdentity;
+use tor_netdir::Timeliness;
 use tor_rtcompat::PreferredRuntime;
 use tracing::{debug, info};
 
@@ -298,6 +300,28 @@ fn bootstrap_hint(status: &BootstrapStatus) -> &'static str {
     }
 }
 
+/// The `valid-after` time of the consensus `client` uses, or `None` when it
+/// has none (not bootstrapped yet).
+///
+/// Only a consensus arti has validated counts: arti's directory manager hands
+/// out a directory only after checking the consensus against the configured
+/// authorities' signatures, so this time is signed by a majority of them and
+/// is a lower bound on the true time, whatever the system clock says. It is
+/// read whether or not arti still deems that consensus timely: arti accepts
+/// one up to a day before its valid-after, and a stale one only lowers the
+/// bound, which is still true.
+pub fn consensus_valid_after(client: &Client) -> Option<Timestamp> {
+    let dirmgr = client.dirmgr().ok()?;
+    let netdir = dirmgr.netdir(Timeliness::Unchecked).ok()?;
+    timestamp_of(netdir.lifetime().valid_after())
+}
+
+/// `t` as a [`Timestamp`]; `None` outside jiff's range (years -9999..=9999),
+/// which no consensus time can reach.
+fn timestamp_of(t: SystemTime) -> Option<Timestamp> {
+    Timestamp::try_from(t).ok()
+}
+
 /// Why a stream is opened; each purpose gets circuits of its own, so an
 /// observer at an exit or a mirror cannot link, say, metadata polls to
 /// package downloads.
@@ -518,6 +542,45 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("authorities"), "{msg}");
+    }
+
+    #[test]
+    fn consensus_times_convert_exactly() {
+        use std::time::UNIX_EPOCH;
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(
+            timestamp_of(t),
+            Some(Timestamp::from_second(1_795_000_000).unwrap())
+        );
+        assert_eq!(timestamp_of(t).unwrap().to_string(), "2026-11-18T11:06:40Z");
+        // Consensus times are whole seconds, but nothing is rounded either way.
+        let t = UNIX_EPOCH + Duration::new(1_795_000_000, 999_999_999);
+        assert_eq!(
+            timestamp_of(t),
+            Some(Timestamp::new(1_795_000_000, 999_999_999).unwrap())
+        );
+        let before = UNIX_EPOCH - Duration::from_secs(86_400);
+        assert_eq!(
+            timestamp_of(before),
+            Some(Timestamp::from_second(-86_400).unwrap())
+        );
+        // Beyond jiff's range: no time rather than a wrong one.
+        let far = UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(timestamp_of(far), None);
+    }
+
+    #[tokio::test]
+    async fn no_consensus_before_bootstrap() {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = client_config(&custom(dir.path())).unwrap();
+        // Manual: the client never touches the network in this test.
+        let client = TorClient::builder()
+            .config(cfg)
+            .bootstrap_behavior(arti_client::BootstrapBehavior::Manual)
+            .create_unbootstrapped()
+            .unwrap();
+        assert_eq!(consensus_valid_after(&client), None);
     }
 
     #[tokio::test]

@@ -4,8 +4,9 @@
 //! fetched through embedded arti, through C tor's SOCKS port and over
 //! direct HTTPS must be byte-identical and verified; traced runs of the
 //! binary in socks and tor mode must connect to nothing but 127.0.0.1 Tor
-//! ports (never to the mirror, never over UDP); and the peak memory of a
-//! whole tor-mode update is measured.
+//! ports (never to the mirror, never over UDP); the peak memory of a
+//! whole tor-mode update is measured; and in tor mode a clock 2 hours slow
+//! (libfaketime) is refused against the Tor consensus' signed time.
 //!
 //! The mirror is an HTTPS server (test CA) on a port the exits allow, so
 //! every transport fetches the very same `https://127.0.0.1:PORT/` URLs.
@@ -256,6 +257,47 @@ fn run_fetch(
         None => Command::new(fetch_bin()),
     };
     cmd.arg("--config").arg(config).args(args);
+    wait_output(cmd)
+}
+
+/// libfaketime's preload library for threaded programs (Debian: `faketime`).
+fn libfaketime() -> Option<PathBuf> {
+    let multiarch = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("faketime/libfaketimeMT.so.1"));
+    std::iter::once(PathBuf::from("/usr/lib/faketime/libfaketimeMT.so.1"))
+        .chain(multiarch)
+        .find(|p| p.exists())
+}
+
+/// Runs the binary with its wall clock `offset` off (libfaketime's syntax,
+/// such as "-2h"). Monotonic clocks stay true, so timers and deadlines work.
+fn run_fetch_skewed(
+    config: &Path,
+    args: &[&str],
+    offset: &str,
+) -> anyhow::Result<std::process::Output> {
+    let lib = libfaketime().context("libfaketime is not installed")?;
+    let mut cmd = Command::new(fetch_bin());
+    cmd.env("LD_PRELOAD", lib)
+        .env("FAKETIME", offset)
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .arg("--config")
+        .arg(config)
+        .args(args);
+    wait_output(cmd)
+}
+
+/// The time in a `BehindFloor` message: "the system clock reads T, ...".
+fn clock_reads(msg: &str) -> Option<jiff::Timestamp> {
+    let rest = msg.split_once("the system clock reads ")?.1;
+    rest.split(',').next()?.parse().ok()
+}
+
+/// Runs `cmd` until it exits or the deadline passes.
+fn wait_output(mut cmd: Command) -> anyhow::Result<std::process::Output> {
     cmd.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn()?;
@@ -332,6 +374,10 @@ fn fetcher_over_tor() {
             .output()
             .is_ok_and(|o| o.status.success()),
         "strace is required for this test (apt-get install -y strace)"
+    );
+    assert!(
+        libfaketime().is_some(),
+        "libfaketime is required for this test (apt-get install -y faketime)"
     );
     build_fetch_bin();
     assert!(fetch_bin().exists(), "no {}", fetch_bin().display());
@@ -616,6 +662,115 @@ fn fetcher_over_tor() {
         ))
     })();
     report("tor mode: peak RSS", r);
+
+    // The consensus cross-checks the clock: a clock 2 hours slow (arti itself
+    // accepts a consensus up to a day early) is refused right after the Tor
+    // bootstrap, before any mirror is asked; the same run with a true clock
+    // succeeds.
+    let r = (|| {
+        let real = jiff::Timestamp::now();
+        let hour = jiff::SignedDuration::from_hours(1);
+        let close = |a: jiff::Timestamp, b: jiff::Timestamp| {
+            a.duration_since(b).abs() < jiff::SignedDuration::from_mins(5)
+        };
+        // First, that libfaketime does set this binary's clock back: its
+        // clock is refused against a floor one hour ago only when skewed.
+        let probe = work.path().join("clock-probe");
+        let cfg = write_config(&probe, "tor", &base, &ca.pem, &tor_section(&net));
+        std::fs::create_dir_all(probe.join("state"))?;
+        std::fs::write(
+            probe.join("state/time-floor.json"),
+            serde_json::json!({ "floor": real - hour }).to_string(),
+        )?;
+        let clock_of = |out: std::process::Output| -> anyhow::Result<String> {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| format!("status: {}", String::from_utf8_lossy(&out.stderr)))?;
+            Ok(v["clock"].as_str().unwrap_or_default().to_owned())
+        };
+        let plain = clock_of(run_fetch(&cfg, &["--json", "status"], None)?)?;
+        ensure!(plain == "ok", "clock without faketime: {plain}");
+        let skewed = clock_of(run_fetch_skewed(&cfg, &["--json", "status"], "-2h")?)?;
+        let reads = clock_reads(&skewed);
+        ensure!(
+            reads.is_some_and(|t| close(t, real - hour * 2)),
+            "libfaketime does not set the binary's clock 2 hours back: {skewed}"
+        );
+
+        // The consensus valid-after arti hands out is a recent, signed time.
+        let arti = rt.block_on(bootstrap_arti(
+            net.network(),
+            &work.path().join("arti-clock"),
+            BOOTSTRAP_TIMEOUT,
+        ))?;
+        let valid_after = onionpkg_net::tor::consensus_valid_after(&arti)
+            .context("no consensus after bootstrap")?;
+        ensure!(
+            valid_after <= jiff::Timestamp::now() && close(valid_after, real),
+            "consensus valid-after {valid_after}, now {real}"
+        );
+
+        let dir = work.path().join("tor-clock");
+        let cfg = write_config(&dir, "tor", &base, &ca.pem, &tor_section(&net));
+        let init = run_fetch(
+            &cfg,
+            &[
+                "init",
+                "--root",
+                tree.join("metadata/1.root.json").to_str().unwrap(),
+            ],
+            None,
+        )?;
+        ensure!(init.status.success());
+        let before = jiff::Timestamp::now();
+        let out = run_fetch_skewed(&cfg, &["update"], "-2h")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code() == Some(5),
+            "update with the clock 2 hours slow: {:?}, expected exit 5\n{stderr}",
+            out.status.code()
+        );
+        // The floor was raised to the consensus' valid-after less the slack
+        // an honest early consensus needs, and persisted.
+        let floor: jiff::Timestamp = serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(dir.join("state/time-floor.json"))?,
+        )?["floor"]
+            .as_str()
+            .context("no floor")?
+            .parse()?;
+        ensure!(
+            floor <= jiff::Timestamp::now() && close(floor + hour, before),
+            "floor {floor} is not a consensus time of this network (now {before})"
+        );
+        let want = format!(
+            "but signed metadata issued at {floor} was already seen: the system clock is behind"
+        );
+        ensure!(
+            stderr.contains("error: the system clock reads ") && stderr.contains(&want),
+            "message: {stderr}"
+        );
+        ensure!(
+            clock_reads(&stderr).is_some_and(|t| close(t, before - hour * 2)),
+            "the message does not show the skewed clock: {stderr}"
+        );
+        ensure!(
+            !dir.join("state/metadata/timestamp.json").exists(),
+            "metadata was fetched from a mirror despite the clock"
+        );
+        let out = run_fetch(&cfg, &["update"], None)?;
+        ensure!(
+            out.status.success() && dir.join("state/metadata/timestamp.json").exists(),
+            "update with a true clock: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let refusal = stderr
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or("");
+        Ok(format!(
+            "exit 5 against the consensus valid-after {floor} ({refusal}); fine with a true clock"
+        ))
+    })();
+    report("tor mode: clock behind the consensus", r);
 
     rt.shutdown_timeout(Duration::from_secs(5));
     let left = net.shutdown();
