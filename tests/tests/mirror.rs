@@ -348,7 +348,14 @@ fn mirror_serves_its_onion_service() {
                 },
                 &onion_base,
             ),
-            ("https", Transport::Https { tls }, &https_base),
+            (
+                "https",
+                Transport::Https {
+                    tls,
+                    loopback_http: false,
+                },
+                &https_base,
+            ),
         ];
         let mut fetched = Vec::new();
         for (name, transport, base) in ways {
