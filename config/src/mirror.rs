@@ -191,9 +191,11 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
-    /// The upstream repository's base URL; a missing trailing `/` is added.
-    /// Required.
-    #[serde(deserialize_with = "de_with::base_url")]
+    /// The upstream repository's base URL; a missing trailing `/` is added:
+    /// `https://`, `http://` of an onion service (through Tor), or `http://`
+    /// of a loopback address (127.0.0.0/8, `[::1]`: a repository on this
+    /// host) with `via_tor = false`. Required.
+    #[serde(deserialize_with = "de_with::local_base_url")]
     pub upstream: WebUrl,
     /// The pinned TUF root metadata the synced repository must verify
     /// against. Required.
@@ -460,15 +462,33 @@ impl SyncConfig {
                 "must be longer than 0s; leave it out to sync only when asked",
             ));
         }
-        if self.upstream.is_onion() && !self.via_tor {
-            return Err(Invalid::new(
-                "sync.via_tor",
-                "an onion upstream is only reachable through Tor",
-            )
-            .near("sync.upstream"));
-        }
-        Ok(())
+        check_upstream(&self.upstream, self.via_tor)
+            .map_err(|m| Invalid::new("sync.via_tor", m).near("sync.upstream"))
     }
+
+    /// Parses an upstream URL given for one run (`--upstream`) by the rules
+    /// of `upstream`, against this section's `via_tor`.
+    pub fn parse_upstream(&self, url: &str) -> Result<WebUrl, String> {
+        let parsed = WebUrl::parse_local_base(url)?;
+        check_upstream(&parsed, self.via_tor)?;
+        Ok(parsed)
+    }
+}
+
+/// Whether `upstream` can be reached with `via_tor` as set.
+fn check_upstream(upstream: &WebUrl, via_tor: bool) -> Result<(), String> {
+    if upstream.is_onion() && !via_tor {
+        return Err("an onion upstream is only reachable through Tor".to_owned());
+    }
+    // Through Tor, a loopback address is the exit relay's, not this host's.
+    if upstream.is_loopback() && !upstream.is_https() && via_tor {
+        return Err(
+            "a plain http upstream on a loopback address is on this host, not reachable \
+             through Tor: set via_tor = false"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 impl FeedConfig {
