@@ -208,6 +208,10 @@ pub struct SyncConfig {
     /// upstream. Default: `true`.
     #[serde(default = "default_true")]
     pub via_tor: bool,
+    /// Extra CA certificates (PEM) trusted for an `https://` upstream,
+    /// besides the Mozilla roots. Default: none.
+    #[serde(default)]
+    pub extra_ca: Option<PathBuf>,
 }
 
 fn default_true() -> bool {
@@ -387,6 +391,9 @@ impl ConfigFile for MirrorConfig {
         }
         if let Some(sync) = &mut self.sync {
             resolve(base, &mut sync.trust_root);
+            if let Some(ca) = &mut sync.extra_ca {
+                resolve(base, ca);
+            }
         }
         for f in &mut self.feed {
             if let Some(key) = &mut f.signature_key {

@@ -522,9 +522,17 @@ fn mirror_sync_plain_http_only_to_loopback_without_tor() {
         assert_at(&e, 6, "sync.upstream", "loopback");
         assert!(e.to_string().contains("use https"), "{e}");
     }
-    // https anywhere, with or without Tor.
-    let c: MirrorConfig = from_str(&sync("https://10.0.0.1/", true), "m.toml").unwrap();
+    // https anywhere, with or without Tor; an extra CA for it.
+    let c: MirrorConfig = from_str(
+        &sync("https://10.0.0.1/", true).replace(
+            "via_tor = true\n",
+            "via_tor = true\nextra_ca = \"ca.pem\"\n",
+        ),
+        "/etc/m/m.toml",
+    )
+    .unwrap();
     let s = c.sync.unwrap();
+    assert_eq!(s.extra_ca.as_deref(), Some(Path::new("/etc/m/ca.pem")));
     let e = s.parse_upstream("http://10.0.0.1/").unwrap_err();
     assert!(e.contains("loopback"), "{e}");
     let e = s.parse_upstream("http://127.0.0.1/").unwrap_err();

@@ -93,6 +93,28 @@ pub enum Error {
         reason: String,
     },
 
+    /// The TLS connection to the upstream failed: its certificate is not
+    /// from a Mozilla root nor from `[sync] extra_ca`, names another host,
+    /// or the handshake failed. Nothing was verified, so nothing is refused.
+    #[error("cannot reach upstream {url} over tls: {source}")]
+    UpstreamTls {
+        /// The upstream's base URL.
+        url: String,
+        /// The transport's error.
+        #[source]
+        source: onionpkg_net::Error,
+    },
+
+    /// An upstream URL that sync may not use (given with `--upstream`, or
+    /// one the transport refuses).
+    #[error("upstream {url}: {reason}")]
+    UpstreamUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it is not allowed.
+        reason: String,
+    },
+
     /// A local file could not be read or written.
     #[error("{action} {path}: {source}")]
     Io {
@@ -156,7 +178,10 @@ impl HasKind for Error {
             Self::NoRuntime => ErrorKind::Internal,
             Self::Tor(_) => ErrorKind::Network,
             Self::Verify(e) => e.kind(),
-            Self::Upstream { .. } | Self::SyncBusy(_) => ErrorKind::Network,
+            Self::Upstream { .. } | Self::UpstreamTls { .. } | Self::SyncBusy(_) => {
+                ErrorKind::Network
+            }
+            Self::UpstreamUrl { .. } => ErrorKind::BadConfig,
             Self::State { .. } => ErrorKind::NotFound,
             Self::UnknownFeed(_) => ErrorKind::BadConfig,
             Self::FeedsFailed(_) => ErrorKind::Network,

@@ -255,8 +255,14 @@ fn mirror_serves_its_onion_service() {
             // The primary is on loopback here: plain http, given as the
             // command line's `--upstream` would.
             let from = format!("http://{primary_http}/");
+            let transport = onionpkg_mirror::sync::transport(
+                &config,
+                onionpkg_mirror::sync::tls(&config)?,
+                None,
+            )?;
             let synced =
-                onionpkg_mirror::sync::sync_and_record(&config, Some(&from), None, None).await?;
+                onionpkg_mirror::sync::sync_and_record(&config, Some(&from), &transport, None)
+                    .await?;
             println!("feeds: {feeds:?}; mirror {synced}");
             anyhow::Ok((primary, config, feeds))
         })?;

@@ -17,4 +17,5 @@ mod feeds;
 mod limits;
 mod paths;
 mod sync;
+mod sync_upstream;
 mod util;
