@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::common::{WebUrl, check_slug, de_with, format_duration};
+use crate::common::{ClockConfig, WebUrl, check_slug, de_with, format_duration};
 use crate::load::{ConfigFile, Invalid, resolve};
 use crate::tor::TorConfig;
 
@@ -49,6 +49,11 @@ pub struct MirrorConfig {
     /// updated by other means.
     #[serde(default)]
     pub sync: Option<SyncConfig>,
+    /// The clock policy of sync: how far the local clock may be behind
+    /// before synced metadata counts as expired (`skew_tolerance`, at most
+    /// `"1h"`, default `"0s"`).
+    #[serde(default)]
+    pub clock: ClockConfig,
     /// Third-party feeds to fetch, check and serve (`[[feed]]`). Default: none.
     #[serde(default)]
     pub feed: Vec<FeedConfig>,
@@ -360,6 +365,7 @@ impl ConfigFile for MirrorConfig {
         if let Some(s) = &self.sync {
             s.validate()?;
         }
+        self.clock.validate()?;
         if !(1..=MAX_FEED_KEEP).contains(&self.feeds.keep) {
             return Err(Invalid::new(
                 "feeds.keep",

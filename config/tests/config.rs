@@ -92,6 +92,7 @@ fn example_mirror_loads() {
     assert_eq!(c.feed[1].check, FeedCheck::Mmdb);
     assert_eq!(c.feed[1].max_size, 100 * 1024 * 1024);
     assert_eq!(c.sync.unwrap().interval, Some(Duration::from_secs(600)));
+    assert_eq!(c.clock.skew_tolerance, Duration::from_secs(300));
     assert_eq!(c.tor.state_dir, Path::new("/var/lib/onionpkg-mirror/tor"));
     assert_eq!(
         c.tor.cache_dir,
@@ -537,6 +538,21 @@ fn mirror_sync_plain_http_only_to_loopback_without_tor() {
     assert!(e.contains("loopback"), "{e}");
     let e = s.parse_upstream("http://127.0.0.1/").unwrap_err();
     assert!(e.contains("set via_tor = false"), "{e}");
+}
+
+#[test]
+fn mirror_clock_tolerance_is_bounded() {
+    let clock = |t: &str| {
+        mirror(&format!(
+            "[onion]\nenabled = true\n[clock]\nskew_tolerance = \"{t}\"\n"
+        ))
+    };
+    let c: MirrorConfig = from_str(&clock("1h"), "m.toml").unwrap();
+    assert_eq!(c.clock.skew_tolerance, Duration::from_secs(3600));
+    let c: MirrorConfig = from_str(&mirror("[onion]\nenabled = true\n"), "m.toml").unwrap();
+    assert_eq!(c.clock.skew_tolerance, Duration::ZERO);
+    let e = error::<MirrorConfig>(&clock("61m"), "m.toml");
+    assert_at(&e, 6, "clock.skew_tolerance", "at most 1h, found 61m");
 }
 
 /// A mirror with two feeds; the second feed starts at line 10.

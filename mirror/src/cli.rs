@@ -95,7 +95,8 @@ pub enum FeedsAction {
 ///   the trusted root, a missing `[sync]` section);
 /// - 4: a listener cannot be bound (address in use, permission denied);
 /// - 5: sync refused: the upstream repository failed verification (a
-///   tampered file, expired or rolled-back metadata); nothing was changed.
+///   tampered file, expired or rolled-back metadata), or the clock is behind
+///   signed time already seen; nothing was changed.
 /// - 6: `feeds fetch`: a feed could not be fetched, checked or published;
 ///   its last good version stays.
 pub fn exit_code(e: &Error) -> u8 {
@@ -346,7 +347,8 @@ pub async fn sync(config: &std::path::Path, upstream: Option<&str>) -> Result<St
     if config.sync.is_none() {
         return Err(Error::NoSync);
     }
+    let clock = crate::sync::clock_policy(&config)?;
     let transport = crate::sync::sync_transport(&config).await?;
-    let report = crate::sync::sync_and_record(&config, upstream, &transport, None).await?;
+    let report = crate::sync::sync_and_record(&config, upstream, &transport, &clock, None).await?;
     Ok(report.to_string())
 }

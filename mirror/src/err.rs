@@ -80,6 +80,11 @@ pub enum Error {
     #[error("no [sync] section in the configuration")]
     NoSync,
 
+    /// The clock cannot be trusted (behind the signed time floor), or the
+    /// floor file is damaged; nothing was fetched.
+    #[error(transparent)]
+    Clock(#[from] onionpkg_trust::clock::ClockError),
+
     /// The upstream repository failed verification; nothing was changed.
     #[error("upstream repository refused: {0}")]
     Verify(#[from] onionpkg_trust::metadata::VerifyError),
@@ -178,6 +183,7 @@ impl HasKind for Error {
             Self::NoRuntime => ErrorKind::Internal,
             Self::Tor(_) => ErrorKind::Network,
             Self::Verify(e) => e.kind(),
+            Self::Clock(e) => e.kind(),
             Self::Upstream { .. } | Self::UpstreamTls { .. } | Self::SyncBusy(_) => {
                 ErrorKind::Network
             }

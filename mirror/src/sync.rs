@@ -28,6 +28,7 @@ use std::sync::Arc;
 use onionpkg_config::mirror::MirrorConfig;
 use onionpkg_net::tor::TorTransport;
 use onionpkg_net::transport::{Tls, Transport};
+use onionpkg_trust::clock::{Clock, ClockPolicy, SystemClock, TimeFloor, Tolerance};
 use onionpkg_trust::metadata::Client;
 use onionpkg_trust::roles;
 use tracing::{info, warn};
@@ -39,6 +40,9 @@ use upstream::Upstream;
 
 /// The scratch dir inside the root; not under a served directory.
 pub const SCRATCH_DIR: &str = ".sync-tmp";
+
+/// The signed time floor's file in the state dir.
+pub const TIME_FLOOR: &str = "time-floor.json";
 
 /// What a successful sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,14 +65,40 @@ impl std::fmt::Display for SyncReport {
     }
 }
 
+/// Sync's clock policy: the system clock, `[clock] skew_tolerance`, and
+/// the time floor kept in the state dir.
+pub fn clock_policy(config: &MirrorConfig) -> Result<ClockPolicy> {
+    clock_policy_with(config, Box::new(SystemClock))
+}
+
+/// Like [`clock_policy`], reading the time from `clock` (tests, tools).
+pub fn clock_policy_with(config: &MirrorConfig, clock: Box<dyn Clock>) -> Result<ClockPolicy> {
+    let tolerance = Tolerance::from_secs(config.clock.skew_tolerance.as_secs())?;
+    let path = config.state_dir.join(TIME_FLOOR);
+    let floor = TimeFloor::load(&path).map_err(|e| match e {
+        onionpkg_trust::Error::Clock(c) => Error::Clock(c),
+        onionpkg_trust::Error::Io { source, .. } => Error::io("reading", &path)(source),
+        e => Error::io("reading", &path)(std::io::Error::other(e.to_string())),
+    })?;
+    Ok(ClockPolicy::new(clock, tolerance, floor))
+}
+
 /// Syncs `config.root` once from `upstream` (a URL given for this run, by
 /// the rules of `sync.upstream`) or `sync.upstream`, over `transport`.
+///
+/// The time comes from `clock`: refused when it is behind the signed time
+/// floor by more than the tolerance, and expiry is checked at `now -
+/// tolerance`. TUF metadata carries no issue time, so nothing sync verifies
+/// raises the floor; it is checked all the same.
 pub async fn sync_once(
     config: &MirrorConfig,
     upstream: Option<&str>,
     transport: &Arc<Transport>,
+    clock: &ClockPolicy,
 ) -> Result<SyncReport> {
     let sync = config.sync.as_ref().ok_or(Error::NoSync)?;
+    // The time every expiry is checked at: now, less the tolerance.
+    let now = clock.expiry_now(clock.now()?);
     let url = match upstream {
         Some(u) => sync
             .parse_upstream(u)
@@ -94,7 +124,6 @@ pub async fn sync_once(
     let _ = std::fs::remove_dir_all(&store);
     copy_dir(&trusted, &store)?;
     let mut client = Client::new(&root_bytes, Some(&store), upstream.recording())?;
-    let now = jiff::Timestamp::now();
     client.refresh(now).await.map_err(|e| upstream.refused(e))?;
     for role in client.delegated_roles() {
         client
@@ -276,9 +305,17 @@ pub async fn sync_and_record(
     config: &MirrorConfig,
     upstream: Option<&str>,
     transport: &Arc<Transport>,
+    clock: &ClockPolicy,
     metrics: Option<&Metrics>,
 ) -> Result<SyncReport> {
-    let result = sync_once(config, upstream, transport).await;
+    let result = sync_once(config, upstream, transport, clock).await;
+    record(config, metrics, &result);
+    result
+}
+
+/// Records a sync's outcome in the state file and metrics, at the system
+/// clock's time (for the operator; no check depends on it).
+fn record(config: &MirrorConfig, metrics: Option<&Metrics>, result: &Result<SyncReport>) {
     let now = jiff::Timestamp::now();
     let recorded = match &result {
         Ok(r) => {
@@ -303,7 +340,6 @@ pub async fn sync_and_record(
     if let Err(e) = recorded {
         warn!(error = %e, "cannot record the sync in the state file");
     }
-    result
 }
 
 /// The roots an `https://` upstream is checked against: the Mozilla roots
@@ -371,7 +407,18 @@ pub fn spawn_schedule(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            match sync_and_record(&config, None, &transport, Some(&metrics)).await {
+            // The floor file is read again each time, as by a new process.
+            let result = match clock_policy(&config) {
+                Ok(clock) => {
+                    sync_and_record(&config, None, &transport, &clock, Some(&metrics)).await
+                }
+                Err(e) => {
+                    let result = Err(e);
+                    record(&config, Some(&metrics), &result);
+                    result
+                }
+            };
+            match result {
                 Ok(r) => info!(%r, "scheduled sync done"),
                 Err(e) => warn!(error = %e, "scheduled sync failed; serving the last good tree"),
             }

@@ -260,9 +260,15 @@ fn mirror_serves_its_onion_service() {
                 onionpkg_mirror::sync::tls(&config)?,
                 None,
             )?;
-            let synced =
-                onionpkg_mirror::sync::sync_and_record(&config, Some(&from), &transport, None)
-                    .await?;
+            let clock = onionpkg_mirror::sync::clock_policy(&config)?;
+            let synced = onionpkg_mirror::sync::sync_and_record(
+                &config,
+                Some(&from),
+                &transport,
+                &clock,
+                None,
+            )
+            .await?;
             println!("feeds: {feeds:?}; mirror {synced}");
             anyhow::Ok((primary, config, feeds))
         })?;

@@ -17,5 +17,6 @@ mod feeds;
 mod limits;
 mod paths;
 mod sync;
+mod sync_clock;
 mod sync_upstream;
 mod util;

@@ -20,7 +20,7 @@ use onionpkg_mirror::sync::sync_and_record;
 use onionpkg_trust::metadata::{Client, FsRepository, VerifyError};
 use tokio::sync::Notify;
 
-use crate::util::{TestRepo, WAIT, config, direct};
+use crate::util::{TestRepo, WAIT, clock, config, direct};
 
 /// An upstream serving a repository tree over HTTP (or HTTPS) on loopback;
 /// it can be told to stall halfway through one file.
@@ -210,7 +210,7 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
     let cfg = onionpkg_config::load_mirror(&cfg_path).unwrap();
 
     // A good sync: the tree verifies for a client.
-    let r = sync_and_record(&cfg, Some(&url), &direct(&cfg), None)
+    let r = sync_and_record(&cfg, Some(&url), &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap();
     assert_eq!(r.downloaded, 1);
@@ -229,7 +229,7 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
     repo.publish();
     let two = repo.repo.targets_dir().join(repo.hashed("pkg/two-1.0.tar"));
     std::fs::write(&two, b"SECOND package\n").unwrap();
-    let e = sync_and_record(&cfg, Some(&url), &direct(&cfg), None)
+    let e = sync_and_record(&cfg, Some(&url), &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap_err();
     assert!(
@@ -243,7 +243,7 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
     // An expired timestamp: refused, nothing changes.
     repo.now = Timestamp::now() - SignedDuration::from_hours(48);
     repo.publish();
-    let e = sync_and_record(&cfg, Some(&url), &direct(&cfg), None)
+    let e = sync_and_record(&cfg, Some(&url), &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap_err();
     assert!(
@@ -286,7 +286,7 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
 
     // The next sync completes; older versioned files stay.
     upstream.stall.store(false, Ordering::SeqCst);
-    let r = sync_and_record(&cfg, Some(&url), &direct(&cfg), None)
+    let r = sync_and_record(&cfg, Some(&url), &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap();
     assert_eq!(r.version, version);

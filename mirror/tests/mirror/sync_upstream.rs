@@ -9,7 +9,7 @@ use onionpkg_mirror::Error;
 use onionpkg_mirror::sync::sync_and_record;
 
 use crate::sync::{Upstream, client_accepts, snapshot, test_ca};
-use crate::util::{TestRepo, WAIT, config, direct};
+use crate::util::{TestRepo, WAIT, clock, config, direct};
 
 const BIN: &str = env!("CARGO_BIN_EXE_onionpkg-mirror");
 
@@ -58,7 +58,7 @@ async fn https_upstream_with_a_private_ca_needs_extra_ca() {
     std::fs::create_dir_all(&plain).unwrap();
     let cfg = sync_config(&plain, &repo, &upstream.url(), "");
     let cfg = onionpkg_config::load_mirror(&cfg).unwrap();
-    let e = sync_and_record(&cfg, None, &direct(&cfg), None)
+    let e = sync_and_record(&cfg, None, &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap_err();
     assert!(matches!(e, Error::UpstreamTls { .. }), "{e}");
@@ -72,7 +72,7 @@ async fn https_upstream_with_a_private_ca_needs_extra_ca() {
         "extra_ca = \"ca.pem\"\n",
     );
     let cfg = onionpkg_config::load_mirror(&cfg).unwrap();
-    let r = sync_and_record(&cfg, None, &direct(&cfg), None)
+    let r = sync_and_record(&cfg, None, &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap();
     assert_eq!(r.downloaded, 1);
@@ -104,7 +104,7 @@ async fn a_tls_failure_is_a_network_failure_not_a_refused_repository() {
     assert!(!stderr.contains("refused"), "{stderr}");
 
     let cfg = onionpkg_config::load_mirror(&cfg).unwrap();
-    let e = sync_and_record(&cfg, None, &direct(&cfg), None)
+    let e = sync_and_record(&cfg, None, &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap_err();
     assert_eq!(onionpkg_mirror::cli::exit_code(&e), 1, "{e}");
@@ -128,7 +128,7 @@ async fn an_unreachable_upstream_is_a_network_failure() {
     let url = format!("http://127.0.0.1:{port}/");
     let cfg = sync_config(tmp.path(), &repo, &url, "");
     let cfg = onionpkg_config::load_mirror(&cfg).unwrap();
-    let e = sync_and_record(&cfg, None, &direct(&cfg), None)
+    let e = sync_and_record(&cfg, None, &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap_err();
     assert!(

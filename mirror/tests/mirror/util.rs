@@ -101,6 +101,11 @@ pub fn direct(
     onionpkg_mirror::sync::transport(config, tls, None).unwrap()
 }
 
+/// Sync's clock policy of `config`, with the system clock.
+pub fn clock(config: &onionpkg_config::MirrorConfig) -> onionpkg_trust::clock::ClockPolicy {
+    onionpkg_mirror::sync::clock_policy(config).unwrap()
+}
+
 /// Starts a mirror from a configuration file.
 pub async fn start(config: &Path) -> Mirror {
     let config = onionpkg_config::load_mirror(config).unwrap();
