@@ -6,7 +6,9 @@
 //!    (rollbacks are caught across runs), and resolve every target;
 //! 2. download each target the tree lacks into a scratch dir inside the root
 //!    (outside the served directories), streamed and verified with
-//!    `TargetVerifier`, then fsync'd;
+//!    `TargetVerifier`, then fsync'd; a present target whose length or
+//!    mtime differs from what sync recorded when it placed it ([`record`])
+//!    is hashed, and downloaded again if it does not verify;
 //! 3. only when everything verified: rename the targets into place, write the
 //!    versioned metadata files, and `timestamp.json` last. The repository
 //!    uses consistent snapshots, so that last rename is the publish.
@@ -20,8 +22,10 @@
 //! plain http to a loopback upstream), so TLS is set up once, not per
 //! request.
 
+mod record;
 mod upstream;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -36,6 +40,8 @@ use tracing::{info, warn};
 use crate::metrics::Metrics;
 use crate::state::{State, write_atomic};
 use crate::{Error, Result};
+use record::Record;
+pub use record::TARGETS_RECORD;
 use upstream::Upstream;
 
 /// The scratch dir inside the root; not under a served directory.
@@ -139,8 +145,13 @@ pub async fn sync_once(
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(Error::io("creating", &scratch))?;
 
-    let staged = stage_targets(&mut client, &upstream, root, &scratch, now).await;
-    let (staged, present) = match staged {
+    let mut record = Record::load(&config.state_dir);
+    let staged = stage_targets(&mut client, &upstream, root, &scratch, now, &mut record).await;
+    let Staged {
+        files,
+        present,
+        current,
+    } = match staged {
         Ok(s) => s,
         Err(e) => {
             // Nothing of a refused sync stays behind, verified or not.
@@ -149,14 +160,15 @@ pub async fn sync_once(
         }
     };
 
-    // Everything verified: publish. Targets first, metadata next,
-    // timestamp.json last.
-    let downloaded = staged.len();
-    for (tmp, dest) in staged {
-        if let Some(dir) = dest.parent() {
+    // Everything verified: publish. Targets first (a new one, or the
+    // replacement of a damaged one), metadata next, timestamp.json last.
+    let downloaded = files.len();
+    for f in files {
+        if let Some(dir) = f.dest.parent() {
             std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
         }
-        std::fs::rename(&tmp, &dest).map_err(Error::io("publishing", &dest))?;
+        std::fs::rename(&f.tmp, &f.dest).map_err(Error::io("publishing", &f.dest))?;
+        record.note(&f.rel, &f.dest, &f.sha256);
     }
     let metadata_dir = root.join("metadata");
     let fetched = upstream.fetched();
@@ -176,6 +188,11 @@ pub async fn sync_once(
     }
     let _ = std::fs::remove_dir_all(&scratch);
     commit_store(&config.state_dir, &store)?;
+    record.retain(&current);
+    if let Err(e) = record.save() {
+        // Published all the same; the next sync hashes the served targets.
+        warn!(error = %e, "cannot write the target record");
+    }
     info!(version, downloaded, present, "sync published");
     Ok(SyncReport {
         version,
@@ -184,17 +201,44 @@ pub async fn sync_once(
     })
 }
 
-/// Downloads and verifies every target the tree lacks into `scratch`;
-/// returns (scratch file, destination) pairs and how many were present.
+/// A target downloaded and verified into the scratch dir.
+struct StagedFile {
+    /// The scratch file.
+    tmp: PathBuf,
+    /// Where it is published.
+    dest: PathBuf,
+    /// Its path under `targets/`.
+    rel: String,
+    /// Its signed SHA-256.
+    sha256: String,
+}
+
+/// What [`stage_targets`] found and did.
+struct Staged {
+    /// Targets to publish.
+    files: Vec<StagedFile>,
+    /// Targets already in place and verified.
+    present: usize,
+    /// Every target the metadata lists, by path under `targets/`.
+    current: BTreeSet<String>,
+}
+
+/// Downloads and verifies into `scratch` every target the tree lacks or
+/// holds in a form that does not verify; a present target that `record`
+/// does not vouch for is hashed first (and noted in it when it verifies).
 async fn stage_targets(
     client: &mut Client,
     upstream: &Upstream,
     root: &Path,
     scratch: &Path,
     now: jiff::Timestamp,
-) -> Result<(Vec<(PathBuf, PathBuf)>, usize)> {
-    let mut staged = Vec::new();
-    let mut present = 0;
+    record: &mut Record,
+) -> Result<Staged> {
+    let mut staged = Staged {
+        files: Vec::new(),
+        present: 0,
+        current: BTreeSet::new(),
+    };
     for (_, path) in client.known_targets() {
         let info = client
             .target_info(&path, now)
@@ -213,17 +257,29 @@ async fn stage_targets(
             ))
             .into());
         }
+        staged.current.insert(rel.clone());
         let dest = root.join("targets").join(&rel);
         if std::fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == info.length) {
-            present += 1;
-            continue;
+            if record.unchanged(&rel, &dest, sha256) {
+                staged.present += 1;
+                continue;
+            }
+            if record::verifies(&path, &info, &dest).await {
+                record.note(&rel, &dest, sha256);
+                staged.present += 1;
+                continue;
+            }
         }
-        let tmp = scratch.join(format!("{}.part", staged.len()));
+        let tmp = scratch.join(format!("{}.part", staged.files.len()));
         upstream.download(&path, &rel, &info, &tmp).await?;
-        staged.push((tmp, dest));
+        staged.files.push(StagedFile {
+            tmp,
+            dest,
+            sha256: sha256.clone(),
+            rel,
+        });
     }
-
-    Ok((staged, present))
+    Ok(staged)
 }
 
 /// The client store of the last published sync: `trust`, or `trust.old`

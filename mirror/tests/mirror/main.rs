@@ -18,5 +18,6 @@ mod limits;
 mod paths;
 mod sync;
 mod sync_clock;
+mod sync_repair;
 mod sync_upstream;
 mod util;
