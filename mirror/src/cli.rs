@@ -42,7 +42,8 @@ pub enum Command {
         /// The mirror configuration file.
         #[arg(long, short)]
         config: PathBuf,
-        /// Sync from this URL instead of `sync.upstream`.
+        /// Sync from this URL instead of `sync.upstream` (the same rules: https,
+        /// an onion service, or plain http to a loopback address without Tor).
         #[arg(long)]
         upstream: Option<String>,
     },
