@@ -157,6 +157,16 @@ pub(crate) mod de_with {
         )
     }
 
+    /// A base URL that may also be plain http to loopback (see
+    /// [`WebUrl::parse_local_base`]).
+    pub(crate) fn local_base_url<'de, D: Deserializer<'de>>(d: D) -> Result<WebUrl, D::Error> {
+        parsed_str(
+            d,
+            "a url like https://updates.example.org/",
+            WebUrl::parse_local_base,
+        )
+    }
+
     /// An array of base URLs.
     pub(crate) fn base_urls<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<WebUrl>, D::Error> {
         struct One(WebUrl);
@@ -194,6 +204,37 @@ pub(crate) mod de_with {
                 format!("expected an ed25519 identity as 43 characters of base64, found {s:?}")
             })
         })
+    }
+}
+
+/// The longest clock skew that may be tolerated: beyond it, expired metadata
+/// would be accepted long enough to matter for freeze attacks.
+pub const MAX_SKEW_TOLERANCE: Duration = Duration::from_secs(3600);
+
+/// `[clock]`: the clock policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClockConfig {
+    /// How far the local clock may be behind before metadata counts as
+    /// expired. At most `"1h"`. Default: `"0s"`.
+    #[serde(deserialize_with = "de_with::duration")]
+    pub skew_tolerance: Duration,
+}
+
+impl ClockConfig {
+    /// Refuses a tolerance above [`MAX_SKEW_TOLERANCE`].
+    pub(crate) fn validate(&self) -> Result<(), crate::Invalid> {
+        if self.skew_tolerance > MAX_SKEW_TOLERANCE {
+            return Err(crate::Invalid::new(
+                "clock.skew_tolerance",
+                format!(
+                    "must be at most {}, found {}",
+                    format_duration(MAX_SKEW_TOLERANCE),
+                    format_duration(self.skew_tolerance)
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -299,7 +340,9 @@ pub enum Host {
 }
 
 /// An absolute `https://` URL, or an `http://` or `https://` URL of a v3 onion
-/// service (Tor already encrypts and authenticates those).
+/// service (Tor already encrypts and authenticates those); and, only where
+/// it is parsed with [`WebUrl::parse_local_base`], `http://` of a loopback
+/// address literal (a repository on the same host: nothing leaves it).
 ///
 /// No user name or password (they would end up in logs) and no fragment; the
 /// scheme and host are stored in lower case.
@@ -333,6 +376,11 @@ impl WebUrl {
         matches!(self.host, Host::Onion(_))
     }
 
+    /// Whether the host is a loopback address literal (127.0.0.0/8, `::1`).
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.host, Host::Ip(ip) if ip.is_loopback())
+    }
+
     /// The port, explicit or the scheme's default.
     pub fn port(&self) -> u16 {
         self.port
@@ -351,7 +399,17 @@ impl WebUrl {
     /// Parses a base URL, one that file names are appended to: no query, and
     /// the path gets a trailing `/` if it lacks one.
     pub fn parse_base(s: &str) -> Result<Self, String> {
-        let mut url: Self = s.parse()?;
+        Self::base(s.parse()?, s)
+    }
+
+    /// Like [`WebUrl::parse_base`], and also takes plain `http://` of a
+    /// loopback address literal (127.0.0.0/8, `[::1]`; never a name such as
+    /// `localhost`, which the system resolves): a repository on this host.
+    pub fn parse_local_base(s: &str) -> Result<Self, String> {
+        Self::base(Self::parse(s, true)?, s)
+    }
+
+    fn base(mut url: Self, s: &str) -> Result<Self, String> {
         if url.has_query() {
             return Err(format!("a base url takes no query (?...), found {s:?}"));
         }
@@ -366,6 +424,14 @@ impl FromStr for WebUrl {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s, false)
+    }
+}
+
+impl WebUrl {
+    /// Parses `s`; with `loopback_http`, plain http to a loopback address
+    /// literal is accepted too.
+    fn parse(s: &str, loopback_http: bool) -> Result<Self, String> {
         let bad = |why: &str| {
             Err(format!(
                 "expected a url like https://updates.example.org/: {why}"
@@ -405,8 +471,14 @@ impl FromStr for WebUrl {
                 _ => return bad(&format!("port {p:?} is not a number from 1 to 65535")),
             },
         };
-        if !https && !matches!(host, Host::Onion(_)) {
-            return bad("plain http is only allowed for .onion addresses; use https");
+        let local = loopback_http && matches!(host, Host::Ip(ip) if ip.is_loopback());
+        if !https && !matches!(host, Host::Onion(_)) && !local {
+            return bad(if loopback_http {
+                "plain http is only allowed for .onion addresses and loopback addresses \
+                 (127.0.0.0/8, [::1]); use https"
+            } else {
+                "plain http is only allowed for .onion addresses; use https"
+            });
         }
         let host_norm = match &host {
             Host::Onion(o) => format!("{o}.onion"),

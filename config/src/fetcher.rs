@@ -11,9 +11,7 @@ use crate::common::{DnsName, WebUrl, check_slug, de_with, format_duration};
 use crate::load::{ConfigFile, Invalid, resolve};
 use crate::tor::TorConfig;
 
-/// The longest clock skew that may be tolerated: beyond it, expired metadata
-/// would be accepted long enough to matter for freeze attacks.
-pub const MAX_SKEW_TOLERANCE: Duration = Duration::from_secs(3600);
+pub use crate::common::{ClockConfig, MAX_SKEW_TOLERANCE};
 
 /// The longest random delay before fetching: updates must not wait longer.
 pub const MAX_RANDOM_DELAY: Duration = Duration::from_secs(6 * 3600);
@@ -188,16 +186,6 @@ fn default_true() -> bool {
     true
 }
 
-/// `[clock]`: the clock policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClockConfig {
-    /// How far the local clock may be behind before metadata counts as
-    /// expired. At most `"1h"`. Default: `"0s"`.
-    #[serde(deserialize_with = "de_with::duration")]
-    pub skew_tolerance: Duration,
-}
-
 /// `[download]`: limits that keep a slow or hostile mirror from stalling
 /// the update.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -307,29 +295,16 @@ impl ConfigFile for FetcherConfig {
         if let Some(a) = &self.announcement {
             a.validate()?;
         }
-        let bounded = [
-            (
-                "clock.skew_tolerance",
-                self.clock.skew_tolerance,
-                MAX_SKEW_TOLERANCE,
-            ),
-            (
+        self.clock.validate()?;
+        if self.privacy.random_delay > MAX_RANDOM_DELAY {
+            return Err(Invalid::new(
                 "privacy.random_delay",
-                self.privacy.random_delay,
-                MAX_RANDOM_DELAY,
-            ),
-        ];
-        for (key, value, max) in bounded {
-            if value > max {
-                return Err(Invalid::new(
-                    key,
-                    format!(
-                        "must be at most {}, found {}",
-                        format_duration(max),
-                        format_duration(value)
-                    ),
-                ));
-            }
+                format!(
+                    "must be at most {}, found {}",
+                    format_duration(MAX_RANDOM_DELAY),
+                    format_duration(self.privacy.random_delay)
+                ),
+            ));
         }
         self.download.validate()
     }

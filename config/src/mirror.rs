@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::common::{WebUrl, check_slug, de_with, format_duration};
+use crate::common::{ClockConfig, WebUrl, check_slug, de_with, format_duration};
 use crate::load::{ConfigFile, Invalid, resolve};
 use crate::tor::TorConfig;
 
@@ -49,6 +49,11 @@ pub struct MirrorConfig {
     /// updated by other means.
     #[serde(default)]
     pub sync: Option<SyncConfig>,
+    /// The clock policy of sync: how far the local clock may be behind
+    /// before synced metadata counts as expired (`skew_tolerance`, at most
+    /// `"1h"`, default `"0s"`).
+    #[serde(default)]
+    pub clock: ClockConfig,
     /// Third-party feeds to fetch, check and serve (`[[feed]]`). Default: none.
     #[serde(default)]
     pub feed: Vec<FeedConfig>,
@@ -191,9 +196,11 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
-    /// The upstream repository's base URL; a missing trailing `/` is added.
-    /// Required.
-    #[serde(deserialize_with = "de_with::base_url")]
+    /// The upstream repository's base URL; a missing trailing `/` is added:
+    /// `https://`, `http://` of an onion service (through Tor), or `http://`
+    /// of a loopback address (127.0.0.0/8, `[::1]`: a repository on this
+    /// host) with `via_tor = false`. Required.
+    #[serde(deserialize_with = "de_with::local_base_url")]
     pub upstream: WebUrl,
     /// The pinned TUF root metadata the synced repository must verify
     /// against. Required.
@@ -206,6 +213,10 @@ pub struct SyncConfig {
     /// upstream. Default: `true`.
     #[serde(default = "default_true")]
     pub via_tor: bool,
+    /// Extra CA certificates (PEM) trusted for an `https://` upstream,
+    /// besides the Mozilla roots. Default: none.
+    #[serde(default)]
+    pub extra_ca: Option<PathBuf>,
 }
 
 fn default_true() -> bool {
@@ -354,6 +365,7 @@ impl ConfigFile for MirrorConfig {
         if let Some(s) = &self.sync {
             s.validate()?;
         }
+        self.clock.validate()?;
         if !(1..=MAX_FEED_KEEP).contains(&self.feeds.keep) {
             return Err(Invalid::new(
                 "feeds.keep",
@@ -385,6 +397,9 @@ impl ConfigFile for MirrorConfig {
         }
         if let Some(sync) = &mut self.sync {
             resolve(base, &mut sync.trust_root);
+            if let Some(ca) = &mut sync.extra_ca {
+                resolve(base, ca);
+            }
         }
         for f in &mut self.feed {
             if let Some(key) = &mut f.signature_key {
@@ -460,15 +475,33 @@ impl SyncConfig {
                 "must be longer than 0s; leave it out to sync only when asked",
             ));
         }
-        if self.upstream.is_onion() && !self.via_tor {
-            return Err(Invalid::new(
-                "sync.via_tor",
-                "an onion upstream is only reachable through Tor",
-            )
-            .near("sync.upstream"));
-        }
-        Ok(())
+        check_upstream(&self.upstream, self.via_tor)
+            .map_err(|m| Invalid::new("sync.via_tor", m).near("sync.upstream"))
     }
+
+    /// Parses an upstream URL given for one run (`--upstream`) by the rules
+    /// of `upstream`, against this section's `via_tor`.
+    pub fn parse_upstream(&self, url: &str) -> Result<WebUrl, String> {
+        let parsed = WebUrl::parse_local_base(url)?;
+        check_upstream(&parsed, self.via_tor)?;
+        Ok(parsed)
+    }
+}
+
+/// Whether `upstream` can be reached with `via_tor` as set.
+fn check_upstream(upstream: &WebUrl, via_tor: bool) -> Result<(), String> {
+    if upstream.is_onion() && !via_tor {
+        return Err("an onion upstream is only reachable through Tor".to_owned());
+    }
+    // Through Tor, a loopback address is the exit relay's, not this host's.
+    if upstream.is_loopback() && !upstream.is_https() && via_tor {
+        return Err(
+            "a plain http upstream on a loopback address is on this host, not reachable \
+             through Tor: set via_tor = false"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 impl FeedConfig {

@@ -94,6 +94,7 @@ fn example_mirror_loads() {
     assert_eq!(c.feed[1].check, FeedCheck::Mmdb);
     assert_eq!(c.feed[1].max_size, 100 * 1024 * 1024);
     assert_eq!(c.sync.unwrap().interval, Some(Duration::from_secs(600)));
+    assert_eq!(c.clock.skew_tolerance, Duration::from_secs(300));
     assert_eq!(c.tor.state_dir, Path::new("/var/lib/onionpkg-mirror/tor"));
     assert_eq!(
         c.tor.cache_dir,
@@ -517,6 +518,72 @@ fn mirror_limits_and_sync_rules() {
     assert!(s.via_tor);
     assert_eq!(s.interval, None);
     assert_eq!(s.trust_root, Path::new("/etc/m/root.json"));
+}
+
+#[test]
+fn mirror_sync_plain_http_only_to_loopback_without_tor() {
+    let sync = |url: &str, via_tor: bool| {
+        mirror(&format!(
+            "[onion]\nenabled = true\n[sync]\nupstream = \"{url}\"\ntrust_root = \"root.json\"\n\
+             via_tor = {via_tor}\n"
+        ))
+    };
+    for url in [
+        "http://127.0.0.1:8080/repo",
+        "http://127.3.2.1/",
+        "http://[::1]:8080/",
+    ] {
+        let c: MirrorConfig = from_str(&sync(url, false), "m.toml").unwrap();
+        let s = c.sync.unwrap();
+        assert!(!s.upstream.is_https() && s.upstream.is_loopback(), "{url}");
+        assert!(s.upstream.as_str().ends_with('/'), "{url}");
+        // The same rules for a URL given for one run (`--upstream`).
+        assert_eq!(s.parse_upstream(url).unwrap(), s.upstream, "{url}");
+    }
+    // Through Tor, 127.0.0.1 would be the exit relay, not this host.
+    let e = error::<MirrorConfig>(&sync("http://127.0.0.1/", true), "m.toml");
+    assert_at(&e, 8, "sync.via_tor", "set via_tor = false");
+    // Any other plain http upstream is refused, and says what is allowed.
+    for url in [
+        "http://10.0.0.1/",
+        "http://localhost/",
+        "http://updates.example.org/",
+        "http://[::ffff:127.0.0.1]/",
+    ] {
+        let e = error::<MirrorConfig>(&sync(url, false), "m.toml");
+        assert_at(&e, 6, "sync.upstream", "loopback");
+        assert!(e.to_string().contains("use https"), "{e}");
+    }
+    // https anywhere, with or without Tor; an extra CA for it.
+    let c: MirrorConfig = from_str(
+        &sync("https://10.0.0.1/", true).replace(
+            "via_tor = true\n",
+            "via_tor = true\nextra_ca = \"ca.pem\"\n",
+        ),
+        "/etc/m/m.toml",
+    )
+    .unwrap();
+    let s = c.sync.unwrap();
+    assert_eq!(s.extra_ca.as_deref(), Some(Path::new("/etc/m/ca.pem")));
+    let e = s.parse_upstream("http://10.0.0.1/").unwrap_err();
+    assert!(e.contains("loopback"), "{e}");
+    let e = s.parse_upstream("http://127.0.0.1/").unwrap_err();
+    assert!(e.contains("set via_tor = false"), "{e}");
+}
+
+#[test]
+fn mirror_clock_tolerance_is_bounded() {
+    let clock = |t: &str| {
+        mirror(&format!(
+            "[onion]\nenabled = true\n[clock]\nskew_tolerance = \"{t}\"\n"
+        ))
+    };
+    let c: MirrorConfig = from_str(&clock("1h"), "m.toml").unwrap();
+    assert_eq!(c.clock.skew_tolerance, Duration::from_secs(3600));
+    let c: MirrorConfig = from_str(&mirror("[onion]\nenabled = true\n"), "m.toml").unwrap();
+    assert_eq!(c.clock.skew_tolerance, Duration::ZERO);
+    let e = error::<MirrorConfig>(&clock("61m"), "m.toml");
+    assert_at(&e, 6, "clock.skew_tolerance", "at most 1h, found 61m");
 }
 
 /// A mirror with two feeds; the second feed starts at line 10.

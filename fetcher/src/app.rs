@@ -374,7 +374,10 @@ impl App {
                     tls,
                 }
             }
-            TransportKind::Https => Transport::Https { tls },
+            TransportKind::Https => Transport::Https {
+                tls,
+                loopback_http: false,
+            },
         }))
     }
 

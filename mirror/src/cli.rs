@@ -42,7 +42,8 @@ pub enum Command {
         /// The mirror configuration file.
         #[arg(long, short)]
         config: PathBuf,
-        /// Sync from this URL instead of `sync.upstream`.
+        /// Sync from this URL instead of `sync.upstream` (the same rules: https,
+        /// an onion service, or plain http to a loopback address without Tor).
         #[arg(long)]
         upstream: Option<String>,
     },
@@ -87,20 +88,22 @@ pub enum FeedsAction {
 }
 
 /// The process exit code for `e`:
-/// - 1: a runtime failure (network, I/O, Tor, no state yet);
+/// - 1: a runtime failure (network, TLS with the upstream, I/O, Tor, no
+///   state yet);
 /// - 2: a usage error (reported by the argument parser; a feed name that is
-///   not configured);
+///   not configured; an `--upstream` URL sync may not use);
 /// - 3: bad configuration (the file, the TLS PEM files, the repository root,
 ///   the trusted root, a missing `[sync]` section);
 /// - 4: a listener cannot be bound (address in use, permission denied);
 /// - 5: sync refused: the upstream repository failed verification (a
-///   tampered file, expired or rolled-back metadata); nothing was changed.
+///   tampered file, expired or rolled-back metadata), or the clock is behind
+///   signed time already seen; nothing was changed.
 /// - 6: `feeds fetch`: a feed could not be fetched, checked or published;
 ///   its last good version stays.
 pub fn exit_code(e: &Error) -> u8 {
     match e {
         Error::FeedsFailed(_) => 6,
-        Error::UnknownFeed(_) => 2,
+        Error::UnknownFeed(_) | Error::UpstreamUrl { .. } => 2,
         Error::Bind { .. } => 4,
         Error::BadConfig(_) => 3,
         Error::Verify(_) => 5,
@@ -182,10 +185,18 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
                 .await;
         });
     }
-    let mut sync_task = if sync_via_tor {
-        None
-    } else {
-        crate::sync::spawn_schedule(&config, mirror.metrics(), None)
+    // One TLS setup for every scheduled sync; a bad extra CA stops here.
+    let sync_tls = match &config.sync {
+        Some(_) => Some(crate::sync::tls(&config)?),
+        None => None,
+    };
+    let mut sync_task = match &sync_tls {
+        Some(tls) if !sync_via_tor => crate::sync::spawn_schedule(
+            &config,
+            mirror.metrics(),
+            crate::sync::transport(&config, tls.clone(), None)?,
+        ),
+        _ => None,
     };
     // Feeds start with the first Tor client when any of them needs one.
     let mut feed_tasks = if feeds_via_tor {
@@ -208,9 +219,10 @@ pub async fn serve(config: &std::path::Path) -> Result<()> {
                     info!(%address, "serving the onion service");
                 }
                 let tor = onionpkg_net::tor::TorTransport::new(client);
-                if sync_via_tor {
-                    sync_task =
-                        crate::sync::spawn_schedule(&config, mirror.metrics(), Some(tor.clone()));
+                if let (true, Some(tls)) = (sync_via_tor, &sync_tls) {
+                    let transport =
+                        crate::sync::transport(&config, tls.clone(), Some(tor.clone()))?;
+                    sync_task = crate::sync::spawn_schedule(&config, mirror.metrics(), transport);
                 }
                 if feeds_via_tor {
                     feed_tasks = crate::feeds::Feeds::new(&config, Some(tor))?.spawn_schedules();
@@ -362,7 +374,8 @@ pub async fn sync(config: &std::path::Path, upstream: Option<&str>) -> Result<St
     if config.sync.is_none() {
         return Err(Error::NoSync);
     }
-    let tor = crate::sync::sync_transport(&config).await?;
-    let report = crate::sync::sync_and_record(&config, upstream, tor, None).await?;
+    let clock = crate::sync::clock_policy(&config)?;
+    let transport = crate::sync::sync_transport(&config).await?;
+    let report = crate::sync::sync_and_record(&config, upstream, &transport, &clock, None).await?;
     Ok(report.to_string())
 }

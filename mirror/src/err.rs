@@ -80,6 +80,11 @@ pub enum Error {
     #[error("no [sync] section in the configuration")]
     NoSync,
 
+    /// The clock cannot be trusted (behind the signed time floor), or the
+    /// floor file is damaged; nothing was fetched.
+    #[error(transparent)]
+    Clock(#[from] onionpkg_trust::clock::ClockError),
+
     /// The upstream repository failed verification; nothing was changed.
     #[error("upstream repository refused: {0}")]
     Verify(#[from] onionpkg_trust::metadata::VerifyError),
@@ -90,6 +95,28 @@ pub enum Error {
         /// What was fetched.
         url: String,
         /// Why it failed.
+        reason: String,
+    },
+
+    /// The TLS connection to the upstream failed: its certificate is not
+    /// from a Mozilla root nor from `[sync] extra_ca`, names another host,
+    /// or the handshake failed. Nothing was verified, so nothing is refused.
+    #[error("cannot reach upstream {url} over tls: {source}")]
+    UpstreamTls {
+        /// The upstream's base URL.
+        url: String,
+        /// The transport's error.
+        #[source]
+        source: onionpkg_net::Error,
+    },
+
+    /// An upstream URL that sync may not use (given with `--upstream`, or
+    /// one the transport refuses).
+    #[error("upstream {url}: {reason}")]
+    UpstreamUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it is not allowed.
         reason: String,
     },
 
@@ -184,7 +211,11 @@ impl HasKind for Error {
             Self::NoRuntime => ErrorKind::Internal,
             Self::Tor(_) => ErrorKind::Network,
             Self::Verify(e) => e.kind(),
-            Self::Upstream { .. } | Self::SyncBusy(_) => ErrorKind::Network,
+            Self::Clock(e) => e.kind(),
+            Self::Upstream { .. } | Self::UpstreamTls { .. } | Self::SyncBusy(_) => {
+                ErrorKind::Network
+            }
+            Self::UpstreamUrl { .. } => ErrorKind::BadConfig,
             Self::State { .. } => ErrorKind::NotFound,
             Self::UnknownFeed(_) => ErrorKind::BadConfig,
             Self::FeedsFailed(_) => ErrorKind::Network,

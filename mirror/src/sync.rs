@@ -6,7 +6,9 @@
 //!    (rollbacks are caught across runs), and resolve every target;
 //! 2. download each target the tree lacks into a scratch dir inside the root
 //!    (outside the served directories), streamed and verified with
-//!    [`TargetVerifier`], then fsync'd;
+//!    `TargetVerifier`, then fsync'd; a present target whose length or
+//!    mtime differs from what sync recorded when it placed it ([`record`])
+//!    is hashed, and downloaded again if it does not verify;
 //! 3. only when everything verified: rename the targets into place, write the
 //!    versioned metadata files, and `timestamp.json` last. The repository
 //!    uses consistent snapshots, so that last rename is the publish.
@@ -14,39 +16,39 @@
 //! Anything failing before step 3 leaves the served tree as it was; a sync
 //! killed midway leaves only the scratch dir, which the next sync clears.
 //! Previous versioned files stay: clients may still ask for them.
+//!
+//! The network is `onionpkg_net`'s ([`upstream`]): one [`Transport`] per
+//! schedule or command (Tor, or direct HTTPS with `[sync] extra_ca`, or
+//! plain http to a loopback upstream), so TLS is set up once, not per
+//! request.
 
-use std::collections::BTreeMap;
+mod record;
+mod upstream;
+
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use onionpkg_config::mirror::MirrorConfig;
-use onionpkg_net::tor::{Purpose, TorTransport};
-use onionpkg_trust::metadata::{Client, FetchError, Repository, TargetVerifier};
+use onionpkg_net::tor::TorTransport;
+use onionpkg_net::transport::{Tls, Transport};
+use onionpkg_trust::clock::{Clock, ClockPolicy, SystemClock, TimeFloor, Tolerance};
+use onionpkg_trust::metadata::Client;
 use onionpkg_trust::roles;
-use sigstore_tuf::transport::FetchFuture;
-use std::io::Write as _;
-
-use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::metrics::Metrics;
 use crate::state::{State, write_atomic};
 use crate::{Error, Result};
+use record::Record;
+pub use record::TARGETS_RECORD;
+use upstream::Upstream;
 
 /// The scratch dir inside the root; not under a served directory.
 pub const SCRATCH_DIR: &str = ".sync-tmp";
 
-/// Deadline for one metadata file.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
-/// A target download fails when no byte arrives for this long.
-const STALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// Deadline for one target, however large.
-const TARGET_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The signed time floor's file in the state dir.
+pub const TIME_FLOOR: &str = "time-floor.json";
 
 /// What a successful sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,304 +71,53 @@ impl std::fmt::Display for SyncReport {
     }
 }
 
-/// Where to sync from and how to get there.
-#[derive(Clone)]
-pub struct Upstream {
-    https: bool,
-    host: String,
-    port: u16,
-    base_path: String,
-    tor: Option<TorTransport>,
+/// Sync's clock policy: the system clock, `[clock] skew_tolerance`, and
+/// the time floor kept in the state dir.
+pub fn clock_policy(config: &MirrorConfig) -> Result<ClockPolicy> {
+    clock_policy_with(config, Box::new(SystemClock))
 }
 
-impl std::fmt::Debug for Upstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("via_tor", &self.tor.is_some())
-            .finish_non_exhaustive()
-    }
+/// Like [`clock_policy`], reading the time from `clock` (tests, tools).
+pub fn clock_policy_with(config: &MirrorConfig, clock: Box<dyn Clock>) -> Result<ClockPolicy> {
+    let tolerance = Tolerance::from_secs(config.clock.skew_tolerance.as_secs())?;
+    let path = config.state_dir.join(TIME_FLOOR);
+    let floor = TimeFloor::load(&path).map_err(|e| match e {
+        onionpkg_trust::Error::Clock(c) => Error::Clock(c),
+        onionpkg_trust::Error::Io { source, .. } => Error::io("reading", &path)(source),
+        e => Error::io("reading", &path)(std::io::Error::other(e.to_string())),
+    })?;
+    Ok(ClockPolicy::new(clock, tolerance, floor))
 }
 
-impl Upstream {
-    /// Parses a base URL: `https://`, `http://` of an onion service, or
-    /// `http://` of a loopback address (a repository on the same host). With
-    /// `tor`, every connection goes through Tor.
-    pub fn parse(url: &str, tor: Option<TorTransport>) -> Result<Self> {
-        let bad = |reason: &str| Error::Upstream {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let uri: http::Uri = url.parse().map_err(|_| bad("not a valid url"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(bad("only http:// and https:// urls are supported")),
-        };
-        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        if authority.as_str().contains('@') {
-            return Err(bad("credentials in urls are refused"));
-        }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']');
-        let onion = host.ends_with(".onion");
-        let loopback = host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-        if !https && !onion && !loopback {
-            return Err(bad(
-                "plain http only for onion services and loopback; use https",
-            ));
-        }
-        if onion && tor.is_none() {
-            return Err(bad("an onion upstream is only reachable through tor"));
-        }
-        let mut base_path = uri.path().to_owned();
-        if !base_path.ends_with('/') {
-            base_path.push('/');
-        }
-        Ok(Self {
-            https,
-            host: host.to_owned(),
-            port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
-            base_path,
-            tor,
-        })
-    }
-
-    fn describe(&self, rel: &str) -> String {
-        let scheme = if self.https { "https" } else { "http" };
-        format!(
-            "{scheme}://{}:{}{}{rel}",
-            self.host, self.port, self.base_path
-        )
-    }
-
-    /// GETs `rel` (below the base), passing the body to `sink` chunk by
-    /// chunk, refusing more than `max` bytes. `Ok(false)` on 404.
-    async fn get(
-        &self,
-        purpose: Purpose,
-        rel: &str,
-        max: u64,
-        sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
-    ) -> Result<bool> {
-        let fail = |reason: String| Error::Upstream {
-            url: self.describe(rel),
-            reason,
-        };
-        let path = format!("{}{rel}", self.base_path);
-        if let Some(tor) = &self.tor {
-            let stream = tor
-                .connect(purpose, &self.host, self.port)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            return self
-                .exchange_maybe_tls(stream, &path, max, sink)
-                .await
-                .map_err(fail);
-        }
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        self.exchange_maybe_tls(tcp, &path, max, sink)
-            .await
-            .map_err(fail)
-    }
-
-    async fn exchange_maybe_tls<S>(
-        &self,
-        stream: S,
-        path: &str,
-        max: u64,
-        sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
-    ) -> Result<bool, String>
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        if !self.https {
-            return exchange(stream, &self.host, path, max, sink).await;
-        }
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let name =
-            rustls_pki_types::ServerName::try_from(self.host.clone()).map_err(|e| e.to_string())?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, stream)
-            .await
-            .map_err(|e| e.to_string())?;
-        exchange(tls, &self.host, path, max, sink).await
-    }
-}
-
-/// Aborts the connection task when the request is over or abandoned.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// One HTTP/1.1 GET, the body streamed into `sink`, each chunk within
-/// [`STALL_TIMEOUT`].
-async fn exchange<S>(
-    stream: S,
-    host: &str,
-    path: &str,
-    max: u64,
-    sink: &mut (dyn FnMut(&[u8]) -> Result<()> + Send),
-) -> Result<bool, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    let _conn = AbortOnDrop(tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            debug!(error = %e, "upstream connection ended");
-        }
-    }));
-    let req = Request::get(path)
-        .header(header::HOST, host)
-        .header(header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let resp = tokio::time::timeout(STALL_TIMEOUT, sender.send_request(req))
-        .await
-        .map_err(|_| "no response".to_owned())?
-        .map_err(|e| e.to_string())?;
-    match resp.status() {
-        StatusCode::OK => {}
-        StatusCode::NOT_FOUND => return Ok(false),
-        s => return Err(format!("status {s}")),
-    }
-    if let Some(len) = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > max
-    {
-        return Err(format!("larger than {max} bytes"));
-    }
-    let mut body = resp.into_body();
-    let mut seen = 0u64;
-    loop {
-        let frame = tokio::time::timeout(STALL_TIMEOUT, body.frame())
-            .await
-            .map_err(|_| format!("stalled for {STALL_TIMEOUT:?}"))?;
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| e.to_string())?;
-        if let Ok(data) = frame.into_data() {
-            seen = seen.saturating_add(data.len() as u64);
-            if seen > max {
-                return Err(format!("larger than {max} bytes"));
-            }
-            sink(&data).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(true)
-}
-
-/// The metadata fetched during one refresh, by file name.
-type Fetched = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
-
-/// A [`Repository`] over the upstream that keeps a copy of every metadata
-/// file it hands to the verifier, so exactly what was verified is published.
-struct Recording {
-    upstream: Upstream,
-    fetched: Fetched,
-}
-
-impl Recording {
-    async fn fetch(
-        &self,
-        dir: &str,
-        name: &str,
-        max: u64,
-        timeout: Duration,
-    ) -> sigstore_tuf::Result<Option<Vec<u8>>> {
-        let failed = |reason: String| {
-            FetchError::Failed {
-                name: name.to_owned(),
-                reason,
-            }
-            .into_tuf()
-        };
-        if !roles::is_safe_target_path(name) {
-            return Err(failed("unsafe file name".into()));
-        }
-        let mut buf = Vec::new();
-        let mut sink = |chunk: &[u8]| {
-            buf.extend_from_slice(chunk);
-            Ok(())
-        };
-        let rel = format!("{dir}/{name}");
-        let got = tokio::time::timeout(
-            timeout,
-            self.upstream.get(Purpose::Metadata, &rel, max, &mut sink),
-        )
-        .await
-        .map_err(|_| failed(format!("no answer within {timeout:?}")))?;
-        match got {
-            Ok(true) => Ok(Some(buf)),
-            Ok(false) => Ok(None),
-            Err(Error::Upstream { reason, .. }) if reason.starts_with("larger than") => {
-                Err(FetchError::TooLarge {
-                    name: name.to_owned(),
-                    limit: max,
-                }
-                .into_tuf())
-            }
-            Err(e) => Err(failed(e.to_string())),
-        }
-    }
-}
-
-impl Repository for Recording {
-    fn fetch_metadata<'a>(&'a self, name: &'a str, max_length: u64) -> FetchFuture<'a> {
-        Box::pin(async move {
-            let got = self
-                .fetch("metadata", name, max_length, METADATA_TIMEOUT)
-                .await?;
-            if let (Some(bytes), Ok(mut map)) = (&got, self.fetched.lock()) {
-                map.insert(name.to_owned(), bytes.clone());
-            }
-            Ok(got)
-        })
-    }
-
-    fn fetch_target<'a>(&'a self, path: &'a str, max_length: u64) -> FetchFuture<'a> {
-        Box::pin(async move {
-            self.fetch("targets", path, max_length, TARGET_TIMEOUT)
-                .await
-        })
-    }
-}
-
-/// Syncs `config.root` once from `upstream` (or `sync.upstream`).
+/// Syncs `config.root` once from `upstream` (a URL given for this run, by
+/// the rules of `sync.upstream`) or `sync.upstream`, over `transport`.
+///
+/// The time comes from `clock`: refused when it is behind the signed time
+/// floor by more than the tolerance, and expiry is checked at `now -
+/// tolerance`. TUF metadata carries no issue time, so nothing sync verifies
+/// raises the floor; it is checked all the same.
 pub async fn sync_once(
     config: &MirrorConfig,
     upstream: Option<&str>,
-    tor: Option<TorTransport>,
+    transport: &Arc<Transport>,
+    clock: &ClockPolicy,
 ) -> Result<SyncReport> {
     let sync = config.sync.as_ref().ok_or(Error::NoSync)?;
+    // The time every expiry is checked at: now, less the tolerance.
+    let now = clock.expiry_now(clock.now()?);
+    let url = match upstream {
+        Some(u) => sync
+            .parse_upstream(u)
+            .map_err(|reason| Error::UpstreamUrl {
+                url: u.to_owned(),
+                reason,
+            })?,
+        None => sync.upstream.clone(),
+    };
     std::fs::create_dir_all(&config.state_dir).map_err(Error::io("creating", &config.state_dir))?;
     // Held until this sync returns; the kernel drops it if the process dies.
     let _lock = lock(&config.state_dir.join("sync.lock"))?;
-    let url = upstream.unwrap_or(sync.upstream.as_str());
-    let upstream = Upstream::parse(url, tor)?;
+    let upstream = Upstream::new(Arc::clone(transport), url.as_str())?;
     let root_bytes = read_capped(&sync.trust_root, roles::ROOT_MAX_BYTES).map_err(|e| match e {
         Error::Io { path, source, .. } => Error::Root { path, source },
         e => e,
@@ -378,16 +129,13 @@ pub async fn sync_once(
     let store = config.state_dir.join("trust.next");
     let _ = std::fs::remove_dir_all(&store);
     copy_dir(&trusted, &store)?;
-    let fetched: Fetched = Arc::default();
-    let repo = Recording {
-        upstream: upstream.clone(),
-        fetched: Arc::clone(&fetched),
-    };
-    let mut client = Client::new(&root_bytes, Some(&store), repo)?;
-    let now = jiff::Timestamp::now();
-    client.refresh(now).await?;
+    let mut client = Client::new(&root_bytes, Some(&store), upstream.recording())?;
+    client.refresh(now).await.map_err(|e| upstream.refused(e))?;
     for role in client.delegated_roles() {
-        client.load_delegated(&role, now).await?;
+        client
+            .load_delegated(&role, now)
+            .await
+            .map_err(|e| upstream.refused(e))?;
     }
     let version = client.timestamp_version().unwrap_or(0);
 
@@ -397,8 +145,13 @@ pub async fn sync_once(
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(Error::io("creating", &scratch))?;
 
-    let staged = stage_targets(&mut client, &upstream, root, &scratch, now).await;
-    let (staged, present) = match staged {
+    let mut record = Record::load(&config.state_dir);
+    let staged = stage_targets(&mut client, &upstream, root, &scratch, now, &mut record).await;
+    let Staged {
+        files,
+        present,
+        current,
+    } = match staged {
         Ok(s) => s,
         Err(e) => {
             // Nothing of a refused sync stays behind, verified or not.
@@ -407,17 +160,18 @@ pub async fn sync_once(
         }
     };
 
-    // Everything verified: publish. Targets first, metadata next,
-    // timestamp.json last.
-    let downloaded = staged.len();
-    for (tmp, dest) in staged {
-        if let Some(dir) = dest.parent() {
+    // Everything verified: publish. Targets first (a new one, or the
+    // replacement of a damaged one), metadata next, timestamp.json last.
+    let downloaded = files.len();
+    for f in files {
+        if let Some(dir) = f.dest.parent() {
             std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
         }
-        std::fs::rename(&tmp, &dest).map_err(Error::io("publishing", &dest))?;
+        std::fs::rename(&f.tmp, &f.dest).map_err(Error::io("publishing", &f.dest))?;
+        record.note(&f.rel, &f.dest, &f.sha256);
     }
     let metadata_dir = root.join("metadata");
-    let fetched = fetched.lock().map(|m| m.clone()).unwrap_or_default();
+    let fetched = upstream.fetched();
     for (name, bytes) in &fetched {
         if name == "timestamp.json" || !is_versioned(name) {
             continue;
@@ -434,6 +188,11 @@ pub async fn sync_once(
     }
     let _ = std::fs::remove_dir_all(&scratch);
     commit_store(&config.state_dir, &store)?;
+    record.retain(&current);
+    if let Err(e) = record.save() {
+        // Published all the same; the next sync hashes the served targets.
+        warn!(error = %e, "cannot write the target record");
+    }
     info!(version, downloaded, present, "sync published");
     Ok(SyncReport {
         version,
@@ -442,19 +201,49 @@ pub async fn sync_once(
     })
 }
 
-/// Downloads and verifies every target the tree lacks into `scratch`;
-/// returns (scratch file, destination) pairs and how many were present.
+/// A target downloaded and verified into the scratch dir.
+struct StagedFile {
+    /// The scratch file.
+    tmp: PathBuf,
+    /// Where it is published.
+    dest: PathBuf,
+    /// Its path under `targets/`.
+    rel: String,
+    /// Its signed SHA-256.
+    sha256: String,
+}
+
+/// What [`stage_targets`] found and did.
+struct Staged {
+    /// Targets to publish.
+    files: Vec<StagedFile>,
+    /// Targets already in place and verified.
+    present: usize,
+    /// Every target the metadata lists, by path under `targets/`.
+    current: BTreeSet<String>,
+}
+
+/// Downloads and verifies into `scratch` every target the tree lacks or
+/// holds in a form that does not verify; a present target that `record`
+/// does not vouch for is hashed first (and noted in it when it verifies).
 async fn stage_targets(
     client: &mut Client,
     upstream: &Upstream,
     root: &Path,
     scratch: &Path,
     now: jiff::Timestamp,
-) -> Result<(Vec<(PathBuf, PathBuf)>, usize)> {
-    let mut staged = Vec::new();
-    let mut present = 0;
+    record: &mut Record,
+) -> Result<Staged> {
+    let mut staged = Staged {
+        files: Vec::new(),
+        present: 0,
+        current: BTreeSet::new(),
+    };
     for (_, path) in client.known_targets() {
-        let info = client.target_info(&path, now).await?;
+        let info = client
+            .target_info(&path, now)
+            .await
+            .map_err(|e| upstream.refused(e))?;
         let Some(sha256) = info.hashes.get("sha256") else {
             return Err(onionpkg_trust::metadata::VerifyError::Malformed(format!(
                 "{path}: no sha256 hash, so no consistent-snapshot name"
@@ -468,17 +257,29 @@ async fn stage_targets(
             ))
             .into());
         }
+        staged.current.insert(rel.clone());
         let dest = root.join("targets").join(&rel);
         if std::fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == info.length) {
-            present += 1;
-            continue;
+            if record.unchanged(&rel, &dest, sha256) {
+                staged.present += 1;
+                continue;
+            }
+            if record::verifies(&path, &info, &dest).await {
+                record.note(&rel, &dest, sha256);
+                staged.present += 1;
+                continue;
+            }
         }
-        let tmp = scratch.join(format!("{}.part", staged.len()));
-        download_target(upstream, &path, &rel, &info, &tmp).await?;
-        staged.push((tmp, dest));
+        let tmp = scratch.join(format!("{}.part", staged.files.len()));
+        upstream.download(&path, &rel, &info, &tmp).await?;
+        staged.files.push(StagedFile {
+            tmp,
+            dest,
+            sha256: sha256.clone(),
+            rel,
+        });
     }
-
-    Ok((staged, present))
+    Ok(staged)
 }
 
 /// The client store of the last published sync: `trust`, or `trust.old`
@@ -543,60 +344,6 @@ fn is_versioned(name: &str) -> bool {
     })
 }
 
-/// Streams one target into `tmp`, verifying it on the way; fsyncs it.
-async fn download_target(
-    upstream: &Upstream,
-    path: &str,
-    rel: &str,
-    info: &onionpkg_trust::metadata::TargetFile,
-    tmp: &Path,
-) -> Result<()> {
-    let mut verifier = TargetVerifier::new(path, info)?;
-    let mut file = std::fs::File::create(tmp).map_err(Error::io("creating", tmp))?;
-    let mut verify_err = None;
-    let mut write_err = None;
-    // Chunks are written as they come (a local write of one chunk is short
-    // next to the network), so a package is never held in memory.
-    let mut sink = |chunk: &[u8]| {
-        if let Err(e) = verifier.update(chunk) {
-            verify_err = Some(e);
-        } else if let Err(e) = file.write_all(chunk) {
-            write_err = Some(e);
-        } else {
-            return Ok(());
-        }
-        Err(Error::Upstream {
-            url: rel.to_owned(),
-            reason: "download stopped".into(),
-        })
-    };
-    let target_rel = format!("targets/{rel}");
-    let got = tokio::time::timeout(
-        TARGET_TIMEOUT,
-        upstream.get(Purpose::Packages, &target_rel, info.length, &mut sink),
-    )
-    .await;
-    if let Some(e) = verify_err {
-        return Err(e.into());
-    }
-    if let Some(e) = write_err {
-        return Err(Error::io("writing", tmp)(e));
-    }
-    let found = got.map_err(|_| Error::Upstream {
-        url: target_rel.clone(),
-        reason: format!("not complete within {TARGET_TIMEOUT:?}"),
-    })??;
-    if !found {
-        return Err(Error::Upstream {
-            url: target_rel,
-            reason: "not found".into(),
-        });
-    }
-    verifier.finish()?;
-    file.sync_all().map_err(Error::io("syncing", tmp))?;
-    Ok(())
-}
-
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).map_err(Error::io("reading", path))?;
     if meta.len() > max {
@@ -613,10 +360,18 @@ fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
 pub async fn sync_and_record(
     config: &MirrorConfig,
     upstream: Option<&str>,
-    tor: Option<TorTransport>,
+    transport: &Arc<Transport>,
+    clock: &ClockPolicy,
     metrics: Option<&Metrics>,
 ) -> Result<SyncReport> {
-    let result = sync_once(config, upstream, tor).await;
+    let result = sync_once(config, upstream, transport, clock).await;
+    record(config, metrics, &result);
+    result
+}
+
+/// Records a sync's outcome in the state file and metrics, at the system
+/// clock's time (for the operator; no check depends on it).
+fn record(config: &MirrorConfig, metrics: Option<&Metrics>, result: &Result<SyncReport>) {
     let now = jiff::Timestamp::now();
     let recorded = match &result {
         Ok(r) => {
@@ -641,29 +396,64 @@ pub async fn sync_and_record(
     if let Err(e) = recorded {
         warn!(error = %e, "cannot record the sync in the state file");
     }
-    result
 }
 
-/// The Tor transport for syncing, when `[sync] via_tor` is set.
-pub async fn sync_transport(config: &MirrorConfig) -> Result<Option<TorTransport>> {
-    match &config.sync {
+/// The roots an `https://` upstream is checked against: the Mozilla roots
+/// and `[sync] extra_ca`.
+pub fn tls(config: &MirrorConfig) -> Result<Tls> {
+    let extra_ca = config.sync.as_ref().and_then(|s| s.extra_ca.as_deref());
+    Tls::load(extra_ca).map_err(|e| Error::Tls {
+        what: "[sync] extra_ca",
+        path: extra_ca.map(Path::to_owned).unwrap_or_default(),
+        reason: e.to_string(),
+    })
+}
+
+/// How sync reaches upstream, for every sync of a schedule or command:
+/// through `tor` when `[sync] via_tor` is set, directly otherwise (HTTPS,
+/// or plain http to a loopback upstream).
+pub fn transport(
+    config: &MirrorConfig,
+    tls: Tls,
+    tor: Option<TorTransport>,
+) -> Result<Arc<Transport>> {
+    let sync = config.sync.as_ref().ok_or(Error::NoSync)?;
+    Ok(Arc::new(match (sync.via_tor, tor) {
+        (true, Some(tor)) => Transport::Tor { tor, tls },
+        (true, None) => {
+            return Err(Error::Tor(onionpkg_net::Error::Settings(
+                "[sync] via_tor is set, but no tor client was started".into(),
+            )));
+        }
+        (false, _) => Transport::Https {
+            tls,
+            loopback_http: true,
+        },
+    }))
+}
+
+/// The transport for one `onionpkg-mirror sync`: bootstraps Tor when
+/// `[sync] via_tor` is set.
+pub async fn sync_transport(config: &MirrorConfig) -> Result<Arc<Transport>> {
+    let tls = tls(config)?;
+    let tor = match &config.sync {
         Some(s) if s.via_tor => {
             let client =
                 onionpkg_net::tor::bootstrap(&onionpkg_net::tor::TorSettings::from(&config.tor))
                     .await?;
-            Ok(Some(TorTransport::new(client)))
+            Some(TorTransport::new(client))
         }
-        _ => Ok(None),
-    }
+        _ => None,
+    };
+    transport(config, tls, tor)
 }
 
 /// Starts syncing on the configured interval, if any: first at once, then
 /// every interval; a failed sync is logged and retried at the next one.
-/// `tor` is the transport when `[sync] via_tor` is set.
 pub fn spawn_schedule(
     config: &MirrorConfig,
     metrics: &Arc<Metrics>,
-    tor: Option<TorTransport>,
+    transport: Arc<Transport>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let interval = config.sync.as_ref()?.interval?;
     let config = config.clone();
@@ -673,7 +463,18 @@ pub fn spawn_schedule(
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            match sync_and_record(&config, None, tor.clone(), Some(&metrics)).await {
+            // The floor file is read again each time, as by a new process.
+            let result = match clock_policy(&config) {
+                Ok(clock) => {
+                    sync_and_record(&config, None, &transport, &clock, Some(&metrics)).await
+                }
+                Err(e) => {
+                    let result = Err(e);
+                    record(&config, Some(&metrics), &result);
+                    result
+                }
+            };
+            match result {
                 Ok(r) => info!(%r, "scheduled sync done"),
                 Err(e) => warn!(error = %e, "scheduled sync failed; serving the last good tree"),
             }

@@ -127,6 +127,15 @@ impl HttpUrl {
         self.host.to_ascii_lowercase().ends_with(".onion")
     }
 
+    /// Whether the host is a loopback address literal (127.0.0.0/8, `::1`):
+    /// a connection to it never leaves this host. Names, `localhost`
+    /// included, are not: the system resolves them.
+    pub fn is_loopback(&self) -> bool {
+        self.host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// The host name, IP address or onion address.
     pub fn host(&self) -> &str {
         &self.host
@@ -331,6 +340,21 @@ mod tests {
         assert_eq!((u.host(), u.port(), u.is_tls()), ("m.example", 443, true));
         assert_eq!(u.host_header(), "m.example");
         assert!(HttpUrl::parse_any("ftp://x/").is_err());
+        for (url, loopback) in [
+            ("http://127.0.0.1:8/", true),
+            ("http://127.9.8.7/", true),
+            ("http://[::1]:8/", true),
+            ("https://127.0.0.1/", true),
+            ("http://localhost/", false),
+            ("http://[::ffff:127.0.0.1]/", false),
+            ("http://10.0.0.1/", false),
+        ] {
+            assert_eq!(
+                HttpUrl::parse_any(url).unwrap().is_loopback(),
+                loopback,
+                "{url}"
+            );
+        }
         for bad in [
             "https://a.onion/",
             "ftp://x/",

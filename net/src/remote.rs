@@ -78,6 +78,34 @@ impl RemoteRepository {
         format!("{}targets/{path}", self.base)
     }
 
+    /// GETs `url` whole (file `name`, which must be a safe relative path),
+    /// at most `max_length` bytes within `timeout`: `Ok(None)` when the
+    /// mirror answers 404 or 403. The error is the transport's own, for a
+    /// caller that tells a TLS failure from an unreachable host.
+    pub async fn get(
+        &self,
+        purpose: Purpose,
+        name: &str,
+        url: &str,
+        max_length: u64,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>> {
+        if !roles::is_safe_target_path(name) {
+            return Err(Error::Url(format!("unsafe file name {name:?}")));
+        }
+        let limits = Limits {
+            max_body: max_length,
+            timeout,
+        };
+        debug!(%purpose, %url, "fetching");
+        let r = self.transport.get(purpose, url, &limits).await?;
+        match r.status {
+            http::StatusCode::OK => Ok(Some(r.body.to_vec())),
+            http::StatusCode::NOT_FOUND | http::StatusCode::FORBIDDEN => Ok(None),
+            status => Err(Error::Status(status)),
+        }
+    }
+
     /// GETs `url`, mapping the outcome onto what the TUF updater expects.
     pub async fn fetch(
         &self,
@@ -87,38 +115,25 @@ impl RemoteRepository {
         max_length: u64,
         timeout: Duration,
     ) -> std::result::Result<Option<Vec<u8>>, FetchError> {
-        if !roles::is_safe_target_path(name) {
-            return Err(FetchError::Failed {
-                name: name.to_owned(),
-                reason: "unsafe file name".into(),
-            });
-        }
-        let limits = Limits {
-            max_body: max_length,
-            timeout,
-        };
-        debug!(%purpose, %url, "fetching");
-        match self.transport.get(purpose, url, &limits).await {
-            Ok(r) if r.status == http::StatusCode::OK => Ok(Some(r.body.to_vec())),
-            Ok(r)
-                if r.status == http::StatusCode::NOT_FOUND
-                    || r.status == http::StatusCode::FORBIDDEN =>
-            {
-                Ok(None)
-            }
-            Ok(r) => Err(FetchError::Failed {
-                name: name.to_owned(),
-                reason: Error::Status(r.status).to_string(),
-            }),
-            Err(Error::BodyTooLarge { limit }) => Err(FetchError::TooLarge {
-                name: name.to_owned(),
-                limit,
-            }),
-            Err(e) => Err(FetchError::Failed {
-                name: name.to_owned(),
-                reason: e.to_string(),
-            }),
-        }
+        self.get(purpose, name, url, max_length, timeout)
+            .await
+            .map_err(|e| fetch_error(name, &e))
+    }
+}
+
+/// What the TUF updater is told about a failed fetch of `name`: a body over
+/// its cap is [`FetchError::TooLarge`] (an endless-data attack), anything
+/// else a failure with the transport's message.
+pub fn fetch_error(name: &str, e: &Error) -> FetchError {
+    match e {
+        Error::BodyTooLarge { limit } => FetchError::TooLarge {
+            name: name.to_owned(),
+            limit: *limit,
+        },
+        e => FetchError::Failed {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        },
     }
 }
 

@@ -16,6 +16,7 @@ async fn setup() -> (crate::testutil::TestServer, RemoteRepository) {
     .await;
     let transport = Arc::new(Transport::Https {
         tls: Tls::new(Some(ca.ca_pem.as_bytes())).unwrap(),
+        loopback_http: false,
     });
     let repo = RemoteRepository::new(transport, &format!("https://{}/m", srv.addr))
         .unwrap()
@@ -23,7 +24,7 @@ async fn setup() -> (crate::testutil::TestServer, RemoteRepository) {
     (srv, repo)
 }
 
-fn fetch_error(e: sigstore_tuf::Error) -> FetchError {
+fn from_tuf(e: sigstore_tuf::Error) -> FetchError {
     let sigstore_tuf::Error::Transport { source, .. } = e else {
         panic!("not a transport error: {e}");
     };
@@ -48,7 +49,7 @@ async fn maps_statuses() {
         repo.fetch_metadata("forbidden.json", 1024).await.unwrap(),
         None
     );
-    let e = fetch_error(repo.fetch_metadata("broken.json", 1024).await.unwrap_err());
+    let e = from_tuf(repo.fetch_metadata("broken.json", 1024).await.unwrap_err());
     assert!(
         matches!(&e, FetchError::Failed { reason, .. } if reason.contains("500")),
         "{e}"
@@ -66,10 +67,10 @@ async fn maps_statuses() {
 async fn caps_length_while_reading() {
     let (_srv, repo) = setup().await;
     // The signed length is the cap: one byte less than the target is refused.
-    let e = fetch_error(repo.fetch_target("pkgs/abc.a.tar", 99).await.unwrap_err());
+    let e = from_tuf(repo.fetch_target("pkgs/abc.a.tar", 99).await.unwrap_err());
     assert!(matches!(e, FetchError::TooLarge { limit: 99, .. }), "{e}");
     // An endless body ends at the cap, not when memory runs out.
-    let e = fetch_error(
+    let e = from_tuf(
         repo.fetch_metadata("endless.json", 16 * 1024)
             .await
             .unwrap_err(),
@@ -84,7 +85,7 @@ async fn caps_length_while_reading() {
 async fn slow_retrieval_times_out() {
     let (_srv, repo) = setup().await;
     let started = std::time::Instant::now();
-    let e = fetch_error(repo.fetch_metadata("slow.json", 1024).await.unwrap_err());
+    let e = from_tuf(repo.fetch_metadata("slow.json", 1024).await.unwrap_err());
     assert!(
         matches!(&e, FetchError::Failed { reason, .. } if reason.contains("timed out")),
         "{e}"
@@ -95,10 +96,80 @@ async fn slow_retrieval_times_out() {
 #[tokio::test]
 async fn refuses_unsafe_names_and_urls_the_transport_cannot_fetch() {
     let (_srv, repo) = setup().await;
-    let e = fetch_error(repo.fetch_metadata("../x.json", 1024).await.unwrap_err());
+    let e = from_tuf(repo.fetch_metadata("../x.json", 1024).await.unwrap_err());
     assert!(matches!(e, FetchError::Failed { .. }), "{e}");
     let https = Arc::new(Transport::Https {
         tls: Tls::new(None).unwrap(),
+        loopback_http: false,
     });
     assert!(RemoteRepository::new(https, "http://127.0.0.1:1/").is_err());
+}
+
+#[tokio::test]
+async fn get_keeps_the_transport_error() {
+    let (srv, repo) = setup().await;
+    let url = repo.metadata_url("timestamp.json");
+    let got = repo
+        .get(
+            Purpose::Metadata,
+            "timestamp.json",
+            &url,
+            1024,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.as_deref(), Some(&b"{\"ts\":1}"[..]));
+    let url = repo.metadata_url("broken.json");
+    let e = repo
+        .get(
+            Purpose::Metadata,
+            "broken.json",
+            &url,
+            1024,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Status(s) if s.as_u16() == 500), "{e}");
+    let e = repo
+        .get(
+            Purpose::Metadata,
+            "../x.json",
+            &url,
+            1024,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Url(_)), "{e}");
+
+    // The same server with roots that do not include its CA: a TLS error,
+    // typed, and reported to the updater as a failed fetch.
+    let untrusted = Arc::new(Transport::Https {
+        tls: Tls::new(None).unwrap(),
+        loopback_http: false,
+    });
+    let repo = RemoteRepository::new(untrusted, &format!("https://{}/m", srv.addr)).unwrap();
+    let url = repo.metadata_url("timestamp.json");
+    let e = repo
+        .get(
+            Purpose::Metadata,
+            "timestamp.json",
+            &url,
+            1024,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Tls { .. }), "{e}");
+    let f = fetch_error("timestamp.json", &e);
+    assert!(
+        matches!(&f, FetchError::Failed { name, reason } if name == "timestamp.json" && reason.contains("tls handshake")),
+        "{f}"
+    );
+    assert!(matches!(
+        fetch_error("x", &Error::BodyTooLarge { limit: 3 }),
+        FetchError::TooLarge { limit: 3, .. }
+    ));
 }

@@ -14,8 +14,10 @@
 //!   distinct SOCKS username and password (Tor's `IsolateSOCKSAuth`, on by
 //!   default). The SOCKS password is random per process, so separate runs
 //!   do not share circuits either.
-//! - [`Transport::Https`] is clearnet only: it refuses plain `http://` and
-//!   onion addresses, which it could only leak.
+//! - [`Transport::Https`] is clearnet only: it refuses onion addresses,
+//!   which it could only leak, and plain `http://`, except, when asked for
+//!   with `loopback_http`, to a loopback address literal (a repository on
+//!   the same host: those bytes never leave it).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -194,6 +196,10 @@ pub enum Transport {
     Https {
         /// The certificate roots.
         tls: Tls,
+        /// Also plain `http://` to a loopback address literal (127.0.0.0/8,
+        /// `::1`): a repository on the same host, such as a mirror's
+        /// upstream. Never a name, which the system might resolve elsewhere.
+        loopback_http: bool,
     },
 }
 
@@ -214,11 +220,16 @@ impl Transport {
 
     /// Checks that this transport may fetch `url` at all.
     pub fn check(&self, url: &HttpUrl) -> Result<()> {
-        if let Self::Https { .. } = self {
-            if !url.is_tls() {
+        if let Self::Https { loopback_http, .. } = self {
+            let local = *loopback_http && url.is_loopback();
+            if !url.is_tls() && !local {
                 return Err(Error::Refused {
                     transport: "https",
-                    reason: "plain http:// urls",
+                    reason: if *loopback_http {
+                        "plain http:// urls but to a loopback address (127.0.0.0/8, [::1])"
+                    } else {
+                        "plain http:// urls"
+                    },
                 });
             }
             if url.is_onion() {
@@ -240,7 +251,7 @@ impl Transport {
             Self::Socks { socks, tls } => {
                 (Box::new(socks.connect(purpose, host, port).await?), tls)
             }
-            Self::Https { tls } => {
+            Self::Https { tls, .. } => {
                 debug!(%purpose, "opening tcp connection");
                 let tcp = TcpStream::connect((host, port))
                     .await

@@ -16,12 +16,14 @@ async fn https_with_extra_ca_fetches_and_without_it_refuses() {
 
     let t = Transport::Https {
         tls: Tls::new(Some(ca.ca_pem.as_bytes())).unwrap(),
+        loopback_http: false,
     };
     let r = t.get(Purpose::Metadata, &url, &limits()).await.unwrap();
     assert_eq!(&r.body[..], b"hello");
 
     let untrusted = Transport::Https {
         tls: Tls::new(None).unwrap(),
+        loopback_http: false,
     };
     let e = untrusted
         .get(Purpose::Metadata, &url, &limits())
@@ -34,6 +36,7 @@ async fn https_with_extra_ca_fetches_and_without_it_refuses() {
 async fn https_refuses_plain_http_and_onions() {
     let t = Transport::Https {
         tls: Tls::new(None).unwrap(),
+        loopback_http: false,
     };
     for url in [
         "http://127.0.0.1:9/x",
@@ -41,6 +44,40 @@ async fn https_refuses_plain_http_and_onions() {
     ] {
         let e = t.get(Purpose::Metadata, url, &limits()).await.unwrap_err();
         assert!(matches!(e, Error::Refused { .. }), "{url}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn https_with_loopback_http_fetches_plain_http_from_loopback_only() {
+    let srv = serve(None, |_| Reply::Body(b"local".to_vec())).await;
+    let t = Transport::Https {
+        tls: Tls::new(None).unwrap(),
+        loopback_http: true,
+    };
+    let url = format!("http://{}/metadata/x.json", srv.addr);
+    let r = t.get(Purpose::Metadata, &url, &limits()).await.unwrap();
+    assert_eq!(&r.body[..], b"local");
+    let url = format!("http://[::1]:{}/x", srv.addr.port());
+    assert!(t.check(&HttpUrl::parse(&url).unwrap()).is_ok());
+    // Anything that would leave the host in clear text is still refused,
+    // names included: a name is resolved by the system, maybe elsewhere.
+    for url in [
+        "http://192.0.2.1/x",
+        "http://localhost/x",
+        "http://[::ffff:127.0.0.1]/x",
+        "http://oghohrm2uzznh27nkezd55psiwx6ygccpjeifaizxkxgb5lrxejtuoyd.onion/x",
+    ] {
+        let e = t.get(Purpose::Metadata, url, &limits()).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Refused {
+                    transport: "https",
+                    ..
+                }
+            ),
+            "{url}: {e}"
+        );
     }
 }
 

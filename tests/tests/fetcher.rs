@@ -446,7 +446,10 @@ fn fetcher_over_tor() {
         .await?;
         let socks_took = t1.elapsed();
         let via_https = fetch_all(
-            Transport::Https { tls: tls.clone() },
+            Transport::Https {
+                tls: tls.clone(),
+                loopback_http: false,
+            },
             &base,
             &root,
             &work.path().join("out-https"),

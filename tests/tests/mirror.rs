@@ -255,8 +255,20 @@ fn mirror_serves_its_onion_service() {
             // The primary is on loopback here: plain http, given as the
             // command line's `--upstream` would.
             let from = format!("http://{primary_http}/");
-            let synced =
-                onionpkg_mirror::sync::sync_and_record(&config, Some(&from), None, None).await?;
+            let transport = onionpkg_mirror::sync::transport(
+                &config,
+                onionpkg_mirror::sync::tls(&config)?,
+                None,
+            )?;
+            let clock = onionpkg_mirror::sync::clock_policy(&config)?;
+            let synced = onionpkg_mirror::sync::sync_and_record(
+                &config,
+                Some(&from),
+                &transport,
+                &clock,
+                None,
+            )
+            .await?;
             println!("feeds: {feeds:?}; mirror {synced}");
             anyhow::Ok((primary, config, feeds))
         })?;
@@ -348,7 +360,14 @@ fn mirror_serves_its_onion_service() {
                 },
                 &onion_base,
             ),
-            ("https", Transport::Https { tls }, &https_base),
+            (
+                "https",
+                Transport::Https {
+                    tls,
+                    loopback_http: false,
+                },
+                &https_base,
+            ),
         ];
         let mut fetched = Vec::new();
         for (name, transport, base) in ways {

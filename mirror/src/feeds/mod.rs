@@ -198,7 +198,10 @@ impl Feeds {
         })?;
         Ok(Self {
             config: Arc::new(config.clone()),
-            clearnet: Transport::Https { tls: tls.clone() },
+            clearnet: Transport::Https {
+                tls: tls.clone(),
+                loopback_http: false,
+            },
             tor: tor.map(|tor| Transport::Tor { tor, tls }),
             publishing: Arc::new(tokio::sync::Mutex::new(())),
         })

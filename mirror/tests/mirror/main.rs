@@ -18,4 +18,7 @@ mod floor;
 mod limits;
 mod paths;
 mod sync;
+mod sync_clock;
+mod sync_repair;
+mod sync_upstream;
 mod util;

@@ -20,15 +20,42 @@ use onionpkg_mirror::sync::sync_and_record;
 use onionpkg_trust::metadata::{Client, FsRepository, VerifyError};
 use tokio::sync::Notify;
 
-use crate::util::{TestRepo, WAIT, config};
+use crate::util::{TestRepo, WAIT, clock, config, direct};
 
-/// An upstream serving a repository tree over HTTP on loopback; it can be
-/// told to stall halfway through one file.
-struct Upstream {
+/// An upstream serving a repository tree over HTTP (or HTTPS) on loopback;
+/// it can be told to stall halfway through one file.
+pub(crate) struct Upstream {
     addr: SocketAddr,
+    tls: bool,
     stall: Arc<AtomicBool>,
     half_sent: Arc<Notify>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// A test CA (PEM) and a server configuration for 127.0.0.1 signed by it.
+pub(crate) fn test_ca() -> (String, Arc<rustls::ServerConfig>) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (ca.pem(), Arc::new(tls))
 }
 
 impl Drop for Upstream {
@@ -38,7 +65,19 @@ impl Drop for Upstream {
 }
 
 impl Upstream {
-    async fn start(dir: &Path, stall_suffix: &'static str) -> Self {
+    /// Serves `dir` over plain HTTP.
+    pub(crate) async fn start(dir: &Path, stall_suffix: &'static str) -> Self {
+        Self::start_with(dir, stall_suffix, None).await
+    }
+
+    /// Serves `dir`, over HTTPS with `tls` if given.
+    pub(crate) async fn start_with(
+        dir: &Path,
+        stall_suffix: &'static str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let https = acceptor.is_some();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let service = RepoService::new(dir, Arc::new(Metrics::default()), false).unwrap();
@@ -51,6 +90,7 @@ impl Upstream {
                     continue;
                 };
                 let (service, stall, half_sent) = (service.clone(), Arc::clone(&s), Arc::clone(&h));
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: http::Request<Incoming>| {
                         let (service, stall, half_sent) =
@@ -81,29 +121,41 @@ impl Upstream {
                             ))
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        Some(a) => {
+                            let Ok(stream) = a.accept(stream).await else {
+                                return;
+                            };
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                    }
                 });
             }
         });
         Self {
             addr,
+            tls: https,
             stall,
             half_sent,
             task,
         }
     }
 
-    fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+    /// The base URL.
+    pub(crate) fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/", self.addr)
     }
 }
 
 use futures::StreamExt as _;
 
 /// Every file under `root` but the sync scratch dir, with its content.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -131,7 +183,7 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 /// What a client sees in the mirror's tree: it must verify.
-async fn client_accepts(root_json: &[u8], tree: &Path, target: &str) -> Vec<u8> {
+pub(crate) async fn client_accepts(root_json: &[u8], tree: &Path, target: &str) -> Vec<u8> {
     let mut c = Client::new(root_json, None, FsRepository::from_tree(tree)).unwrap();
     c.refresh(Timestamp::now()).await.unwrap();
     c.fetch_target(target, Timestamp::now()).await.unwrap()
@@ -158,7 +210,9 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
     let cfg = onionpkg_config::load_mirror(&cfg_path).unwrap();
 
     // A good sync: the tree verifies for a client.
-    let r = sync_and_record(&cfg, Some(&url), None, None).await.unwrap();
+    let r = sync_and_record(&cfg, Some(&url), &direct(&cfg), &clock(&cfg), None)
+        .await
+        .unwrap();
     assert_eq!(r.downloaded, 1);
     assert_eq!(
         std::fs::read(served.join("metadata/timestamp.json")).unwrap(),
@@ -175,7 +229,7 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
     repo.publish();
     let two = repo.repo.targets_dir().join(repo.hashed("pkg/two-1.0.tar"));
     std::fs::write(&two, b"SECOND package\n").unwrap();
-    let e = sync_and_record(&cfg, Some(&url), None, None)
+    let e = sync_and_record(&cfg, Some(&url), &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap_err();
     assert!(
@@ -189,7 +243,7 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
     // An expired timestamp: refused, nothing changes.
     repo.now = Timestamp::now() - SignedDuration::from_hours(48);
     repo.publish();
-    let e = sync_and_record(&cfg, Some(&url), None, None)
+    let e = sync_and_record(&cfg, Some(&url), &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap_err();
     assert!(
@@ -232,7 +286,9 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
 
     // The next sync completes; older versioned files stay.
     upstream.stall.store(false, Ordering::SeqCst);
-    let r = sync_and_record(&cfg, Some(&url), None, None).await.unwrap();
+    let r = sync_and_record(&cfg, Some(&url), &direct(&cfg), &clock(&cfg), None)
+        .await
+        .unwrap();
     assert_eq!(r.version, version);
     assert_eq!(
         client_accepts(&root_json, &served, "pkg/big-1.0.bin").await,

@@ -93,6 +93,19 @@ pub fn config(dir: &Path, root: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// Sync's transport for a configuration without `via_tor`.
+pub fn direct(
+    config: &onionpkg_config::MirrorConfig,
+) -> std::sync::Arc<onionpkg_net::transport::Transport> {
+    let tls = onionpkg_mirror::sync::tls(config).unwrap();
+    onionpkg_mirror::sync::transport(config, tls, None).unwrap()
+}
+
+/// Sync's clock policy of `config`, with the system clock.
+pub fn clock(config: &onionpkg_config::MirrorConfig) -> onionpkg_trust::clock::ClockPolicy {
+    onionpkg_mirror::sync::clock_policy(config).unwrap()
+}
+
 /// Starts a mirror from a configuration file.
 pub async fn start(config: &Path) -> Mirror {
     let config = onionpkg_config::load_mirror(config).unwrap();
