@@ -236,6 +236,37 @@ fn read_pubkey(path: &PathBuf) -> Result<PublicKey> {
     PublicKey::from_json(&bytes).with_context(|| format!("public key file {}", path.display()))
 }
 
+/// What a command needs of the repository directory.
+enum Access {
+    /// Nothing: it works on files it is given (a key holder's commands).
+    None,
+    /// An existing repository, read only.
+    Read,
+    /// An existing repository, under the writer lock.
+    Write,
+    /// A repository made by `init`, its first root possibly still awaiting
+    /// signatures, under the writer lock.
+    Install,
+    /// A new repository (`init`).
+    Create,
+}
+
+fn access(cli: &Cli) -> Access {
+    match &cli.command {
+        Command::Init { .. } => Access::Create,
+        Command::Root {
+            action: RootAction::Sign { .. } | RootAction::Merge { .. },
+        } => Access::None,
+        Command::Root {
+            action: RootAction::Install { .. },
+        } => Access::Install,
+        Command::Keys if cli.keys.is_some() => Access::None,
+        Command::Verify { dir: Some(_), .. } => Access::None,
+        Command::Keys | Command::Verify { .. } => Access::Read,
+        _ => Access::Write,
+    }
+}
+
 /// What the command printed, for the caller to show.
 pub type Output = Vec<String>;
 
@@ -252,15 +283,26 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
     let key_dir = cli.keys.clone().unwrap_or_else(|| cli.repo.join("keys"));
     let keys = KeyDir::new(key_dir, passphrase.clone());
     let repo = RepoDir::new(&cli.repo);
-    // One writer at a time; listing keys and verifying only read.
-    let _lock = match &cli.command {
-        Command::Keys | Command::Verify { .. } => None,
-        _ => Some(repo.lock(|| {
-            tracing::warn!(
-                lock = %repo.dir().join(crate::state::LOCK_FILE).display(),
-                "waiting for another writer of the repository to finish"
-            );
-        })?),
+    let waiting = || {
+        tracing::warn!(
+            lock = %repo.dir().join(crate::state::LOCK_FILE).display(),
+            "waiting for another writer of the repository to finish"
+        );
+    };
+    // One writer at a time. Nothing but `init` makes a repository: a
+    // mistyped `-r` must not leave a directory and a lock file behind.
+    let _lock = match access(cli) {
+        Access::None => None,
+        Access::Read => {
+            repo.check_exists()?;
+            None
+        }
+        Access::Write => {
+            repo.check_exists()?;
+            Some(repo.lock(waiting)?)
+        }
+        Access::Install => Some(repo.lock(waiting)?),
+        Access::Create => Some(repo.lock_new(waiting)?),
     };
     let mut out = Vec::new();
     match &cli.command {

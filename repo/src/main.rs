@@ -55,10 +55,18 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<NeedsSignatures>().is_some() {
         return 4;
     }
-    match e
-        .downcast_ref::<onionpkg_repo::RepoError>()
-        .map(HasKind::kind)
-    {
+    let repo_error = e.downcast_ref::<onionpkg_repo::RepoError>();
+    if matches!(
+        repo_error,
+        Some(
+            onionpkg_repo::RepoError::NotARepository { .. }
+                | onionpkg_repo::RepoError::FirstRootPending { .. }
+        )
+    ) {
+        // The command does not apply to this directory: bad usage.
+        return 2;
+    }
+    match repo_error.map(HasKind::kind) {
         Some(ErrorKind::Key) => 4,
         Some(ErrorKind::Verification | ErrorKind::Expired | ErrorKind::Rollback) => 3,
         _ => 1,

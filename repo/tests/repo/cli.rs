@@ -1,28 +1,8 @@
 //! The `onionpkg-repo` command line: the documented flows and exit codes.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn repo_cmd(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onionpkg-repo"))
-        .arg("--repo")
-        .arg(dir)
-        .args(args)
-        .env("ONIONPKG_TEST_PASSPHRASE", "a long test passphrase")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::util::{ok, repo_cmd};
 
 #[test]
 fn init_add_publish_verify_and_exit_codes() {

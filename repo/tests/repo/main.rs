@@ -13,4 +13,5 @@ mod attacks;
 mod bins;
 mod cli;
 mod interop;
+mod norepo;
 mod util;
