@@ -59,15 +59,10 @@ impl KeyDir {
             }
             n += 1;
         };
-        let key = SecretKey::generate();
-        key.write_file(
-            &self.dir.join(format!("{file_name}.key")),
+        let key = generate_file(
+            &self.dir.join(&file_name),
             self.passphrase.as_deref().map(Vec::as_slice),
         )?;
-        let public = serde_json::to_vec_pretty(&key.public().to_json())
-            .map_err(|e| RepoError::Invalid(e.to_string()))?;
-        let pub_path = self.dir.join(format!("{file_name}.pub.json"));
-        std::fs::write(&pub_path, public).map_err(RepoError::io("writing", &pub_path))?;
         tracing::info!(key = %file_name, key_id = %key.public().key_id(), "made a key");
         Ok((file_name, key))
     }
@@ -138,4 +133,28 @@ impl KeyDir {
         }
         Ok(keys)
     }
+}
+
+/// Makes a new key pair as `STEM.key` (encrypted with `passphrase` when
+/// given) and `STEM.pub.json`, refusing to overwrite either: for a root key
+/// holder on their own machine, who has no repository.
+pub fn generate_file(stem: &Path, passphrase: Option<&[u8]>) -> Result<SecretKey> {
+    let with_ext = |ext: &str| {
+        let mut name = stem.as_os_str().to_owned();
+        name.push(ext);
+        PathBuf::from(name)
+    };
+    let (key_path, pub_path) = (with_ext(".key"), with_ext(".pub.json"));
+    if pub_path.exists() {
+        return Err(RepoError::bad(
+            &pub_path,
+            "refusing to overwrite an existing key file",
+        ));
+    }
+    let key = SecretKey::generate();
+    key.write_file(&key_path, passphrase)?;
+    let public = serde_json::to_vec_pretty(&key.public().to_json())
+        .map_err(|e| RepoError::Invalid(e.to_string()))?;
+    onionpkg_trust::util::write_atomic(&pub_path, &public, Some(0o644))?;
+    Ok(key)
 }

@@ -135,12 +135,16 @@ impl RepoDir {
         Ok(root.version)
     }
 
-    /// Rotates the keys of `role`: fresh keys (as many as before, same
-    /// threshold unless `threshold` says otherwise), a new root (for top-level
-    /// roles) or new delegations (for `mirrors` and `feeds`), and a publish
-    /// re-signed with the new keys. A root change is signed with every root
-    /// key at hand, old and new; if that does not meet both thresholds, the
-    /// draft is left for the offline key holders.
+    /// Rotates the keys of `role` (any but `root`): fresh keys (as many as
+    /// before, same threshold unless `threshold` says otherwise), a new root
+    /// (for top-level roles) or new delegations (for `mirrors` and `feeds`),
+    /// and a publish re-signed with the new keys. A root change is signed
+    /// with every root key at hand; if that does not meet both thresholds,
+    /// the draft is left for the offline key holders.
+    ///
+    /// The root's own keys are never made here: see
+    /// [`RepoDir::rotate_root_online`], or draft the next root with the
+    /// public keys the holders made offline ([`RepoDir::draft_root`]).
     pub fn rotate(
         &self,
         role: &str,
@@ -149,12 +153,50 @@ impl RepoDir {
         exp: &Expiries,
         now: Timestamp,
     ) -> Result<Rotation> {
+        if role == roles::ROOT {
+            return Err(RepoError::Invalid(
+                "rotate does not make root keys on this machine: draft the next root with the \
+                 public keys the holders made offline (`root draft --set-keys root=…`)"
+                    .into(),
+            ));
+        }
         if roles::DELEGATED.contains(&role) {
+            if threshold.is_some_and(|t| t.threshold != 1 || t.count != 1) {
+                return Err(RepoError::Invalid(format!(
+                    "the {role} role has one key; a threshold other than 1/1 is not supported"
+                )));
+            }
             return self.rotate_delegated(role, keys, exp, now);
         }
         if !roles::TOP_LEVEL.contains(&role) {
             return Err(RepoError::Invalid(format!("unknown role {role:?}")));
         }
+        self.rotate_top_level(role, keys, threshold, exp, now)
+    }
+
+    /// Rotates the root keys, making the new root private keys here, in
+    /// `keys`: whoever can read them can sign any root, so they must go to
+    /// their holders' offline media at once. The new root is signed with
+    /// every root key at hand, old and new; without enough old ones, the
+    /// draft is left for their holders.
+    pub fn rotate_root_online(
+        &self,
+        keys: &KeyDir,
+        threshold: Option<crate::ops::Threshold>,
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<Rotation> {
+        self.rotate_top_level(roles::ROOT, keys, threshold, exp, now)
+    }
+
+    fn rotate_top_level(
+        &self,
+        role: &str,
+        keys: &KeyDir,
+        threshold: Option<crate::ops::Threshold>,
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<Rotation> {
         let current = Self::read_json(&self.metadata_dir().join("root.json"))?;
         let (old_ids, old_threshold) = binding(&current["signed"]["roles"][role]);
         let t = threshold.unwrap_or_else(|| crate::ops::Threshold {

@@ -14,4 +14,5 @@ mod bins;
 mod cli;
 mod interop;
 mod norepo;
+mod rotation;
 mod util;

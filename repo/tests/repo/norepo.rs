@@ -31,6 +31,7 @@ fn a_mistyped_repository_path_is_refused_and_nothing_is_created() {
         vec!["timestamp"],
         vec!["announce", "--name", "_update.example.org"],
         vec!["rotate", "timestamp"],
+        vec!["rotate", "root", "--generate-online"],
         vec!["root", "draft", "--set-keys", &set_keys],
         vec!["root", "install"],
         vec!["root", "install", &input],

@@ -1,5 +1,7 @@
 //! The command line of `onionpkg-repo`: parsing, then dispatch to the library.
 
+mod root;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -9,9 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use zeroize::Zeroizing;
 
 use onionpkg_trust::keys::PublicKey;
-use onionpkg_trust::sign::SecretKey;
 
-use crate::rootops::{KeyChange, Rotation, merge_files, root_roles, sign_file};
 use crate::verify::verify_tree;
 use crate::{Expiries, InitOptions, KeyDir, RepoDir, Threshold};
 
@@ -123,12 +123,22 @@ pub enum Command {
         ttl: u32,
     },
     /// Replace the keys of a role and re-sign what they sign.
+    ///
+    /// The new keys are made here. For `root` that means root private keys
+    /// on this machine, so it is refused unless --generate-online is given;
+    /// the offline way is `root draft --set-keys root=…` with the public
+    /// keys the holders made with `keygen` (see docs/RELEASE.md).
     Rotate {
-        /// The role: root, targets, snapshot, timestamp, mirrors or feeds.
+        /// The role: targets, snapshot, timestamp, mirrors, feeds (or root,
+        /// with --generate-online).
         role: String,
         /// New keys and threshold as M/N [default: as before].
         #[arg(long)]
         threshold: Option<String>,
+        /// For `root`: make the new root private keys on this machine. They
+        /// must then be moved to their holders' offline media.
+        #[arg(long)]
+        generate_online: bool,
     },
     /// Root changes and offline M-of-N signing.
     Root {
@@ -138,6 +148,14 @@ pub enum Command {
     },
     /// List the keys in the key directory with their key ids.
     Keys,
+    /// Make a key pair, STEM.key and STEM.pub.json, outside any repository:
+    /// for a root key holder on their own offline machine.
+    Keygen {
+        /// Where to write the pair: STEM.key (private, mode 0600, encrypted
+        /// with --passphrase-env) and STEM.pub.json (the public key to send).
+        #[arg(long, value_name = "STEM")]
+        out: PathBuf,
+    },
     /// Check a repository tree exactly as a client would.
     Verify {
         /// The tree to check [default: the repository].
@@ -254,6 +272,7 @@ enum Access {
 fn access(cli: &Cli) -> Access {
     match &cli.command {
         Command::Init { .. } => Access::Create,
+        Command::Keygen { .. } => Access::None,
         Command::Root {
             action: RootAction::Sign { .. } | RootAction::Merge { .. },
         } => Access::None,
@@ -267,11 +286,26 @@ fn access(cli: &Cli) -> Access {
     }
 }
 
-/// What the command printed, for the caller to show.
-pub type Output = Vec<String>;
+/// What a command reports, for the caller to show.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The command's output, for stdout.
+    pub lines: Vec<String>,
+    /// Warnings and notes, each with its `warning:` or `note:` prefix, for
+    /// stderr.
+    pub notes: Vec<String>,
+    /// The exit code: 0; 2 when the command did nothing and the output says
+    /// what to do instead; 4 when a root draft awaits offline signatures.
+    pub exit_code: u8,
+}
+
+/// A command line that makes no sense, found after parsing; exits with 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// Runs a parsed command line at time `now`.
-pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
+pub fn run(cli: &Cli, now: Timestamp) -> Result<Report> {
     let passphrase = match &cli.passphrase_env {
         Some(var) => Some(Zeroizing::new(
             std::env::var(var)
@@ -304,7 +338,8 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
         Access::Install => Some(repo.lock(waiting)?),
         Access::Create => Some(repo.lock_new(waiting)?),
     };
-    let mut out = Vec::new();
+    let mut report = Report::default();
+    let out = &mut report.lines;
     match &cli.command {
         Command::Init {
             thresholds,
@@ -408,36 +443,36 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
                 out.push(text);
             }
         }
-        Command::Rotate { role, threshold } => {
+        Command::Rotate {
+            role,
+            threshold,
+            generate_online,
+        } => {
             let t = threshold
                 .as_deref()
                 .map(str::parse::<Threshold>)
                 .transpose()?;
-            match repo.rotate(role, &keys, t, &Expiries::default(), now)? {
-                Rotation::Done { key_ids } => {
-                    out.push(format!(
-                        "rotated {role}; new key(s): {}",
-                        key_ids.join(", ")
-                    ));
-                }
-                Rotation::NeedsSignatures { draft, key_ids } => {
-                    out.push(format!("new key(s) for {role}: {}", key_ids.join(", ")));
-                    out.push(format!(
-                        "root draft {} needs signatures from offline root key holders (`root sign`), then `root install` and `publish`",
-                        draft.display()
-                    ));
-                    return Err(NeedsSignatures(out.join("\n")).into());
-                }
-            }
+            return root::rotate(&repo, &keys, role, t, *generate_online, now);
         }
-        Command::Root { action } => run_root(
+        Command::Root { action } => root::run(
             &repo,
-            &keys,
             passphrase.as_deref().map(Vec::as_slice),
             action,
             now,
-            &mut out,
+            out,
         )?,
+        Command::Keygen { out: stem } => {
+            let key = crate::keydir::generate_file(stem, passphrase.as_deref().map(Vec::as_slice))?;
+            out.push(format!("made key {}", key.public().key_id()));
+            out.push(format!(
+                "  {}.key       private: keep it here, offline",
+                stem.display()
+            ));
+            out.push(format!(
+                "  {}.pub.json  public: send it to the release manager",
+                stem.display()
+            ));
+        }
         Command::Keys => {
             for (id, (stem, _)) in keys.public_keys()? {
                 out.push(format!("{stem:<14} {id}"));
@@ -459,88 +494,10 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
             }
         }
     }
-    Ok(out)
-}
-
-fn run_root(
-    repo: &RepoDir,
-    keys: &KeyDir,
-    passphrase: Option<&[u8]>,
-    action: &RootAction,
-    now: Timestamp,
-    out: &mut Output,
-) -> Result<()> {
-    match action {
-        RootAction::Draft {
-            set_keys,
-            thresholds,
-            expires,
-        } => {
-            let mut th = BTreeMap::new();
-            for t in thresholds {
-                let (role, m) = split_kv(t)?;
-                th.insert(
-                    role.to_string(),
-                    m.parse::<usize>().context("--threshold ROLE=M")?,
-                );
-            }
-            let mut changes = Vec::new();
-            for s in set_keys {
-                let (role, files) = split_kv(s)?;
-                let keys = files
-                    .split(',')
-                    .map(|f| read_pubkey(&PathBuf::from(f)))
-                    .collect::<Result<Vec<_>>>()?;
-                let threshold = th.get(role).copied().unwrap_or(1);
-                changes.push(KeyChange {
-                    role: role.to_string(),
-                    keys,
-                    threshold,
-                });
-            }
-            let mut exp = Expiries::default();
-            exp.set(onionpkg_trust::roles::ROOT, parse_duration(expires)?)?;
-            let path = repo.draft_root(&changes, &exp, now)?;
-            out.push(format!("root draft written to {}", path.display()));
-        }
-        RootAction::Sign { file, key } => {
-            let key = SecretKey::read_file(key, passphrase)?;
-            sign_file(file, &key)?;
-            out.push(format!(
-                "signed {} with key {}",
-                file.display(),
-                key.public().key_id()
-            ));
-        }
-        RootAction::Merge { out: dest, copies } => {
-            merge_files(dest, copies)?;
-            out.push(format!(
-                "merged {} copies into {}",
-                copies.len(),
-                dest.display()
-            ));
-        }
-        RootAction::Install { file } => {
-            let file = file.clone().unwrap_or_else(|| repo.root_draft_path());
-            let v = repo.install_root(&file)?;
-            let root = RepoDir::new(repo.dir()).metadata_dir().join("root.json");
-            let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&root)?)?;
-            out.push(format!("installed root version {v}"));
-            for (role, (ids, t)) in root_roles(&value) {
-                out.push(format!("  {role:<10} {t} of {}", ids.len()));
-            }
-        }
-    }
-    let _ = keys;
-    Ok(())
+    Ok(report)
 }
 
 /// A verification failure, which exits with its own code.
 #[derive(Debug, thiserror::Error)]
 #[error("verification failed")]
 pub struct VerifyFailed(#[source] pub crate::RepoError);
-
-/// A rotation left waiting for offline signatures.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NeedsSignatures(pub String);

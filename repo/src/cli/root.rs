@@ -1,0 +1,182 @@
+//! The root commands and key rotation: offline M-of-N signing, and the
+//! messages that lead an operator through it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+
+use onionpkg_trust::roles;
+use onionpkg_trust::sign::SecretKey;
+
+use super::{Report, RootAction, Usage, parse_duration, read_pubkey, split_kv};
+use crate::rootops::{KeyChange, Rotation, merge_files, root_roles, sign_file};
+use crate::state::binding;
+use crate::{Expiries, KeyDir, RepoDir, Threshold};
+
+/// `rotate ROLE`: the root's keys only with `generate_online`; otherwise
+/// the steps of the offline way, and exit code 2.
+pub(super) fn rotate(
+    repo: &RepoDir,
+    keys: &KeyDir,
+    role: &str,
+    threshold: Option<Threshold>,
+    generate_online: bool,
+    now: Timestamp,
+) -> Result<Report> {
+    let mut report = Report::default();
+    if role != roles::ROOT && generate_online {
+        return Err(Usage(format!(
+            "--generate-online is for `rotate root`; the {role} keys are always made on this machine"
+        ))
+        .into());
+    }
+    let rotation = if role == roles::ROOT {
+        let (ids, _) = current_root_binding(repo)?;
+        if !generate_online {
+            report.lines = offline_root_steps(repo)?;
+            report.exit_code = 2;
+            return Ok(report);
+        }
+        let count = threshold.map_or(ids.len(), |t| t.count);
+        report.notes.push(format!(
+            "warning: --generate-online: {count} new root private key(s) were made on this machine, in {}. \
+             Whoever can read them can sign a root, and so take over every appliance: move each to its \
+             holder's offline media and delete it here now (docs/RELEASE.md, \"Rotating the root keys\").",
+            keys.dir().display()
+        ));
+        repo.rotate_root_online(keys, threshold, &Expiries::default(), now)?
+    } else {
+        repo.rotate(role, keys, threshold, &Expiries::default(), now)?
+    };
+    match rotation {
+        Rotation::Done { key_ids } => {
+            report.lines.push(format!(
+                "rotated {role}; new key(s): {}",
+                key_ids.join(", ")
+            ));
+        }
+        Rotation::NeedsSignatures { draft, key_ids } => {
+            report
+                .lines
+                .push(format!("new key(s) for {role}: {}", key_ids.join(", ")));
+            report.lines.push(format!(
+                "root draft {} needs signatures from the offline root key holders: each signs a copy \
+                 (`onionpkg-repo root sign COPY --key KEY`), then here `root merge`, `root install` and `publish`",
+                draft.display()
+            ));
+            report.exit_code = 4;
+        }
+    }
+    Ok(report)
+}
+
+/// The key ids and threshold of the root role in the installed root.
+fn current_root_binding(repo: &RepoDir) -> Result<(Vec<String>, usize)> {
+    let root = RepoDir::read_json(&repo.metadata_dir().join("root.json"))?;
+    Ok(binding(&root["signed"]["roles"][roles::ROOT]))
+}
+
+/// What to do instead of `rotate root`: the offline rotation, step by step.
+fn offline_root_steps(repo: &RepoDir) -> Result<Vec<String>> {
+    let (ids, threshold) = current_root_binding(repo)?;
+    let d = repo.dir().display();
+    Ok(vec![
+        "`rotate root` would make the new root private keys on this machine, so it does nothing \
+         unless asked to (--generate-online)."
+            .into(),
+        "The offline way (docs/RELEASE.md, \"Rotating the root keys\"):".into(),
+        "  1. each holder of a new root key makes it on their own offline machine, and sends \
+         the .pub.json file here:"
+            .into(),
+        "       onionpkg-repo keygen --out root-NAME".into(),
+        "  2. here, draft the next root with those public keys (M of them must sign):".into(),
+        format!(
+            "       onionpkg-repo -r {d} root draft --set-keys root=A.pub.json,B.pub.json,C.pub.json --threshold root=M"
+        ),
+        format!(
+            "  3. copies of {} go to the signers: {threshold} holder(s) of the current {} root keys, \
+             and M holders of the new ones; each signs their copy:",
+            repo.root_draft_path().display(),
+            ids.len()
+        ),
+        "       onionpkg-repo root sign COPY.json --key root-NAME.key".into(),
+        "  4. here, merge the signed copies and install the new root:".into(),
+        format!(
+            "       onionpkg-repo -r {d} root merge -o signed.json COPY-1.json COPY-2.json ..."
+        ),
+        format!("       onionpkg-repo -r {d} root install signed.json"),
+    ])
+}
+
+pub(super) fn run(
+    repo: &RepoDir,
+    passphrase: Option<&[u8]>,
+    action: &RootAction,
+    now: Timestamp,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    match action {
+        RootAction::Draft {
+            set_keys,
+            thresholds,
+            expires,
+        } => {
+            let mut th = BTreeMap::new();
+            for t in thresholds {
+                let (role, m) = split_kv(t)?;
+                th.insert(
+                    role.to_string(),
+                    m.parse::<usize>().context("--threshold ROLE=M")?,
+                );
+            }
+            let mut changes = Vec::new();
+            for s in set_keys {
+                let (role, files) = split_kv(s)?;
+                let keys = files
+                    .split(',')
+                    .map(|f| read_pubkey(&PathBuf::from(f)))
+                    .collect::<Result<Vec<_>>>()?;
+                let threshold = th.get(role).copied().unwrap_or(1);
+                changes.push(KeyChange {
+                    role: role.to_string(),
+                    keys,
+                    threshold,
+                });
+            }
+            let mut exp = Expiries::default();
+            exp.set(roles::ROOT, parse_duration(expires)?)?;
+            let path = repo.draft_root(&changes, &exp, now)?;
+            out.push(format!("root draft written to {}", path.display()));
+        }
+        RootAction::Sign { file, key } => {
+            let key = SecretKey::read_file(key, passphrase)?;
+            sign_file(file, &key)?;
+            out.push(format!(
+                "signed {} with key {}",
+                file.display(),
+                key.public().key_id()
+            ));
+        }
+        RootAction::Merge { out: dest, copies } => {
+            merge_files(dest, copies)?;
+            out.push(format!(
+                "merged {} copies into {}",
+                copies.len(),
+                dest.display()
+            ));
+        }
+        RootAction::Install { file } => {
+            let file = file.clone().unwrap_or_else(|| repo.root_draft_path());
+            let v = repo.install_root(&file)?;
+            let root = RepoDir::new(repo.dir()).metadata_dir().join("root.json");
+            let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&root)?)?;
+            out.push(format!("installed root version {v}"));
+            for (role, (ids, t)) in root_roles(&value) {
+                out.push(format!("  {role:<10} {t} of {}", ids.len()));
+            }
+        }
+    }
+    Ok(())
+}
