@@ -1,6 +1,9 @@
 //! The command line of `onionpkg-repo`: parsing, then dispatch to the library.
 
 mod root;
+mod threshold;
+
+pub use threshold::ThresholdArg;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +16,7 @@ use zeroize::Zeroizing;
 use onionpkg_trust::keys::PublicKey;
 
 use crate::verify::verify_tree;
-use crate::{Expiries, InitOptions, KeyDir, RepoDir, Threshold};
+use crate::{Expiries, InitOptions, KeyDir, RepoDir};
 
 /// onionpkg-repo: the release side of onionpkg (keys, signing, publishing).
 ///
@@ -45,10 +48,11 @@ pub struct Cli {
 pub enum Command {
     /// Create a repository and keys for every role.
     Init {
-        /// Keys and threshold of a top-level role, as ROLE=M/N (M of N must
-        /// sign). Default: root=2/3, the others 1/1.
-        #[arg(long = "threshold", value_name = "ROLE=M/N")]
-        thresholds: Vec<String>,
+        /// Keys and threshold of a top-level role, as ROLE=M/N: M of the
+        /// role's N keys must sign; repeatable. Default: root=2/3, the
+        /// others 1/1.
+        #[arg(long = "threshold", value_name = "ROLE=M/N", value_parser = threshold::parse)]
+        thresholds: Vec<ThresholdArg>,
         /// A root public key held offline (repeat). No root key is made here;
         /// the first root is left as a draft to sign with `root sign`.
         #[arg(long = "root-pubkey", value_name = "FILE")]
@@ -132,9 +136,10 @@ pub enum Command {
         /// The role: targets, snapshot, timestamp, mirrors, feeds (or root,
         /// with --generate-online).
         role: String,
-        /// New keys and threshold as M/N [default: as before].
-        #[arg(long)]
-        threshold: Option<String>,
+        /// New keys and threshold, as ROLE=M/N (ROLE is the role rotated):
+        /// N new keys, M of which must sign [default: as before].
+        #[arg(long, value_name = "ROLE=M/N", value_parser = threshold::parse)]
+        threshold: Option<ThresholdArg>,
         /// For `root`: make the new root private keys on this machine. They
         /// must then be moved to their holders' offline media.
         #[arg(long)]
@@ -184,9 +189,10 @@ pub enum RootAction {
         /// New keys for a role, as ROLE=PUBFILE[,PUBFILE...]; repeatable.
         #[arg(long = "set-keys", value_name = "ROLE=FILES")]
         set_keys: Vec<String>,
-        /// New threshold for a role given with --set-keys, as ROLE=M.
-        #[arg(long = "threshold", value_name = "ROLE=M")]
-        thresholds: Vec<String>,
+        /// The threshold of a role given with --set-keys, as ROLE=M/N (N is
+        /// the number of its keys); repeatable. Default: 1 of N.
+        #[arg(long = "threshold", value_name = "ROLE=M/N", value_parser = threshold::parse)]
+        thresholds: Vec<ThresholdArg>,
         /// Validity of the new root.
         #[arg(long, default_value = "365d")]
         expires: String,
@@ -351,13 +357,20 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Report> {
                 bins: *bins,
                 ..InitOptions::default()
             };
+            let mut given = std::collections::BTreeSet::new();
             for t in thresholds {
-                let (role, mn) = split_kv(t)?;
-                if !onionpkg_trust::roles::TOP_LEVEL.contains(&role) {
-                    bail!("--threshold: {role:?} is not a top-level role");
+                let (role, threshold) = t.role_and_threshold()?;
+                if !onionpkg_trust::roles::TOP_LEVEL.contains(&role.as_str()) {
+                    return Err(Usage(format!(
+                        "--threshold {}: {role} is not a top-level role (root, targets, snapshot, timestamp)",
+                        t.text
+                    ))
+                    .into());
                 }
-                opts.thresholds
-                    .insert(role.to_string(), mn.parse::<Threshold>()?);
+                if !given.insert(role.clone()) {
+                    return Err(Usage(format!("--threshold for {role} is given twice")).into());
+                }
+                opts.thresholds.insert(role, threshold);
             }
             opts.offline_root_keys = root_pubkeys
                 .iter()
@@ -448,18 +461,22 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Report> {
             threshold,
             generate_online,
         } => {
+            let mut notes = Vec::new();
             let t = threshold
-                .as_deref()
-                .map(str::parse::<Threshold>)
+                .as_ref()
+                .map(|t| t.for_rotation(role, &mut notes))
                 .transpose()?;
-            return root::rotate(&repo, &keys, role, t, *generate_online, now);
+            let mut report = root::rotate(&repo, &keys, role, t, *generate_online, now)?;
+            notes.append(&mut report.notes);
+            report.notes = notes;
+            return Ok(report);
         }
         Command::Root { action } => root::run(
             &repo,
             passphrase.as_deref().map(Vec::as_slice),
             action,
             now,
-            out,
+            &mut report,
         )?,
         Command::Keygen { out: stem } => {
             let key = crate::keydir::generate_file(stem, passphrase.as_deref().map(Vec::as_slice))?;

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use jiff::Timestamp;
 
+use onionpkg_trust::keys::PublicKey;
 use onionpkg_trust::roles;
 use onionpkg_trust::sign::SecretKey;
 
@@ -31,6 +32,11 @@ pub(super) fn rotate(
             "--generate-online is for `rotate root`; the {role} keys are always made on this machine"
         ))
         .into());
+    }
+    if roles::DELEGATED.contains(&role)
+        && threshold.is_some_and(|t| t.count != 1 || t.threshold != 1)
+    {
+        return Err(Usage(format!("the {role} role has one key: its threshold is 1/1")).into());
     }
     let rotation = if role == roles::ROOT {
         let (ids, _) = current_root_binding(repo)?;
@@ -91,9 +97,9 @@ fn offline_root_steps(repo: &RepoDir) -> Result<Vec<String>> {
          the .pub.json file here:"
             .into(),
         "       onionpkg-repo keygen --out root-NAME".into(),
-        "  2. here, draft the next root with those public keys (M of them must sign):".into(),
+        "  2. here, draft the next root with those N public keys, M of which must sign:".into(),
         format!(
-            "       onionpkg-repo -r {d} root draft --set-keys root=A.pub.json,B.pub.json,C.pub.json --threshold root=M"
+            "       onionpkg-repo -r {d} root draft --set-keys root=A.pub.json,B.pub.json,C.pub.json --threshold root=M/N"
         ),
         format!(
             "  3. copies of {} go to the signers: {threshold} holder(s) of the current {} root keys, \
@@ -115,36 +121,49 @@ pub(super) fn run(
     passphrase: Option<&[u8]>,
     action: &RootAction,
     now: Timestamp,
-    out: &mut Vec<String>,
+    report: &mut Report,
 ) -> Result<()> {
+    let out = &mut report.lines;
     match action {
         RootAction::Draft {
             set_keys,
             thresholds,
             expires,
         } => {
-            let mut th = BTreeMap::new();
-            for t in thresholds {
-                let (role, m) = split_kv(t)?;
-                th.insert(
-                    role.to_string(),
-                    m.parse::<usize>().context("--threshold ROLE=M")?,
-                );
-            }
-            let mut changes = Vec::new();
+            let mut keys_of: BTreeMap<&str, Vec<PublicKey>> = BTreeMap::new();
             for s in set_keys {
                 let (role, files) = split_kv(s)?;
                 let keys = files
                     .split(',')
                     .map(|f| read_pubkey(&PathBuf::from(f)))
                     .collect::<Result<Vec<_>>>()?;
-                let threshold = th.get(role).copied().unwrap_or(1);
-                changes.push(KeyChange {
+                if keys_of.insert(role, keys).is_some() {
+                    return Err(Usage(format!("--set-keys for {role} is given twice")).into());
+                }
+            }
+            let mut threshold_of = BTreeMap::new();
+            for t in thresholds {
+                let role = t.role.as_deref().unwrap_or_default();
+                let Some(keys) = keys_of.get(role) else {
+                    return Err(Usage(format!(
+                        "--threshold {} needs --set-keys {role}=FILES: the keys it is a threshold of",
+                        t.text
+                    ))
+                    .into());
+                };
+                let m = t.for_keys(keys.len(), &mut report.notes)?;
+                if threshold_of.insert(role, m).is_some() {
+                    return Err(Usage(format!("--threshold for {role} is given twice")).into());
+                }
+            }
+            let changes: Vec<KeyChange> = keys_of
+                .into_iter()
+                .map(|(role, keys)| KeyChange {
                     role: role.to_string(),
                     keys,
-                    threshold,
-                });
-            }
+                    threshold: threshold_of.get(role).copied().unwrap_or(1),
+                })
+                .collect();
             let mut exp = Expiries::default();
             exp.set(roles::ROOT, parse_duration(expires)?)?;
             let path = repo.draft_root(&changes, &exp, now)?;

@@ -15,4 +15,5 @@ mod cli;
 mod interop;
 mod norepo;
 mod rotation;
+mod thresholds;
 mod util;
