@@ -616,6 +616,19 @@ impl RepoDir {
             }
         }
         tracing::info!(timestamp = ts_version, snapshot = snap_version, "published");
+        if changed.iter().any(|c| c == roles::TARGETS) {
+            // A new delegation of `mirrors` or `feeds` is in effect now: its
+            // key takes the role's stable name. The publish is done; a key
+            // directory that cannot be renamed in must not undo it.
+            let before = published
+                .roles
+                .get(roles::TARGETS)
+                .map(|e| delegated_role_ids(&e["signed"]))
+                .unwrap_or_default();
+            if let Err(e) = keys.settle(&before, &delegated_role_ids(&next_targets), now) {
+                tracing::warn!(error = %e, "published, but the key files could not be put in order");
+            }
+        }
         Ok(ts_version)
     }
 
@@ -775,4 +788,19 @@ fn check_target_path(target_path: &str, role: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Key ids of the delegated `mirrors` and `feeds` roles in a targets payload.
+fn delegated_role_ids(targets: &Value) -> crate::keydir::RoleKeyIds {
+    targets["delegations"]["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let name = r["name"].as_str()?;
+            roles::DELEGATED
+                .contains(&name)
+                .then(|| (name.to_string(), binding(r).0))
+        })
+        .collect()
 }

@@ -12,6 +12,7 @@
 
 mod knot;
 mod refusals;
+mod rotation;
 mod serve;
 mod util;
 mod wire;

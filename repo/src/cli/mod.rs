@@ -473,6 +473,7 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Report> {
         }
         Command::Root { action } => root::run(
             &repo,
+            &keys,
             passphrase.as_deref().map(Vec::as_slice),
             action,
             now,

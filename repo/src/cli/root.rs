@@ -118,6 +118,7 @@ fn offline_root_steps(repo: &RepoDir) -> Result<Vec<String>> {
 
 pub(super) fn run(
     repo: &RepoDir,
+    keys: &KeyDir,
     passphrase: Option<&[u8]>,
     action: &RootAction,
     now: Timestamp,
@@ -188,12 +189,36 @@ pub(super) fn run(
         }
         RootAction::Install { file } => {
             let file = file.clone().unwrap_or_else(|| repo.root_draft_path());
-            let v = repo.install_root(&file)?;
-            let root = RepoDir::new(repo.dir()).metadata_dir().join("root.json");
-            let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&root)?)?;
+            let root = repo.metadata_dir().join("root.json");
+            let before = if root.exists() {
+                root_roles(&RepoDir::read_json(&root)?)
+            } else {
+                BTreeMap::new()
+            };
+            let (v, moved) = repo.install_root_with_keys(&file, keys, now)?;
+            let after = root_roles(&RepoDir::read_json(&root)?);
             out.push(format!("installed root version {v}"));
-            for (role, (ids, t)) in root_roles(&value) {
+            for (role, (ids, t)) in &after {
                 out.push(format!("  {role:<10} {t} of {}", ids.len()));
+            }
+            out.extend(moved);
+            let changed: Vec<&str> = [roles::TARGETS, roles::SNAPSHOT, roles::TIMESTAMP]
+                .into_iter()
+                .filter(|r| !before.is_empty() && before.get(*r) != after.get(*r))
+                .collect();
+            if !changed.is_empty() {
+                out.push(format!(
+                    "the keys of {} changed: run `onionpkg-repo -r {} publish` now, so that clients \
+                     following this root get metadata those keys signed",
+                    changed.join(", "),
+                    repo.dir().display()
+                ));
+            }
+            if changed.contains(&roles::TIMESTAMP) {
+                out.push(
+                    "then restart onionpkg-announce: it reads its timestamp key file at start"
+                        .into(),
+                );
             }
         }
     }
