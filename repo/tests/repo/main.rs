@@ -12,6 +12,7 @@
 mod attacks;
 mod bins;
 mod cli;
+mod docs;
 mod interop;
 mod norepo;
 mod rotation;
