@@ -657,9 +657,42 @@ impl RepoDir {
                 "the mirror list has already expired; give it a later `expires`".into(),
             ));
         }
+        if let Some((version, published)) = self.published_mirror_list()?
+            && list.version() <= version
+            && published != bytes
+        {
+            // Appliances holding the published list would refuse this one
+            // (a rollback, or a reused version) and keep the old list.
+            return Err(RepoError::Invalid(format!(
+                "mirror list version {} is not above the published version {version}: \
+                 appliances would refuse it; give it version {}",
+                list.version(),
+                version + 1
+            )));
+        }
         let n = list.mirrors().len();
         self.add_target_bytes(bytes, roles::MIRRORS_TARGET, roles::MIRRORS)?;
         Ok(n)
+    }
+
+    /// The version and bytes of the published mirror list, if any.
+    fn published_mirror_list(&self) -> Result<Option<(u64, Vec<u8>)>> {
+        let published = self.published()?;
+        let Some(env) = published.roles.get(roles::MIRRORS) else {
+            return Ok(None);
+        };
+        let Some(hash) =
+            env["signed"]["targets"][roles::MIRRORS_TARGET]["hashes"]["sha256"].as_str()
+        else {
+            return Ok(None);
+        };
+        let path = self
+            .targets_dir()
+            .join(roles::consistent_target_path(roles::MIRRORS_TARGET, hash));
+        let bytes = std::fs::read(&path).map_err(RepoError::io("reading", &path))?;
+        let list = onionpkg_trust::mirrors::MirrorList::parse(&bytes)
+            .map_err(|e| RepoError::bad(&path, format!("the published mirror list: {e}")))?;
+        Ok(Some((list.version(), bytes)))
     }
 }
 

@@ -175,8 +175,17 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum MirrorsAction {
     /// Validate FILE and stage it as the signed mirror list.
+    ///
+    /// FILE is JSON: {"version": N, "expires": "YYYY-MM-DDTHH:MM:SSZ",
+    /// "mirrors": [{"name": …, "clearnet": "https://…/", "onion":
+    /// "http://….onion/", "region": …, "weight": 1-1000}, …]}. Each mirror
+    /// needs a name and a clearnet or an onion URL; region and weight are
+    /// optional. The version must be above the published list's. The full
+    /// format, limits and an example: docs/RELEASE.md, section "The mirror
+    /// list (mirrors.json)".
     Set {
-        /// A mirrors.json file.
+        /// A mirrors.json file (format: docs/RELEASE.md, "The mirror list
+        /// (mirrors.json)").
         file: PathBuf,
     },
 }

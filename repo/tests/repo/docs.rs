@@ -119,3 +119,38 @@ fn the_offline_root_setup_and_root_rotation_work_as_written() {
             .starts_with("root")),
     );
 }
+
+#[test]
+fn the_documented_mirror_list_is_accepted_by_mirrors_set() {
+    let doc = release_md();
+    let example = block_after(&doc, "The mirror list (mirrors.json)", "json");
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    ok(&repo_cmd(&repo, &["init"]));
+    let file = tmp.path().join("mirrors.json");
+    std::fs::write(&file, &example).unwrap();
+    let staged = ok(&repo_cmd(
+        &repo,
+        &["mirrors", "set", file.to_str().unwrap()],
+    ));
+    assert!(staged.contains("2 mirror(s)"), "{staged}");
+    ok(&repo_cmd(&repo, &["publish"]));
+    let root = repo.join("metadata/1.root.json");
+    let verified = ok(&repo_cmd(
+        &repo,
+        &["verify", "--root", root.to_str().unwrap()],
+    ));
+    assert!(verified.contains("mirrors  mirrors.json"), "{verified}");
+
+    // The help of `mirrors set` points to the format.
+    let help = ok(&repo_cmd(&repo, &["mirrors", "set", "--help"]));
+    assert!(
+        help.contains("docs/RELEASE.md") && help.contains("The mirror list (mirrors.json)"),
+        "{help}"
+    );
+    for field in [
+        "version", "expires", "name", "clearnet", "onion", "region", "weight",
+    ] {
+        assert!(help.contains(field), "{field} not in {help}");
+    }
+}
