@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Checks the packaging: the systemd units pass `systemd-analyze verify`, the
-# man pages generated from the binaries' clap definitions render with
-# `man -l`, and the bash completions parse.
+# Checks the packaging: the packaged configurations load and every path a
+# service writes lies inside what its unit lets it write (StateDirectory=,
+# CacheDirectory=, LogsDirectory=, ReadWritePaths=; config/tests/), the
+# systemd units pass `systemd-analyze verify`, the man pages generated from
+# the binaries' clap definitions render with `man -l`, and the bash
+# completions parse.
 #
 # The units name /usr/bin/onionpkg-*; for the check they are copied with
 # those paths pointing at the freshly built binaries, so verify checks what
@@ -12,9 +15,15 @@ cd "$(dirname "$0")/.."
 
 need systemd-analyze:systemd man:man-db
 
+log "packaged configurations against their units"
+cargo test --locked -q -p onionpkg-config --test packaging --test unit_paths
+
 log "building the binaries and generating man pages and completions"
 cargo build --locked --bins -q
-bin="$PWD/target/debug"
+# The binaries are where cargo put them: CARGO_TARGET_DIR when it is set.
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
+bin="$target/debug"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cargo xtask man "$work/man" >/dev/null

@@ -50,6 +50,28 @@ pub enum RepoError {
     /// The request does not make sense for this repository.
     #[error("{0}")]
     Invalid(String),
+    /// The directory holds no repository: a mistyped path, or `init` not run.
+    #[error(
+        "{d} is not an onionpkg repository (no metadata/root.json); run `onionpkg-repo -r {d} init` first?",
+        d = dir.display()
+    )]
+    NotARepository {
+        /// The directory, as given.
+        dir: PathBuf,
+    },
+    /// The repository was made with offline root keys and its first root
+    /// still awaits their holders' signatures.
+    #[error(
+        "{d}: the first root is not installed yet: the root key holders sign {draft} (`onionpkg-repo root sign`), then `onionpkg-repo -r {d} root install`",
+        d = dir.display(),
+        draft = draft.display()
+    )]
+    FirstRootPending {
+        /// The repository directory.
+        dir: PathBuf,
+        /// The root draft to sign.
+        draft: PathBuf,
+    },
 }
 
 impl RepoError {
@@ -107,6 +129,7 @@ impl HasKind for RepoError {
             Self::BadFile { .. } => ErrorKind::BadInput,
             Self::NotEnoughKeys { .. } => ErrorKind::Key,
             Self::Invalid(_) => ErrorKind::BadConfig,
+            Self::NotARepository { .. } | Self::FirstRootPending { .. } => ErrorKind::NotFound,
         }
     }
 }

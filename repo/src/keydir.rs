@@ -3,10 +3,25 @@
 //! Each key is two files: `NAME.key` (PKCS#8 PEM, mode 0600, optionally
 //! passphrase-encrypted) and `NAME.pub.json` (its public TUF key object). The
 //! public file lets us find the key for a role by key id without decrypting
-//! every private key. Names are `ROLE` or `ROLE-N` (`root-1`, `root-2`, …).
+//! every private key.
+//!
+//! # Names
+//! - The keys a role has now carry its stable names: `ROLE`, `ROLE-2`, … in
+//!   the order the metadata lists them, and `root-1`, `root-2`, … for the
+//!   root. Configurations name these files (the announcer's
+//!   `keys/timestamp.key`), so they must stay the current keys across
+//!   rotations: [`KeyDir::settle`] renames after every key change.
+//! - A key made for a change not yet in effect (a root draft awaiting
+//!   signatures) is `ROLE.next`, `ROLE.next-2`, …; it takes a stable name
+//!   when the change is installed.
+//! - A key no role has any more moves to `retired/STEM.YYYYMMDD.KEYID8.key`
+//!   (and `.pub.json`), never overwriting another.
+//! - Signing finds keys by key id, whatever their names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
 
 use onionpkg_trust::keys::PublicKey;
 use onionpkg_trust::sign::SecretKey;
@@ -59,15 +74,10 @@ impl KeyDir {
             }
             n += 1;
         };
-        let key = SecretKey::generate();
-        key.write_file(
-            &self.dir.join(format!("{file_name}.key")),
+        let key = generate_file(
+            &self.dir.join(&file_name),
             self.passphrase.as_deref().map(Vec::as_slice),
         )?;
-        let public = serde_json::to_vec_pretty(&key.public().to_json())
-            .map_err(|e| RepoError::Invalid(e.to_string()))?;
-        let pub_path = self.dir.join(format!("{file_name}.pub.json"));
-        std::fs::write(&pub_path, public).map_err(RepoError::io("writing", &pub_path))?;
         tracing::info!(key = %file_name, key_id = %key.public().key_id(), "made a key");
         Ok((file_name, key))
     }
@@ -138,4 +148,164 @@ impl KeyDir {
         }
         Ok(keys)
     }
+}
+
+/// Key ids per role, in the order the metadata lists them.
+pub type RoleKeyIds = BTreeMap<String, Vec<String>>;
+
+/// The stable name of the `index`th (from 0) current key of `role`.
+fn stable_name(role: &str, index: usize) -> String {
+    match (role, index) {
+        (onionpkg_trust::roles::ROOT, i) => format!("{role}-{}", i + 1),
+        (_, 0) => role.to_string(),
+        (_, i) => format!("{role}-{}", i + 1),
+    }
+}
+
+/// Whether `stem` is one of the stable names of `role`.
+fn is_stable_name(stem: &str, role: &str) -> bool {
+    if stem == role && role != onionpkg_trust::roles::ROOT {
+        return true;
+    }
+    stem.strip_prefix(role)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `stem` names a key made for a pending change of `role`.
+fn is_pending_name(stem: &str, role: &str) -> bool {
+    stem.strip_prefix(role)
+        .and_then(|rest| rest.strip_prefix(".next"))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
+impl KeyDir {
+    /// Makes a key for a change of `role` not yet in effect: `ROLE.next`,
+    /// `ROLE.next-2`, …; [`KeyDir::settle`] gives it a stable name once the
+    /// change is installed.
+    pub fn generate_pending(&self, role: &str) -> Result<(String, SecretKey)> {
+        self.generate(&format!("{role}.next"), false)
+    }
+
+    /// Puts the key files in order after the roles' keys changed from
+    /// `before` to `after`: keys that `before` gave a role and `after` gives
+    /// none, and keys made for a change of a role in `after` that did not
+    /// happen, move to `retired/`; each role's keys in `after` take its
+    /// stable names. Keys of other roles, and files that are not keys, are
+    /// left alone. Returns what was moved, one line each.
+    pub fn settle(
+        &self,
+        before: &RoleKeyIds,
+        after: &RoleKeyIds,
+        now: Timestamp,
+    ) -> Result<Vec<String>> {
+        let mut moved = Vec::new();
+        let current: BTreeSet<&String> = after.values().flatten().collect();
+        let files = self.public_keys()?;
+        let stale_pending = files.iter().filter(|(id, (stem, _))| {
+            !current.contains(id) && after.keys().any(|role| is_pending_name(stem, role))
+        });
+        let dropped = before
+            .values()
+            .flatten()
+            .filter(|id| !current.contains(id))
+            .filter_map(|id| files.get_key_value(id));
+        let retiring: BTreeMap<&String, &String> = dropped
+            .chain(stale_pending)
+            .map(|(id, (stem, _))| (id, stem))
+            .collect();
+        for (id, stem) in retiring {
+            let to = self.retire(stem, id, now)?;
+            moved.push(format!("retired key {id} ({stem}) to {}", to.display()));
+        }
+        let files = self.public_keys()?;
+        for (role, ids) in after {
+            for id in ids {
+                let Some((stem, _)) = files.get(id) else {
+                    continue;
+                };
+                if is_stable_name(stem, role) {
+                    continue;
+                }
+                let name = (0..)
+                    .map(|i| stable_name(role, i))
+                    .find(|n| !self.pair_exists(n))
+                    .unwrap_or_else(|| role.clone());
+                self.rename_pair(stem, &self.dir.join(&name))?;
+                moved.push(format!(
+                    "key {id} of {role} is now {}",
+                    self.dir.join(format!("{name}.key")).display()
+                ));
+            }
+        }
+        for line in &moved {
+            tracing::info!("{line}");
+        }
+        Ok(moved)
+    }
+
+    /// Moves the pair `stem` to `retired/STEM.YYYYMMDD.KEYID8[-N]`.
+    fn retire(&self, stem: &str, id: &str, now: Timestamp) -> Result<PathBuf> {
+        let retired = self.dir.join("retired");
+        std::fs::create_dir_all(&retired).map_err(RepoError::io("creating", &retired))?;
+        let base = format!(
+            "{stem}.{}.{}",
+            now.strftime("%Y%m%d"),
+            id.get(..8).unwrap_or(id)
+        );
+        let free = |name: &String| {
+            !retired.join(format!("{name}.key")).exists()
+                && !retired.join(format!("{name}.pub.json")).exists()
+        };
+        let name = std::iter::once(base.clone())
+            .chain((2..).map(|n| format!("{base}-{n}")))
+            .find(free)
+            .unwrap_or(base);
+        let to = retired.join(&name);
+        self.rename_pair(stem, &to)?;
+        Ok(to.with_file_name(format!("{name}.key")))
+    }
+
+    /// Whether either file of the pair `stem` exists.
+    fn pair_exists(&self, stem: &str) -> bool {
+        ["key", "pub.json"]
+            .iter()
+            .any(|ext| self.dir.join(format!("{stem}.{ext}")).exists())
+    }
+
+    /// Renames the pair `stem` to `to` (a path without extension), the
+    /// public file last: a key is listed only while both files are there.
+    fn rename_pair(&self, stem: &str, to: &Path) -> Result<()> {
+        for ext in ["key", "pub.json"] {
+            let from = self.dir.join(format!("{stem}.{ext}"));
+            let mut dest = to.as_os_str().to_owned();
+            dest.push(format!(".{ext}"));
+            std::fs::rename(&from, &dest).map_err(RepoError::io("renaming", &from))?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes a new key pair as `STEM.key` (encrypted with `passphrase` when
+/// given) and `STEM.pub.json`, refusing to overwrite either: for a root key
+/// holder on their own machine, who has no repository.
+pub fn generate_file(stem: &Path, passphrase: Option<&[u8]>) -> Result<SecretKey> {
+    let with_ext = |ext: &str| {
+        let mut name = stem.as_os_str().to_owned();
+        name.push(ext);
+        PathBuf::from(name)
+    };
+    let (key_path, pub_path) = (with_ext(".key"), with_ext(".pub.json"));
+    if pub_path.exists() {
+        return Err(RepoError::bad(
+            &pub_path,
+            "refusing to overwrite an existing key file",
+        ));
+    }
+    let key = SecretKey::generate();
+    key.write_file(&key_path, passphrase)?;
+    let public = serde_json::to_vec_pretty(&key.public().to_json())
+        .map_err(|e| RepoError::Invalid(e.to_string()))?;
+    onionpkg_trust::util::write_atomic(&pub_path, &public, Some(0o644))?;
+    Ok(key)
 }

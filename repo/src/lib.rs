@@ -18,6 +18,7 @@
 pub mod cli;
 mod err;
 pub mod keydir;
+mod listing;
 pub mod ops;
 pub mod rootops;
 pub mod state;

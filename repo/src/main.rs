@@ -1,7 +1,8 @@
 //! `onionpkg-repo`: the release side of onionpkg. See `onionpkg-repo --help`.
 //!
-//! Exit codes: 0 success; 1 failure; 2 bad usage; 3 verification failed;
-//! 4 not enough keys to sign.
+//! Exit codes: 0 success; 1 failure; 2 bad usage (or a command that did
+//! nothing and said what to do instead); 3 verification failed; 4 not enough
+//! keys to sign (or a root draft awaits offline signatures).
 
 #![allow(
     clippy::print_stdout,
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use onionpkg_config::{ErrorKind, HasKind};
-use onionpkg_repo::cli::{Cli, NeedsSignatures, VerifyFailed, run};
+use onionpkg_repo::cli::{Cli, Usage, VerifyFailed, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,20 +26,29 @@ fn main() -> ExitCode {
         )
         .init();
     match run(&cli, jiff::Timestamp::now()) {
-        Ok(lines) => {
+        Ok(report) => {
+            // Warnings and notes go to stderr, never mixed into the output.
+            report.notes.iter().for_each(|n| eprintln!("{n}"));
             if cli.json {
-                println!("{}", serde_json::json!({ "ok": true, "output": lines }));
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "ok": report.exit_code == 0,
+                        "output": report.lines,
+                        "exit_code": report.exit_code,
+                    })
+                );
             } else {
-                lines.iter().for_each(|l| println!("{l}"));
+                report.lines.iter().for_each(|l| println!("{l}"));
             }
-            ExitCode::SUCCESS
+            ExitCode::from(report.exit_code)
         }
         Err(e) => {
             let code = exit_code(&e);
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({ "ok": false, "error": format!("{e:#}") })
+                    serde_json::json!({ "ok": false, "error": format!("{e:#}"), "exit_code": code })
                 );
             } else {
                 eprintln!("error: {e:#}");
@@ -52,13 +62,21 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     if e.downcast_ref::<VerifyFailed>().is_some() {
         return 3;
     }
-    if e.downcast_ref::<NeedsSignatures>().is_some() {
-        return 4;
+    if e.downcast_ref::<Usage>().is_some() {
+        return 2;
     }
-    match e
-        .downcast_ref::<onionpkg_repo::RepoError>()
-        .map(HasKind::kind)
-    {
+    let repo_error = e.downcast_ref::<onionpkg_repo::RepoError>();
+    if matches!(
+        repo_error,
+        Some(
+            onionpkg_repo::RepoError::NotARepository { .. }
+                | onionpkg_repo::RepoError::FirstRootPending { .. }
+        )
+    ) {
+        // The command does not apply to this directory: bad usage.
+        return 2;
+    }
+    match repo_error.map(HasKind::kind) {
         Some(ErrorKind::Key) => 4,
         Some(ErrorKind::Verification | ErrorKind::Expired | ErrorKind::Rollback) => 3,
         _ => 1,

@@ -616,6 +616,19 @@ impl RepoDir {
             }
         }
         tracing::info!(timestamp = ts_version, snapshot = snap_version, "published");
+        if changed.iter().any(|c| c == roles::TARGETS) {
+            // A new delegation of `mirrors` or `feeds` is in effect now: its
+            // key takes the role's stable name. The publish is done; a key
+            // directory that cannot be renamed in must not undo it.
+            let before = published
+                .roles
+                .get(roles::TARGETS)
+                .map(|e| delegated_role_ids(&e["signed"]))
+                .unwrap_or_default();
+            if let Err(e) = keys.settle(&before, &delegated_role_ids(&next_targets), now) {
+                tracing::warn!(error = %e, "published, but the key files could not be put in order");
+            }
+        }
         Ok(ts_version)
     }
 
@@ -631,80 +644,6 @@ impl RepoDir {
         let env = sign_metadata(payload, &refs)?;
         Self::write_json(&self.metadata_dir().join("timestamp.json"), &env)?;
         Ok(version)
-    }
-}
-
-impl RepoDir {
-    /// Validates a mirror list and stages it as the `mirrors` role's target.
-    /// Returns the number of mirrors.
-    pub fn set_mirrors(&self, bytes: &[u8], now: Timestamp) -> Result<usize> {
-        let list = onionpkg_trust::mirrors::MirrorList::parse(bytes)?;
-        if list.is_expired(now, onionpkg_trust::clock::Tolerance::ZERO) {
-            return Err(RepoError::Invalid(
-                "the mirror list has already expired; give it a later `expires`".into(),
-            ));
-        }
-        let n = list.mirrors().len();
-        self.add_target_bytes(bytes, roles::MIRRORS_TARGET, roles::MIRRORS)?;
-        Ok(n)
-    }
-}
-
-impl RepoDir {
-    /// Makes the signed DNS announcement of the published state: the
-    /// timestamp version as serial and the hash of `timestamp.json`, signed by
-    /// the timestamp role's keys, valid for `valid_for` from `now`.
-    pub fn announce(
-        &self,
-        keys: &KeyDir,
-        owner: &str,
-        channel: &str,
-        valid_for: Option<jiff::SignedDuration>,
-        now: Timestamp,
-    ) -> Result<String> {
-        let published = self.published()?;
-        let signers = self.signers(keys, roles::TIMESTAMP, &published.root)?;
-        let ts_path = self.metadata_dir().join("timestamp.json");
-        let ts = std::fs::read(&ts_path).map_err(RepoError::io("reading", &ts_path))?;
-        let hash: [u8; 32] = Sha256::digest(&ts).into();
-        // An announcement never outlives the timestamp it names: it would
-        // vouch for metadata appliances must no longer accept.
-        let ts_expires: Timestamp = published.timestamp["signed"]["expires"]
-            .as_str()
-            .and_then(|e| e.parse().ok())
-            .ok_or_else(|| RepoError::BadFile {
-                path: ts_path.clone(),
-                reason: "has no valid expiry".into(),
-            })?;
-        let expires = match valid_for {
-            None => ts_expires,
-            Some(d) => now
-                .checked_add(d)
-                .map_err(|e| RepoError::Invalid(format!("announcement expiry: {e}")))?,
-        };
-        if expires > ts_expires {
-            return Err(RepoError::Invalid(format!(
-                "the announcement would be valid until {expires}, after the timestamp it names \
-                 expires ({ts_expires}); give a shorter --expires, or re-sign the timestamp first"
-            )));
-        }
-        if expires <= now {
-            return Err(RepoError::Invalid(format!(
-                "the published timestamp expired at {ts_expires}: re-sign it (onionpkg-repo \
-                 timestamp) before announcing"
-            )));
-        }
-        let refs: Vec<&SecretKey> = signers.iter().collect();
-        let text = onionpkg_trust::announce::make(
-            owner,
-            channel,
-            version_of(&published.timestamp["signed"]),
-            now,
-            expires,
-            &hash,
-            &refs,
-        )?;
-        Ok(text)
     }
 }
 
@@ -799,4 +738,19 @@ fn check_target_path(target_path: &str, role: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Key ids of the delegated `mirrors` and `feeds` roles in a targets payload.
+fn delegated_role_ids(targets: &Value) -> crate::keydir::RoleKeyIds {
+    targets["delegations"]["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let name = r["name"].as_str()?;
+            roles::DELEGATED
+                .contains(&name)
+                .then(|| (name.to_string(), binding(r).0))
+        })
+        .collect()
 }

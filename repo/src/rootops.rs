@@ -17,7 +17,7 @@ use onionpkg_trust::roles;
 use onionpkg_trust::sign::{SecretKey, add_signature, merge_signatures};
 
 use crate::err::{RepoError, Result};
-use crate::keydir::KeyDir;
+use crate::keydir::{KeyDir, RoleKeyIds};
 use crate::state::{Expiries, RepoDir, binding, version_of};
 
 /// A change of one role's keys in a root draft.
@@ -101,6 +101,28 @@ impl RepoDir {
         Ok(path)
     }
 
+    /// Installs a signed root as [`RepoDir::install_root`] does, then puts
+    /// the files in `keys` in order for it ([`KeyDir::settle`]): the keys it
+    /// drops are retired, the keys it adds take their roles' stable names.
+    /// Returns the version installed and what was moved.
+    pub fn install_root_with_keys(
+        &self,
+        envelope: &Path,
+        keys: &KeyDir,
+        now: Timestamp,
+    ) -> Result<(u64, Vec<String>)> {
+        let current = self.metadata_dir().join("root.json");
+        let before = if current.exists() {
+            root_role_ids(&Self::read_json(&current)?)
+        } else {
+            RoleKeyIds::new()
+        };
+        let version = self.install_root(envelope)?;
+        let after = root_role_ids(&Self::read_json(&current)?);
+        let moved = keys.settle(&before, &after, now)?;
+        Ok((version, moved))
+    }
+
     /// Installs a signed root (a draft that met its thresholds) as the next
     /// root version. Returns the version installed.
     pub fn install_root(&self, envelope: &Path) -> Result<u64> {
@@ -135,12 +157,16 @@ impl RepoDir {
         Ok(root.version)
     }
 
-    /// Rotates the keys of `role`: fresh keys (as many as before, same
-    /// threshold unless `threshold` says otherwise), a new root (for top-level
-    /// roles) or new delegations (for `mirrors` and `feeds`), and a publish
-    /// re-signed with the new keys. A root change is signed with every root
-    /// key at hand, old and new; if that does not meet both thresholds, the
-    /// draft is left for the offline key holders.
+    /// Rotates the keys of `role` (any but `root`): fresh keys (as many as
+    /// before, same threshold unless `threshold` says otherwise), a new root
+    /// (for top-level roles) or new delegations (for `mirrors` and `feeds`),
+    /// and a publish re-signed with the new keys. A root change is signed
+    /// with every root key at hand; if that does not meet both thresholds,
+    /// the draft is left for the offline key holders.
+    ///
+    /// The root's own keys are never made here: see
+    /// [`RepoDir::rotate_root_online`], or draft the next root with the
+    /// public keys the holders made offline ([`RepoDir::draft_root`]).
     pub fn rotate(
         &self,
         role: &str,
@@ -149,21 +175,61 @@ impl RepoDir {
         exp: &Expiries,
         now: Timestamp,
     ) -> Result<Rotation> {
+        if role == roles::ROOT {
+            return Err(RepoError::Invalid(
+                "rotate does not make root keys on this machine: draft the next root with the \
+                 public keys the holders made offline (`root draft --set-keys root=…`)"
+                    .into(),
+            ));
+        }
         if roles::DELEGATED.contains(&role) {
+            if threshold.is_some_and(|t| t.threshold != 1 || t.count != 1) {
+                return Err(RepoError::Invalid(format!(
+                    "the {role} role has one key; a threshold other than 1/1 is not supported"
+                )));
+            }
             return self.rotate_delegated(role, keys, exp, now);
         }
         if !roles::TOP_LEVEL.contains(&role) {
             return Err(RepoError::Invalid(format!("unknown role {role:?}")));
         }
+        self.rotate_top_level(role, keys, threshold, exp, now)
+    }
+
+    /// Rotates the root keys, making the new root private keys here, in
+    /// `keys`: whoever can read them can sign any root, so they must go to
+    /// their holders' offline media at once. The new root is signed with
+    /// every root key at hand, old and new; without enough old ones, the
+    /// draft is left for their holders.
+    pub fn rotate_root_online(
+        &self,
+        keys: &KeyDir,
+        threshold: Option<crate::ops::Threshold>,
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<Rotation> {
+        self.rotate_top_level(roles::ROOT, keys, threshold, exp, now)
+    }
+
+    fn rotate_top_level(
+        &self,
+        role: &str,
+        keys: &KeyDir,
+        threshold: Option<crate::ops::Threshold>,
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<Rotation> {
         let current = Self::read_json(&self.metadata_dir().join("root.json"))?;
         let (old_ids, old_threshold) = binding(&current["signed"]["roles"][role]);
         let t = threshold.unwrap_or_else(|| crate::ops::Threshold {
             threshold: old_threshold,
             count: old_ids.len().max(1),
         });
+        // Pending names until the new root is installed: till then the
+        // current keys keep theirs (the cron job's `timestamp` signs).
         let mut new_keys = Vec::new();
         for _ in 0..t.count {
-            new_keys.push(keys.generate(role, true)?.1);
+            new_keys.push(keys.generate_pending(role)?.1);
         }
         let new_pubs: Vec<PublicKey> = new_keys.iter().map(SecretKey::public).collect();
         let key_ids: Vec<String> = new_pubs.iter().map(PublicKey::key_id).collect();
@@ -201,7 +267,6 @@ impl RepoDir {
             }
             Err(e) => return Err(e),
         }
-        self.retire(keys, &old_ids)?;
         let resign: &[&str] = if role == roles::TARGETS {
             &[roles::TARGETS]
         } else {
@@ -210,6 +275,8 @@ impl RepoDir {
         if role != roles::ROOT {
             self.publish(keys, exp, resign, now)?;
         }
+        let installed = Self::read_json(&self.metadata_dir().join("root.json"))?;
+        keys.settle(&root_role_ids(&current), &root_role_ids(&installed), now)?;
         Ok(Rotation::Done { key_ids })
     }
 
@@ -220,41 +287,24 @@ impl RepoDir {
         exp: &Expiries,
         now: Timestamp,
     ) -> Result<Rotation> {
-        let (_, key) = keys.generate(role, true)?;
+        // A pending name until the publish that puts the new delegation in
+        // effect gives it the stable one.
+        let (_, key) = keys.generate_pending(role)?;
         let public = key.public();
         let mut targets = self.next_payload(roles::TARGETS)?;
         let entry = targets["delegations"]["roles"]
             .as_array_mut()
             .and_then(|a| a.iter_mut().find(|r| r["name"] == role))
             .ok_or_else(|| RepoError::Invalid(format!("no delegation for role {role:?}")))?;
-        let (old_ids, _) = binding(entry);
         entry["keyids"] = json!([public.key_id()]);
         entry["threshold"] = json!(1);
         targets["delegations"]["keys"][public.key_id()] = public.to_json();
         crate::ops::prune_delegation_keys(&mut targets);
         self.stage(roles::TARGETS, &targets)?;
         self.publish(keys, exp, &[role], now)?;
-        self.retire(keys, &old_ids)?;
         Ok(Rotation::Done {
             key_ids: vec![public.key_id()],
         })
-    }
-
-    /// Moves the key files of retired keys to `retired/` in the key directory.
-    fn retire(&self, keys: &KeyDir, old_ids: &[String]) -> Result<()> {
-        let available = keys.public_keys()?;
-        let retired = keys.dir().join("retired");
-        for id in old_ids {
-            if let Some((stem, _)) = available.get(id) {
-                std::fs::create_dir_all(&retired).map_err(RepoError::io("creating", &retired))?;
-                for ext in ["key", "pub.json"] {
-                    let from = keys.dir().join(format!("{stem}.{ext}"));
-                    let to = retired.join(format!("{stem}.{ext}"));
-                    std::fs::rename(&from, &to).map_err(RepoError::io("retiring", &from))?;
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -282,5 +332,13 @@ pub fn root_roles(root: &Value) -> BTreeMap<String, (Vec<String>, usize)> {
         .into_iter()
         .flatten()
         .map(|(r, b)| (r.clone(), binding(b)))
+        .collect()
+}
+
+/// Key ids per top-level role in a root envelope.
+pub(crate) fn root_role_ids(root: &Value) -> RoleKeyIds {
+    root_roles(root)
+        .into_iter()
+        .map(|(role, (ids, _))| (role, ids))
         .collect()
 }

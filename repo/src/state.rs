@@ -147,11 +147,43 @@ impl RepoDir {
         self.dir.join("staged")
     }
 
-    /// Takes the repository's writer lock, waiting for another writer to
-    /// finish; `waiting` is called once if it has to wait. Creates the
-    /// repository directory if needed (for `init`).
+    /// Checks that the directory holds a repository with an installed root;
+    /// the error says what to do otherwise. Creates nothing.
+    pub fn check_exists(&self) -> Result<()> {
+        if self.metadata_dir().join("root.json").is_file() {
+            return Ok(());
+        }
+        let draft = self.root_draft_path();
+        if self.metadata_dir().is_dir() && draft.is_file() {
+            return Err(RepoError::FirstRootPending {
+                dir: self.dir.clone(),
+                draft,
+            });
+        }
+        Err(RepoError::NotARepository {
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// Takes the writer lock of an existing repository (its root installed,
+    /// or its first root awaiting signatures), waiting for another writer to
+    /// finish; `waiting` is called once if it has to wait. A directory that
+    /// holds no repository is refused, and nothing is created in it.
     pub fn lock(&self, waiting: impl FnOnce()) -> Result<RepoLock> {
+        match self.check_exists() {
+            Ok(()) | Err(RepoError::FirstRootPending { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        self.take_lock(waiting)
+    }
+
+    /// Takes the writer lock for `init`, creating the directory if needed.
+    pub fn lock_new(&self, waiting: impl FnOnce()) -> Result<RepoLock> {
         std::fs::create_dir_all(&self.dir).map_err(RepoError::io("creating", &self.dir))?;
+        self.take_lock(waiting)
+    }
+
+    fn take_lock(&self, waiting: impl FnOnce()) -> Result<RepoLock> {
         let path = self.dir.join(LOCK_FILE);
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -15,6 +15,7 @@ mod expiry;
 mod floors;
 mod knot;
 mod refusals;
+mod rotation;
 mod serve;
 mod util;
 mod wire;

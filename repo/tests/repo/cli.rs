@@ -1,28 +1,8 @@
 //! The `onionpkg-repo` command line: the documented flows and exit codes.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn repo_cmd(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_onionpkg-repo"))
-        .arg("--repo")
-        .arg(dir)
-        .args(args)
-        .env("ONIONPKG_TEST_PASSPHRASE", "a long test passphrase")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::util::{ok, repo_cmd};
 
 #[test]
 fn init_add_publish_verify_and_exit_codes() {
@@ -339,4 +319,45 @@ fn a_writer_waits_for_the_repository_lock() {
     }
     assert!(child.wait().unwrap().success());
     assert_ne!(std::fs::read(&timestamp).unwrap(), before);
+}
+
+#[test]
+fn a_mirror_list_must_have_a_higher_version_than_the_published_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    ok(&repo_cmd(&repo, &["init"]));
+    let expires = onionpkg_repo::state::tuf_time(
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(24 * 30))
+            .unwrap(),
+    );
+    let file = tmp.path().join("mirrors.json");
+    let write = |version: u64, host: &str| {
+        let list = serde_json::json!({
+            "version": version, "expires": expires,
+            "mirrors": [{ "name": "primary", "clearnet": format!("https://{host}/") }],
+        });
+        std::fs::write(&file, serde_json::to_vec(&list).unwrap()).unwrap();
+    };
+    let set = || repo_cmd(&repo, &["mirrors", "set", file.to_str().unwrap()]);
+    write(3, "a.example.org");
+    ok(&set());
+    ok(&repo_cmd(&repo, &["publish"]));
+    // The same list again is fine; another list under its version, or an
+    // older version, would be refused by every appliance that has it.
+    ok(&set());
+    for (version, host) in [(3, "b.example.org"), (2, "b.example.org")] {
+        write(version, host);
+        let out = set();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "mirror list version {version} is not above the published version 3"
+            )),
+            "{err}"
+        );
+    }
+    write(4, "b.example.org");
+    ok(&set());
 }

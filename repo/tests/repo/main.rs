@@ -12,5 +12,9 @@
 mod attacks;
 mod bins;
 mod cli;
+mod docs;
 mod interop;
+mod norepo;
+mod rotation;
+mod thresholds;
 mod util;

@@ -181,3 +181,70 @@ pub(crate) fn client_run(
         }
     })
 }
+
+/// Runs `onionpkg-repo --repo DIR ARGS…` (with a test passphrase in
+/// `ONIONPKG_TEST_PASSPHRASE`).
+pub(crate) fn repo_cmd(dir: &Path, args: &[&str]) -> std::process::Output {
+    repo_cmd_in(None, Some(dir), args)
+}
+
+/// Runs `onionpkg-repo [--repo DIR] ARGS…` in the working directory `cwd`.
+pub(crate) fn repo_cmd_in(
+    cwd: Option<&Path>,
+    dir: Option<&Path>,
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_onionpkg-repo"));
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
+    if let Some(dir) = dir {
+        cmd.arg("--repo").arg(dir);
+    }
+    cmd.args(args)
+        .env("ONIONPKG_TEST_PASSPHRASE", "a long test passphrase")
+        .output()
+        .expect("running onionpkg-repo")
+}
+
+/// The stdout of a command that must have succeeded.
+pub(crate) fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The stderr of a command.
+pub(crate) fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The stdout of a command.
+pub(crate) fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file and directory under `dir`, relative, sorted.
+pub(crate) fn tree(dir: &Path) -> Vec<PathBuf> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            out.push(path.strip_prefix(base).expect("under base").to_path_buf());
+            if path.is_dir() {
+                walk(base, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

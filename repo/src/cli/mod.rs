@@ -1,5 +1,10 @@
 //! The command line of `onionpkg-repo`: parsing, then dispatch to the library.
 
+mod root;
+mod threshold;
+
+pub use threshold::ThresholdArg;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -9,11 +14,9 @@ use jiff::{SignedDuration, Timestamp};
 use zeroize::Zeroizing;
 
 use onionpkg_trust::keys::PublicKey;
-use onionpkg_trust::sign::SecretKey;
 
-use crate::rootops::{KeyChange, Rotation, merge_files, root_roles, sign_file};
 use crate::verify::verify_tree;
-use crate::{Expiries, InitOptions, KeyDir, RepoDir, Threshold};
+use crate::{Expiries, InitOptions, KeyDir, RepoDir};
 
 /// onionpkg-repo: the release side of onionpkg (keys, signing, publishing).
 ///
@@ -45,10 +48,11 @@ pub struct Cli {
 pub enum Command {
     /// Create a repository and keys for every role.
     Init {
-        /// Keys and threshold of a top-level role, as ROLE=M/N (M of N must
-        /// sign). Default: root=2/3, the others 1/1.
-        #[arg(long = "threshold", value_name = "ROLE=M/N")]
-        thresholds: Vec<String>,
+        /// Keys and threshold of a top-level role, as ROLE=M/N: M of the
+        /// role's N keys must sign; repeatable. Default: root=2/3, the
+        /// others 1/1.
+        #[arg(long = "threshold", value_name = "ROLE=M/N", value_parser = threshold::parse)]
+        thresholds: Vec<ThresholdArg>,
         /// A root public key held offline (repeat). No root key is made here;
         /// the first root is left as a draft to sign with `root sign`.
         #[arg(long = "root-pubkey", value_name = "FILE")]
@@ -124,12 +128,23 @@ pub enum Command {
         ttl: u32,
     },
     /// Replace the keys of a role and re-sign what they sign.
+    ///
+    /// The new keys are made here. For `root` that means root private keys
+    /// on this machine, so it is refused unless --generate-online is given;
+    /// the offline way is `root draft --set-keys root=…` with the public
+    /// keys the holders made with `keygen` (see docs/RELEASE.md).
     Rotate {
-        /// The role: root, targets, snapshot, timestamp, mirrors or feeds.
+        /// The role: targets, snapshot, timestamp, mirrors, feeds (or root,
+        /// with --generate-online).
         role: String,
-        /// New keys and threshold as M/N [default: as before].
+        /// New keys and threshold, as ROLE=M/N (ROLE is the role rotated):
+        /// N new keys, M of which must sign [default: as before].
+        #[arg(long, value_name = "ROLE=M/N", value_parser = threshold::parse)]
+        threshold: Option<ThresholdArg>,
+        /// For `root`: make the new root private keys on this machine. They
+        /// must then be moved to their holders' offline media.
         #[arg(long)]
-        threshold: Option<String>,
+        generate_online: bool,
     },
     /// Root changes and offline M-of-N signing.
     Root {
@@ -139,6 +154,14 @@ pub enum Command {
     },
     /// List the keys in the key directory with their key ids.
     Keys,
+    /// Make a key pair, STEM.key and STEM.pub.json, outside any repository:
+    /// for a root key holder on their own offline machine.
+    Keygen {
+        /// Where to write the pair: STEM.key (private, mode 0600, encrypted
+        /// with --passphrase-env) and STEM.pub.json (the public key to send).
+        #[arg(long, value_name = "STEM")]
+        out: PathBuf,
+    },
     /// Check a repository tree exactly as a client would.
     Verify {
         /// The tree to check [default: the repository].
@@ -153,8 +176,17 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum MirrorsAction {
     /// Validate FILE and stage it as the signed mirror list.
+    ///
+    /// FILE is JSON: {"version": N, "expires": "YYYY-MM-DDTHH:MM:SSZ",
+    /// "mirrors": [{"name": …, "clearnet": "https://…/", "onion":
+    /// "http://….onion/", "region": …, "weight": 1-1000}, …]}. Each mirror
+    /// needs a name and a clearnet or an onion URL; region and weight are
+    /// optional. The version must be above the published list's. The full
+    /// format, limits and an example: docs/RELEASE.md, section "The mirror
+    /// list (mirrors.json)".
     Set {
-        /// A mirrors.json file.
+        /// A mirrors.json file (format: docs/RELEASE.md, "The mirror list
+        /// (mirrors.json)").
         file: PathBuf,
     },
 }
@@ -167,9 +199,10 @@ pub enum RootAction {
         /// New keys for a role, as ROLE=PUBFILE[,PUBFILE...]; repeatable.
         #[arg(long = "set-keys", value_name = "ROLE=FILES")]
         set_keys: Vec<String>,
-        /// New threshold for a role given with --set-keys, as ROLE=M.
-        #[arg(long = "threshold", value_name = "ROLE=M")]
-        thresholds: Vec<String>,
+        /// The threshold of a role given with --set-keys, as ROLE=M/N (N is
+        /// the number of its keys); repeatable. Default: 1 of N.
+        #[arg(long = "threshold", value_name = "ROLE=M/N", value_parser = threshold::parse)]
+        thresholds: Vec<ThresholdArg>,
         /// Validity of the new root.
         #[arg(long, default_value = "365d")]
         expires: String,
@@ -237,11 +270,58 @@ fn read_pubkey(path: &PathBuf) -> Result<PublicKey> {
     PublicKey::from_json(&bytes).with_context(|| format!("public key file {}", path.display()))
 }
 
-/// What the command printed, for the caller to show.
-pub type Output = Vec<String>;
+/// What a command needs of the repository directory.
+enum Access {
+    /// Nothing: it works on files it is given (a key holder's commands).
+    None,
+    /// An existing repository, read only.
+    Read,
+    /// An existing repository, under the writer lock.
+    Write,
+    /// A repository made by `init`, its first root possibly still awaiting
+    /// signatures, under the writer lock.
+    Install,
+    /// A new repository (`init`).
+    Create,
+}
+
+fn access(cli: &Cli) -> Access {
+    match &cli.command {
+        Command::Init { .. } => Access::Create,
+        Command::Keygen { .. } => Access::None,
+        Command::Root {
+            action: RootAction::Sign { .. } | RootAction::Merge { .. },
+        } => Access::None,
+        Command::Root {
+            action: RootAction::Install { .. },
+        } => Access::Install,
+        Command::Keys if cli.keys.is_some() => Access::None,
+        Command::Verify { dir: Some(_), .. } => Access::None,
+        Command::Keys | Command::Verify { .. } => Access::Read,
+        _ => Access::Write,
+    }
+}
+
+/// What a command reports, for the caller to show.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The command's output, for stdout.
+    pub lines: Vec<String>,
+    /// Warnings and notes, each with its `warning:` or `note:` prefix, for
+    /// stderr.
+    pub notes: Vec<String>,
+    /// The exit code: 0; 2 when the command did nothing and the output says
+    /// what to do instead; 4 when a root draft awaits offline signatures.
+    pub exit_code: u8,
+}
+
+/// A command line that makes no sense, found after parsing; exits with 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// Runs a parsed command line at time `now`.
-pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
+pub fn run(cli: &Cli, now: Timestamp) -> Result<Report> {
     let passphrase = match &cli.passphrase_env {
         Some(var) => Some(Zeroizing::new(
             std::env::var(var)
@@ -253,17 +333,29 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
     let key_dir = cli.keys.clone().unwrap_or_else(|| cli.repo.join("keys"));
     let keys = KeyDir::new(key_dir, passphrase.clone());
     let repo = RepoDir::new(&cli.repo);
-    // One writer at a time; listing keys and verifying only read.
-    let _lock = match &cli.command {
-        Command::Keys | Command::Verify { .. } => None,
-        _ => Some(repo.lock(|| {
-            tracing::warn!(
-                lock = %repo.dir().join(crate::state::LOCK_FILE).display(),
-                "waiting for another writer of the repository to finish"
-            );
-        })?),
+    let waiting = || {
+        tracing::warn!(
+            lock = %repo.dir().join(crate::state::LOCK_FILE).display(),
+            "waiting for another writer of the repository to finish"
+        );
     };
-    let mut out = Vec::new();
+    // One writer at a time. Nothing but `init` makes a repository: a
+    // mistyped `-r` must not leave a directory and a lock file behind.
+    let _lock = match access(cli) {
+        Access::None => None,
+        Access::Read => {
+            repo.check_exists()?;
+            None
+        }
+        Access::Write => {
+            repo.check_exists()?;
+            Some(repo.lock(waiting)?)
+        }
+        Access::Install => Some(repo.lock(waiting)?),
+        Access::Create => Some(repo.lock_new(waiting)?),
+    };
+    let mut report = Report::default();
+    let out = &mut report.lines;
     match &cli.command {
         Command::Init {
             thresholds,
@@ -275,13 +367,20 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
                 bins: *bins,
                 ..InitOptions::default()
             };
+            let mut given = std::collections::BTreeSet::new();
             for t in thresholds {
-                let (role, mn) = split_kv(t)?;
-                if !onionpkg_trust::roles::TOP_LEVEL.contains(&role) {
-                    bail!("--threshold: {role:?} is not a top-level role");
+                let (role, threshold) = t.role_and_threshold()?;
+                if !onionpkg_trust::roles::TOP_LEVEL.contains(&role.as_str()) {
+                    return Err(Usage(format!(
+                        "--threshold {}: {role} is not a top-level role (root, targets, snapshot, timestamp)",
+                        t.text
+                    ))
+                    .into());
                 }
-                opts.thresholds
-                    .insert(role.to_string(), mn.parse::<Threshold>()?);
+                if !given.insert(role.clone()) {
+                    return Err(Usage(format!("--threshold for {role} is given twice")).into());
+                }
+                opts.thresholds.insert(role, threshold);
             }
             opts.offline_root_keys = root_pubkeys
                 .iter()
@@ -368,36 +467,41 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
                 out.push(text);
             }
         }
-        Command::Rotate { role, threshold } => {
+        Command::Rotate {
+            role,
+            threshold,
+            generate_online,
+        } => {
+            let mut notes = Vec::new();
             let t = threshold
-                .as_deref()
-                .map(str::parse::<Threshold>)
+                .as_ref()
+                .map(|t| t.for_rotation(role, &mut notes))
                 .transpose()?;
-            match repo.rotate(role, &keys, t, &Expiries::default(), now)? {
-                Rotation::Done { key_ids } => {
-                    out.push(format!(
-                        "rotated {role}; new key(s): {}",
-                        key_ids.join(", ")
-                    ));
-                }
-                Rotation::NeedsSignatures { draft, key_ids } => {
-                    out.push(format!("new key(s) for {role}: {}", key_ids.join(", ")));
-                    out.push(format!(
-                        "root draft {} needs signatures from offline root key holders (`root sign`), then `root install` and `publish`",
-                        draft.display()
-                    ));
-                    return Err(NeedsSignatures(out.join("\n")).into());
-                }
-            }
+            let mut report = root::rotate(&repo, &keys, role, t, *generate_online, now)?;
+            notes.append(&mut report.notes);
+            report.notes = notes;
+            return Ok(report);
         }
-        Command::Root { action } => run_root(
+        Command::Root { action } => root::run(
             &repo,
             &keys,
             passphrase.as_deref().map(Vec::as_slice),
             action,
             now,
-            &mut out,
+            &mut report,
         )?,
+        Command::Keygen { out: stem } => {
+            let key = crate::keydir::generate_file(stem, passphrase.as_deref().map(Vec::as_slice))?;
+            out.push(format!("made key {}", key.public().key_id()));
+            out.push(format!(
+                "  {}.key       private: keep it here, offline",
+                stem.display()
+            ));
+            out.push(format!(
+                "  {}.pub.json  public: send it to the release manager",
+                stem.display()
+            ));
+        }
         Command::Keys => {
             for (id, (stem, _)) in keys.public_keys()? {
                 out.push(format!("{stem:<14} {id}"));
@@ -419,88 +523,10 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Output> {
             }
         }
     }
-    Ok(out)
-}
-
-fn run_root(
-    repo: &RepoDir,
-    keys: &KeyDir,
-    passphrase: Option<&[u8]>,
-    action: &RootAction,
-    now: Timestamp,
-    out: &mut Output,
-) -> Result<()> {
-    match action {
-        RootAction::Draft {
-            set_keys,
-            thresholds,
-            expires,
-        } => {
-            let mut th = BTreeMap::new();
-            for t in thresholds {
-                let (role, m) = split_kv(t)?;
-                th.insert(
-                    role.to_string(),
-                    m.parse::<usize>().context("--threshold ROLE=M")?,
-                );
-            }
-            let mut changes = Vec::new();
-            for s in set_keys {
-                let (role, files) = split_kv(s)?;
-                let keys = files
-                    .split(',')
-                    .map(|f| read_pubkey(&PathBuf::from(f)))
-                    .collect::<Result<Vec<_>>>()?;
-                let threshold = th.get(role).copied().unwrap_or(1);
-                changes.push(KeyChange {
-                    role: role.to_string(),
-                    keys,
-                    threshold,
-                });
-            }
-            let mut exp = Expiries::default();
-            exp.set(onionpkg_trust::roles::ROOT, parse_duration(expires)?)?;
-            let path = repo.draft_root(&changes, &exp, now)?;
-            out.push(format!("root draft written to {}", path.display()));
-        }
-        RootAction::Sign { file, key } => {
-            let key = SecretKey::read_file(key, passphrase)?;
-            sign_file(file, &key)?;
-            out.push(format!(
-                "signed {} with key {}",
-                file.display(),
-                key.public().key_id()
-            ));
-        }
-        RootAction::Merge { out: dest, copies } => {
-            merge_files(dest, copies)?;
-            out.push(format!(
-                "merged {} copies into {}",
-                copies.len(),
-                dest.display()
-            ));
-        }
-        RootAction::Install { file } => {
-            let file = file.clone().unwrap_or_else(|| repo.root_draft_path());
-            let v = repo.install_root(&file)?;
-            let root = RepoDir::new(repo.dir()).metadata_dir().join("root.json");
-            let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&root)?)?;
-            out.push(format!("installed root version {v}"));
-            for (role, (ids, t)) in root_roles(&value) {
-                out.push(format!("  {role:<10} {t} of {}", ids.len()));
-            }
-        }
-    }
-    let _ = keys;
-    Ok(())
+    Ok(report)
 }
 
 /// A verification failure, which exits with its own code.
 #[derive(Debug, thiserror::Error)]
 #[error("verification failed")]
 pub struct VerifyFailed(#[source] pub crate::RepoError);
-
-/// A rotation left waiting for offline signatures.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NeedsSignatures(pub String);
