@@ -274,16 +274,51 @@ pub(crate) fn verify_ed25519(raw_key: &[u8], msg: &[u8], sig: &[u8]) -> Result<(
     PublicKey::from_ed25519_bytes(raw_key)?.verify(msg, sig)
 }
 
+/// A key bound to a role that onionpkg cannot use: its signatures count
+/// towards no threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableKey {
+    /// The key id the metadata declares.
+    pub key_id: String,
+    /// Why it cannot be used.
+    pub error: KeyError,
+}
+
+impl std::fmt::Display for UnusableKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.error {
+            KeyError::Unsupported { scheme, .. } => write!(
+                f,
+                "key {} uses scheme {scheme}, which onionpkg does not verify",
+                self.key_id
+            ),
+            other => write!(f, "key {} cannot be used: {other}", self.key_id),
+        }
+    }
+}
+
 /// The keys and threshold that a role is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleKeys {
-    /// The authorized keys, by TUF key id.
+    /// The authorized keys onionpkg can verify, by TUF key id.
     pub keys: BTreeMap<String, PublicKey>,
     /// How many distinct keys must sign.
     pub threshold: usize,
+    /// The role's keys onionpkg cannot verify (an unsupported scheme, a
+    /// malformed key), which count towards no threshold.
+    pub unusable: Vec<UnusableKey>,
 }
 
 impl RoleKeys {
+    /// A binding of `keys` with `threshold`, all of them usable.
+    pub fn new(keys: BTreeMap<String, PublicKey>, threshold: usize) -> Self {
+        Self {
+            keys,
+            threshold,
+            unusable: Vec::new(),
+        }
+    }
+
     /// Counts the distinct authorized keys whose signature over `msg` verifies;
     /// `sigs` pairs a key id with a signature in the TUF encoding.
     pub fn count_valid<'a>(

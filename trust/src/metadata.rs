@@ -11,7 +11,10 @@
 //!   refused as a whole ([`VerifyError::OutsideDelegation`]), not silently
 //!   ignored: in the onionpkg layout it can only mean a compromised key;
 //! - streaming verification of large targets ([`TargetVerifier`]), so that a
-//!   package is never held in memory and never trusted before its last byte.
+//!   package is never held in memory and never trusted before its last byte;
+//! - keys of a scheme onionpkg does not verify (see [`crate::keys`]) count
+//!   towards no threshold, and are named where a threshold is missed and
+//!   where a role's keys are read ([`role_keys`]).
 //!
 //! # Invariants
 //! - `now` always comes from the caller (see [`crate::clock`]).
@@ -27,12 +30,14 @@ pub use sigstore_tuf::transport::FetchFuture;
 
 pub use sigstore_tuf::{Repository, Root, TargetFile};
 
-use crate::keys::{PublicKey, RoleKeys};
+use crate::keys::RoleKeys;
 use crate::roles;
 
+mod bindings;
 mod errors;
 
-use errors::{Context, map_err};
+pub use bindings::role_keys;
+use errors::{Context, map_err, pinned_root_error};
 pub use errors::{FetchError, VerifyError};
 
 /// A repository that answers a fetch of a targets role's versioned metadata
@@ -155,12 +160,12 @@ impl Client {
                     served: std::sync::Arc::clone(&served),
                 };
                 sigstore_tuf::Updater::new(repo, root)
-                    .map_err(|e| map_err(e, Context::Metadata))?
+                    .map_err(|e| pinned_root_error(e, root))?
                     .with_config(config)
                     .with_store(sigstore_tuf::FileStore::new(dir))
             }
             None => sigstore_tuf::Updater::new(repo, root)
-                .map_err(|e| map_err(e, Context::Metadata))?
+                .map_err(|e| pinned_root_error(e, root))?
                 .with_config(config),
         };
         Ok(Self { updater, served })
@@ -174,7 +179,16 @@ impl Client {
         if result.is_err() && self.forget_served() {
             result = self.updater.refresh(now).await;
         }
-        result.map_err(|e| map_err(e, Context::Metadata))
+        result.map_err(|e| self.explain(map_err(e, Context::Metadata)))
+    }
+
+    /// Adds to a missed threshold the role's keys onionpkg cannot verify.
+    fn explain(&self, e: VerifyError) -> VerifyError {
+        let trusted = self.updater.trusted();
+        let delegations = trusted
+            .targets_role(roles::TARGETS)
+            .and_then(|t| t.delegations.as_ref());
+        bindings::explain(e, Some(trusted.root()), delegations)
     }
 
     /// Clears the record of store files served.
@@ -247,7 +261,7 @@ impl Client {
         if found.is_err() && self.forget_served() {
             found = self.updater.get_target_info(path, now).await;
         }
-        let found = found.map_err(|e| map_err(e, Context::Metadata))?;
+        let found = found.map_err(|e| self.explain(map_err(e, Context::Metadata)))?;
         self.check_delegations()?;
         found.ok_or_else(|| VerifyError::TargetNotFound(path.to_string()))
     }
@@ -406,31 +420,12 @@ fn probe_path(role: &sigstore_tuf::DelegatedRole) -> Option<String> {
     role.matches_path(&out).ok()?.then_some(out)
 }
 
-/// The keys and threshold that `root` gives `role`.
-pub fn role_keys(root: &Root, role: &str) -> Result<RoleKeys, VerifyError> {
-    let binding = root
-        .role(role)
-        .ok_or_else(|| VerifyError::Malformed(format!("root has no {role} role")))?;
-    let mut keys = std::collections::BTreeMap::new();
-    for id in &binding.keyids {
-        if let Some(key) = root.keys.get(id)
-            && let Ok(pk) = PublicKey::from_tuf(key)
-        {
-            keys.insert(id.clone(), pk);
-        }
-    }
-    Ok(RoleKeys {
-        keys,
-        threshold: binding.threshold,
-    })
-}
-
 /// Checks a root file on its own: well-formed and signed by its own root
 /// threshold. This is what `init --root FILE` runs before trusting a root.
 pub fn check_root(bytes: &[u8]) -> Result<Root, VerifyError> {
     crate::crypto::install();
     let set = sigstore_tuf::TrustedMetadataSet::from_root(bytes)
-        .map_err(|e| map_err(e, Context::Metadata))?;
+        .map_err(|e| pinned_root_error(e, bytes))?;
     Ok(set.root().clone())
 }
 
@@ -623,8 +618,10 @@ impl Repository for FsRepository {
 pub fn check_root_update(trusted: &[u8], new: &[u8]) -> Result<Root, VerifyError> {
     crate::crypto::install();
     let mut set = sigstore_tuf::TrustedMetadataSet::from_root(trusted)
-        .map_err(|e| map_err(e, Context::Metadata))?;
+        .map_err(|e| pinned_root_error(e, trusted))?;
+    // A new root must meet its own threshold as well as the trusted one's;
+    // unusable keys of the new root are the likelier cause to name.
     set.update_root(new)
-        .map_err(|e| map_err(e, Context::Metadata))?;
+        .map_err(|e| pinned_root_error(e, new))?;
     Ok(set.root().clone())
 }

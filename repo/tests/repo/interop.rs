@@ -416,6 +416,7 @@ fn python_tuf_targets_below_their_threshold_are_refused() {
             role,
             found,
             threshold,
+            ..
         }) => assert_eq!((role.as_str(), found, threshold), ("targets", 1, 2)),
         other => panic!("expected ThresholdNotMet, got {other:?}"),
     }

@@ -32,7 +32,7 @@ fn role(keys: &[&SecretKey], threshold: usize) -> RoleKeys {
         .iter()
         .map(|k| (k.public().key_id(), k.public()))
         .collect();
-    RoleKeys { keys, threshold }
+    RoleKeys::new(keys, threshold)
 }
 
 fn record(signers: &[&SecretKey]) -> String {

@@ -274,12 +274,12 @@ fn a_threshold_counts_ed25519_and_ecdsa_signatures_alike() {
     let ed = PublicKey::from_ed25519_bytes(signing.verifying_key().as_bytes()).unwrap();
     let p256 = P256Signer::generate();
     let ec = p256.public();
-    let role = RoleKeys {
-        keys: [(ed.key_id(), ed.clone()), (ec.key_id(), ec.clone())]
+    let role = RoleKeys::new(
+        [(ed.key_id(), ed.clone()), (ec.key_id(), ec.clone())]
             .into_iter()
             .collect(),
-        threshold: 2,
-    };
+        2,
+    );
     let msg = b"signed";
     let ed_sig = ed25519_dalek::Signer::sign(&signing, msg)
         .to_bytes()

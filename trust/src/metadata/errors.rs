@@ -4,8 +4,13 @@
 //! # Invariants
 //! - Each attack has its own variant, told apart by a `match`, never by
 //!   parsing a message; a network failure is never reported as an attack.
+//! - A missed threshold names the role's keys onionpkg cannot verify, where
+//!   the caller knows them ([`super::bindings::explain`]).
 
 use onionpkg_config::{ErrorKind, HasKind};
+
+use super::bindings;
+use crate::keys::UnusableKey;
 
 /// Why repository metadata or a target is refused.
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +19,12 @@ pub enum VerifyError {
     /// A metadata file is not well-formed.
     #[error("malformed metadata: {0}")]
     Malformed(String),
-    /// Too few valid signatures: a forgery, or a repository signed with the wrong keys.
-    #[error("{role} metadata has {found} valid signature(s), {threshold} required")]
+    /// Too few valid signatures: a forgery, or a repository signed with the
+    /// wrong keys, or with keys of a scheme onionpkg does not verify.
+    #[error(
+        "{role} metadata has {found} valid signature(s), {threshold} required{}",
+        bindings::note(.unusable)
+    )]
     ThresholdNotMet {
         /// The role.
         role: String,
@@ -23,6 +32,26 @@ pub enum VerifyError {
         found: usize,
         /// Signatures required.
         threshold: usize,
+        /// The role's keys onionpkg cannot verify (their signatures count
+        /// for nothing), where known.
+        unusable: Vec<UnusableKey>,
+    },
+    /// The keys of a role that onionpkg can verify cannot meet its threshold,
+    /// because others are of a scheme it does not verify, or malformed.
+    #[error(
+        "the {role} role needs {threshold} signature(s), and onionpkg can verify only {usable} \
+         of its keys: {}",
+        bindings::list(.unusable)
+    )]
+    UnusableKeys {
+        /// The role.
+        role: String,
+        /// Signatures required.
+        threshold: usize,
+        /// The role's keys onionpkg can verify.
+        usable: usize,
+        /// The others, and why each cannot be used.
+        unusable: Vec<UnusableKey>,
     },
     /// A version went backwards: a rollback or a replay of old metadata.
     #[error(
@@ -125,6 +154,7 @@ impl HasKind for VerifyError {
             Self::TargetNotFound(_) => ErrorKind::NotFound,
             Self::Store(_) => ErrorKind::Io,
             Self::NotRefreshed => ErrorKind::Internal,
+            Self::UnusableKeys { .. } => ErrorKind::Key,
             _ => ErrorKind::Verification,
         }
     }
@@ -178,6 +208,7 @@ pub(super) fn map_err(e: sigstore_tuf::Error, ctx: Context<'_>) -> VerifyError {
             role,
             found,
             threshold,
+            unusable: Vec::new(),
         },
         E::Rollback { role, trusted, new } => VerifyError::Rollback {
             role: role_name(&role),
@@ -239,6 +270,13 @@ pub(super) fn map_err(e: sigstore_tuf::Error, ctx: Context<'_>) -> VerifyError {
         }
         other => VerifyError::Malformed(crate_error_chain(&other)),
     }
+}
+
+/// An error pinning the root `bytes`: a missed threshold names the root's
+/// keys onionpkg cannot verify.
+pub(super) fn pinned_root_error(e: sigstore_tuf::Error, bytes: &[u8]) -> VerifyError {
+    let root = bindings::parse_root(bytes);
+    bindings::explain(map_err(e, Context::Metadata), root.as_ref(), None)
 }
 
 /// sigstore-tuf names roles in rollback errors as seen from the pinning role
