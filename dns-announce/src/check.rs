@@ -148,12 +148,12 @@ mod tests {
     fn verified(serial: u64) -> Announcement {
         use onionpkg_trust::sign::SecretKey;
         let key = SecretKey::generate();
-        let keys = RoleKeys {
-            keys: [(key.public().key_id(), key.public())]
+        let keys = RoleKeys::new(
+            [(key.public().key_id(), key.public())]
                 .into_iter()
                 .collect(),
-            threshold: 1,
-        };
+            1,
+        );
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         let later = Timestamp::from_second(1_800_086_400).unwrap();
         let text = announce::make(

@@ -267,10 +267,7 @@ mod tests {
             serial: 7,
             timestamp_hash: [0; 32],
             timestamp_expires: expires.parse().unwrap(),
-            timestamp_keys: RoleKeys {
-                keys: Default::default(),
-                threshold: 1,
-            },
+            timestamp_keys: RoleKeys::new(Default::default(), 1),
         }
     }
 

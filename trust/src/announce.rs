@@ -17,7 +17,10 @@
 //!   of the signing keys, in the order of the signatures in `s`.
 //! - `h`: SHA-256 of the bytes of that `timestamp.json`, base64url without
 //!   padding (43 characters).
-//! - `s`: ed25519 signatures, base64url without padding (86 characters each).
+//! - `s`: the signatures, base64url without padding (86 characters each):
+//!   64 bytes each, in the fixed form of [`PublicKey::verify_fixed`](crate::keys::PublicKey::verify_fixed):
+//!   an ed25519 signature, or for an ECDSA P-256 key `r || s` over SHA-256
+//!   of the signed bytes (TUF's DER form would not have a fixed width).
 //!
 //! The signed bytes are `"onionpkg-announce-v1\0" || owner || "\0" || text`
 //! up to the last `;s=`, where `owner` is the record's owner name in lowercase
@@ -374,7 +377,7 @@ impl Unverified {
         for (short, sig) in self.short_ids.iter().zip(&self.signatures) {
             for (_, id, key) in role.iter().filter(|(s, _, _)| s == short) {
                 known = true;
-                if key.verify(&msg, sig).is_ok() {
+                if key.verify_fixed(&msg, sig).is_ok() {
                     if !signed_by.contains(id) {
                         signed_by.push((*id).clone());
                     }

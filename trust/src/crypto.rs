@@ -4,18 +4,22 @@
 //! need), so it has no provider until we install one, and the first signature
 //! check would panic. [`install`] registers ours: ed25519 with
 //! `ed25519-dalek`'s `verify_strict` (which refuses weak keys and malleable
-//! signatures) and SHA-2 from `sha2`. Every verifying entry point of this crate
-//! calls [`install`] first, so callers never have to remember it.
+//! signatures), ECDSA P-256 with SHA-256 (`ecdsa-sha2-nistp256`, DER
+//! signatures) with `ring`, and SHA-2 from `sha2`. Every verifying entry point
+//! of this crate calls [`install`] first, so callers never have to remember it.
 //!
-//! Only ed25519 is accepted: onionpkg makes only ed25519 keys, and a smaller
-//! provider is a smaller attack surface. Metadata that names another scheme
-//! fails its signature check and so counts towards no threshold.
+//! Only these two schemes are accepted: ed25519, which onionpkg's own tools
+//! make, and ECDSA P-256, the one hardware tokens and cloud KMSs sign with; a
+//! smaller provider is a smaller attack surface. A signature of any other
+//! scheme (RSA, P-384, ML-DSA, ...) fails its check and so counts towards no
+//! threshold; [`crate::keys::PublicKey::from_tuf`] names such a scheme where
+//! a role's keys are read.
 
 use sha2::Digest;
 use sigstore_crypto::{CryptoProvider, HashContext, SigningScheme};
 use sigstore_types::HashAlgorithm;
 
-/// Our provider: ed25519 verification and SHA-2, nothing else.
+/// Our provider: ed25519 and ECDSA P-256 verification and SHA-2, nothing else.
 #[derive(Debug)]
 struct Provider;
 
@@ -62,13 +66,23 @@ impl CryptoProvider for Provider {
         data: &[u8],
         signature: &[u8],
     ) -> sigstore_crypto::Result<()> {
-        if !matches!(scheme, SigningScheme::Ed25519) {
-            return Err(sigstore_crypto::Error::UnsupportedAlgorithm(format!(
-                "{scheme:?}"
-            )));
-        }
-        crate::keys::verify_ed25519(spki_pubkey_bytes, data, signature)
-            .map_err(|e| sigstore_crypto::Error::Verification(e.to_string()))
+        // sigstore-crypto hands over the key's raw bytes (the subject public
+        // key of the SubjectPublicKeyInfo): 32 bytes for ed25519, the
+        // uncompressed point for P-256.
+        let verified = match scheme {
+            SigningScheme::Ed25519 => {
+                crate::keys::verify_ed25519(spki_pubkey_bytes, data, signature)
+            }
+            SigningScheme::EcdsaP256Sha256 => {
+                crate::keys::verify_ecdsa_p256(spki_pubkey_bytes, data, signature)
+            }
+            other => {
+                return Err(sigstore_crypto::Error::UnsupportedAlgorithm(format!(
+                    "{other:?}"
+                )));
+            }
+        };
+        verified.map_err(|e| sigstore_crypto::Error::Verification(e.to_string()))
     }
 
     fn verify_prehashed(

@@ -15,8 +15,8 @@
 //! - [`mirrors`]: the signed, expiring mirror list `mirrors.json`.
 //! - [`announce`]: the compact signed DNS TXT announcement.
 //! - [`clock`]: the clock policy (skew tolerance, signed time floor).
-//! - [`keys`]: ed25519 public keys and key ids; with the `signing` feature,
-//!   private key files and signing (`sign`).
+//! - [`keys`]: public keys (ed25519 and ECDSA P-256) and key ids; with the
+//!   `signing` feature, ed25519 private key files and signing (`sign`).
 //!
 //! # Invariants
 //! - Nothing is trusted unless it chains to a pinned root through signatures

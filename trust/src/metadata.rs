@@ -11,7 +11,10 @@
 //!   refused as a whole ([`VerifyError::OutsideDelegation`]), not silently
 //!   ignored: in the onionpkg layout it can only mean a compromised key;
 //! - streaming verification of large targets ([`TargetVerifier`]), so that a
-//!   package is never held in memory and never trusted before its last byte.
+//!   package is never held in memory and never trusted before its last byte;
+//! - keys of a scheme onionpkg does not verify (see [`crate::keys`]) count
+//!   towards no threshold, and are named where a threshold is missed and
+//!   where a role's keys are read ([`role_keys`]).
 //!
 //! # Invariants
 //! - `now` always comes from the caller (see [`crate::clock`]).
@@ -21,268 +24,21 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use onionpkg_config::{ErrorKind, HasKind};
 use sha2::Digest;
 /// What a [`Repository`] returns for one fetch: the body, or `None` when absent.
 pub use sigstore_tuf::transport::FetchFuture;
 
 pub use sigstore_tuf::{Repository, Root, TargetFile};
 
-use crate::keys::{PublicKey, RoleKeys};
+use crate::keys::RoleKeys;
 use crate::roles;
 
-/// Why repository metadata or a target is refused.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum VerifyError {
-    /// A metadata file is not well-formed.
-    #[error("malformed metadata: {0}")]
-    Malformed(String),
-    /// Too few valid signatures: a forgery, or a repository signed with the wrong keys.
-    #[error("{role} metadata has {found} valid signature(s), {threshold} required")]
-    ThresholdNotMet {
-        /// The role.
-        role: String,
-        /// Distinct valid signatures found.
-        found: usize,
-        /// Signatures required.
-        threshold: usize,
-    },
-    /// A version went backwards: a rollback or a replay of old metadata.
-    #[error(
-        "{role} version {offered} is older than the trusted version {trusted} (rollback or replay)"
-    )]
-    Rollback {
-        /// The role.
-        role: String,
-        /// The version already trusted.
-        trusted: u64,
-        /// The older version offered.
-        offered: u64,
-    },
-    /// Metadata has expired: the repository was not re-signed in time, the
-    /// mirror is serving stale data (freeze), or the clock is wrong.
-    #[error("{role} metadata expired at {expires}")]
-    Expired {
-        /// The role.
-        role: String,
-        /// When it expired.
-        expires: jiff::Timestamp,
-    },
-    /// A new root is not the next version.
-    #[error("root version {offered} does not follow the trusted root version {trusted}")]
-    BadRootVersion {
-        /// The trusted root version.
-        trusted: u64,
-        /// The offered version.
-        offered: u64,
-    },
-    /// Metadata does not match what its parent role pinned (mix-and-match).
-    #[error("metadata does not match what its parent pinned: {0}")]
-    Mismatch(String),
-    /// A metadata file is larger than its cap (endless-data attack).
-    #[error("{name} is larger than {limit} bytes")]
-    TooLarge {
-        /// The file.
-        name: String,
-        /// The cap.
-        limit: u64,
-    },
-    /// A target is longer than its signed length.
-    #[error("target {path} is longer than its signed length {length}")]
-    TargetTooLong {
-        /// The target.
-        path: String,
-        /// The signed length.
-        length: u64,
-    },
-    /// A target is shorter than its signed length.
-    #[error("target {path} has {got} bytes, {length} signed")]
-    TargetTooShort {
-        /// The target.
-        path: String,
-        /// The signed length.
-        length: u64,
-        /// The bytes received.
-        got: u64,
-    },
-    /// A target's hash differs from the signed one: it was tampered with.
-    #[error("target {path} does not match its signed hash")]
-    TargetHashMismatch {
-        /// The target.
-        path: String,
-    },
-    /// No trusted role lists the target.
-    #[error("no trusted role lists target {0}")]
-    TargetNotFound(String),
-    /// A delegated role signed a target outside the paths delegated to it.
-    #[error("role {role} signed {path}, which is outside its delegated paths")]
-    OutsideDelegation {
-        /// The delegated role.
-        role: String,
-        /// The target it had no authority over.
-        path: String,
-    },
-    /// A file could not be fetched.
-    #[error("could not fetch {name}: {reason}")]
-    Unreachable {
-        /// The file.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// The local store of trusted metadata could not be used.
-    #[error("trusted metadata store: {0}")]
-    Store(String),
-    /// Metadata is used before a successful refresh.
-    #[error("no trusted metadata yet: refresh first")]
-    NotRefreshed,
-}
+mod bindings;
+mod errors;
 
-impl HasKind for VerifyError {
-    fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Malformed(_) => ErrorKind::BadInput,
-            Self::Rollback { .. } => ErrorKind::Rollback,
-            Self::Expired { .. } => ErrorKind::Expired,
-            Self::Unreachable { .. } => ErrorKind::Network,
-            Self::TargetNotFound(_) => ErrorKind::NotFound,
-            Self::Store(_) => ErrorKind::Io,
-            Self::NotRefreshed => ErrorKind::Internal,
-            _ => ErrorKind::Verification,
-        }
-    }
-}
-
-/// What a transport reports when a fetch fails; wrapped into
-/// `sigstore_tuf::Error::Transport` and recovered by [`Client`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FetchError {
-    /// The file is larger than the cap the caller gave.
-    #[error("{name} is larger than {limit} bytes")]
-    TooLarge {
-        /// The file.
-        name: String,
-        /// The cap.
-        limit: u64,
-    },
-    /// Any other failure (connection, timeout, I/O).
-    #[error("{name}: {reason}")]
-    Failed {
-        /// The file.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl FetchError {
-    /// Wraps this error for a [`Repository`] implementation to return.
-    pub fn into_tuf(self) -> sigstore_tuf::Error {
-        sigstore_tuf::Error::transport_with_source("fetch failed", self)
-    }
-}
-
-/// Where in the workflow an error arose, which decides how integrity errors read.
-#[derive(Clone, Copy)]
-enum Context<'a> {
-    Metadata,
-    Target(&'a str, u64),
-}
-
-fn map_err(e: sigstore_tuf::Error, ctx: Context<'_>) -> VerifyError {
-    use sigstore_tuf::Error as E;
-    match e {
-        E::ThresholdNotMet {
-            role,
-            found,
-            threshold,
-        } => VerifyError::ThresholdNotMet {
-            role,
-            found,
-            threshold,
-        },
-        E::Rollback { role, trusted, new } => VerifyError::Rollback {
-            role: role_name(&role),
-            trusted,
-            offered: new,
-        },
-        E::Expired { role, expires } => VerifyError::Expired { role, expires },
-        E::BadRootVersion { trusted, new } => VerifyError::BadRootVersion {
-            trusted,
-            offered: new,
-        },
-        E::IntegrityMismatch(msg) => match ctx {
-            Context::Target(path, length) if msg.contains(": length ") => {
-                // sigstore-tuf reports "PATH: length GOT != pinned LENGTH".
-                let got = msg
-                    .split(": length ")
-                    .nth(1)
-                    .and_then(|rest| rest.split(' ').next())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0);
-                VerifyError::TargetTooShort {
-                    path: path.to_string(),
-                    length,
-                    got,
-                }
-            }
-            Context::Target(path, _) => VerifyError::TargetHashMismatch {
-                path: path.to_string(),
-            },
-            Context::Metadata => VerifyError::Mismatch(msg),
-        },
-        E::TargetNotFound(p) => VerifyError::TargetNotFound(p),
-        E::NotRefreshed => VerifyError::NotRefreshed,
-        E::Io { context, source } => VerifyError::Store(format!("{context}: {source}")),
-        E::Transport { message, source } => {
-            match source
-                .as_deref()
-                .and_then(|s| s.downcast_ref::<FetchError>())
-            {
-                Some(FetchError::TooLarge { name, limit }) => match ctx {
-                    Context::Target(path, length) => VerifyError::TargetTooLong {
-                        path: path.to_string(),
-                        length,
-                    },
-                    Context::Metadata => VerifyError::TooLarge {
-                        name: name.clone(),
-                        limit: *limit,
-                    },
-                },
-                Some(FetchError::Failed { name, reason }) => VerifyError::Unreachable {
-                    name: name.clone(),
-                    reason: reason.clone(),
-                },
-                None => VerifyError::Unreachable {
-                    name: String::new(),
-                    reason: message,
-                },
-            }
-        }
-        other => VerifyError::Malformed(crate_error_chain(&other)),
-    }
-}
-
-/// sigstore-tuf names roles in rollback errors as seen from the pinning role
-/// ("snapshot (via timestamp)", "targets.json (via snapshot)"); we report the
-/// plain role name.
-fn role_name(label: &str) -> String {
-    let first = label.split(' ').next().unwrap_or(label);
-    first.strip_suffix(".json").unwrap_or(first).to_string()
-}
-
-fn crate_error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
-}
+pub use bindings::role_keys;
+use errors::{Context, map_err, pinned_root_error};
+pub use errors::{FetchError, VerifyError};
 
 /// A repository that answers a fetch of a targets role's versioned metadata
 /// (`N.ROLE.json`, top-level or delegated) from the store of trusted metadata
@@ -517,14 +273,14 @@ impl Client {
                     staged: std::sync::Mutex::new(staged.then(Vec::new)),
                 }));
                 let updater = sigstore_tuf::Updater::new(repo, root)
-                    .map_err(|e| map_err(e, Context::Metadata))?
+                    .map_err(|e| pinned_root_error(e, root))?
                     .with_config(config)
                     .with_store(shared.clone());
                 (updater, Some(shared))
             }
             None => (
                 sigstore_tuf::Updater::new(repo, root)
-                    .map_err(|e| map_err(e, Context::Metadata))?
+                    .map_err(|e| pinned_root_error(e, root))?
                     .with_config(config),
                 None,
             ),
@@ -555,7 +311,16 @@ impl Client {
         if result.is_err() && self.forget_served() {
             result = self.updater.refresh(now).await;
         }
-        result.map_err(|e| map_err(e, Context::Metadata))
+        result.map_err(|e| self.explain(map_err(e, Context::Metadata)))
+    }
+
+    /// Adds to a missed threshold the role's keys onionpkg cannot verify.
+    fn explain(&self, e: VerifyError) -> VerifyError {
+        let trusted = self.updater.trusted();
+        let delegations = trusted
+            .targets_role(roles::TARGETS)
+            .and_then(|t| t.delegations.as_ref());
+        bindings::explain(e, Some(trusted.root()), delegations)
     }
 
     /// Clears the record of store files served.
@@ -628,7 +393,7 @@ impl Client {
         if found.is_err() && self.forget_served() {
             found = self.updater.get_target_info(path, now).await;
         }
-        let found = found.map_err(|e| map_err(e, Context::Metadata))?;
+        let found = found.map_err(|e| self.explain(map_err(e, Context::Metadata)))?;
         self.check_delegations()?;
         found.ok_or_else(|| VerifyError::TargetNotFound(path.to_string()))
     }
@@ -787,31 +552,12 @@ fn probe_path(role: &sigstore_tuf::DelegatedRole) -> Option<String> {
     role.matches_path(&out).ok()?.then_some(out)
 }
 
-/// The keys and threshold that `root` gives `role`.
-pub fn role_keys(root: &Root, role: &str) -> Result<RoleKeys, VerifyError> {
-    let binding = root
-        .role(role)
-        .ok_or_else(|| VerifyError::Malformed(format!("root has no {role} role")))?;
-    let mut keys = std::collections::BTreeMap::new();
-    for id in &binding.keyids {
-        if let Some(key) = root.keys.get(id)
-            && let Ok(pk) = PublicKey::from_tuf(key)
-        {
-            keys.insert(id.clone(), pk);
-        }
-    }
-    Ok(RoleKeys {
-        keys,
-        threshold: binding.threshold,
-    })
-}
-
 /// Checks a root file on its own: well-formed and signed by its own root
 /// threshold. This is what `init --root FILE` runs before trusting a root.
 pub fn check_root(bytes: &[u8]) -> Result<Root, VerifyError> {
     crate::crypto::install();
     let set = sigstore_tuf::TrustedMetadataSet::from_root(bytes)
-        .map_err(|e| map_err(e, Context::Metadata))?;
+        .map_err(|e| pinned_root_error(e, bytes))?;
     Ok(set.root().clone())
 }
 
@@ -1004,8 +750,10 @@ impl Repository for FsRepository {
 pub fn check_root_update(trusted: &[u8], new: &[u8]) -> Result<Root, VerifyError> {
     crate::crypto::install();
     let mut set = sigstore_tuf::TrustedMetadataSet::from_root(trusted)
-        .map_err(|e| map_err(e, Context::Metadata))?;
+        .map_err(|e| pinned_root_error(e, trusted))?;
+    // A new root must meet its own threshold as well as the trusted one's;
+    // unusable keys of the new root are the likelier cause to name.
     set.update_root(new)
-        .map_err(|e| map_err(e, Context::Metadata))?;
+        .map_err(|e| pinned_root_error(e, new))?;
     Ok(set.root().clone())
 }

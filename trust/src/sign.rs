@@ -41,7 +41,8 @@ impl SecretKey {
             clippy::expect_used,
             reason = "dalek's own verifying key is always valid"
         )]
-        PublicKey::from_bytes(self.key.verifying_key().as_bytes()).expect("a valid ed25519 key")
+        PublicKey::from_ed25519_bytes(self.key.verifying_key().as_bytes())
+            .expect("a valid ed25519 key")
     }
 
     /// Signs `msg`.

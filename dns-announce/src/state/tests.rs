@@ -13,13 +13,12 @@ fn now() -> Timestamp {
 
 /// A timestamp role of `keys` with `threshold`.
 fn role(keys: &[&SecretKey], threshold: usize) -> RoleKeys {
-    RoleKeys {
-        keys: keys
-            .iter()
+    RoleKeys::new(
+        keys.iter()
             .map(|k| (k.public().key_id(), k.public()))
             .collect(),
         threshold,
-    }
+    )
 }
 
 /// The record with `serial` signed by `signers`, as published.

@@ -33,7 +33,7 @@ fn wrong_anchor() -> String {
     use base64::Engine as _;
     let key = SecretKey::generate();
     let public = key.public();
-    let raw = public.as_bytes();
+    let raw = public.raw_bytes();
     format!(
         "{ZONE}. 60 IN DNSKEY 257 3 15 {}\n",
         base64::engine::general_purpose::STANDARD.encode(raw)

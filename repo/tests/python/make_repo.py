@@ -1,6 +1,6 @@
 """Make a TUF repository with python-tuf, for onionpkg's trust layer to read.
 
-Usage: make_repo.py OUTDIR
+Usage: make_repo.py [--keys PLAN] OUTDIR
 
 The repository is made with python-tuf's Metadata API only, so that it is an
 independent implementation's idea of TUF 1.0, not a copy of ours:
@@ -8,8 +8,9 @@ independent implementation's idea of TUF 1.0, not a copy of ours:
 - root: 2-of-3 keys, consistent snapshots; version 2 rotates one root key
   out and a new one in (signed by the two keys both versions share), so a
   client pinned to version 1 must walk the root chain;
-- targets: 2-of-3 keys, each file signed by exactly two of them, so that
-  dropping one signature falls below the threshold;
+- targets: 2-of-3 keys (2-of-2 in the `mixed` plan), each file signed by
+  exactly two of them, so that dropping one signature falls below the
+  threshold;
 - snapshot, timestamp: 1-of-1 online keys; the timestamp pins the
   snapshot's length and hash;
 - a delegated role `releases` (its own key, terminating, paths
@@ -17,6 +18,18 @@ independent implementation's idea of TUF 1.0, not a copy of ours:
   `onionpkg-repo verify` is shown to follow any delegation;
 - a top-level target in a sub-directory (`pkg/app-1.0.tar`, with a custom
   field) and a delegated one (`releases/tool-2.0.tar`).
+
+PLAN picks the kind of each role's keys (securesystemslib's own key types,
+made by `CryptoSigner.generate_*`):
+
+- `ed25519` (the default): every key ed25519;
+- `ecdsa`: every key ECDSA P-256 (`ecdsa`/`ecdsa-sha2-nistp256`), as made by
+  hardware tokens, cloud KMSs and tuf-on-ci;
+- `mixed`: root ed25519; targets 2-of-2 with one ed25519 and one ECDSA key,
+  so the threshold is met only if both kinds count; snapshot, timestamp and
+  the delegated role ECDSA;
+- `rsa`: root ed25519; targets, snapshot, timestamp and the delegated role
+  RSA (`rsassa-pss-sha256`), a scheme onionpkg does not verify.
 
 Layout written:
 
@@ -29,6 +42,7 @@ The contents are deterministic; only keys and expiry times change per run.
 Exits non-zero with a message on stderr if anything fails.
 """
 
+import argparse
 import hashlib
 import os
 import sys
@@ -62,6 +76,33 @@ CONTENTS = {
 DELEGATED_ROLE = "releases"
 DELEGATED_PATHS = ["releases/*"]
 
+# Key kind -> a function making a fresh signer of that kind.
+GENERATORS = {
+    "ed25519": CryptoSigner.generate_ed25519,
+    "ecdsa": CryptoSigner.generate_ecdsa,
+    "rsa": lambda: CryptoSigner.generate_rsa(scheme="rsassa-pss-sha256"),
+}
+
+
+def plan(root, targets, online, delegated):
+    """The key kinds of each role: 4 root keys, the targets keys, one each
+    for snapshot, timestamp and the delegated role."""
+    return {
+        "root": [root] * 4,
+        "targets": targets,
+        "snapshot": online,
+        "timestamp": online,
+        "delegated": delegated,
+    }
+
+
+PLANS = {
+    "ed25519": plan("ed25519", ["ed25519"] * 3, "ed25519", "ed25519"),
+    "ecdsa": plan("ecdsa", ["ecdsa"] * 3, "ecdsa", "ecdsa"),
+    "mixed": plan("ed25519", ["ed25519", "ecdsa"], "ecdsa", "ecdsa"),
+    "rsa": plan("ed25519", ["rsa"] * 3, "rsa", "rsa"),
+}
+
 
 def expiry(days):
     """An expiry `days` from now, in whole seconds (what TUF metadata holds)."""
@@ -94,17 +135,18 @@ def consistent_target_path(path, data):
     return f"{directory}{sep}{digest}.{name}"
 
 
-def make_repo(outdir):
-    """Write the whole repository (see the module docstring) under outdir."""
+def make_repo(outdir, kinds):
+    """Write the whole repository (see the module docstring) under outdir,
+    with the key kinds of `kinds` (one of PLANS)."""
     metadata_dir = os.path.join(outdir, "metadata")
     targets_dir = os.path.join(outdir, "targets")
     expected_dir = os.path.join(outdir, "expected")
 
-    root_keys = [CryptoSigner.generate_ed25519() for _ in range(4)]
-    targets_keys = [CryptoSigner.generate_ed25519() for _ in range(3)]
-    snapshot_key = CryptoSigner.generate_ed25519()
-    timestamp_key = CryptoSigner.generate_ed25519()
-    feeds_key = CryptoSigner.generate_ed25519()
+    root_keys = [GENERATORS[kind]() for kind in kinds["root"]]
+    targets_keys = [GENERATORS[kind]() for kind in kinds["targets"]]
+    snapshot_key = GENERATORS[kinds["snapshot"]]()
+    timestamp_key = GENERATORS[kinds["timestamp"]]()
+    feeds_key = GENERATORS[kinds["delegated"]]()
 
     # Root version 1: root keys 0, 1, 2; signed by 0 and 1 only (2 of 3).
     root = Root(spec_version=SPEC_VERSION, expires=expiry(365), consistent_snapshot=True)
@@ -145,7 +187,7 @@ def make_repo(outdir):
     write(os.path.join(metadata_dir, f"1.{DELEGATED_ROLE}.json"), feeds_bytes)
 
     # Top-level targets: a sub-directory target with a custom field, and the
-    # delegation. Signed by two of its three keys, exactly the threshold.
+    # delegation. Signed by its first two keys, exactly the threshold.
     targets = Targets(spec_version=SPEC_VERSION, expires=expiry(90))
     app = TargetFile.from_data(TOP_LEVEL_TARGET, CONTENTS[TOP_LEVEL_TARGET])
     app.unrecognized_fields["custom"] = {"version": "1.0"}
@@ -196,16 +238,17 @@ def make_repo(outdir):
 
 
 def main():
-    """Entry point: make_repo.py OUTDIR."""
-    if len(sys.argv) != 2:
-        print("usage: make_repo.py OUTDIR", file=sys.stderr)
-        return 2
-    outdir = sys.argv[1]
+    """Entry point: make_repo.py [--keys PLAN] OUTDIR."""
+    parser = argparse.ArgumentParser(description="Make a TUF repository with python-tuf.")
+    parser.add_argument("--keys", choices=sorted(PLANS), default="ed25519")
+    parser.add_argument("outdir")
+    args = parser.parse_args()
+    outdir = args.outdir
     if os.path.exists(os.path.join(outdir, "metadata")):
         print(f"make_repo.py: {outdir} already holds a repository", file=sys.stderr)
         return 1
     try:
-        make_repo(outdir)
+        make_repo(outdir, PLANS[args.keys])
     except Exception as e:  # noqa: BLE001 - any failure must end in a clear message
         print(f"make_repo.py: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

@@ -103,7 +103,7 @@ fn targets_signed_below_threshold_are_refused() {
         write(&path, &env);
         let err = fetch(&t, t0()).unwrap_err();
         assert!(
-            matches!(err, VerifyError::ThresholdNotMet { role: ref r, found: 1, threshold: 2 } if *r == role),
+            matches!(err, VerifyError::ThresholdNotMet { role: ref r, found: 1, threshold: 2, .. } if *r == role),
             "{role}: {err:?}"
         );
     }
@@ -461,7 +461,7 @@ fn root_rotation_needs_both_the_old_and_the_new_threshold() {
     sign(&[&old[0], &old[1]]);
     let err = root_error(t.repo.install_root(&draft).unwrap_err());
     assert!(
-        matches!(err, VerifyError::ThresholdNotMet { ref role, found: 0, threshold: 2 } if role == "root"),
+        matches!(err, VerifyError::ThresholdNotMet { ref role, found: 0, threshold: 2, .. } if role == "root"),
         "{err:?}"
     );
     std::fs::copy(&draft, t.md("2.root.json")).unwrap();

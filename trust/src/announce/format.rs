@@ -22,7 +22,7 @@ pub(super) const MAX_CHANNEL: usize = 32;
 /// Characters of a base64url-encoded SHA-256 hash.
 const HASH_CHARS: usize = 43;
 
-/// Characters of a base64url-encoded ed25519 signature.
+/// Characters of a base64url-encoded 64-byte signature.
 const SIG_CHARS: usize = 86;
 
 /// Characters of a short key id.

@@ -32,7 +32,7 @@ fn role(keys: &[&SecretKey], threshold: usize) -> RoleKeys {
         .iter()
         .map(|k| (k.public().key_id(), k.public()))
         .collect();
-    RoleKeys { keys, threshold }
+    RoleKeys::new(keys, threshold)
 }
 
 fn record(signers: &[&SecretKey]) -> String {
@@ -212,6 +212,40 @@ fn threshold_two_of_three() {
         ),
         "{err}"
     );
+}
+
+/// A timestamp role with an ECDSA P-256 key (a token or KMS) signs in the
+/// fixed `r || s` form, which fits the 64-byte slots; with an ed25519 key
+/// beside it, a 2-of-2 role counts both.
+#[test]
+fn ecdsa_p256_timestamp_keys_sign_in_the_fixed_form() {
+    let ecdsa = crate::keys::testing::P256Signer::generate();
+    let ed = SecretKey::generate();
+    let ids = format!("{},{}", ecdsa.public().short_id(), ed.public().short_id());
+    let body = body(expires().as_second()).replace("{k}", &ids);
+    let msg = signed_message(OWNER, &body);
+    let (ecdsa_sig, ed_sig) = (
+        format::b64(&ecdsa.sign_fixed(&msg)),
+        format::b64(&ed.sign(&msg)),
+    );
+    let text = format!("{body};s={ecdsa_sig},{ed_sig}");
+    let mut keys = role(&[&ed], 2);
+    keys.keys.insert(ecdsa.public().key_id(), ecdsa.public());
+    let good = check(&text, &keys).unwrap();
+    assert_eq!(
+        good.signed_by,
+        [ecdsa.public().key_id(), ed.public().key_id()]
+    );
+    // TUF's DER form does not fit the format; a bad ECDSA signature counts
+    // for nothing.
+    let forged = format!("{body};s={},{ed_sig}", format::b64(&[1; 64]));
+    assert!(matches!(
+        check(&forged, &keys),
+        Err(AnnounceError::BelowThreshold {
+            found: 1,
+            required: 2
+        })
+    ));
 }
 
 #[test]

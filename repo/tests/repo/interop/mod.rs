@@ -3,7 +3,8 @@
 //! `onionpkg-repo` made (bootstrap, then an update from its own trusted state),
 //! and our trust layer verifies and downloads from a repository made with
 //! python-tuf's Metadata API (2-of-3 thresholds, a root rotation, a
-//! delegation, a target in a sub-directory).
+//! delegation, a target in a sub-directory). [`keys`] does the latter with
+//! python-tuf's other key types: ECDSA P-256, a mix with ed25519, and RSA.
 //!
 //! The peer runs as a child process: the scripts in `tests/python/`, under
 //! the interpreter named by `ONIONPKG_PYTHON`, else the workspace's `.venv`,
@@ -28,6 +29,8 @@ use sha2::{Digest, Sha256};
 
 use crate::util::{TestRepo, block_on, client_run, copy_dir};
 
+mod keys;
+
 /// How long one run of a python script may take. A run takes well under a
 /// second on an idle machine; the margin is for a loaded one (parallel tests,
 /// builds on two cores).
@@ -37,10 +40,10 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The top-level target `make_repo.py` writes (in a sub-directory).
-const PY_TOP_LEVEL: &str = "pkg/app-1.0.tar";
+pub(super) const PY_TOP_LEVEL: &str = "pkg/app-1.0.tar";
 
 /// The target `make_repo.py` writes through its delegated role.
-const PY_DELEGATED: &str = "releases/tool-2.0.tar";
+pub(super) const PY_DELEGATED: &str = "releases/tool-2.0.tar";
 
 /// The delegated role of `make_repo.py`.
 const PY_DELEGATED_ROLE: &str = "releases";
@@ -54,13 +57,13 @@ fn script(name: &str) -> PathBuf {
 }
 
 /// A finished child process, its output read back as text.
-struct Output {
+pub(super) struct Output {
     /// How it exited.
-    status: ExitStatus,
+    pub(super) status: ExitStatus,
     /// Everything it wrote to stdout.
-    stdout: String,
+    pub(super) stdout: String,
     /// Everything it wrote to stderr.
-    stderr: String,
+    pub(super) stderr: String,
 }
 
 /// Runs `python ARGS...` to completion, killing it after [`SCRIPT_TIMEOUT`].
@@ -114,7 +117,7 @@ where
 
 /// The Python interpreter with python-tuf: `ONIONPKG_PYTHON`, else the
 /// workspace's `.venv`. Fails the test if there is none.
-fn python() -> PathBuf {
+pub(super) fn python() -> PathBuf {
     let python = match std::env::var_os("ONIONPKG_PYTHON") {
         Some(p) => PathBuf::from(p),
         None => Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -195,7 +198,7 @@ fn python_client(
 }
 
 /// Panics with python's own report of why it failed.
-fn python_failed(what: &str, out: &Output) -> ! {
+pub(super) fn python_failed(what: &str, out: &Output) -> ! {
     panic!(
         "{what} failed ({}); stderr:\n{}\nstdout:\n{}",
         out.status, out.stderr, out.stdout
@@ -299,13 +302,23 @@ fn python_tuf_bootstraps_updates_and_follows_a_rotation_in_an_onionpkg_repositor
 }
 
 /// A repository made by `make_repo.py` (python-tuf's Metadata API) in a temp
-/// dir: returns the dir that keeps it alive and the tree.
+/// dir, with ed25519 keys: returns the dir that keeps it alive and the tree.
 fn python_repo(python: &Path) -> (tempfile::TempDir, PathBuf) {
+    python_repo_with(python, "ed25519")
+}
+
+/// As [`python_repo`], with the key plan `keys` of `make_repo.py --keys`.
+pub(super) fn python_repo_with(python: &Path, keys: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("python-repo");
     let out = run_python(
         python,
-        [script("make_repo.py").as_os_str(), dir.as_os_str()],
+        [
+            script("make_repo.py").as_os_str(),
+            OsStr::new("--keys"),
+            OsStr::new(keys),
+            dir.as_os_str(),
+        ],
     );
     if !out.status.success() {
         python_failed("make_repo.py", &out);
@@ -314,12 +327,12 @@ fn python_repo(python: &Path) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// The contents `make_repo.py` gave target `path`.
-fn expected(dir: &Path, path: &str) -> Vec<u8> {
+pub(super) fn expected(dir: &Path, path: &str) -> Vec<u8> {
     std::fs::read(dir.join("expected").join(path)).unwrap()
 }
 
 /// Where `make_repo.py` stored target `path` (consistent snapshots).
-fn stored_target(dir: &Path, path: &str) -> PathBuf {
+pub(super) fn stored_target(dir: &Path, path: &str) -> PathBuf {
     let sha = hex::encode(Sha256::digest(expected(dir, path)));
     dir.join("targets")
         .join(roles::consistent_target_path(path, &sha))
@@ -416,6 +429,7 @@ fn python_tuf_targets_below_their_threshold_are_refused() {
             role,
             found,
             threshold,
+            ..
         }) => assert_eq!((role.as_str(), found, threshold), ("targets", 1, 2)),
         other => panic!("expected ThresholdNotMet, got {other:?}"),
     }
