@@ -312,8 +312,11 @@ impl ConfigFile for SignerConfig {
             ));
         }
         if let Some(v) = &self.log.verifier_key {
-            let name = v.split('+').next().unwrap_or_default();
-            if v.split('+').count() != 3 || name != origin {
+            // The base64 key may itself hold '+'.
+            let parts: Vec<&str> = v.splitn(3, '+').collect();
+            let ok = matches!(parts[..], [name, id, key]
+                if name == origin && id.len() == 8 && !key.is_empty());
+            if !ok {
                 return Err(Invalid::new(
                     "log.verifier_key",
                     format!(

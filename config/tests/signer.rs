@@ -120,7 +120,7 @@ fn roles_clients_and_limits_rules() {
     assert_at(&e, 9, "log.origin", "no spaces");
     let e = error(&signer(PKCS11, "").replace(
         "origin = \"example.org/log\"",
-        "origin = \"example.org/log\"\nverifier_key = \"other+0+AA\"",
+        "origin = \"example.org/log\"\nverifier_key = \"other+00000000+AA\"",
     ));
     assert_at(&e, 10, "log.verifier_key", "example.org/log+KEYID+BASE64");
     let none = signer(PKCS11, "").replace(

@@ -247,7 +247,7 @@ impl VerifierKey {
             ))
         };
         signed_note::StandardVerifier::new(text).map_err(|_| bad())?;
-        let mut parts = text.split('+');
+        let mut parts = text.splitn(3, '+');
         let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad());
         };

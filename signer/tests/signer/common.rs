@@ -293,3 +293,8 @@ pub fn assert_refused(result: onionpkg_signer::Result<Signed>, reason: Reason) -
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// A copy of a key (`SecretKey` is not `Clone`, on purpose).
+pub fn copy(key: &SecretKey) -> SecretKey {
+    SecretKey::from_pem(&key.to_pem(None).unwrap(), None, Path::new("copy")).unwrap()
+}
