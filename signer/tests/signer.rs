@@ -21,6 +21,8 @@ mod crash;
 mod logfile;
 #[path = "signer/refusals.rs"]
 mod refusals;
+#[path = "signer/socket.rs"]
+mod socket;
 #[path = "signer/token.rs"]
 mod token;
 #[path = "signer/verify.rs"]
