@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 . tests/deps.sh
 
 # Knot and BIND's dig are the DNS peers; nginx, wrk and GNU time are what
-# the benchmarks' smoke run compares with and drives.
+# the benchmarks' smoke run compares with and drives; SoftHSM2 is the
+# PKCS#11 token the signer's tests make keys in (opensc's pkcs11-tool for
+# looking at it).
 need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils \
-  nginx:nginx-light wrk:wrk /usr/bin/time:time
+  nginx:nginx-light wrk:wrk /usr/bin/time:time softhsm2-util:softhsm2 pkcs11-tool:opensc
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install python3-venv
 
 # python-tuf is the interop peer of the trust layer.
