@@ -53,6 +53,14 @@ fn signer_defaults() {
     assert_eq!(c.limits("targets"), (Duration::from_secs(180 * 86_400), 60));
     assert_eq!(c.limits("timestamp"), (Duration::from_secs(2 * 86_400), 60));
     assert!(c.log.verifier_key.is_none());
+    // The base64 of a verifier key may itself hold '+'.
+    let key = "example.org/log+1a2b3c4d+AX+bY/9z+0+1";
+    let text = signer(PKCS11, "").replace(
+        "origin = \"example.org/log\"",
+        &format!("origin = \"example.org/log\"\nverifier_key = \"{key}\""),
+    );
+    let c: SignerConfig = from_str(&text, "signer.toml").unwrap();
+    assert_eq!(c.log.verifier_key.as_deref(), Some(key));
 }
 
 #[test]

@@ -83,3 +83,102 @@ fn a_timestamp_signed_through_the_signer_verifies_against_the_root() {
         0
     );
 }
+
+/// The announcement text (up to `;s=`) and the bytes its signatures cover.
+fn announcement(
+    env: &Env,
+    owner: &str,
+    serial: u64,
+    issued: i64,
+    expires: i64,
+) -> (String, Vec<u8>) {
+    use base64::Engine as _;
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([9u8; 32]);
+    let body = format!(
+        "v=1;c=stable;n={serial};t={issued};e={expires};k={};h={hash}",
+        env.key("timestamp").short_id()
+    );
+    let mut msg = b"onionpkg-announce-v1\0".to_vec();
+    msg.extend_from_slice(owner.as_bytes());
+    msg.push(0);
+    msg.extend_from_slice(body.as_bytes());
+    (body, msg)
+}
+
+#[test]
+fn an_announcement_signed_through_the_signer_verifies_and_follows_the_timestamp() {
+    use base64::Engine as _;
+    use onionpkg_signer::request::Reason;
+
+    let env = Env::new("");
+    let _signer = env.start();
+    let t = now().as_second();
+    let owner = "_onionpkg.example.org";
+    let mut client = SignerClient::new(env.transport(), crate::common::copy(&env.release))
+        .expecting(env.key("timestamp"));
+    // Timestamp version 3 is the last one signed here.
+    for v in [2, 3] {
+        let mut env_ts =
+            serde_json::json!({ "signed": timestamp(v, t + 3600, 1), "signatures": [] });
+        client
+            .add_signature("timestamp", &mut env_ts, now())
+            .unwrap();
+    }
+    let ann = |serial, issued| announcement(&env, owner, serial, issued, t + 3600);
+    // An older timestamp version is not announced.
+    let (_, msg) = ann(2, t);
+    let err = client
+        .sign_announcement(&msg, 2, crate::common::at(t + 3600), now())
+        .unwrap_err();
+    assert!(
+        matches!(err, onionpkg_signer::Error::Refused(ref r) if r.reason == Reason::Reference),
+        "{err}"
+    );
+    let (body, msg) = ann(3, t);
+    let (_, sig) = client
+        .sign_announcement(&msg, 3, crate::common::at(t + 3600), now())
+        .unwrap();
+    let text = format!(
+        "{body};s={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&sig)
+    );
+    let keys = role_keys(&root(&env), "timestamp");
+    let verified = onionpkg_trust::announce::parse(&text)
+        .unwrap()
+        .verify(
+            owner,
+            "stable",
+            &keys,
+            now(),
+            onionpkg_trust::clock::Tolerance::ZERO,
+            None,
+        )
+        .unwrap();
+    assert_eq!(verified.serial, 3);
+    // The same serial again needs a later issue time.
+    let (_, msg) = ann(3, t);
+    let err = client
+        .sign_announcement(&msg, 3, crate::common::at(t + 3600), now())
+        .unwrap_err();
+    assert!(
+        matches!(err, onionpkg_signer::Error::Refused(ref r) if r.reason == Reason::Version),
+        "{err}"
+    );
+    let (_, msg) = ann(3, t + 1);
+    client
+        .sign_announcement(&msg, 3, crate::common::at(t + 3600), now())
+        .unwrap();
+    // Bytes that are not an announcement are refused.
+    let err = client
+        .sign_announcement(
+            b"onionpkg-announce-v1\0x\0v=2",
+            3,
+            crate::common::at(t + 3600),
+            now(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, onionpkg_signer::Error::Refused(ref r) if r.reason == Reason::Payload),
+        "{err}"
+    );
+}
