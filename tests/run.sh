@@ -14,9 +14,11 @@ cd "$(dirname "$0")/.."
 # Knot and BIND's dig are the DNS peers; nginx, wrk and GNU time are what
 # the benchmarks' smoke run compares with and drives; libfaketime (package
 # faketime) moves the fetcher's clock in the clock tests; strace traces the
-# fetcher's sockets.
+# fetcher's sockets; SoftHSM2 is the PKCS#11 token the signer's tests make
+# keys in (opensc's pkcs11-tool for looking at it).
 need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils \
-  nginx:nginx-light wrk:wrk /usr/bin/time:time faketime:faketime strace:strace
+  nginx:nginx-light wrk:wrk /usr/bin/time:time faketime:faketime strace:strace \
+  softhsm2-util:softhsm2 pkcs11-tool:opensc
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install python3-venv
 
 # python-tuf is the interop peer of the trust layer.

@@ -1,12 +1,13 @@
 //! Typed, validated TOML configuration for the onionpkg programs.
 //!
 //! This crate is part of onionpkg. It owns the configuration file formats of
-//! the fetcher ([`FetcherConfig`]), the mirror ([`MirrorConfig`]) and the
-//! announcer ([`AnnounceConfig`]), and the error kinds every crate shares
+//! the fetcher ([`FetcherConfig`]), the mirror ([`MirrorConfig`]), the
+//! announcer ([`AnnounceConfig`]) and the signing service ([`SignerConfig`]),
+//! and the error kinds every crate shares
 //! ([`ErrorKind`], [`HasKind`]).
 //!
 //! # Loading
-//! [`load_fetcher`], [`load_mirror`] and [`load_announce`] (or the generic
+//! [`load_fetcher`], [`load_mirror`], [`load_announce`] and [`load_signer`] (or the generic
 //! [`load`], and [`from_str`] for text in memory) read a file of at most
 //! [`MAX_FILE_SIZE`] bytes, parse it, and check every rule. A
 //! [`ConfigError`] names the file, the line and column, and the dotted key,
@@ -34,6 +35,7 @@ mod keypath;
 mod kind;
 mod load;
 pub mod mirror;
+pub mod signer;
 pub mod tor;
 
 pub use announce::AnnounceConfig;
@@ -42,6 +44,7 @@ pub use fetcher::FetcherConfig;
 pub use kind::{ErrorKind, HasKind};
 pub use load::{ConfigFile, Invalid, MAX_FILE_SIZE, from_str, load};
 pub use mirror::MirrorConfig;
+pub use signer::SignerConfig;
 
 use std::path::Path;
 
@@ -57,5 +60,10 @@ pub fn load_mirror(path: impl AsRef<Path>) -> Result<MirrorConfig, ConfigError> 
 
 /// Loads and validates an `onionpkg-announce` configuration file.
 pub fn load_announce(path: impl AsRef<Path>) -> Result<AnnounceConfig, ConfigError> {
+    load(path)
+}
+
+/// Loads and validates an `onionpkg-signer` configuration file.
+pub fn load_signer(path: impl AsRef<Path>) -> Result<SignerConfig, ConfigError> {
     load(path)
 }

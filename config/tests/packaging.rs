@@ -79,3 +79,22 @@ fn the_timer_delays_at_random() {
     assert!(t.contains("RandomizedDelaySec="));
     assert!(t.contains("Persistent=yes"));
 }
+
+#[test]
+fn the_signer_config_uses_the_unit_directories_and_credential() {
+    let c = onionpkg_config::load_signer(packaged("signer.toml")).unwrap();
+    let u = unit("onionpkg-signer.service");
+    assert!(u.contains("StateDirectory=onionpkg-signer"));
+    assert!(u.contains("RuntimeDirectory=onionpkg-signer"));
+    assert!(u.contains("PrivateNetwork=yes"));
+    assert!(u.contains("RestrictAddressFamilies=AF_UNIX\n"));
+    assert!(u.contains("CapabilityBoundingSet=\n"));
+    assert!(c.state_dir.starts_with("/var/lib/onionpkg-signer"));
+    assert!(c.socket.starts_with("/run/onionpkg-signer"));
+    assert!(u.contains("LoadCredential=pin:"));
+    assert_eq!(
+        c.backend.pin_file.unwrap(),
+        Path::new("/run/credentials/onionpkg-signer.service/pin")
+    );
+    assert!(u.contains("--config /etc/onionpkg/signer.toml"));
+}

@@ -1,7 +1,7 @@
 //! `cargo xtask`: project tasks that are not part of any binary.
 //!
 //! ```text
-//! cargo xtask man DIR            man pages of the four binaries and their subcommands
+//! cargo xtask man DIR            man pages of the binaries and their subcommands
 //! cargo xtask completions DIR    bash, zsh and fish completions
 //! cargo xtask bench [ARGS...]    the benchmarks (tests/bench.sh), writing docs/BENCHMARKS.md
 //! ```
@@ -24,6 +24,7 @@ fn commands() -> Vec<clap::Command> {
         onionpkg_mirror::cli::Cli::command(),
         onionpkg_announce::cli::Cli::command(),
         onionpkg_repo::cli::Cli::command(),
+        onionpkg_signer::cli::Cli::command(),
     ]
 }
 

@@ -1,0 +1,133 @@
+//! The command line of `onionpkg-signer`: parsing, then dispatch to the
+//! library.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::keys::KeyRole;
+use crate::{Error, Result};
+
+/// onionpkg-signer: the signing service. Keys live in a PKCS#11 token and
+/// cannot be exported; every request is authenticated by signature and
+/// checked against policy; every signature is recorded in a transparency log.
+///
+/// Exit codes: 0 success; 1 failure; 2 bad usage; 3 verification failed
+/// (`audit verify`); 4 a key is missing or unusable.
+#[derive(Debug, Parser)]
+#[command(name = "onionpkg-signer", version, about, long_about = None)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        default_value = "/etc/onionpkg/signer.toml"
+    )]
+    pub config: PathBuf,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve requests on the configured Unix socket.
+    Serve,
+    /// Make and show keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Check and read the log of signatures.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The key-holding process the server starts (speaks a binary protocol on
+    /// stdin and stdout; not for people).
+    #[command(hide = true)]
+    KeyHolder,
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a role's key inside the token (or as an encrypted file) and
+    /// print its TUF public key object and key id.
+    Generate {
+        /// targets (also signs the hashed bins), mirrors, feeds, snapshot,
+        /// timestamp (also the DNS announcement), or log (the checkpoints).
+        #[arg(long, value_parser = parse_role)]
+        role: KeyRole,
+    },
+    /// Check the keys of the given roles (default: every role) as the server
+    /// does at start, and print each public key.
+    Show {
+        /// The roles (repeat); default: every role that has a key.
+        #[arg(long = "role", value_parser = parse_role)]
+        roles: Vec<KeyRole>,
+    },
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Rebuild the tree from the entries and check every checkpoint and tile;
+    /// names the first entry that does not match.
+    Verify {
+        /// The checkpoint key (ORIGIN+KEYID+BASE64) [default: log.verifier_key].
+        #[arg(long)]
+        verifier_key: Option<String>,
+    },
+    /// List what was signed.
+    List {
+        /// Only entries at or after this time (RFC 3339, e.g. 2025-01-31T00:00:00Z).
+        #[arg(long)]
+        since: Option<jiff::Timestamp>,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_role(s: &str) -> std::result::Result<KeyRole, String> {
+    if s == "root" {
+        return Err("root is never signed online; its keys stay offline".into());
+    }
+    KeyRole::from_name(s).ok_or_else(|| {
+        format!("expected one of: targets, mirrors, feeds, snapshot, timestamp, log; found {s:?}")
+    })
+}
+
+/// Runs a command; returns the lines to print.
+pub fn run(cli: &Cli) -> Result<Vec<String>> {
+    match &cli.command {
+        Command::KeyHolder => {
+            // The configuration names the key store; nothing else is read.
+            let store = onionpkg_config::load_signer(&cli.config)
+                .map_err(Error::from)
+                .and_then(|c| crate::backend::KeyStore::open(&c.backend));
+            crate::holder::serve(store, std::io::stdin().lock(), std::io::stdout().lock())?;
+            Ok(Vec::new())
+        }
+        Command::Keys(KeysCommand::Generate { role }) => {
+            let cfg = onionpkg_config::load_signer(&cli.config)?;
+            crate::admin::generate(&cfg, *role)
+        }
+        Command::Keys(KeysCommand::Show { roles }) => {
+            let cfg = onionpkg_config::load_signer(&cli.config)?;
+            crate::admin::show(&cfg, roles)
+        }
+        Command::Serve => {
+            let cfg = onionpkg_config::load_signer(&cli.config)?;
+            crate::server::serve(&cfg, &cli.config)?;
+            Ok(Vec::new())
+        }
+        Command::Audit(AuditCommand::Verify { verifier_key }) => {
+            let cfg = onionpkg_config::load_signer(&cli.config)?;
+            crate::audit::verify_command(&cfg, verifier_key.as_deref())
+        }
+        Command::Audit(AuditCommand::List { since, json }) => {
+            let cfg = onionpkg_config::load_signer(&cli.config)?;
+            crate::audit::list(&cfg, *since, *json)
+        }
+    }
+}
