@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::common::{DnsName, check_slug, de_with};
+use crate::common::{DnsName, WebUrl, check_slug, de_with};
 use crate::load::{ConfigFile, Invalid, resolve};
 
 /// The longest TTL allowed: a cached announcement delays updates this long.
@@ -39,6 +39,27 @@ pub struct AnnounceConfig {
     /// Default: none.
     #[serde(default)]
     pub push: Option<PushConfig>,
+    /// The main mirrors that must serve a timestamp before it is announced.
+    /// Default: none, announce as soon as the repository has it.
+    #[serde(default)]
+    pub mirrors: Option<MirrorsConfig>,
+}
+
+/// `[mirrors]`: announce a serial only once these mirrors serve it, so
+/// appliances that check at once do not find every mirror behind.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorsConfig {
+    /// Base URLs of the mirrors to wait for: `https://`, or plain `http://`
+    /// to a loopback address (a mirror on this host). Onion mirrors cannot
+    /// be waited for (the announcer has no Tor client). At least one.
+    /// Required.
+    #[serde(deserialize_with = "de_with::local_base_urls")]
+    pub wait_for: Vec<WebUrl>,
+    /// Extra CA certificates (PEM) trusted besides the Mozilla roots for
+    /// these mirrors. Default: none.
+    #[serde(default)]
+    pub extra_ca: Option<PathBuf>,
 }
 
 fn default_ttl() -> u32 {
@@ -113,6 +134,21 @@ impl ConfigFile for AnnounceConfig {
         {
             return Err(Invalid::new("push.tsig_key", "must not be empty"));
         }
+        if let Some(m) = &self.mirrors {
+            if m.wait_for.is_empty() {
+                return Err(Invalid::new(
+                    "mirrors.wait_for",
+                    "needs at least one mirror",
+                ));
+            }
+            if let Some(i) = m.wait_for.iter().position(WebUrl::is_onion) {
+                return Err(Invalid::new(
+                    format!("mirrors.wait_for[{i}]"),
+                    "an onion mirror cannot be waited for: the announcer has no Tor client; \
+                     name the mirror's https address",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -123,6 +159,9 @@ impl ConfigFile for AnnounceConfig {
         }
         if let Some(push) = &mut self.push {
             resolve(base, &mut push.tsig_key);
+        }
+        if let Some(ca) = self.mirrors.as_mut().and_then(|m| m.extra_ca.as_mut()) {
+            resolve(base, ca);
         }
     }
 }

@@ -179,6 +179,20 @@ pub(crate) mod de_with {
         Ok(all.into_iter().map(|One(u)| u).collect())
     }
 
+    /// An array of base URLs that may also be plain http to loopback.
+    pub(crate) fn local_base_urls<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<WebUrl>, D::Error> {
+        struct One(WebUrl);
+        impl<'de> Deserialize<'de> for One {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                local_base_url(d).map(One)
+            }
+        }
+        let all = Vec::<One>::deserialize(d)?;
+        Ok(all.into_iter().map(|One(u)| u).collect())
+    }
+
     /// A 20-byte identity written as 40 hex digits (either case).
     pub(crate) fn hex20<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 20], D::Error> {
         parsed_str(d, "40 hex digits", |s| {

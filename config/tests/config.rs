@@ -752,3 +752,28 @@ fn from_str_refuses_oversized_text() {
     let e = error::<AnnounceConfig>(&text, "a.toml");
     assert!(matches!(e, ConfigError::TooLarge { .. }), "{e:?}");
 }
+
+#[test]
+fn the_announcer_waits_only_for_mirrors_it_can_reach() {
+    let base = "zone = \"example.org\"\nname = \"_u.example.org\"\nrepo = \"/srv/repo\"\ntimestamp_keys = [\"/k\"]\n";
+    let c: AnnounceConfig = from_str(
+        &format!("{base}[mirrors]\nwait_for = [\"https://m.example.org/x\", \"http://127.0.0.1:8080/\"]\n"),
+        "/etc/onionpkg/announce.toml",
+    )
+    .unwrap();
+    let m = c.mirrors.unwrap();
+    assert_eq!(m.wait_for[0].as_str(), "https://m.example.org/x/");
+    for (bad, why) in [
+        ("http://m.example.org/", "http"),
+        (
+            "http://oghohrm2uzznh27nkezd55psiwx6ygccpjeifaizxkxgb5lrxejtuoyd.onion/",
+            "no Tor client",
+        ),
+    ] {
+        let e = error::<AnnounceConfig>(
+            &format!("{base}[mirrors]\nwait_for = [\"{bad}\"]\n"),
+            "a.toml",
+        );
+        assert!(e.to_string().contains(why), "{bad}: {e}");
+    }
+}

@@ -167,6 +167,8 @@ fn announce_writes(c: &AnnounceConfig) -> Vec<(&'static str, &Path)> {
         timestamp_keys: _,
         serve: _,
         push: _,
+        // Only read: the mirrors are asked what they serve.
+        mirrors: _,
     } = c;
     Vec::new()
 }

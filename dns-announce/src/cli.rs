@@ -83,6 +83,15 @@ pub enum Command {
         /// Time limit of the connect and of the exchange, like 10s.
         #[arg(long, default_value = "10s")]
         timeout: String,
+        /// A main mirror's base URL that must serve the timestamp before it
+        /// is pushed (repeatable): `https://`, or `http://` on a loopback
+        /// address. When one does not serve it yet, nothing is pushed and
+        /// the exit code is 9.
+        #[arg(long = "wait-for-mirror")]
+        wait_for_mirror: Vec<String>,
+        /// Extra CA certificates (PEM) for the mirrors of --wait-for-mirror.
+        #[arg(long, requires = "wait_for_mirror")]
+        mirror_ca: Option<PathBuf>,
     },
     /// Answer for the announcement zone (SOA, NS, TXT) on UDP and TCP.
     /// The record is re-made when timestamp.json changes (checked every
@@ -297,11 +306,18 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
             zone,
             ttl,
             timeout,
+            wait_for_mirror,
+            mirror_ca,
         } => {
             let server = parse_server(server)?;
             let timeout = std_duration("--timeout", timeout)?;
             let key = TsigKey::load(tsig_key)?;
+            let gate = mirror_gate(wait_for_mirror, mirror_ca.as_deref())?;
             let signed = sign_from_args(make, now)?;
+            if let Some(gate) = &gate {
+                let a = &signed.announcement;
+                gate.check(a.serial, &a.timestamp_hash).await?;
+            }
             let report = push(&PushRequest {
                 server,
                 zone,
@@ -451,6 +467,17 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
     }
 }
 
+/// The mirrors a serial must be on before it is published, if any are named.
+fn mirror_gate<S: AsRef<str>>(
+    bases: &[S],
+    extra_ca: Option<&std::path::Path>,
+) -> Result<Option<crate::mirrors::MirrorGate>, Error> {
+    if bases.is_empty() {
+        return Ok(None);
+    }
+    crate::mirrors::MirrorGate::new(bases, extra_ca).map(Some)
+}
+
 async fn serve(
     config: &std::path::Path,
     passphrase_env: Option<&String>,
@@ -483,11 +510,19 @@ async fn serve(
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::from)?;
     let zone = AnnounceZone::new(cfg.zone.as_str(), cfg.name.as_str(), cfg.ttl, ns)?;
+    let gate = match &cfg.mirrors {
+        Some(m) => {
+            let bases: Vec<&str> = m.wait_for.iter().map(|u| u.as_str()).collect();
+            mirror_gate(&bases, m.extra_ca.as_deref())?
+        }
+        None => None,
+    };
     let opts = ServeOptions {
         name: cfg.name.to_string(),
         channel: cfg.channel.clone(),
         valid_for,
         poll,
+        gate,
     };
     let announcer = Announcer::new(RepoDir::new(&cfg.repo), keys, opts, zone);
     let zone_name = cfg.zone.to_string();

@@ -35,6 +35,9 @@ pub mod exit {
     /// The DNS server refused the update (NOTAUTH, REFUSED, BADSIG, BADKEY,
     /// BADTIME): a wrong TSIG key, or no permission.
     pub const REFUSED: u8 = 6;
+    /// The serial to announce is not yet served by a mirror named in
+    /// `[mirrors] wait_for`: nothing was published; try again once it syncs.
+    pub const NOT_YET_ON_MIRRORS: u8 = 9;
 }
 
 /// Everything that can go wrong while making, publishing, serving or checking
@@ -175,6 +178,20 @@ pub enum Error {
         /// What the validator said.
         reason: String,
     },
+    /// A mirror that must serve a timestamp before it is announced does not
+    /// serve it (yet): it lags, is unreachable, or serves other bytes.
+    #[error(
+        "timestamp version {serial} is not announced yet: {mirror} {reason}; it is announced \
+         once every mirror in [mirrors] wait_for serves it"
+    )]
+    NotYetOnMirrors {
+        /// The serial that would be announced.
+        serial: u64,
+        /// The mirror's base URL.
+        mirror: String,
+        /// What it serves, or why it could not be asked.
+        reason: String,
+    },
     /// The built-in server could not start or stopped with an error.
     #[error("serving: {0}")]
     Serve(String),
@@ -214,6 +231,7 @@ impl Error {
             | Self::Anchors { .. } => exit::USAGE,
             Self::Dnssec { .. } => exit::INVALID,
             Self::TimestampExpired { .. } => exit::EXPIRED,
+            Self::NotYetOnMirrors { .. } => exit::NOT_YET_ON_MIRRORS,
             #[cfg(feature = "release")]
             Self::Repo(e) => match e.kind() {
                 ErrorKind::BadConfig => exit::USAGE,
@@ -251,7 +269,9 @@ impl HasKind for Error {
             Self::Dnssec { .. } => ErrorKind::Verification,
             Self::TimestampExpired { .. } => ErrorKind::Expired,
             Self::Io { .. } | Self::State { .. } => ErrorKind::Io,
-            Self::Network { .. } | Self::UpdateFailed { .. } => ErrorKind::Network,
+            Self::Network { .. } | Self::UpdateFailed { .. } | Self::NotYetOnMirrors { .. } => {
+                ErrorKind::Network
+            }
             Self::UpdateRefused { .. } => ErrorKind::Key,
             Self::Serve(_) => ErrorKind::Internal,
         }

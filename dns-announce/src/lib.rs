@@ -53,6 +53,8 @@ mod err;
 #[cfg(feature = "release")]
 pub mod make;
 #[cfg(feature = "release")]
+pub mod mirrors;
+#[cfg(feature = "release")]
 pub mod push;
 pub mod query;
 #[cfg(feature = "release")]

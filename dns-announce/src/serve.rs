@@ -122,6 +122,9 @@ pub struct ServeOptions {
     /// SIGHUP, when the record is due, and every [`CHECK_WITHOUT_POLL`]
     /// while none is served.
     pub poll: Option<Duration>,
+    /// The mirrors a new serial must be on before it is served; `None`:
+    /// served as soon as the repository has it.
+    pub gate: Option<crate::mirrors::MirrorGate>,
 }
 
 /// The record served, and whether it was cut at the timestamp's expiry.
@@ -198,11 +201,16 @@ impl Announcer {
         self.status.subscribe()
     }
 
-    /// The first refresh: an error is fatal, except an expired timestamp
-    /// (the server then starts without a record and waits for a fresh one).
+    /// The first refresh: an error is fatal, except an expired timestamp or
+    /// one the mirrors do not serve yet (the server then starts without a
+    /// record and waits).
     pub async fn start(&mut self, now: Timestamp) -> Result<()> {
         match self.refresh(now, true).await {
             Ok(_) | Err(Error::TimestampExpired { .. }) => Ok(()),
+            Err(e @ Error::NotYetOnMirrors { .. }) => {
+                tracing::info!(error = %e, "starting without a record");
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -280,6 +288,18 @@ impl Announcer {
             }
         };
         let a = &signed.announcement;
+        let new_serial = self
+            .current
+            .as_ref()
+            .is_none_or(|c| c.signed.announcement.serial != a.serial);
+        if new_serial && let Some(gate) = &self.opts.gate {
+            // Not on the mirrors yet: keep what is served (while valid) and
+            // ask again at the next poll.
+            if let Err(e) = gate.check(a.serial, &a.timestamp_hash).await {
+                self.withdraw_if_expired(now).await?;
+                return Err(e);
+            }
+        }
         let capped = a.expires.duration_since(a.issued) < self.opts.valid_for;
         self.zone.set_record(Some(&signed.text)).await?;
         if matches!(*self.status.borrow(), ServeStatus::Withdrawn { .. }) {
@@ -411,6 +431,10 @@ pub async fn drive(
             Ok(_) => {}
             // Logged when the record was withdrawn.
             Err(e @ Error::TimestampExpired { .. }) => tracing::debug!(error = %e, "still expired"),
+            // Mirrors sync on their own schedule; asked again next poll.
+            Err(e @ Error::NotYetOnMirrors { .. }) => {
+                tracing::info!(error = %e, "waiting for the mirrors")
+            }
             Err(e) => tracing::error!(
                 error = %e,
                 "could not refresh the announcement; the previous one stays while it is valid"

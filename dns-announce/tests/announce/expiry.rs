@@ -219,6 +219,7 @@ async fn serve_withdraws_the_record_when_its_timestamp_expires_and_serves_again_
         channel: "stable".into(),
         valid_for: hours(16),
         poll: Some(poll),
+        gate: None,
     };
     let zone = AnnounceZone::new(ZONE, NAME, 60, None).unwrap();
     let mut announcer = Announcer::new(RepoDir::new(repo.dir()), keys, opts, zone.clone());
@@ -334,6 +335,7 @@ async fn serve_starts_without_a_record_when_the_timestamp_has_expired() {
         channel: "stable".into(),
         valid_for: hours(24),
         poll: None,
+        gate: None,
     };
     let zone = AnnounceZone::new(ZONE, NAME, 60, None).unwrap();
     let mut announcer = Announcer::new(RepoDir::new(repo.dir()), keys, opts, zone);

@@ -14,6 +14,7 @@ mod dnssec;
 mod expiry;
 mod floors;
 mod knot;
+mod mirrors;
 mod refusals;
 mod rotation;
 mod serve;

@@ -61,6 +61,7 @@ async fn a_new_publish_is_served_after_timestamp_json_changes() {
         channel: "stable".into(),
         valid_for: SignedDuration::from_hours(24),
         poll: Some(Duration::from_secs(1)),
+        gate: None,
     };
     let mut announcer = Announcer::new(RepoDir::new(repo.dir()), keys, opts, zone.clone());
     let first = announcer
