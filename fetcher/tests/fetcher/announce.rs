@@ -30,7 +30,7 @@ fn dns_config(resolver: SocketAddr) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_asks_dns_not_mirrors_and_update_refuses_a_frozen_mirror() {
+async fn an_announced_release_not_yet_on_the_mirror_blames_none_and_downloads_once_synced() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
     let ca = ca();
     // The mirror serves a copy of the tree, which will fall behind.
