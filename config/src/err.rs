@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::kind::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 
 /// Where in a configuration file something is: the file, and the line and
 /// column (both counted from 1) when they are known.

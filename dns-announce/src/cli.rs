@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_config::ErrorKind;
+use onionpkg_core::ErrorKind;
 use onionpkg_repo::{KeyDir, RepoDir};
 use onionpkg_trust::announce::{AnnounceError, Announcement};
 use onionpkg_trust::clock::Tolerance;
@@ -563,7 +563,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             return announce_exit_code(e);
         }
         if let Some(e) = cause.downcast_ref::<onionpkg_repo::RepoError>() {
-            use onionpkg_config::HasKind as _;
+            use onionpkg_core::HasKind as _;
             return match e.kind() {
                 ErrorKind::BadConfig => exit::USAGE,
                 _ => exit::FAILURE,

@@ -256,12 +256,12 @@ mod tests {
 
     #[test]
     fn a_bad_file_is_a_configuration_error() {
-        use onionpkg_config::HasKind as _;
+        use onionpkg_core::HasKind as _;
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.keys");
         let err = load_anchors(&missing).unwrap_err();
         assert!(matches!(err, Error::Anchors { .. }), "{err}");
-        assert_eq!(err.kind(), onionpkg_config::ErrorKind::BadConfig);
+        assert_eq!(err.kind(), onionpkg_core::ErrorKind::BadConfig);
         assert_eq!(err.exit_code(), crate::exit::USAGE);
         assert!(err.to_string().contains("missing.keys"), "{err}");
 

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 use onionpkg_trust::announce::AnnounceError;
 
 /// A result with this crate's [`Error`].

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

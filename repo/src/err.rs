@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 
 /// A result with the release side's [`RepoError`].
 pub type Result<T, E = RepoError> = std::result::Result<T, E>;

@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 use onionpkg_repo::cli::{Cli, Usage, VerifyFailed, run};
 
 fn main() -> ExitCode {

@@ -12,7 +12,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 use onionpkg_signer::cli::{Cli, run};
 
 fn main() -> ExitCode {

@@ -27,7 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 
 /// The domain separation prefix of request signatures.
 pub const DOMAIN: &[u8] = b"onionpkg-signer-request-v1\0";

@@ -42,7 +42,7 @@
 //!   older than the serial already seen.
 
 use jiff::Timestamp;
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 
 use crate::clock::Tolerance;
 use crate::keys::RoleKeys;

@@ -24,7 +24,7 @@
 use std::path::{Path, PathBuf};
 
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 
 use crate::{Error, Result};
 
@@ -79,7 +79,7 @@ pub enum ClockError {
 impl HasKind for ClockError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::BehindFloor { .. } => ErrorKind::Expired,
+            Self::BehindFloor { .. } => ErrorKind::ClockBehind,
             Self::ToleranceTooLarge { .. } | Self::NegativeTolerance(_) => ErrorKind::BadConfig,
             Self::CorruptFloor { .. } => ErrorKind::BadInput,
         }

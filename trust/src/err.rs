@@ -1,6 +1,6 @@
 //! The error type of the trust layer.
 
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 
 /// A result with the trust layer's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

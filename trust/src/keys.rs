@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 use sha2::{Digest, Sha256};
 
 mod ecdsa;

@@ -37,7 +37,7 @@
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 use sha3::{Digest, Sha3_256};
 use url::Url;
 

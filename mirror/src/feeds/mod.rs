@@ -153,9 +153,9 @@ pub enum FeedError {
     Local(#[from] crate::Error),
 }
 
-impl onionpkg_config::HasKind for FeedError {
-    fn kind(&self) -> onionpkg_config::ErrorKind {
-        use onionpkg_config::ErrorKind;
+impl onionpkg_core::HasKind for FeedError {
+    fn kind(&self) -> onionpkg_core::ErrorKind {
+        use onionpkg_core::ErrorKind;
         match self {
             Self::Upstream(_) | Self::Timeout(_) | Self::NoTor => ErrorKind::Network,
             Self::TooLarge { .. } | Self::Check(_) => ErrorKind::BadInput,

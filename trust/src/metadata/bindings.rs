@@ -179,8 +179,8 @@ mod tests {
                      not verify"
                 );
                 assert_eq!(
-                    onionpkg_config::HasKind::kind(&e),
-                    onionpkg_config::ErrorKind::Key
+                    onionpkg_core::HasKind::kind(&e),
+                    onionpkg_core::ErrorKind::Key
                 );
             }
             other => panic!("expected UnusableKeys, got {other:?}"),

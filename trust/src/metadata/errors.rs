@@ -7,7 +7,7 @@
 //! - A missed threshold names the role's keys onionpkg cannot verify, where
 //!   the caller knows them ([`super::bindings::explain`]).
 
-use onionpkg_config::{ErrorKind, HasKind};
+use onionpkg_core::{ErrorKind, HasKind};
 
 use super::bindings;
 use crate::keys::UnusableKey;

@@ -1,0 +1,19 @@
+//! The few things every onionpkg crate shares: error kinds and the one
+//! table of exit codes, and the typed URLs and DNS names parsed at the edge.
+//!
+//! This crate is part of onionpkg. It sits below every other crate and
+//! depends on none of them: the configuration (`onionpkg-config`) and the
+//! trust layer (`onionpkg-trust`) both build on it, so that verifying
+//! signed data needs no TOML and reading a configuration needs no TUF.
+//!
+//! # Invariants
+//! - [`exit::code`] maps every [`ErrorKind`] to exactly one code of
+//!   [`exit::TABLE`]; no binary keeps a table of its own.
+
+#![forbid(unsafe_code)]
+
+pub mod exit;
+mod kind;
+pub mod url;
+
+pub use kind::{ErrorKind, HasKind};
