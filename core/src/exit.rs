@@ -143,3 +143,30 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    use super::TABLE;
+
+    /// docs/EXIT-CODES.md shows exactly this table.
+    #[test]
+    fn the_documented_table_is_this_one() {
+        let doc = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/EXIT-CODES.md"),
+        )
+        .unwrap_or_default();
+        let rows: Vec<(u8, String)> = doc
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.parse().ok()?;
+                let name = cells.get(2)?.trim_matches('`').to_owned();
+                let meaning = cells.get(3)?;
+                (!meaning.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+                    .then_some((code, name))
+            })
+            .collect();
+        let want: Vec<(u8, String)> = TABLE.iter().map(|(c, n, _)| (*c, (*n).to_owned())).collect();
+        assert_eq!(rows, want);
+    }
+}

@@ -129,7 +129,9 @@ impl HasKind for RepoError {
             Self::BadFile { .. } => ErrorKind::BadInput,
             Self::NotEnoughKeys { .. } => ErrorKind::Key,
             Self::Invalid(_) => ErrorKind::BadConfig,
-            Self::NotARepository { .. } | Self::FirstRootPending { .. } => ErrorKind::NotFound,
+            Self::NotARepository { .. } | Self::FirstRootPending { .. } => {
+                ErrorKind::NotInitialized
+            }
         }
     }
 }

@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use onionpkg_core::{ErrorKind, HasKind};
+use onionpkg_core::HasKind;
 use onionpkg_repo::cli::{Cli, Usage, VerifyFailed, run};
 
 fn main() -> ExitCode {
@@ -48,7 +48,12 @@ fn main() -> ExitCode {
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({ "ok": false, "error": format!("{e:#}"), "exit_code": code })
+                    serde_json::json!({
+                        "ok": false,
+                        "error": onionpkg_core::exit::name(code),
+                        "message": format!("{e:#}"),
+                        "exit_code": code,
+                    })
                 );
             } else {
                 eprintln!("error: {e:#}");
@@ -59,26 +64,13 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
+    use onionpkg_core::exit;
     if e.downcast_ref::<VerifyFailed>().is_some() {
-        return 3;
+        return exit::VERIFICATION;
     }
     if e.downcast_ref::<Usage>().is_some() {
-        return 2;
+        return exit::USAGE;
     }
-    let repo_error = e.downcast_ref::<onionpkg_repo::RepoError>();
-    if matches!(
-        repo_error,
-        Some(
-            onionpkg_repo::RepoError::NotARepository { .. }
-                | onionpkg_repo::RepoError::FirstRootPending { .. }
-        )
-    ) {
-        // The command does not apply to this directory: bad usage.
-        return 2;
-    }
-    match repo_error.map(HasKind::kind) {
-        Some(ErrorKind::Key) => 4,
-        Some(ErrorKind::Verification | ErrorKind::Expired | ErrorKind::Rollback) => 3,
-        _ => 1,
-    }
+    e.downcast_ref::<onionpkg_repo::RepoError>()
+        .map_or(exit::FAILURE, |r| exit::code(r.kind()))
 }

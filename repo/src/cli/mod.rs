@@ -20,8 +20,10 @@ use crate::{Expiries, InitOptions, KeyDir, RepoDir};
 
 /// onionpkg-repo: the release side of onionpkg (keys, signing, publishing).
 ///
-/// Exit codes: 0 success; 1 failure; 2 bad usage; 3 verification failed;
-/// 4 not enough keys to sign (a root draft may await offline signatures).
+/// Exit codes: the table every onionpkg program shares
+/// (`onionpkg_core::exit`, docs/EXIT-CODES.md): 2 bad usage, 3 not a
+/// repository, 8 verification failed, 12 not enough keys to sign (also when
+/// a root draft awaits offline signatures), 1 anything else.
 #[derive(Debug, Parser)]
 #[command(name = "onionpkg-repo", version, about, long_about = None)]
 pub struct Cli {
@@ -311,7 +313,7 @@ pub struct Report {
     /// stderr.
     pub notes: Vec<String>,
     /// The exit code: 0; 2 when the command did nothing and the output says
-    /// what to do instead; 4 when a root draft awaits offline signatures.
+    /// what to do instead; 12 when a root draft awaits offline signatures.
     pub exit_code: u8,
 }
 

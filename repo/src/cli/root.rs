@@ -42,7 +42,7 @@ pub(super) fn rotate(
         let (ids, _) = current_root_binding(repo)?;
         if !generate_online {
             report.lines = offline_root_steps(repo)?;
-            report.exit_code = 2;
+            report.exit_code = onionpkg_core::exit::USAGE;
             return Ok(report);
         }
         let count = threshold.map_or(ids.len(), |t| t.count);
@@ -72,7 +72,7 @@ pub(super) fn rotate(
                  (`onionpkg-repo root sign COPY --key KEY`), then here `root merge`, `root install` and `publish`",
                 draft.display()
             ));
-            report.exit_code = 4;
+            report.exit_code = onionpkg_core::exit::KEYS;
         }
     }
     Ok(report)

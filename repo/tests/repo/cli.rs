@@ -42,11 +42,11 @@ fn init_add_publish_verify_and_exit_codes() {
         ],
     ));
     // Without the passphrase the encrypted keys cannot be opened: a key
-    // error, exit code 4, and the message says why.
+    // error, exit code 12, and the message says why.
     let no_pass = repo_cmd(&repo, &["publish"]);
     assert_eq!(
         no_pass.status.code(),
-        Some(4),
+        Some(12),
         "{}",
         String::from_utf8_lossy(&no_pass.stderr)
     );
@@ -72,14 +72,14 @@ fn init_add_publish_verify_and_exit_codes() {
         .unwrap();
     std::fs::write(&target, b"app 6.6").unwrap();
     let bad = repo_cmd(&repo, &["verify", "--root", root.to_str().unwrap()]);
-    assert_eq!(bad.status.code(), Some(3));
+    assert_eq!(bad.status.code(), Some(8));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("does not match its signed hash"));
 
     // Bad usage: exit 2.
     assert_eq!(repo_cmd(&repo, &["no-such-command"]).status.code(), Some(2));
     // A second init refuses to clobber the repository.
     let again = repo_cmd(&repo, &["init"]);
-    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a repository"));
 }
 
@@ -87,7 +87,7 @@ fn init_add_publish_verify_and_exit_codes() {
 fn init_takes_a_bin_count_and_refuses_a_bad_one() {
     let tmp = tempfile::tempdir().unwrap();
     let bad = repo_cmd(&tmp.path().join("bad"), &["init", "--bins", "100"]);
-    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("power of two"));
     assert!(!tmp.path().join("bad/metadata/root.json").exists());
 
@@ -114,7 +114,7 @@ fn unsafe_target_paths_are_refused() {
     ok(&repo_cmd(&repo, &["init", "--threshold", "root=1/1"]));
     for bad in ["../escape", "/abs", "a//b", "mirrors.json", "feeds/x/y"] {
         let out = repo_cmd(&repo, &["add", pkg.to_str().unwrap(), "--path", bad]);
-        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert_eq!(out.status.code(), Some(2), "{bad}");
     }
     assert!(!tmp.path().join("escape").exists());
 }
@@ -179,7 +179,7 @@ fn announce_and_mirror_list_verify_as_clients_would() {
     bad["mirrors"][0]["clearnet"] = serde_json::json!("http://mirror.example.org/");
     std::fs::write(&list_file, serde_json::to_vec(&bad).unwrap()).unwrap();
     let out = repo_cmd(&repo, &["mirrors", "set", list_file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(8));
 
     // The announcement names the published timestamp version, signed by the
     // timestamp role, and verifies against the root.
@@ -242,7 +242,7 @@ fn announce_and_mirror_list_verify_as_clients_would() {
             "2d",
         ],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("after the timestamp it names expires"),
@@ -349,7 +349,7 @@ fn a_mirror_list_must_have_a_higher_version_than_the_published_one() {
     for (version, host) in [(3, "b.example.org"), (2, "b.example.org")] {
         write(version, host);
         let out = set();
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains(&format!(

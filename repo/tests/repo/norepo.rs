@@ -43,7 +43,7 @@ fn a_mistyped_repository_path_is_refused_and_nothing_is_created() {
             let out = repo_cmd(&dir, args);
             assert_eq!(
                 out.status.code(),
-                Some(2),
+                Some(3),
                 "{args:?} in {dir:?}: {}",
                 stderr(&out)
             );
@@ -154,7 +154,7 @@ fn a_repository_whose_first_root_awaits_signatures_says_so() {
     }
     ok(&repo_cmd(&repo, &args));
     let out = repo_cmd(&repo, &["publish"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("the first root is not installed yet"),
         "{}",

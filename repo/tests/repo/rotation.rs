@@ -88,7 +88,7 @@ fn a_rotation_awaiting_offline_signatures_reports_its_key_ids_as_output() {
     ok(&repo_cmd(&repo, &["init"]));
     take_root_keys_offline(&repo, &tmp.path().join("offline"));
     let out = repo_cmd(&repo, &["rotate", "timestamp"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
     assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
     let text = stdout(&out);
     let first = text.lines().next().unwrap();
@@ -229,7 +229,7 @@ fn after_an_offline_rotation_the_new_key_takes_the_name_at_root_install() {
     take_root_keys_offline(&repo, &offline);
     let old = key_id_of(&keys, "timestamp");
     let out = repo_cmd(&repo, &["rotate", "timestamp"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(12), "{}", stderr(&out));
     // Until the new root is installed, timestamp.key is the key in use.
     assert_eq!(key_id_of(&keys, "timestamp"), old);
     ok(&repo_cmd(&repo, &["timestamp"]));
