@@ -40,9 +40,9 @@ pub mod tor;
 pub use announce::AnnounceConfig;
 pub use err::{ConfigError, Location};
 pub use fetcher::FetcherConfig;
-pub use onionpkg_core::{ErrorKind, HasKind};
 pub use load::{ConfigFile, Invalid, MAX_FILE_SIZE, from_str, load};
 pub use mirror::MirrorConfig;
+pub use onionpkg_core::{ErrorKind, HasKind};
 pub use signer::SignerConfig;
 
 use std::path::Path;

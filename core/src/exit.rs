@@ -41,15 +41,27 @@ pub const REFUSED: u8 = 13;
 /// meaning, in order.
 pub const TABLE: &[(u8, &str, &str)] = &[
     (OK, "ok", "success; `check`: up to date"),
-    (FAILURE, "failure", "an unexpected failure: local I/O, damaged state, a bug"),
+    (
+        FAILURE,
+        "failure",
+        "an unexpected failure: local I/O, damaged state, a bug",
+    ),
     (USAGE, "usage", "bad command line or configuration"),
     (
         NOT_INITIALIZED,
         "not-initialized",
         "nothing to work on yet: no pinned root, no repository",
     ),
-    (EXPIRED, "expired", "signed data expired and could not be refreshed"),
-    (CLOCK, "clock", "the clock is behind signed time already seen"),
+    (
+        EXPIRED,
+        "expired",
+        "signed data expired and could not be refreshed",
+    ),
+    (
+        CLOCK,
+        "clock",
+        "the clock is behind signed time already seen",
+    ),
     (
         UNREACHABLE,
         "unreachable",
@@ -61,11 +73,27 @@ pub const TABLE: &[(u8, &str, &str)] = &[
         "verification",
         "verification refused something: a signature, a hash, a rollback, malformed signed data",
     ),
-    (NOT_YET, "not-yet", "an update is announced but not available yet; try again later"),
-    (UPDATE_AVAILABLE, "update-available", "`check`: an update is available"),
+    (
+        NOT_YET,
+        "not-yet",
+        "an update is announced but not available yet; try again later",
+    ),
+    (
+        UPDATE_AVAILABLE,
+        "update-available",
+        "`check`: an update is available",
+    ),
     (NOT_FOUND, "not-found", "something asked for does not exist"),
-    (KEYS, "keys", "a key is unusable, or too few keys are at hand to sign"),
-    (REFUSED, "refused", "a peer refused the request (a DNS server, the signing service)"),
+    (
+        KEYS,
+        "keys",
+        "a key is unusable, or too few keys are at hand to sign",
+    ),
+    (
+        REFUSED,
+        "refused",
+        "a peer refused the request (a DNS server, the signing service)",
+    ),
 ];
 
 /// The exit code for an error of `kind`.
@@ -166,7 +194,10 @@ mod doc_tests {
                     .then_some((code, name))
             })
             .collect();
-        let want: Vec<(u8, String)> = TABLE.iter().map(|(c, n, _)| (*c, (*n).to_owned())).collect();
+        let want: Vec<(u8, String)> = TABLE
+            .iter()
+            .map(|(c, n, _)| (*c, (*n).to_owned()))
+            .collect();
         assert_eq!(rows, want);
     }
 }

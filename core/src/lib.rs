@@ -14,6 +14,7 @@
 
 pub mod exit;
 mod kind;
+pub mod report;
 pub mod url;
 
 pub use kind::{ErrorKind, HasKind};

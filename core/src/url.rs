@@ -342,4 +342,3 @@ impl<'de> Deserialize<'de> for WebUrl {
         s.parse().map_err(serde::de::Error::custom)
     }
 }
-

@@ -12,40 +12,27 @@
 //!   feeds sync [NAME...]    verified feed files into the output directory
 //! ```
 //!
-//! Exit codes: 0 success (`check`: up to date); 1 unexpected failure (local
-//! I/O, damaged state); 2 bad command line or configuration; 3 not
-//! initialized; 4 trusted metadata expired and cannot be refreshed; 5 the
-//! clock is behind signed time already seen; 6 every mirror failed; 7 Tor
-//! could not be started; 8 verification refused something; 9 an update is
-//! announced but no mirror serves it yet; 10 (`check`) an update is
-//! available.
+//! Exit codes: the table every onionpkg program shares
+//! (`onionpkg_core::exit`, docs/EXIT-CODES.md); `check` exits 10 when an
+//! update is available. Dispatch only: what the commands do is in
+//! `commands.rs`, how results are printed in `output.rs`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use serde::Serialize;
 
-use crate::app::{App, AppError, AppResult, exit};
+use onionpkg_core::exit;
+use onionpkg_net::transport::Transport;
+
 use crate::commands;
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  0   success (check: up to date)
-  1   unexpected failure (local I/O, damaged state)
-  2   bad command line or configuration
-  3   not initialized: run `init --root FILE`
-  4   trusted metadata expired and no mirror could refresh it
-  5   the clock is behind signed time already seen
-  6   every mirror failed (each one and why is listed)
-  7   Tor could not be started or reached
-  8   verification refused something (a root, an unknown target)
-  9   an update is announced, but no mirror serves it yet (try again later)
-  10  check: an update is available";
+use crate::context::App;
+use crate::err::{AppError, AppResult};
+use crate::output::{self, Output, Printer};
 
 /// Verified update downloads over Tor, a Tor SOCKS port or HTTPS.
 #[derive(Debug, Parser)]
-#[command(name = "onionpkg-fetch", version, after_help = EXIT_CODES)]
+#[command(name = "onionpkg-fetch", version, after_help = onionpkg_core::exit::help())]
 pub struct Cli {
     /// The configuration file.
     #[arg(
@@ -126,29 +113,6 @@ pub enum FeedsAction {
     },
 }
 
-/// What the binary prints, for `main` to write out.
-#[derive(Debug, Default)]
-pub struct Output {
-    /// Lines for stdout.
-    pub stdout: Vec<String>,
-    /// Lines for stderr (warnings).
-    pub stderr: Vec<String>,
-    /// The exit code.
-    pub code: u8,
-}
-
-fn line<T: Serialize>(json: bool, event: &str, value: &T, human: String) -> String {
-    if json {
-        let mut v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-        if let Some(o) = v.as_object_mut() {
-            o.insert("event".into(), event.into());
-        }
-        v.to_string()
-    } else {
-        human
-    }
-}
-
 async fn random_delay(max: Duration) {
     if max.is_zero() {
         return;
@@ -159,32 +123,13 @@ async fn random_delay(max: Duration) {
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Output {
+    let printer = Printer::new(cli.json);
     let mut out = Output::default();
-    let json = cli.json;
-    let result = run_inner(cli, &mut out).await;
-    if let Err(e) = result {
+    if let Err(e) = run_inner(cli, &printer, &mut out).await {
         out.code = e.exit_code();
-        let msg = format!("error: {e}");
-        out.stderr.push(if json {
-            serde_json::json!({"event": "error", "code": out.code, "message": e.to_string()})
-                .to_string()
-        } else {
-            msg
-        });
+        out.stderr.push(printer.error(out.code, &e.to_string()));
     }
     out
-}
-
-/// The human line for one downloaded (or already present) file.
-fn downloaded_line(d: &commands::Downloaded) -> String {
-    match &d.mirror {
-        Some(m) => format!(
-            "{} verified ({} bytes) from {m}",
-            d.file.display(),
-            d.length
-        ),
-        None => format!("{} already verified", d.file.display()),
-    }
 }
 
 /// Feed names are `[a-z0-9-]`, as the mirror's configuration allows.
@@ -195,50 +140,38 @@ fn is_feed_name(n: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-async fn run_inner(cli: Cli, out: &mut Output) -> AppResult<()> {
+async fn run_inner(cli: Cli, printer: &Printer, out: &mut Output) -> AppResult<()> {
     let config = onionpkg_config::load_fetcher(&cli.config)?;
     let mut app = App::new(config)?;
-    let json = cli.json;
-    let r = command(&mut app, cli.command, json, out).await;
-    for w in app.warnings.drain(..) {
-        out.stderr.push(if json {
-            serde_json::json!({"event": "warning", "message": w}).to_string()
-        } else {
-            format!("warning: {w}")
-        });
+    let r = command(&mut app, cli.command, printer, out).await;
+    for w in app.take_warnings() {
+        out.stderr.push(printer.warning(&w));
     }
     r
 }
 
-async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> AppResult<()> {
+/// Waits the random delay of `--scheduled` runs, and sets the transport up.
+async fn start(app: &mut App, scheduled: bool) -> AppResult<std::sync::Arc<Transport>> {
+    app.pinned_root()?;
+    if scheduled {
+        random_delay(app.config().privacy.random_delay).await;
+    }
+    app.transport().await
+}
+
+async fn command(app: &mut App, cmd: Command, p: &Printer, out: &mut Output) -> AppResult<()> {
+    // Bars only for a person at a terminal; logs and pipes stay quiet.
+    let bars = !p.json() && std::io::IsTerminal::is_terminal(&std::io::stderr());
     match cmd {
         Command::Init { root, replace } => {
-            let (v, changed) = app.init(root.as_deref(), replace)?;
-            out.stdout.push(line(
-                json,
-                "init",
-                &serde_json::json!({"root_version": v, "changed": changed}),
-                if changed {
-                    format!("pinned root version {v}")
-                } else {
-                    format!("root version {v} is already pinned")
-                },
-            ));
+            let (version, changed) = app.init(root.as_deref(), replace)?;
+            out.stdout.push(output::init(p, version, changed));
         }
         Command::Update { scheduled } => {
-            app.pinned_root()?;
-            if scheduled {
-                random_delay(app.config.privacy.random_delay).await;
-            }
-            let t = app.transport().await?;
-            let deadline = tokio::time::Instant::now() + app.config.download.deadline;
+            let t = start(app, scheduled).await?;
+            let deadline = tokio::time::Instant::now() + app.config().download.deadline;
             let (r, ..) = commands::update(app, &t, deadline).await?;
-            let human = format!(
-                "metadata up to date from {} (timestamp version {})",
-                r.mirror,
-                r.timestamp_version.unwrap_or(0)
-            );
-            out.stdout.push(line(json, "update", &r, human));
+            out.stdout.push(output::update(p, &r));
         }
         Command::Download {
             names,
@@ -248,100 +181,22 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
             if names.is_empty() && !all {
                 return Err(AppError::Usage("name targets to download, or --all".into()));
             }
-            app.pinned_root()?;
-            if scheduled {
-                random_delay(app.config.privacy.random_delay).await;
-            }
-            let t = app.transport().await?;
-            // Bars only for a person at a terminal; logs and pipes stay quiet.
-            let bars = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let t = start(app, scheduled).await?;
             for d in commands::download_targets(app, &t, &names, all, bars).await? {
-                let human = downloaded_line(&d);
-                out.stdout.push(line(json, "downloaded", &d, human));
+                out.stdout.push(output::downloaded(p, "downloaded", &d));
             }
         }
         Command::Check { scheduled } => {
-            app.pinned_root()?;
-            if scheduled {
-                random_delay(app.config.privacy.random_delay).await;
-            }
-            let t = app.transport().await?;
-            let announced = app.check_announcement(&t).await?;
-            if let Some(a) = &announced {
-                let fallback = app
-                    .config
-                    .announcement
-                    .as_ref()
-                    .is_some_and(|c| c.fallback_to_mirror);
-                if a.serial().is_none() {
-                    let state = match &a.problem {
-                        Some(p) => format!("{}: {p}", a.state.name()),
-                        None => a.state.name().to_owned(),
-                    };
-                    if !fallback {
-                        return Err(AppError::Usage(format!(
-                            "no usable update announcement ({state}), and asking a mirror \
-                             instead is turned off"
-                        )));
-                    }
-                    app.warnings
-                        .push(format!("update announcement: {state}; asking a mirror"));
-                }
-            }
-            let r = commands::check(app, Some(&t), announced.as_ref()).await?;
-            let human = if r.update_available && r.source == "pending" {
-                format!(
-                    "update available: the downloads of timestamp version {} did not complete",
-                    r.trusted.map_or_else(|| "-".into(), |v| v.to_string()),
-                )
-            } else if r.update_available {
-                format!(
-                    "update available: timestamp version {} (trusted {}), from the {}",
-                    r.available.map_or_else(|| "-".into(), |v| v.to_string()),
-                    r.trusted.map_or_else(|| "none".into(), |v| v.to_string()),
-                    if r.source == "announcement" {
-                        "announcement"
-                    } else {
-                        "mirror"
-                    },
-                )
-            } else if r.source == "announcement" {
-                "up to date (by the announcement; no mirror contacted)".to_owned()
-            } else {
-                "up to date".to_owned()
-            };
+            let t = start(app, scheduled).await?;
+            let r = commands::check_all(app, &t).await?;
             if r.update_available {
                 out.code = exit::UPDATE_AVAILABLE;
             }
-            out.stdout.push(line(json, "check", &r, human));
+            out.stdout.push(output::check(p, &r));
         }
         Command::Status => {
             let s = commands::status(app)?;
-            let human = format!(
-                "root version: {}\nmetadata: {} (timestamp version {}, expires {})\nmirror list: {}\nclock: {}{}\nlast mirror: {}",
-                s.root_version
-                    .map_or_else(|| "none (run init)".into(), |v| v.to_string()),
-                s.metadata_state,
-                s.timestamp_version
-                    .map_or_else(|| "-".into(), |v| v.to_string()),
-                s.timestamp_expires
-                    .map_or_else(|| "-".into(), |t| t.to_string()),
-                match (s.mirror_list_version, s.mirror_list_expires) {
-                    (Some(v), Some(e)) => format!(
-                        "version {v}, expires {e}, cached {}",
-                        s.mirror_list_updated
-                            .map_or_else(|| "-".into(), |t| t.to_string())
-                    ),
-                    _ => "none cached (main mirrors only)".into(),
-                },
-                s.clock,
-                s.time_floor
-                    .map_or(String::new(), |f| format!(" (signed time floor {f})")),
-                s.last_mirror
-                    .as_ref()
-                    .map_or_else(|| "-".into(), |(m, t)| format!("{m} at {t}")),
-            );
-            out.stdout.push(line(json, "status", &s, human));
+            out.stdout.push(output::status(p, &s));
         }
         Command::Feeds {
             action: FeedsAction::Sync { names, scheduled },
@@ -349,25 +204,15 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
             if let Some(bad) = names.iter().find(|n| !is_feed_name(n)) {
                 return Err(AppError::Usage(format!("{bad:?} is not a feed name")));
             }
-            app.pinned_root()?;
-            if scheduled {
-                random_delay(app.config.privacy.random_delay).await;
-            }
-            let t = app.transport().await?;
-            let bars = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let t = start(app, scheduled).await?;
             let selection = commands::Selection::Feeds(names);
             for d in commands::download_selection(app, &t, &selection, bars).await? {
-                let human = downloaded_line(&d);
-                out.stdout.push(line(json, "feed", &d, human));
+                out.stdout.push(output::downloaded(p, "feed", &d));
             }
         }
         Command::Mirrors => {
             for m in commands::mirrors(app)? {
-                let human = match (&m.bad_until, &m.reason) {
-                    (Some(u), Some(r)) => format!("{} {} bad until {u}: {r}", m.name, m.url),
-                    _ => format!("{} {} ok", m.name, m.url),
-                };
-                out.stdout.push(line(json, "mirror", &m, human));
+                out.stdout.push(output::mirror(p, &m));
             }
         }
     }

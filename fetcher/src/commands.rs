@@ -13,12 +13,12 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::announce::DnsCheck;
-use crate::app::{
-    App, AppError, AppResult, Attempt, trusted_timestamp_expiry, trusted_timestamp_version,
-};
+use crate::context::App;
 use crate::download::{DownloadError, DownloadLimits, Job, OutDir, already_there, download};
+use crate::err::{AppError, AppResult, Attempt};
 use crate::select::Candidate;
 use crate::state::{Completed, Health, Kind};
+use crate::state::{trusted_timestamp_expiry, trusted_timestamp_version};
 use onionpkg_net::transport::Transport;
 
 /// What `update` did.
@@ -103,7 +103,7 @@ async fn select(
         Selection::Names(names) => names.clone(),
         Selection::AllPackages => {
             // Bins unchanged since the last run come from the local store.
-            let expiry_now = app.clock.expiry_now(now);
+            let expiry_now = app.clock().expiry_now(now);
             for bin in client.delegated_roles() {
                 if roles::is_bin(&bin) {
                     client.load_delegated(&bin, expiry_now).await?;
@@ -118,7 +118,7 @@ async fn select(
         }
         Selection::Feeds(feeds) => {
             client
-                .load_delegated(roles::FEEDS, app.clock.expiry_now(now))
+                .load_delegated(roles::FEEDS, app.clock().expiry_now(now))
                 .await?;
             let files: Vec<String> = client
                 .known_targets()
@@ -152,7 +152,7 @@ pub async fn download_selection(
     progress: bool,
 ) -> AppResult<Vec<Downloaded>> {
     let started = Instant::now();
-    let deadline = started + app.config.download.deadline;
+    let deadline = started + app.config().download.deadline;
     let (_report, mut client, first, now) = update(app, transport, deadline).await?;
     let names = select(app, &mut client, selection, now).await?;
     let consistent = client.root().consistent_snapshot;
@@ -161,7 +161,9 @@ pub async fn download_selection(
         if !roles::is_safe_target_path(name) {
             return Err(AppError::Usage(format!("unsafe target name {name:?}")));
         }
-        let info = client.target_info(name, app.clock.expiry_now(now)).await?;
+        let info = client
+            .target_info(name, app.clock().expiry_now(now))
+            .await?;
         let remote_path = if consistent {
             let sha = info.hashes.get("sha256").ok_or_else(|| {
                 VerifyError::Malformed(format!("{name}: no sha256 hash to locate it"))
@@ -176,14 +178,14 @@ pub async fn download_selection(
             remote_path,
         });
     }
-    let out_path = app.config.output_dir.clone();
+    let out_path = app.config().output_dir.clone();
     let out = OutDir::open(&out_path).map_err(|source| AppError::Io {
         path: out_path.clone(),
         source,
     })?;
     let limits = DownloadLimits {
-        min_throughput: app.config.download.min_throughput,
-        window: app.config.download.throughput_window,
+        min_throughput: app.config().download.min_throughput,
+        window: app.config().download.throughput_window,
         deadline,
     };
     // The mirror that gave the metadata first, then the others in order.
@@ -193,7 +195,7 @@ pub async fn download_selection(
             .into_iter()
             .filter(|c| c.url != first.url),
     );
-    let parallel = usize::from(app.config.download.parallelism.max(1));
+    let parallel = usize::from(app.config().download.parallelism.max(1));
     let app_ref = &*app;
     let bars = progress.then(indicatif::MultiProgress::new);
     let style = indicatif::ProgressStyle::with_template(
@@ -241,7 +243,7 @@ pub async fn download_selection(
         _ => None,
     };
     if let (Some(kind), Some(version)) = (kind, client.timestamp_version()) {
-        Completed::record(&app.state.completed(), kind, version)?;
+        Completed::record(&app.state().completed(), kind, version)?;
     }
     Ok(done)
 }
@@ -336,10 +338,10 @@ pub async fn check(
     dns: Option<&DnsCheck>,
 ) -> AppResult<CheckReport> {
     app.pinned_root()?;
-    let store = app.state.metadata();
+    let store = app.state().metadata();
     let trusted = trusted_timestamp_version(&store);
-    let pending = Completed::load(&app.state.completed())?.pending(trusted);
-    let now = app.clock.now()?;
+    let pending = Completed::load(&app.state().completed())?.pending(trusted);
+    let now = app.clock().now()?;
     if let Some(a) = dns.and_then(|d| d.announcement.as_ref()) {
         let current = trusted.is_some_and(|t| t == a.serial);
         if trusted.is_none_or(|t| a.serial > t) {
@@ -352,7 +354,7 @@ pub async fn check(
         }
         if current {
             match why_ask_a_mirror(app, &store, a, now) {
-                Some(reason) => app.warnings.push(format!("{reason}; asking a mirror")),
+                Some(reason) => app.warn(format!("{reason}; asking a mirror")),
                 None => {
                     return Ok(CheckReport {
                         trusted,
@@ -367,7 +369,7 @@ pub async fn check(
     let Some(transport) = transport else {
         return Err(AppError::Usage("no transport to ask a mirror".into()));
     };
-    let deadline = Instant::now() + app.config.download.deadline;
+    let deadline = Instant::now() + app.config().download.deadline;
     let (client, mirror, _) = app.refresh(transport, deadline).await?;
     let available = client.timestamp_version();
     let newer = match (trusted, available) {
@@ -385,6 +387,34 @@ pub async fn check(
             mirror.url
         },
     })
+}
+
+/// `check` as the command runs it: the DNS announcement first, when one is
+/// configured (a missing or invalid record is a warning, and a mirror is
+/// asked, unless `fallback_to_mirror` is off), then [`check`].
+pub async fn check_all(app: &mut App, transport: &Arc<Transport>) -> AppResult<CheckReport> {
+    let announced = app.check_announcement(transport).await?;
+    if let Some(a) = &announced
+        && a.serial().is_none()
+    {
+        let fallback = app
+            .config()
+            .announcement
+            .as_ref()
+            .is_some_and(|c| c.fallback_to_mirror);
+        let state = match &a.problem {
+            Some(p) => format!("{}: {p}", a.state.name()),
+            None => a.state.name().to_owned(),
+        };
+        if !fallback {
+            return Err(AppError::Usage(format!(
+                "no usable update announcement ({state}), and asking a mirror instead is \
+                 turned off"
+            )));
+        }
+        app.warn(format!("update announcement: {state}; asking a mirror"));
+    }
+    check(app, Some(transport), announced.as_ref()).await
 }
 
 /// Why a verified announcement naming the trusted timestamp version does
@@ -411,7 +441,7 @@ fn why_ask_a_mirror(
     }
     let expires = trusted_timestamp_expiry(store)?;
     let soon = expires.checked_sub(EXPIRY_MARGIN).unwrap_or(expires);
-    if app.clock.is_expired(soon, now) {
+    if app.clock().is_expired(soon, now) {
         return Some(format!(
             "the trusted timestamp (version {}) expires at {expires}",
             a.serial
@@ -423,8 +453,11 @@ fn why_ask_a_mirror(
 /// What `status` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
-    /// The pinned root's version, if initialized.
+    /// The version of the newest root trusted (the pinned one, or one
+    /// verified from it since), if initialized.
     pub root_version: Option<u64>,
+    /// The version of the root pinned by `init` (or from `trust_root`).
+    pub pinned_root_version: Option<u64>,
     /// The trusted timestamp version.
     pub timestamp_version: Option<u64>,
     /// When the trusted timestamp expires.
@@ -447,31 +480,37 @@ pub struct StatusReport {
 
 /// Reads the local state; contacts nobody.
 pub fn status(app: &App) -> AppResult<StatusReport> {
-    let root_version = app
-        .pinned_root()
-        .ok()
-        .and_then(|b| onionpkg_trust::metadata::check_root(&b).ok())
-        .map(|r| r.version);
-    let store = app.state.metadata();
+    // Read only: status never pins `trust_root` itself.
+    let version_of_root = |path: &std::path::Path| {
+        crate::state::read_capped(path, roles::ROOT_MAX_BYTES)
+            .ok()
+            .and_then(|b| onionpkg_trust::metadata::check_root(&b).ok())
+            .map(|r| r.version)
+    };
+    let store = app.state().metadata();
+    let pinned_root_version = version_of_root(&app.state().root());
+    let root_version = pinned_root_version
+        .and_then(|_| version_of_root(&store.join("root.json")).or(pinned_root_version));
     let timestamp_expires = trusted_timestamp_expiry(&store);
-    let (clock, now) = match app.clock.now() {
+    let (clock, now) = match app.clock().now() {
         Ok(t) => ("ok".to_owned(), Some(t)),
         Err(e) => (e.to_string(), None),
     };
     let metadata_state = match (root_version, timestamp_expires, now) {
         (None, _, _) => "not-initialized",
         (_, None, _) => "never-updated",
-        (_, Some(e), Some(n)) if app.clock.is_expired(e, n) => "expired",
+        (_, Some(e), Some(n)) if app.clock().is_expired(e, n) => "expired",
         _ => "ok",
     }
     .to_owned();
     let cache = app.mirror_cache()?;
-    let mirror_list_updated = std::fs::metadata(app.state.mirrors())
+    let mirror_list_updated = std::fs::metadata(app.state().mirrors())
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| Timestamp::try_from(t).ok());
     Ok(StatusReport {
         root_version,
+        pinned_root_version,
         timestamp_version: trusted_timestamp_version(&store),
         timestamp_expires,
         metadata_state,
@@ -479,8 +518,8 @@ pub fn status(app: &App) -> AppResult<StatusReport> {
         mirror_list_expires: cache.list().map(|l| l.expires()),
         mirror_list_updated,
         clock,
-        time_floor: app.clock.floor().get(),
-        last_mirror: Health::load(&app.state.health())?.last_used,
+        time_floor: app.clock().floor().get(),
+        last_mirror: Health::load(&app.state().health())?.last_used,
     })
 }
 
@@ -501,9 +540,9 @@ pub struct MirrorRow {
 
 /// The mirrors in the order they would be tried now, with their health.
 pub fn mirrors(app: &mut App) -> AppResult<Vec<MirrorRow>> {
-    let now = app.clock.now()?;
-    let via_tor = app.config.transport.reaches_onions();
-    let health = Health::load(&app.state.health())?;
+    let now = app.clock().now()?;
+    let via_tor = app.config().transport.reaches_onions();
+    let health = Health::load(&app.state().health())?;
     Ok(app
         .candidates(via_tor, now)?
         .into_iter()

@@ -14,10 +14,18 @@
 #![forbid(unsafe_code)]
 
 pub mod announce;
-pub mod app;
 pub mod cli;
 pub mod commands;
+pub mod context;
 pub mod download;
+mod err;
+mod floor;
 pub mod freeze;
+pub mod output;
+mod refresh;
+mod root;
 pub mod select;
 pub mod state;
+
+pub use context::App;
+pub use err::{AppError, AppResult, Attempt};

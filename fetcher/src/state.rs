@@ -22,7 +22,9 @@ use jiff::Timestamp;
 use onionpkg_trust::util::write_atomic;
 use serde::{Deserialize, Serialize};
 
-use crate::app::{AppError, AppResult};
+use onionpkg_trust::roles;
+
+use crate::err::{AppError, AppResult};
 
 /// The largest health file read: it lists at most a few thousand mirrors.
 const MAX_HEALTH_BYTES: u64 = 1 << 20;
@@ -237,6 +239,20 @@ pub(crate) fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other(format!("larger than {max} bytes")));
     }
     Ok(buf)
+}
+
+/// The expiry of the trusted timestamp in the metadata store, if any.
+pub fn trusted_timestamp_expiry(store: &Path) -> Option<Timestamp> {
+    let bytes = read_capped(&store.join("timestamp.json"), roles::TIMESTAMP_MAX_BYTES).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("signed")?.get("expires")?.as_str()?.parse().ok()
+}
+
+/// The version of the trusted timestamp in the metadata store, if any.
+pub fn trusted_timestamp_version(store: &Path) -> Option<u64> {
+    let bytes = read_capped(&store.join("timestamp.json"), roles::TIMESTAMP_MAX_BYTES).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("signed")?.get("version")?.as_u64()
 }
 
 #[cfg(test)]

@@ -134,3 +134,37 @@ pub enum Error {
     #[error("unexpected http status {0}")]
     Status(http::StatusCode),
 }
+
+impl onionpkg_core::HasKind for Error {
+    fn kind(&self) -> onionpkg_core::ErrorKind {
+        use onionpkg_core::ErrorKind as K;
+        match self {
+            Self::Settings(_)
+            | Self::Identity { .. }
+            | Self::Config(_)
+            | Self::TlsSettings(_)
+            | Self::Refused { .. } => K::BadConfig,
+            Self::Bootstrap(_) | Self::BootstrapTimeout { .. } => K::Tor,
+            // The Tor daemon itself cannot be reached: Tor is down. Any other
+            // SOCKS failure is Tor's answer about the destination.
+            Self::Socks {
+                source: tokio_socks::Error::ProxyServerUnreachable,
+                ..
+            } => K::Tor,
+            Self::Socks {
+                source: tokio_socks::Error::Io(e),
+                ..
+            } if e.kind() == std::io::ErrorKind::ConnectionRefused => K::Tor,
+            Self::Socks { .. } => K::Network,
+            Self::Connect { .. }
+            | Self::Http(_)
+            | Self::Timeout { .. }
+            | Self::Tcp { .. }
+            | Self::Tls { .. }
+            | Self::Status(_) => K::Network,
+            Self::Url(_) => K::BadInput,
+            Self::BodyTooLarge { .. } => K::BadInput,
+            Self::Request(_) => K::Internal,
+        }
+    }
+}

@@ -60,9 +60,9 @@ async fn downloads_verified_targets_over_https() {
         "{after:?}"
     );
 
-    // An unknown target is a verification refusal, not a download.
+    // An unknown target is "not found", not a download.
     let r = app.run(&["download", "pkg/nope.tar"]).await;
-    assert_eq!(r.code(), 8, "{}", r.stderr());
+    assert_eq!(r.code(), 11, "{}", r.stderr());
 
     // status and check read the state.
     let r = app.run(&["--json", "status"]).await.ok();
@@ -473,7 +473,7 @@ async fn feeds_sync_puts_verified_feed_files_in_place() {
 
     // A feed the repository does not sign is refused; a bad name is a usage error.
     let r = app.run(&["feeds", "sync", "nosuchfeed"]).await;
-    assert_eq!(r.code(), 8, "{}", r.stderr());
+    assert_eq!(r.code(), 11, "{}", r.stderr());
     let r = app.run(&["feeds", "sync", "../pkg"]).await;
     assert_eq!(r.code(), 2, "{}", r.stderr());
 

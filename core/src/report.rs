@@ -1,0 +1,62 @@
+//! One JSON shape for what every onionpkg program reports with `--json`:
+//! errors and warnings look alike whichever program prints them.
+//!
+//! - an error: `{"ok": false, "event": "error", "error": NAME, "exit_code": CODE, "message": TEXT}`,
+//!   NAME from [`crate::exit::name`];
+//! - a warning: `{"event": "warning", "message": TEXT}`.
+
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct ErrorLine<'a> {
+    ok: bool,
+    event: &'static str,
+    error: &'static str,
+    exit_code: u8,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct WarningLine<'a> {
+    event: &'static str,
+    message: &'a str,
+}
+
+/// The JSON line reporting an error that ends the program with `exit_code`.
+pub fn error_json(exit_code: u8, message: &str) -> String {
+    serde_json::to_string(&ErrorLine {
+        ok: false,
+        event: "error",
+        error: crate::exit::name(exit_code),
+        exit_code,
+        message,
+    })
+    .unwrap_or_default()
+}
+
+/// The JSON line reporting a warning.
+pub fn warning_json(message: &str) -> String {
+    serde_json::to_string(&WarningLine {
+        event: "warning",
+        message,
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_and_warnings_have_one_shape() {
+        let e: serde_json::Value = serde_json::from_str(&error_json(8, "bad \"sig\"")).unwrap();
+        assert_eq!(e["ok"], false);
+        assert_eq!(e["event"], "error");
+        assert_eq!(e["error"], "verification");
+        assert_eq!(e["exit_code"], 8);
+        assert_eq!(e["message"], "bad \"sig\"");
+        let w: serde_json::Value = serde_json::from_str(&warning_json("careful")).unwrap();
+        assert_eq!(w["event"], "warning");
+        assert_eq!(w["message"], "careful");
+    }
+}
