@@ -207,9 +207,11 @@ impl ConfigError {
 
 impl HasKind for ConfigError {
     fn kind(&self) -> ErrorKind {
+        // A configuration file that cannot be read is a setup mistake, like
+        // one that does not parse: the program cannot start either way.
         match self {
-            Self::Read { .. } => ErrorKind::Io,
-            Self::TooLarge { .. }
+            Self::Read { .. }
+            | Self::TooLarge { .. }
             | Self::NotUtf8 { .. }
             | Self::Syntax { .. }
             | Self::UnknownKey { .. }

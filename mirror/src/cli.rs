@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use onionpkg_core::{ErrorKind, HasKind};
+use onionpkg_core::HasKind;
 use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
@@ -87,32 +87,14 @@ pub enum FeedsAction {
     },
 }
 
-/// The process exit code for `e`:
-/// - 1: a runtime failure (network, TLS with the upstream, I/O, Tor, no
-///   state yet);
-/// - 2: a usage error (reported by the argument parser; a feed name that is
-///   not configured; an `--upstream` URL sync may not use);
-/// - 3: bad configuration (the file, the TLS PEM files, the repository root,
-///   the trusted root, a missing `[sync]` section);
-/// - 4: a listener cannot be bound (address in use, permission denied);
-/// - 5: sync refused: the upstream repository failed verification (a
-///   tampered file, expired or rolled-back metadata), or the clock is behind
-///   signed time already seen; nothing was changed.
-/// - 6: `feeds fetch`: a feed could not be fetched, checked or published;
-///   its last good version stays.
+/// The process exit code for `e`, from the table every onionpkg program
+/// shares (`onionpkg_core::exit`, docs/EXIT-CODES.md): 2 bad usage or
+/// configuration, 3 no state yet, 5 the clock is behind signed time, 6 the
+/// upstream is unreachable or a feed failed, 7 Tor, 8 the upstream
+/// repository failed verification (nothing was changed), 1 anything else
+/// (a listener that cannot be bound, I/O).
 pub fn exit_code(e: &Error) -> u8 {
-    match e {
-        Error::FeedsFailed(_) => 6,
-        Error::UnknownFeed(_) | Error::UpstreamUrl { .. } => 2,
-        Error::Bind { .. } => 4,
-        Error::BadConfig(_) => 3,
-        Error::Verify(_) => 5,
-        e => match e.kind() {
-            ErrorKind::BadConfig => 3,
-            ErrorKind::Verification | ErrorKind::Expired | ErrorKind::Rollback => 5,
-            _ => 1,
-        },
-    }
+    onionpkg_core::exit::code(e.kind())
 }
 
 /// What `status` reports.

