@@ -124,7 +124,8 @@ pub fn name(code: u8) -> &'static str {
 
 /// The table as text for a program's `--help` (`after_help`).
 pub fn help() -> String {
-    let mut out = String::from("Exit codes (the same for every onionpkg program):\n");
+    let mut out =
+        String::from("Exit codes (the same for every onionpkg program; docs/EXIT-CODES.md):\n");
     for (c, _, what) in TABLE {
         out.push_str(&format!("  {c:<3} {what}\n"));
     }

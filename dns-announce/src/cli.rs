@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_core::ErrorKind;
 use onionpkg_repo::{KeyDir, RepoDir};
 use onionpkg_trust::announce::{AnnounceError, Announcement};
 use onionpkg_trust::clock::Tolerance;
@@ -37,7 +36,7 @@ use crate::tsig::TsigKey;
 /// name; 6 update refused by the DNS server (NOTAUTH, REFUSED, BADSIG,
 /// BADKEY, BADTIME).
 #[derive(Debug, Parser)]
-#[command(name = "onionpkg-announce", version, about, long_about)]
+#[command(name = "onionpkg-announce", version, about, long_about, after_help = onionpkg_core::exit::help())]
 pub struct Cli {
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
@@ -553,7 +552,8 @@ async fn serve(
     })
 }
 
-/// The exit code for an error returned by [`run`] (see [`exit`]).
+/// The exit code for an error returned by [`run`], from the table every
+/// onionpkg program shares (see [`exit`]).
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
@@ -564,26 +564,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         }
         if let Some(e) = cause.downcast_ref::<onionpkg_repo::RepoError>() {
             use onionpkg_core::HasKind as _;
-            return match e.kind() {
-                ErrorKind::BadConfig => exit::USAGE,
-                _ => exit::FAILURE,
-            };
+            return exit::code(e.kind());
         }
     }
     exit::FAILURE
-}
-
-/// The name of an exit code, for `--json` error reports.
-pub fn exit_name(code: u8) -> &'static str {
-    match code {
-        exit::OK => "ok",
-        exit::USAGE => "usage",
-        exit::INVALID => "invalid",
-        exit::EXPIRED => "expired",
-        exit::NO_ANNOUNCEMENT => "no-announcement",
-        exit::REFUSED => "refused",
-        _ => "failure",
-    }
 }
 
 #[cfg(test)]
@@ -633,8 +617,8 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_error_chain() {
         let e = anyhow::Error::new(Error::Announce(AnnounceError::NoRecord)).context("checking");
-        assert_eq!(exit_code(&e), exit::NO_ANNOUNCEMENT);
-        assert_eq!(exit_name(exit_code(&e)), "no-announcement");
+        assert_eq!(exit_code(&e), exit::NOT_FOUND);
+        assert_eq!(exit::name(exit_code(&e)), "not-found");
         let other = anyhow::anyhow!("something else");
         assert_eq!(exit_code(&other), exit::FAILURE);
     }

@@ -14,31 +14,8 @@ use onionpkg_trust::announce::AnnounceError;
 /// A result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The exit codes of `onionpkg-announce`, the same for every subcommand.
-pub mod exit {
-    /// Success: the record was made, pushed or served, or `check` found a
-    /// valid, current announcement.
-    pub const OK: u8 = 0;
-    /// Failure: the network, a file, the server, or anything else.
-    pub const FAILURE: u8 = 1;
-    /// Bad usage: an invalid argument or configuration.
-    pub const USAGE: u8 = 2;
-    /// The announcement is invalid: bad signature, unknown keys, another
-    /// owner name or channel, malformed, or older than one seen (a replay);
-    /// or, with DNSSEC anchors, the answer did not validate.
-    pub const INVALID: u8 = 3;
-    /// The announcement is expired (or issued in the future: check the
-    /// clock), or the timestamp.json to announce is expired.
-    pub const EXPIRED: u8 = 4;
-    /// No announcement at the name.
-    pub const NO_ANNOUNCEMENT: u8 = 5;
-    /// The DNS server refused the update (NOTAUTH, REFUSED, BADSIG, BADKEY,
-    /// BADTIME): a wrong TSIG key, or no permission.
-    pub const REFUSED: u8 = 6;
-    /// The serial to announce is not yet served by a mirror named in
-    /// `[mirrors] wait_for`: nothing was published; try again once it syncs.
-    pub const NOT_YET_ON_MIRRORS: u8 = 9;
-}
+/// The exit codes, the table every onionpkg program shares.
+pub use onionpkg_core::exit;
 
 /// Everything that can go wrong while making, publishing, serving or checking
 /// an announcement.
@@ -219,25 +196,12 @@ impl Error {
         }
     }
 
-    /// The exit code of the program for this error (see [`exit`]).
+    /// The exit code of the program for this error, from the table every
+    /// onionpkg program shares (see [`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Announce(e) => announce_exit_code(e),
-            Self::UpdateRefused { .. } => exit::REFUSED,
-            Self::Root { .. }
-            | Self::TsigKey { .. }
-            | Self::InvalidArgument { .. }
-            | Self::OutlivesTimestamp { .. }
-            | Self::Anchors { .. } => exit::USAGE,
-            Self::Dnssec { .. } => exit::INVALID,
-            Self::TimestampExpired { .. } => exit::EXPIRED,
-            Self::NotYetOnMirrors { .. } => exit::NOT_YET_ON_MIRRORS,
-            #[cfg(feature = "release")]
-            Self::Repo(e) => match e.kind() {
-                ErrorKind::BadConfig => exit::USAGE,
-                _ => exit::FAILURE,
-            },
-            _ => exit::FAILURE,
+            e => exit::code(e.kind()),
         }
     }
 }
@@ -246,11 +210,7 @@ impl Error {
 pub fn announce_exit_code(e: &AnnounceError) -> u8 {
     match e {
         AnnounceError::InvalidOwner { .. } | AnnounceError::InvalidArgument { .. } => exit::USAGE,
-        _ => match e.kind() {
-            ErrorKind::Expired => exit::EXPIRED,
-            ErrorKind::NotFound => exit::NO_ANNOUNCEMENT,
-            _ => exit::INVALID,
-        },
+        _ => exit::code(e.kind()),
     }
 }
 
@@ -269,10 +229,9 @@ impl HasKind for Error {
             Self::Dnssec { .. } => ErrorKind::Verification,
             Self::TimestampExpired { .. } => ErrorKind::Expired,
             Self::Io { .. } | Self::State { .. } => ErrorKind::Io,
-            Self::Network { .. } | Self::UpdateFailed { .. } | Self::NotYetOnMirrors { .. } => {
-                ErrorKind::Network
-            }
-            Self::UpdateRefused { .. } => ErrorKind::Key,
+            Self::Network { .. } | Self::UpdateFailed { .. } => ErrorKind::Network,
+            Self::NotYetOnMirrors { .. } => ErrorKind::NotYetAvailable,
+            Self::UpdateRefused { .. } => ErrorKind::Refused,
             Self::Serve(_) => ErrorKind::Internal,
         }
     }
@@ -286,7 +245,7 @@ mod tests {
     fn announcement_refusals_map_to_their_codes() {
         assert_eq!(
             announce_exit_code(&AnnounceError::NoRecord),
-            exit::NO_ANNOUNCEMENT
+            exit::NOT_FOUND
         );
         let t = jiff::Timestamp::UNIX_EPOCH;
         assert_eq!(
@@ -298,15 +257,15 @@ mod tests {
                 serial: 1,
                 last_seen: 2
             }),
-            exit::INVALID
+            exit::VERIFICATION
         );
         assert_eq!(
             announce_exit_code(&AnnounceError::NoValidSignature { owner: "a".into() }),
-            exit::INVALID
+            exit::VERIFICATION
         );
         assert_eq!(
             announce_exit_code(&AnnounceError::NotAnnouncement),
-            exit::INVALID
+            exit::VERIFICATION
         );
         let nested = AnnounceError::NoneValid {
             count: 2,
@@ -327,9 +286,9 @@ mod tests {
             exit::OK,
             exit::FAILURE,
             exit::USAGE,
-            exit::INVALID,
+            exit::VERIFICATION,
             exit::EXPIRED,
-            exit::NO_ANNOUNCEMENT,
+            exit::NOT_FOUND,
             exit::REFUSED,
         ];
         let distinct: std::collections::BTreeSet<_> = codes.iter().collect();

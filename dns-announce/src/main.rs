@@ -14,7 +14,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser;
-use onionpkg_announce::cli::{Cli, Output, exit_code, exit_name, run};
+use onionpkg_announce::cli::{Cli, Output, exit_code, run};
 
 fn show(json: bool, out: &Output) {
     let mut stdout = std::io::stdout().lock();
@@ -65,12 +65,7 @@ fn main() -> ExitCode {
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({
-                        "ok": false,
-                        "error": format!("{e:#}"),
-                        "kind": exit_name(code),
-                        "exit_code": code,
-                    })
+                    onionpkg_core::report::error_json(code, &format!("{e:#}"))
                 );
             } else {
                 eprintln!("error: {e:#}");

@@ -21,7 +21,7 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// `onionpkg-mirror`: serve and sync an onionpkg repository.
 #[derive(Debug, Parser)]
-#[command(name = "onionpkg-mirror", version, about)]
+#[command(name = "onionpkg-mirror", version, about, after_help = onionpkg_core::exit::help())]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

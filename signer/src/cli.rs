@@ -12,10 +12,11 @@ use crate::{Error, Result};
 /// cannot be exported; every request is authenticated by signature and
 /// checked against policy; every signature is recorded in a transparency log.
 ///
-/// Exit codes: 0 success; 1 failure; 2 bad usage; 3 verification failed
-/// (`audit verify`); 4 a key is missing or unusable.
+/// Exit codes (the table every onionpkg program shares): 0 success; 1
+/// failure; 2 bad usage or configuration; 8 verification failed (`audit
+/// verify`); 12 a key is missing or unusable.
 #[derive(Debug, Parser)]
-#[command(name = "onionpkg-signer", version, about, long_about = None)]
+#[command(name = "onionpkg-signer", version, about, long_about = None, after_help = onionpkg_core::exit::help())]
 pub struct Cli {
     /// The configuration file.
     #[arg(

@@ -1,7 +1,7 @@
 //! `onionpkg-signer`: the signing service. See `onionpkg-signer --help`.
 //!
-//! Exit codes: 0 success; 1 failure; 2 bad usage; 3 verification failed;
-//! 4 a key is missing or unusable.
+//! Exit codes: the table every onionpkg program shares
+//! (`onionpkg_core::exit`, docs/EXIT-CODES.md).
 
 #![allow(
     clippy::print_stdout,
@@ -12,7 +12,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use onionpkg_core::{ErrorKind, HasKind};
+use onionpkg_core::HasKind;
 use onionpkg_signer::cli::{Cli, run};
 
 fn main() -> ExitCode {
@@ -31,11 +31,8 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(match e.kind() {
-                ErrorKind::Verification => 3,
-                ErrorKind::Key => 4,
-                _ => 1,
-            })
+            // The table every onionpkg program shares (docs/EXIT-CODES.md).
+            ExitCode::from(onionpkg_core::exit::code(e.kind()))
         }
     }
 }

@@ -154,9 +154,9 @@ async fn a_signed_answer_validates_with_the_zone_key_and_not_with_another() {
     // Another key as the anchor: refused.
     let wrong = anchors_file(&repo, "wrong.keys", &wrong_anchor());
     let refused = check_with(&wrong, &repo, knot.addr()).await;
-    refused.assert_code(i32::from(exit::INVALID));
+    refused.assert_code(i32::from(exit::VERIFICATION));
     assert!(
-        refused.json()["error"]
+        refused.json()["message"]
             .as_str()
             .unwrap()
             .contains(DNSSEC_ERROR),
@@ -178,13 +178,13 @@ async fn a_signed_answer_validates_with_the_zone_key_and_not_with_another() {
         &good.display().to_string(),
     ])
     .await;
-    absent.assert_code(i32::from(exit::NO_ANNOUNCEMENT));
+    absent.assert_code(i32::from(exit::NOT_FOUND));
 
     // A bad anchors file is a configuration error.
     let bad = anchors_file(&repo, "bad.keys", "example.org. 60 IN DS 1 15 2 00ff\n");
     let refused = check_with(&bad, &repo, knot.addr()).await;
     refused.assert_code(i32::from(exit::USAGE));
-    let error = refused.json()["error"].as_str().unwrap().to_string();
+    let error = refused.json()["message"].as_str().unwrap().to_string();
     assert!(error.contains("DNSSEC anchors file"), "{error}");
     assert!(error.contains("DS records cannot be anchors"), "{error}");
 }
@@ -208,8 +208,8 @@ async fn unsigned_and_forged_answers_are_refused_with_anchors() {
         .await
         .assert_code(0);
     let refused = check_with(&good, &repo, unsigned.addr()).await;
-    refused.assert_code(i32::from(exit::INVALID));
-    let error = refused.json()["error"].as_str().unwrap().to_string();
+    refused.assert_code(i32::from(exit::VERIFICATION));
+    let error = refused.json()["message"].as_str().unwrap().to_string();
     assert!(error.contains(DNSSEC_ERROR), "{error}");
     eprintln!("dnssec: unsigned zone: {error}");
     let streamed = over_streams(unsigned.addr(), &anchors).await;
@@ -225,8 +225,8 @@ async fn unsigned_and_forged_answers_are_refused_with_anchors() {
     let forger = InProcess::start(Some(&repo.sign_now().text)).await;
     check(&repo.root(), forger.addr(), &[]).await.assert_code(0);
     let refused = check_with(&good, &repo, forger.addr()).await;
-    refused.assert_code(i32::from(exit::INVALID));
-    let error = refused.json()["error"].as_str().unwrap().to_string();
+    refused.assert_code(i32::from(exit::VERIFICATION));
+    let error = refused.json()["message"].as_str().unwrap().to_string();
     assert!(error.contains(DNSSEC_ERROR), "{error}");
     eprintln!("dnssec: forged unsigned answer: {error}");
     let streamed = over_streams(forger.addr(), &anchors).await;
@@ -249,9 +249,9 @@ async fn unsigned_and_forged_answers_are_refused_with_anchors() {
     // A forged unsigned "no such record" does not validate either.
     forger.zone.set_record(None).await.unwrap();
     let refused = check_with(&good, &repo, forger.addr()).await;
-    refused.assert_code(i32::from(exit::INVALID));
+    refused.assert_code(i32::from(exit::VERIFICATION));
     assert!(
-        refused.json()["error"]
+        refused.json()["message"]
             .as_str()
             .unwrap()
             .contains(DNSSEC_ERROR),

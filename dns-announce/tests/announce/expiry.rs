@@ -123,7 +123,7 @@ async fn make_refuses_to_name_an_expired_timestamp() {
     repo.publish_new_at(Timestamp::now().checked_sub(hours(48)).unwrap());
     let refused = run(make_args(&repo, &["--json"])).await;
     refused.assert_code(i32::from(exit::EXPIRED));
-    let error = refused.json()["error"].as_str().unwrap().to_string();
+    let error = refused.json()["message"].as_str().unwrap().to_string();
     assert!(error.contains("expired at"), "{error}");
     assert!(
         error.contains("cron job that re-signs the timestamp"),

@@ -46,7 +46,7 @@ async fn a_forged_top_serial_is_recovered_from_by_rotating_the_timestamp_key() {
     let genuine = repo.sign_now();
     server.zone.set_record(Some(&genuine.text)).await.unwrap();
     let run = check(&repo.root(), server.addr(), &["--state", &state_arg]).await;
-    run.assert_code(i32::from(exit::INVALID));
+    run.assert_code(i32::from(exit::VERIFICATION));
     assert!(
         run.stderr.contains("old record is being replayed"),
         "{run:?}"
@@ -84,7 +84,7 @@ async fn a_forged_top_serial_is_recovered_from_by_rotating_the_timestamp_key() {
     // The stolen key's record is refused by the new root.
     server.zone.set_record(Some(&forged)).await.unwrap();
     let run = check(&new_root, server.addr(), &["--state", &state_arg]).await;
-    run.assert_code(i32::from(exit::INVALID));
+    run.assert_code(i32::from(exit::VERIFICATION));
     assert!(
         run.stderr.contains("none is a key of the timestamp role"),
         "{run:?}"

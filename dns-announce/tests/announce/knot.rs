@@ -378,7 +378,7 @@ async fn push_updates_knot_and_check_sees_it() {
     // Before any push, the placeholder is no announcement.
     check(&repo.root(), knot.addr(), &[])
         .await
-        .assert_code(i32::from(exit::NO_ANNOUNCEMENT));
+        .assert_code(i32::from(exit::NOT_FOUND));
 
     let pushed = run(push_args(&repo, &knot, &knot.key_file())).await;
     pushed.assert_code(0);
@@ -511,12 +511,15 @@ async fn a_push_with_a_wrong_key_is_refused_and_changes_nothing() {
     args.insert(0, "--json".into());
     let refused = run(args).await;
     refused.assert_code(i32::from(exit::REFUSED));
-    assert_eq!(refused.json()["kind"], "refused");
+    assert_eq!(refused.json()["error"], "refused");
     assert!(
-        refused.json()["error"].as_str().unwrap().contains("BADKEY"),
+        refused.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("BADKEY"),
         "{refused:?}"
     );
-    eprintln!("knot: unknown key: {}", refused.json()["error"]);
+    eprintln!("knot: unknown key: {}", refused.json()["message"]);
     assert_eq!(knot.dig_txt(NAME), before, "the record is unchanged");
 
     // The right key, but for a name its ACL does not cover: refused by the

@@ -42,7 +42,7 @@ async fn a_replayed_older_record_is_refused_with_state() {
     // state file tells the replay apart.
     server.zone.set_record(Some(&old.text)).await.unwrap();
     let replay = check(&repo.root(), server.addr(), &["--state", &state_arg]).await;
-    replay.assert_code(code(exit::INVALID));
+    replay.assert_code(code(exit::VERIFICATION));
     assert!(
         replay.stderr.contains("old record is being replayed"),
         "{replay:?}"
@@ -65,7 +65,7 @@ async fn a_record_for_another_name_or_channel_is_refused() {
     let other_name = repo.sign_at("_update.example.net", "stable", Timestamp::now(), day);
     let server = InProcess::start(Some(&other_name.text)).await;
     let run = check(&repo.root(), server.addr(), &[]).await;
-    run.assert_code(code(exit::INVALID));
+    run.assert_code(code(exit::VERIFICATION));
     assert!(
         run.stderr.contains(
             "no signature on the announcement verifies for owner name _update.example.org"
@@ -76,7 +76,7 @@ async fn a_record_for_another_name_or_channel_is_refused() {
     let beta = repo.sign_at(NAME, "beta", Timestamp::now(), day);
     server.zone.set_record(Some(&beta.text)).await.unwrap();
     let run = check(&repo.root(), server.addr(), &["--channel", "stable"]).await;
-    run.assert_code(code(exit::INVALID));
+    run.assert_code(code(exit::VERIFICATION));
     assert!(
         run.stderr
             .contains("announcement is for channel \"beta\", not \"stable\""),
@@ -101,9 +101,9 @@ async fn an_expired_record_is_refused() {
     run.assert_code(code(exit::EXPIRED));
     let json = run.json();
     assert_eq!(json["ok"], false);
-    assert_eq!(json["kind"], "expired");
+    assert_eq!(json["error"], "expired");
     assert!(
-        json["error"]
+        json["message"]
             .as_str()
             .unwrap()
             .contains("announcement expired at"),
@@ -128,7 +128,7 @@ async fn bad_signatures_are_refused() {
     let tampered = String::from_utf8(tampered).unwrap();
     let server = InProcess::start(Some(&tampered)).await;
     let run = check(&repo.root(), server.addr(), &[]).await;
-    run.assert_code(code(exit::INVALID));
+    run.assert_code(code(exit::VERIFICATION));
     assert!(
         run.stderr
             .contains("no signature on the announcement verifies"),
@@ -150,7 +150,7 @@ async fn bad_signatures_are_refused() {
     .unwrap();
     server.zone.set_record(Some(&forged)).await.unwrap();
     let run = check(&repo.root(), server.addr(), &[]).await;
-    run.assert_code(code(exit::INVALID));
+    run.assert_code(code(exit::VERIFICATION));
     assert!(
         run.stderr.contains("none is a key of the timestamp role"),
         "{run:?}"
@@ -163,7 +163,7 @@ async fn bad_signatures_are_refused() {
         .unwrap();
     check(&repo.root(), server.addr(), &[])
         .await
-        .assert_code(code(exit::INVALID));
+        .assert_code(code(exit::VERIFICATION));
     server.stop().await;
 }
 
@@ -172,10 +172,10 @@ async fn a_missing_record_is_no_announcement() {
     let repo = TestRepo::new();
     let server = InProcess::start(None).await;
     let run = check(&repo.root(), server.addr(), &["--json"]).await;
-    run.assert_code(code(exit::NO_ANNOUNCEMENT));
-    assert_eq!(run.json()["kind"], "no-announcement");
+    run.assert_code(code(exit::NOT_FOUND));
+    assert_eq!(run.json()["error"], "not-found");
     let text = check(&repo.root(), server.addr(), &[]).await;
-    text.assert_code(code(exit::NO_ANNOUNCEMENT));
+    text.assert_code(code(exit::NOT_FOUND));
     assert!(text.stderr.contains("no onionpkg announcement"), "{text:?}");
     // A TXT record of another format at the name is not an announcement.
     server
@@ -185,7 +185,7 @@ async fn a_missing_record_is_no_announcement() {
         .unwrap();
     check(&repo.root(), server.addr(), &[])
         .await
-        .assert_code(code(exit::NO_ANNOUNCEMENT));
+        .assert_code(code(exit::NOT_FOUND));
     server.stop().await;
 }
 
@@ -238,10 +238,13 @@ async fn an_unreachable_server_is_a_failure_not_a_missing_record() {
         .port();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let run = check(&repo.root(), addr, &["--timeout", "1s", "--json"]).await;
-    run.assert_code(code(exit::FAILURE));
-    assert_eq!(run.json()["kind"], "failure");
+    run.assert_code(code(exit::UNREACHABLE));
+    assert_eq!(run.json()["error"], "unreachable");
     assert!(
-        run.json()["error"].as_str().unwrap().contains("TXT query"),
+        run.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("TXT query"),
         "{run:?}"
     );
 }

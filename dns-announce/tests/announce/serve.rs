@@ -300,7 +300,7 @@ async fn make_prints_the_value_and_json() {
     // Without the keys (here: not in the default REPO/keys), signing fails
     // and says why.
     let run = crate::util::run(["make", "--repo", &dir, "--name", NAME]).await;
-    run.assert_code(1);
+    run.assert_code(12);
     assert!(
         run.stderr.contains("role timestamp needs 1 signature"),
         "{run:?}"

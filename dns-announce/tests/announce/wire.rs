@@ -176,7 +176,11 @@ async fn the_stream_provider_never_binds_udp() {
     )
     .unwrap();
     let err = query_announcement(&resolver, NAME).await.unwrap_err();
-    assert_eq!(err.exit_code(), onionpkg_announce::exit::FAILURE, "{err}");
+    assert_eq!(
+        err.exit_code(),
+        onionpkg_announce::exit::UNREACHABLE,
+        "{err}"
+    );
     assert!(provider.tcp_connects() >= 1);
     assert_eq!(
         provider.udp_bind_attempts(),

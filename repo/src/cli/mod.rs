@@ -25,7 +25,7 @@ use crate::{Expiries, InitOptions, KeyDir, RepoDir};
 /// repository, 8 verification failed, 12 not enough keys to sign (also when
 /// a root draft awaits offline signatures), 1 anything else.
 #[derive(Debug, Parser)]
-#[command(name = "onionpkg-repo", version, about, long_about = None)]
+#[command(name = "onionpkg-repo", version, about, long_about = None, after_help = onionpkg_core::exit::help())]
 pub struct Cli {
     /// The repository directory (holds metadata/, targets/, staged/).
     #[arg(long, short = 'r', default_value = ".", global = true)]

@@ -43,7 +43,7 @@ fn editing_one_entry_makes_audit_verify_fail_naming_it() {
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let out = run(&env, &["audit", "verify"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(out.status.code(), Some(8), "{err}");
     assert!(
         err.contains("entry 2 (line 3 of entries.jsonl) was changed"),
         "{err}"
@@ -68,7 +68,7 @@ fn editing_one_entry_makes_audit_verify_fail_naming_it() {
     std::fs::write(&bundle, &served).unwrap();
     let out = run(&env, &["audit", "verify"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(out.status.code(), Some(8), "{err}");
     assert!(
         err.contains("tile/entries/000.p/4 does not hold what entries.jsonl holds: entry 1"),
         "{err}"

@@ -199,7 +199,7 @@ fn exportable_keys_are_refused_at_start_by_name() {
     child(&env, test, "extractable");
     let out = run(&env, &["keys", "show", "--role", "timestamp"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert_eq!(out.status.code(), Some(12), "{err}");
     assert!(
         err.contains("\"onionpkg-timestamp\" is exportable (CKA_EXTRACTABLE=true)"),
         "{err}"
