@@ -13,6 +13,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::announce::DnsCheck;
+use onionpkg_core::ErrorKind;
+
 use crate::context::App;
 use crate::download::{DownloadError, DownloadLimits, Job, OutDir, already_there, download};
 use crate::err::{AppError, AppResult, Attempt};
@@ -285,23 +287,28 @@ async fn fetch_one(
                 return Err(AppError::Io { path, source });
             }
             Err(DownloadError::Deadline) => {
-                tried.push(Attempt {
-                    mirror: c.url.clone(),
-                    reason: format!("{}: the download deadline passed", job.path),
-                });
+                tried.push(Attempt::new(
+                    &c.url,
+                    format!("{}: the download deadline passed", job.path),
+                    ErrorKind::Network,
+                ));
                 break;
             }
-            Err(DownloadError::Mirror(reason) | DownloadError::Unverified(reason)) => {
+            Err(DownloadError::Unverified(reason)) => {
                 app.mark_bad(&c.url, &reason, now)?;
-                tried.push(Attempt {
-                    mirror: c.url.clone(),
-                    reason: format!("{}: {reason}", job.path),
-                });
+                let reason = format!("{}: {reason}", job.path);
+                tried.push(Attempt::new(&c.url, reason, ErrorKind::Verification));
             }
-            Err(e) => tried.push(Attempt {
-                mirror: c.url.clone(),
-                reason: format!("{}: {e}", job.path),
-            }),
+            Err(DownloadError::Mirror(reason)) => {
+                app.mark_bad(&c.url, &reason, now)?;
+                let reason = format!("{}: {reason}", job.path);
+                tried.push(Attempt::new(&c.url, reason, ErrorKind::Network));
+            }
+            Err(e) => tried.push(Attempt::new(
+                &c.url,
+                format!("{}: {e}", job.path),
+                ErrorKind::Network,
+            )),
         }
     }
     Err(AppError::AllMirrorsFailed { tried })

@@ -17,6 +17,38 @@ pub struct Attempt {
     pub mirror: String,
     /// What went wrong.
     pub reason: String,
+    /// What kind of failure it was: when every mirror refused what it
+    /// served, the run ends as a verification failure, not a network one.
+    #[serde(skip)]
+    pub kind: ErrorKind,
+}
+
+impl Attempt {
+    /// A mirror tried, what went wrong, and its kind.
+    pub fn new(mirror: &str, reason: String, kind: ErrorKind) -> Self {
+        Self {
+            mirror: mirror.to_owned(),
+            reason,
+            kind,
+        }
+    }
+}
+
+/// The kind of a run in which every mirror in `tried` failed: a
+/// verification failure if each one served something refused (a tampered
+/// file is the same failure whichever program meets it), else the network.
+fn all_failed(tried: &[Attempt]) -> ErrorKind {
+    let refused = |k: ErrorKind| {
+        matches!(
+            k,
+            ErrorKind::Verification | ErrorKind::Rollback | ErrorKind::BadInput
+        )
+    };
+    if !tried.is_empty() && tried.iter().all(|a| refused(a.kind)) {
+        ErrorKind::Verification
+    } else {
+        ErrorKind::Network
+    }
 }
 
 fn list_attempts(tried: &[Attempt]) -> String {
@@ -144,7 +176,8 @@ impl HasKind for AppError {
             Self::NotInitialized(_) => ErrorKind::NotInitialized,
             Self::Expired { .. } => ErrorKind::Expired,
             Self::Clock(e) => e.kind(),
-            Self::AllMirrorsFailed { .. } | Self::Deadline { .. } => ErrorKind::Network,
+            Self::AllMirrorsFailed { tried } => all_failed(tried),
+            Self::Deadline { .. } => ErrorKind::Network,
             Self::NotYetOnMirrors { .. } => ErrorKind::NotYetAvailable,
             Self::Transport(e) => e.kind(),
             Self::Verify(e) => e.kind(),

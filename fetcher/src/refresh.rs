@@ -12,6 +12,8 @@ use onionpkg_trust::mirrors::MirrorList;
 use onionpkg_trust::roles;
 use tracing::{info, warn};
 
+use onionpkg_core::{ErrorKind, HasKind};
+
 use crate::context::App;
 use crate::err::{AppError, AppResult, Attempt};
 use crate::freeze::{Verdict, judge};
@@ -46,14 +48,11 @@ impl App {
         let mut tried = Vec::new();
         let mut not_yet = None;
         for c in self.candidates(transport.is_tor(), now)? {
-            let attempt = |reason: String| Attempt {
-                mirror: c.url.clone(),
-                reason,
-            };
+            let attempt = |reason: String, kind| Attempt::new(&c.url, reason, kind);
             let repo = match RemoteRepository::new(transport.clone(), &c.url) {
                 Ok(r) => r,
                 Err(e) => {
-                    tried.push(attempt(e.to_string()));
+                    tried.push(attempt(e.to_string(), e.kind()));
                     continue;
                 }
             };
@@ -64,7 +63,10 @@ impl App {
                 tokio::time::timeout_at(deadline, client.refresh(self.clock().expiry_now(now)))
                     .await;
             let Ok(refreshed) = refreshed else {
-                tried.push(attempt("the update deadline passed".into()));
+                tried.push(attempt(
+                    "the update deadline passed".into(),
+                    ErrorKind::Network,
+                ));
                 return Err(AppError::Deadline {
                     after: self.config().download.deadline,
                     tried,
@@ -103,7 +105,7 @@ impl App {
                             );
                             info!(mirror = %c.name, %reason, "mirror not yet synced");
                             not_yet = Some(announced);
-                            tried.push(attempt(reason));
+                            tried.push(attempt(reason, ErrorKind::NotYetAvailable));
                             continue;
                         }
                         Verdict::Frozen { served, announced } => {
@@ -113,7 +115,7 @@ impl App {
                             );
                             warn!(mirror = %c.name, %reason, "mirror refused");
                             self.mark_bad(&c.url, &reason, now)?;
-                            tried.push(attempt(reason));
+                            tried.push(attempt(reason, ErrorKind::Network));
                             continue;
                         }
                         Verdict::Equivocation { version } => {
@@ -125,7 +127,7 @@ impl App {
                             );
                             warn!(mirror = %c.name, %reason, "mirror refused");
                             self.mark_bad(&c.url, &reason, now)?;
-                            tried.push(attempt(reason));
+                            tried.push(attempt(reason, ErrorKind::Verification));
                             continue;
                         }
                     }
@@ -146,7 +148,7 @@ impl App {
                     };
                     warn!(mirror = %c.name, %reason, "mirror refused");
                     self.mark_bad(&c.url, &reason, now)?;
-                    tried.push(attempt(reason));
+                    tried.push(attempt(reason, e.kind()));
                 }
             }
         }

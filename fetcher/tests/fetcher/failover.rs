@@ -118,3 +118,28 @@ async fn with_every_mirror_down_the_error_lists_each() {
         assert!(line.contains("connect"), "{line}");
     }
 }
+
+/// A tampered target is the same failure whichever program meets it: when
+/// every mirror serves one, the fetcher exits 8 (verification), as
+/// `onionpkg-mirror sync` and `onionpkg-repo verify` do; when a mirror
+/// was merely unreachable, the run is a network failure (6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mirror_tampering_is_a_verification_failure() {
+    let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
+    let ca = ca();
+    let a = serve(repo.tree(), ca.server.clone()).await;
+    let b = serve(repo.tree(), ca.server.clone()).await;
+    a.ctl.tamper.store(true, Ordering::SeqCst);
+    b.ctl.tamper.store(true, Ordering::SeqCst);
+    let app = Appliance::https(&ca, &repo.root_file(), &[a.url(), b.url()], "");
+    let r = app.run(&["--json", "download", "--all"]).await;
+    assert_eq!(r.code(), 8, "{}", r.stderr());
+    let e: serde_json::Value = serde_json::from_str(r.stderr().lines().last().unwrap()).unwrap();
+    assert_eq!(e["error"], "verification");
+    assert_eq!(e["exit_code"], 8);
+
+    let dead = dead_url().await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[a.url(), dead], "");
+    let r = app.run(&["download", "--all"]).await;
+    assert_eq!(r.code(), 6, "{}", r.stderr());
+}

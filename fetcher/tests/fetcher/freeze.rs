@@ -167,7 +167,7 @@ async fn a_mirror_equivocating_on_the_announced_version_is_refused() {
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 10, "{}", r.stderr());
     let r = app.run(&["download", "--all"]).await;
-    assert_eq!(r.code(), 6, "{}", r.stderr());
+    assert_eq!(r.code(), 8, "{}", r.stderr());
     assert!(r.stderr().contains("equivocation"), "{}", r.stderr());
     assert!(!app.out().join("pkg/b.tar").exists());
     dns.shutdown().await.unwrap();
