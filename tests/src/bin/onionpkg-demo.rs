@@ -436,7 +436,7 @@ fn story(
     // fetch can reach it; retried within the deadline.
     let t = Instant::now();
     let out = until(ONION, "the first update over the onion service", || {
-        let (code, out) = run_cmd(fetch(&["update"]), log)?;
+        let (code, out) = run_cmd(fetch(&["download", "--all"]), log)?;
         Ok((code == 0).then_some(out))
     })?;
     s.say(out.trim());

@@ -436,13 +436,17 @@ pub(crate) fn idle(
     };
     let root = dir.join("root.json").display().to_string();
     ok(fetch(&["init", "--root", &root])?)?;
-    ok(fetch(&["update"])?)?;
+    // A completed download: `check` reports a fetched timestamp whose
+    // downloads did not finish as an update still to be had.
+    ok(fetch(&["download", "--all"])?)?;
     dns.counts.take();
     to_mirror.counts.take();
     let out = fetch(&["check"])?;
     ensure!(
         out.status.code() == Some(0),
-        "check: {}",
+        "check exited {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let (q, a, _) = dns.counts.take();
