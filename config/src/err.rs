@@ -258,12 +258,12 @@ mod tests {
     }
 
     #[test]
-    fn read_errors_are_io() {
+    fn an_unreadable_file_is_a_configuration_error() {
         let err = ConfigError::Read {
             path: "fetcher.toml".into(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         };
-        assert_eq!(err.kind(), ErrorKind::Io);
+        assert_eq!(err.kind(), ErrorKind::BadConfig);
         assert_eq!(err.line(), None);
         assert_eq!(
             err.to_string(),

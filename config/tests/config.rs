@@ -722,7 +722,7 @@ fn load_reads_files_and_refuses_bad_ones() {
     let missing = dir.path().join("absent.toml");
     let e = onionpkg_config::load_announce(&missing).unwrap_err();
     assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
-    assert_eq!(e.kind(), ErrorKind::Io);
+    assert_eq!(e.kind(), ErrorKind::BadConfig);
     assert_eq!(e.path(), missing);
 
     let big = dir.path().join("big.toml");
