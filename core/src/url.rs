@@ -239,10 +239,8 @@ impl WebUrl {
             });
         }
         let host_norm = match &host {
-            Host::Onion(o) => format!("{o}.onion"),
-            Host::Dns(d) => d.to_string(),
             Host::Ip(IpAddr::V6(v6)) => format!("[{v6}]"),
-            Host::Ip(ip) => ip.to_string(),
+            other => other.to_string(),
         };
         let port_norm = port_text.map(|_| format!(":{port}")).unwrap_or_default();
         let path = if path.starts_with('/') {
@@ -328,6 +326,18 @@ fn check_onion(onion: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+impl fmt::Display for Host {
+    /// The host as a connection names it: `NAME.onion`, a DNS name, or an
+    /// IP address (IPv6 without brackets).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Onion(o) => write!(f, "{o}.onion"),
+            Self::Dns(d) => f.write_str(d.as_str()),
+            Self::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
 }
 
 impl fmt::Display for WebUrl {

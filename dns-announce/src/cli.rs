@@ -311,7 +311,14 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
             let server = parse_server(server)?;
             let timeout = std_duration("--timeout", timeout)?;
             let key = TsigKey::load(tsig_key)?;
-            let gate = mirror_gate(wait_for_mirror, mirror_ca.as_deref())?;
+            let bases = wait_for_mirror
+                .iter()
+                .map(|u| {
+                    onionpkg_core::url::WebUrl::parse_local_base(u)
+                        .map_err(|e| Error::arg("--wait-for-mirror", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let gate = mirror_gate(&bases, mirror_ca.as_deref())?;
             let signed = sign_from_args(make, now)?;
             if let Some(gate) = &gate {
                 let a = &signed.announcement;
@@ -467,8 +474,8 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
 }
 
 /// The mirrors a serial must be on before it is published, if any are named.
-fn mirror_gate<S: AsRef<str>>(
-    bases: &[S],
+fn mirror_gate(
+    bases: &[onionpkg_core::url::WebUrl],
     extra_ca: Option<&std::path::Path>,
 ) -> Result<Option<crate::mirrors::MirrorGate>, Error> {
     if bases.is_empty() {
@@ -510,10 +517,7 @@ async fn serve(
         .map_err(Error::from)?;
     let zone = AnnounceZone::new(cfg.zone.as_str(), cfg.name.as_str(), cfg.ttl, ns)?;
     let gate = match &cfg.mirrors {
-        Some(m) => {
-            let bases: Vec<&str> = m.wait_for.iter().map(|u| u.as_str()).collect();
-            mirror_gate(&bases, m.extra_ca.as_deref())?
-        }
+        Some(m) => mirror_gate(&m.wait_for, m.extra_ca.as_deref())?,
         None => None,
     };
     let opts = ServeOptions {

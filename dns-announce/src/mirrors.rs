@@ -19,6 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use onionpkg_core::url::WebUrl;
 use onionpkg_net::remote::RemoteRepository;
 use onionpkg_net::transport::{Tls, Transport};
 use onionpkg_trust::metadata::Repository as _;
@@ -39,7 +40,7 @@ pub struct MirrorGate {
 impl MirrorGate {
     /// A gate over the mirrors at `bases` (`https://`, or plain `http://` on
     /// a loopback address), trusting `extra_ca` besides the Mozilla roots.
-    pub fn new<S: AsRef<str>>(bases: &[S], extra_ca: Option<&Path>) -> Result<Self> {
+    pub fn new(bases: &[WebUrl], extra_ca: Option<&Path>) -> Result<Self> {
         let tls =
             Tls::load(extra_ca).map_err(|e| Error::arg("[mirrors] extra_ca", e.to_string()))?;
         let transport = Arc::new(Transport::Https {
@@ -49,7 +50,7 @@ impl MirrorGate {
         let mirrors = bases
             .iter()
             .map(|b| {
-                RemoteRepository::new(Arc::clone(&transport), b.as_ref())
+                RemoteRepository::new(Arc::clone(&transport), b)
                     .map(|r| r.with_timeouts(MIRROR_TIMEOUT, MIRROR_TIMEOUT))
                     .map_err(|e| Error::arg("[mirrors] wait_for", e.to_string()))
             })
@@ -63,7 +64,7 @@ impl MirrorGate {
         for m in &self.mirrors {
             let not_yet = |reason: String| Error::NotYetOnMirrors {
                 serial,
-                mirror: m.base_url().to_owned(),
+                mirror: m.base_url().to_string(),
                 reason,
             };
             let bytes = match m

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use jiff::Timestamp;
 use onionpkg_trust::announce::Announcement;
-use onionpkg_trust::metadata::{Client, VerifyError};
+use onionpkg_trust::metadata::{Client, VerifyError, stored_target_path};
 use onionpkg_trust::roles;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -45,7 +45,7 @@ pub async fn update(
     let (mut client, mirror, now) = app.refresh(transport, deadline).await?;
     let mirror_list_version = app.refresh_mirror_list(&mut client, now).await;
     let report = UpdateReport {
-        mirror: mirror.url.clone(),
+        mirror: mirror.url.to_string(),
         timestamp_version: client.timestamp_version(),
         snapshot_version: client.snapshot_version(),
         mirror_list_version,
@@ -166,14 +166,7 @@ pub async fn download_selection(
         let info = client
             .target_info(name, app.clock().expiry_now(now))
             .await?;
-        let remote_path = if consistent {
-            let sha = info.hashes.get("sha256").ok_or_else(|| {
-                VerifyError::Malformed(format!("{name}: no sha256 hash to locate it"))
-            })?;
-            roles::consistent_target_path(name, sha)
-        } else {
-            name.clone()
-        };
+        let remote_path = stored_target_path(name, &info, consistent)?;
         jobs.push(Job {
             path: name.clone(),
             info,
@@ -280,7 +273,7 @@ async fn fetch_one(
                     target: job.path.clone(),
                     file,
                     length: job.info.length,
-                    mirror: Some(c.url.clone()),
+                    mirror: Some(c.url.to_string()),
                 });
             }
             Err(DownloadError::Local { path, source }) => {
@@ -391,7 +384,7 @@ pub async fn check(
         source: if pending && !newer {
             "pending".into()
         } else {
-            mirror.url
+            mirror.url.to_string()
         },
     })
 }
@@ -554,13 +547,13 @@ pub fn mirrors(app: &mut App) -> AppResult<Vec<MirrorRow>> {
         .candidates(via_tor, now)?
         .into_iter()
         .map(|c| {
-            let bad = health.is_bad(&c.url, now);
+            let bad = health.is_bad(c.url.as_str(), now);
             MirrorRow {
                 health: if bad.is_some() { "bad" } else { "ok" }.into(),
                 bad_until: bad.map(|b| b.until),
                 reason: bad.map(|b| b.reason.clone()),
                 name: c.name,
-                url: c.url,
+                url: c.url.to_string(),
             }
         })
         .collect())

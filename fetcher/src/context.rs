@@ -8,6 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use onionpkg_config::FetcherConfig;
 use onionpkg_config::fetcher::Transport as TransportKind;
+use onionpkg_core::url::WebUrl;
 use onionpkg_net::transport::{SocksTransport, Tls, Transport};
 use onionpkg_trust::clock::{ClockPolicy, SystemClock, TimeFloor, Tolerance};
 use onionpkg_trust::mirrors::MirrorCache;
@@ -150,15 +151,9 @@ impl App {
             }
             other => other,
         };
-        let main: Vec<String> = self
-            .config
-            .main_mirrors
-            .iter()
-            .map(|u| u.as_str().to_owned())
-            .collect();
         Ok(candidates(
             list,
-            &main,
+            &self.config.main_mirrors,
             via_tor,
             &health,
             now,
@@ -167,7 +162,7 @@ impl App {
     }
 
     /// Marks a mirror bad for the configured cooldown.
-    pub fn mark_bad(&self, url: &str, reason: &str, now: Timestamp) -> AppResult<()> {
+    pub fn mark_bad(&self, url: &WebUrl, reason: &str, now: Timestamp) -> AppResult<()> {
         let path = self.state.health();
         let mut health = Health::load(&path)?;
         health.prune(now);
@@ -177,15 +172,15 @@ impl App {
                     .unwrap_or(jiff::SignedDuration::from_hours(1)),
             )
             .unwrap_or(now);
-        health.mark_bad(url, until, reason.to_owned());
+        health.mark_bad(url.as_str(), until, reason.to_owned());
         health.save(&path)
     }
 
-    pub(crate) fn note_used(&self, url: &str, now: Timestamp) -> AppResult<()> {
+    pub(crate) fn note_used(&self, url: &WebUrl, now: Timestamp) -> AppResult<()> {
         let path = self.state.health();
         let mut health = Health::load(&path)?;
         health.prune(now);
-        health.last_used = Some((url.to_owned(), now));
+        health.last_used = Some((url.to_string(), now));
         health.save(&path)
     }
 }

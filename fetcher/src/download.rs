@@ -23,6 +23,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use onionpkg_core::url::WebUrl;
+use onionpkg_net::HttpUrl;
 use onionpkg_net::tor::Purpose;
 use onionpkg_net::transport::Transport;
 use onionpkg_trust::metadata::{TargetFile, TargetVerifier, VerifyError};
@@ -251,7 +253,7 @@ fn open_partial(place: &Place) -> std::io::Result<std::fs::File> {
 /// path.
 pub async fn download(
     transport: &Transport,
-    base: &str,
+    base: &WebUrl,
     job: &Job,
     out: &OutDir,
     limits: &DownloadLimits,
@@ -358,14 +360,14 @@ struct Transfer<'a> {
 
 async fn fetch_rest(
     transport: &Transport,
-    base: &str,
+    base: &WebUrl,
     job: &Job,
     t: &mut Transfer<'_>,
     have: u64,
     limits: &DownloadLimits,
 ) -> Result<(), DownloadError> {
     let partial = t.partial;
-    let url = format!("{base}targets/{}", job.remote_path);
+    let url = HttpUrl::join(base, &format!("targets/{}", job.remote_path));
     let range = (have > 0).then_some(have);
     let head_timeout = limits
         .window

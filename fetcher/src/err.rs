@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use jiff::Timestamp;
+use onionpkg_core::url::WebUrl;
 use onionpkg_core::{ErrorKind, HasKind};
 use onionpkg_trust::clock::ClockError;
 use onionpkg_trust::metadata::VerifyError;
@@ -25,9 +26,9 @@ pub struct Attempt {
 
 impl Attempt {
     /// A mirror tried, what went wrong, and its kind.
-    pub fn new(mirror: &str, reason: String, kind: ErrorKind) -> Self {
+    pub fn new(mirror: &WebUrl, reason: String, kind: ErrorKind) -> Self {
         Self {
-            mirror: mirror.to_owned(),
+            mirror: mirror.to_string(),
             reason,
             kind,
         }

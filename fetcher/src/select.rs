@@ -9,6 +9,7 @@
 //! every other one has failed.
 
 use jiff::Timestamp;
+use onionpkg_core::url::WebUrl;
 use onionpkg_trust::mirrors::MirrorList;
 use rand::Rng;
 
@@ -19,14 +20,14 @@ use crate::state::Health;
 pub struct Candidate {
     /// Its name in the mirror list, or `main` for a configured main mirror.
     pub name: String,
-    /// Its base URL, ending with `/`.
-    pub url: String,
+    /// Its base URL.
+    pub url: WebUrl,
 }
 
 /// Orders the candidates. `list` is the cached list if it is still fresh.
 pub fn candidates(
     list: Option<&MirrorList>,
-    main: &[String],
+    main: &[WebUrl],
     via_tor: bool,
     health: &Health,
     now: Timestamp,
@@ -35,8 +36,8 @@ pub fn candidates(
     let mut pool: Vec<(Candidate, u32)> = Vec::new();
     if let Some(list) = list {
         for m in list.mirrors() {
-            let onion = m.onion().map(|u| u.as_str().to_owned());
-            let clear = m.clearnet().map(|u| u.as_str().to_owned());
+            let onion = m.onion().cloned();
+            let clear = m.clearnet().cloned();
             let url = if via_tor { onion.or(clear) } else { clear };
             if let Some(url) = url {
                 pool.push((
@@ -65,28 +66,20 @@ pub fn candidates(
         out.push(pool.swap_remove(idx).0);
     }
     for url in main {
-        let mut url = url.clone();
-        if !url.ends_with('/') {
-            url.push('/');
-        }
         out.push(Candidate {
             name: "main".to_owned(),
-            url,
+            url: url.clone(),
         });
     }
     let mut seen = std::collections::HashSet::new();
     out.retain(|c| seen.insert(c.url.clone()));
-    out.retain(|c| via_tor || (c.url.starts_with("https://") && !is_onion(&c.url)));
+    out.retain(|c| via_tor || (c.url.is_https() && !c.url.is_onion()));
     if via_tor {
         // Stable: keeps the weighted order within each group.
-        out.sort_by_key(|c| !is_onion(&c.url));
+        out.sort_by_key(|c| !c.url.is_onion());
     }
-    out.sort_by_key(|c| health.is_bad(&c.url, now).is_some());
+    out.sort_by_key(|c| health.is_bad(c.url.as_str(), now).is_some());
     out
-}
-
-fn is_onion(url: &str) -> bool {
-    onionpkg_net::http::HttpUrl::parse_any(url).is_ok_and(|u| u.is_onion())
 }
 
 #[cfg(test)]
@@ -99,14 +92,17 @@ mod tests {
     #[test]
     fn orders_by_transport_and_health() {
         let now: Timestamp = "2026-11-20T12:00:00Z".parse().unwrap();
-        let main = vec![
-            "https://a.example/x".to_owned(),
-            ONION.to_owned(),
-            "https://b.example/".to_owned(),
-        ];
+        let main: Vec<WebUrl> = ["https://a.example/x", ONION, "https://b.example/"]
+            .iter()
+            .map(|u| WebUrl::parse_base(u).unwrap())
+            .collect();
         let mut health = Health::default();
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let urls = |c: Vec<Candidate>| c.into_iter().map(|c| c.url).collect::<Vec<_>>();
+        let urls = |c: Vec<Candidate>| {
+            c.into_iter()
+                .map(|c| c.url.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             urls(candidates(None, &main, true, &health, now, &mut rng)),
             [ONION, "https://a.example/x/", "https://b.example/"]

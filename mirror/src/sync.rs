@@ -33,7 +33,7 @@ use onionpkg_config::mirror::MirrorConfig;
 use onionpkg_net::tor::TorTransport;
 use onionpkg_net::transport::{Tls, Transport};
 use onionpkg_trust::clock::{Clock, ClockPolicy, SystemClock, TimeFloor, Tolerance};
-use onionpkg_trust::metadata::Client;
+use onionpkg_trust::metadata::{Client, stored_target_path};
 use onionpkg_trust::roles;
 use tracing::{info, warn};
 
@@ -117,7 +117,7 @@ pub async fn sync_once(
     std::fs::create_dir_all(&config.state_dir).map_err(Error::io("creating", &config.state_dir))?;
     // Held until this sync returns; the kernel drops it if the process dies.
     let _lock = lock(&config.state_dir.join("sync.lock"))?;
-    let upstream = Upstream::new(Arc::clone(transport), url.as_str())?;
+    let upstream = Upstream::new(Arc::clone(transport), &url)?;
     let root_bytes = read_capped(&sync.trust_root, roles::ROOT_MAX_BYTES).map_err(|e| match e {
         Error::Io { path, source, .. } => Error::Root { path, source },
         e => e,
@@ -168,7 +168,7 @@ pub async fn sync_once(
             std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
         }
         std::fs::rename(&f.tmp, &f.dest).map_err(Error::io("publishing", &f.dest))?;
-        record.note(&f.rel, &f.dest, &f.sha256);
+        record.note(&f.rel, &f.dest, &f.hash);
     }
     let metadata_dir = root.join("metadata");
     let fetched = upstream.fetched();
@@ -209,8 +209,8 @@ struct StagedFile {
     dest: PathBuf,
     /// Its path under `targets/`.
     rel: String,
-    /// Its signed SHA-256.
-    sha256: String,
+    /// Its signed hash ([`record::signed_hash`]).
+    hash: String,
 }
 
 /// What [`stage_targets`] found and did.
@@ -244,13 +244,8 @@ async fn stage_targets(
             .target_info(&path, now)
             .await
             .map_err(|e| upstream.refused(e))?;
-        let Some(sha256) = info.hashes.get("sha256") else {
-            return Err(onionpkg_trust::metadata::VerifyError::Malformed(format!(
-                "{path}: no sha256 hash, so no consistent-snapshot name"
-            ))
-            .into());
-        };
-        let rel = roles::consistent_target_path(&path, sha256);
+        let rel = stored_target_path(&path, &info, true)?;
+        let hash = record::signed_hash(&info);
         if !roles::is_safe_target_path(&rel) {
             return Err(onionpkg_trust::metadata::VerifyError::Malformed(format!(
                 "unsafe target path {path:?}"
@@ -260,12 +255,12 @@ async fn stage_targets(
         staged.current.insert(rel.clone());
         let dest = root.join("targets").join(&rel);
         if std::fs::metadata(&dest).is_ok_and(|m| m.is_file() && m.len() == info.length) {
-            if record.unchanged(&rel, &dest, sha256) {
+            if record.unchanged(&rel, &dest, &hash) {
                 staged.present += 1;
                 continue;
             }
             if record::verifies(&path, &info, &dest).await {
-                record.note(&rel, &dest, sha256);
+                record.note(&rel, &dest, &hash);
                 staged.present += 1;
                 continue;
             }
@@ -275,7 +270,7 @@ async fn stage_targets(
         staged.files.push(StagedFile {
             tmp,
             dest,
-            sha256: sha256.clone(),
+            hash,
             rel,
         });
     }

@@ -23,7 +23,31 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::debug;
 
+use onionpkg_core::url::WebUrl;
+use percent_encoding::{AsciiSet, CONTROLS};
+
 use crate::{Error, Result};
+
+/// What is percent-encoded in a path segment: everything but the
+/// unreserved characters and the sub-delimiters RFC 3986 allows there (and
+/// every byte outside ASCII, which `percent_encoding` always encodes).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 /// Bounds on one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +175,35 @@ impl HttpUrl {
         &self.path
     }
 
+    /// The request URL of `url`, parsed at the edge already: no parsing
+    /// again.
+    pub fn from_web(url: &WebUrl) -> Self {
+        Self {
+            tls: url.is_https(),
+            host: url.host().to_string(),
+            port: url.port(),
+            path: url.path_and_query().to_owned(),
+        }
+    }
+
+    /// The URL of `rel`, a `/`-separated relative path (a metadata file
+    /// name, `targets/dir/HASH.name`), under the base URL `base`. Every
+    /// segment is percent-encoded: a target named `a b#1?.txt` or with
+    /// letters outside ASCII is fetched as that name, never cut at `#` or
+    /// `?`.
+    pub fn join(base: &WebUrl, rel: &str) -> Self {
+        let mut url = Self::from_web(base);
+        if !url.path.ends_with('/') {
+            url.path.push('/');
+        }
+        let encoded: Vec<String> = rel
+            .split('/')
+            .map(|seg| percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string())
+            .collect();
+        url.path.push_str(&encoded.join("/"));
+        url
+    }
+
     fn host_header(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -162,6 +215,15 @@ impl HttpUrl {
         } else {
             format!("{host}:{}", self.port)
         }
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    /// The URL as requested (for error messages; Tor-fetched URLs are
+    /// logged at debug level only).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.host_header(), self.path)
     }
 }
 

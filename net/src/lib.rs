@@ -29,3 +29,5 @@ pub mod tor;
 pub mod transport;
 
 pub use err::{Error, Result};
+/// The URL every request is made to, parsed once at the edge.
+pub use http::HttpUrl;

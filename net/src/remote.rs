@@ -14,6 +14,8 @@ use onionpkg_trust::roles;
 use sigstore_tuf::transport::FetchFuture;
 use tracing::debug;
 
+use onionpkg_core::url::WebUrl;
+
 use crate::http::{HttpUrl, Limits};
 use crate::tor::Purpose;
 use crate::transport::Transport;
@@ -28,24 +30,19 @@ pub const DEFAULT_TARGET_TIMEOUT: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone)]
 pub struct RemoteRepository {
     transport: Arc<Transport>,
-    base: String,
+    base: WebUrl,
     metadata_timeout: Duration,
     target_timeout: Duration,
 }
 
 impl RemoteRepository {
-    /// The repository at `base_url` (a missing trailing `/` is added).
+    /// The repository at `base` (a base URL, parsed where it entered).
     /// Refuses a URL the transport may not fetch.
-    pub fn new(transport: Arc<Transport>, base_url: &str) -> Result<Self> {
-        let mut base = base_url.to_owned();
-        if !base.ends_with('/') {
-            base.push('/');
-        }
-        let url = HttpUrl::parse_any(&base)?;
-        transport.check(&url)?;
+    pub fn new(transport: Arc<Transport>, base: &WebUrl) -> Result<Self> {
+        transport.check(&HttpUrl::from_web(base))?;
         Ok(Self {
             transport,
-            base,
+            base: base.clone(),
             metadata_timeout: DEFAULT_METADATA_TIMEOUT,
             target_timeout: DEFAULT_TARGET_TIMEOUT,
         })
@@ -58,8 +55,8 @@ impl RemoteRepository {
         self
     }
 
-    /// The base URL, with its trailing `/`.
-    pub fn base_url(&self) -> &str {
+    /// The base URL.
+    pub fn base_url(&self) -> &WebUrl {
         &self.base
     }
 
@@ -69,13 +66,14 @@ impl RemoteRepository {
     }
 
     /// The URL of metadata file `name`.
-    pub fn metadata_url(&self, name: &str) -> String {
-        format!("{}metadata/{name}", self.base)
+    pub fn metadata_url(&self, name: &str) -> HttpUrl {
+        HttpUrl::join(&self.base, &format!("metadata/{name}"))
     }
 
-    /// The URL of target `path` (as stored: `dir/HASH.name`).
-    pub fn target_url(&self, path: &str) -> String {
-        format!("{}targets/{path}", self.base)
+    /// The URL of target `path` (as stored: `dir/HASH.name`), every segment
+    /// percent-encoded.
+    pub fn target_url(&self, path: &str) -> HttpUrl {
+        HttpUrl::join(&self.base, &format!("targets/{path}"))
     }
 
     /// GETs `url` whole (file `name`, which must be a safe relative path),
@@ -86,7 +84,7 @@ impl RemoteRepository {
         &self,
         purpose: Purpose,
         name: &str,
-        url: &str,
+        url: &HttpUrl,
         max_length: u64,
         timeout: Duration,
     ) -> Result<Option<Vec<u8>>> {
@@ -97,7 +95,7 @@ impl RemoteRepository {
             max_body: max_length,
             timeout,
         };
-        debug!(%purpose, %url, "fetching");
+        debug!(%purpose, url = %url.path(), "fetching");
         let r = self.transport.get(purpose, url, &limits).await?;
         match r.status {
             http::StatusCode::OK => Ok(Some(r.body.to_vec())),
@@ -111,7 +109,7 @@ impl RemoteRepository {
         &self,
         purpose: Purpose,
         name: &str,
-        url: &str,
+        url: &HttpUrl,
         max_length: u64,
         timeout: Duration,
     ) -> std::result::Result<Option<Vec<u8>>, FetchError> {

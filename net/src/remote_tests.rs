@@ -1,6 +1,7 @@
 use super::*;
 use crate::testutil::{Reply, serve, test_ca};
 use crate::transport::Tls;
+use onionpkg_core::url::WebUrl;
 
 async fn setup() -> (crate::testutil::TestServer, RemoteRepository) {
     let ca = test_ca();
@@ -18,7 +19,7 @@ async fn setup() -> (crate::testutil::TestServer, RemoteRepository) {
         tls: Tls::new(Some(ca.ca_pem.as_bytes())).unwrap(),
         loopback_http: false,
     });
-    let repo = RemoteRepository::new(transport, &format!("https://{}/m", srv.addr))
+    let repo = RemoteRepository::new(transport, &web(&format!("https://{}/m", srv.addr)))
         .unwrap()
         .with_timeouts(Duration::from_millis(500), Duration::from_secs(5));
     (srv, repo)
@@ -38,7 +39,7 @@ fn from_tuf(e: sigstore_tuf::Error) -> FetchError {
 #[tokio::test]
 async fn maps_statuses() {
     let (srv, repo) = setup().await;
-    assert_eq!(repo.base_url(), format!("https://{}/m/", srv.addr));
+    assert_eq!(repo.base_url().as_str(), format!("https://{}/m/", srv.addr));
     let ts = repo.fetch_metadata("timestamp.json", 1024).await.unwrap();
     assert_eq!(ts.as_deref(), Some(&b"{\"ts\":1}"[..]));
     assert_eq!(
@@ -102,7 +103,7 @@ async fn refuses_unsafe_names_and_urls_the_transport_cannot_fetch() {
         tls: Tls::new(None).unwrap(),
         loopback_http: false,
     });
-    assert!(RemoteRepository::new(https, "http://127.0.0.1:1/").is_err());
+    assert!(RemoteRepository::new(https, &web("http://127.0.0.1:1/")).is_err());
 }
 
 #[tokio::test]
@@ -150,7 +151,7 @@ async fn get_keeps_the_transport_error() {
         tls: Tls::new(None).unwrap(),
         loopback_http: false,
     });
-    let repo = RemoteRepository::new(untrusted, &format!("https://{}/m", srv.addr)).unwrap();
+    let repo = RemoteRepository::new(untrusted, &web(&format!("https://{}/m", srv.addr))).unwrap();
     let url = repo.metadata_url("timestamp.json");
     let e = repo
         .get(
@@ -172,4 +173,18 @@ async fn get_keeps_the_transport_error() {
         fetch_error("x", &Error::BodyTooLarge { limit: 3 }),
         FetchError::TooLarge { limit: 3, .. }
     ));
+}
+
+/// A base URL as a configuration file gives it.
+fn web(s: &str) -> WebUrl {
+    WebUrl::parse_local_base(s).unwrap()
+}
+
+#[test]
+fn target_paths_are_percent_encoded_segment_by_segment() {
+    let base = web("https://mirror.example.org/r");
+    let url = HttpUrl::join(&base, "targets/dir/abc.a b#1?%é.txt");
+    assert_eq!(url.path(), "/r/targets/dir/abc.a%20b%231%3F%25%C3%A9.txt");
+    assert_eq!(url.host(), "mirror.example.org");
+    assert!(url.is_tls());
 }

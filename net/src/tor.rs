@@ -425,13 +425,15 @@ impl TorTransport {
             .map_err(|source| Error::Connect { purpose, source })
     }
 
-    /// GETs `url` (`http://host[:port]/path`) over Tor; `limits` bound the
-    /// whole exchange, stream setup included, and the body size.
-    pub async fn get(&self, purpose: Purpose, url: &str, limits: &Limits) -> Result<Response> {
-        let url = HttpUrl::parse(url)?;
+    /// GETs plain-http `url` over Tor; `limits` bound the whole exchange,
+    /// stream setup included, and the body size.
+    pub async fn get(&self, purpose: Purpose, url: &HttpUrl, limits: &Limits) -> Result<Response> {
+        if url.is_tls() {
+            return Err(Error::Url("only http:// urls are fetched this way".into()));
+        }
         let exchange = async {
             let stream = self.connect(purpose, url.host(), url.port()).await?;
-            crate::http::exchange(stream, &url, limits).await
+            crate::http::exchange(stream, url, limits).await
         };
         tokio::time::timeout(limits.timeout, exchange)
             .await

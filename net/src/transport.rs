@@ -272,11 +272,10 @@ impl Transport {
 
     /// GETs `url` whole; `limits` bound the exchange, connection setup
     /// included, and the body size.
-    pub async fn get(&self, purpose: Purpose, url: &str, limits: &Limits) -> Result<Response> {
-        let url = HttpUrl::parse_any(url)?;
+    pub async fn get(&self, purpose: Purpose, url: &HttpUrl, limits: &Limits) -> Result<Response> {
         let exchange = async {
-            let stream = self.connect(purpose, &url).await?;
-            crate::http::exchange(stream, &url, limits).await
+            let stream = self.connect(purpose, url).await?;
+            crate::http::exchange(stream, url, limits).await
         };
         tokio::time::timeout(limits.timeout, exchange)
             .await
@@ -292,14 +291,13 @@ impl Transport {
     pub async fn get_streaming(
         &self,
         purpose: Purpose,
-        url: &str,
+        url: &HttpUrl,
         range_from: Option<u64>,
         timeout: Duration,
     ) -> Result<BodyStream> {
-        let url = HttpUrl::parse_any(url)?;
         let head = async {
-            let stream = self.connect(purpose, &url).await?;
-            crate::http::get_streaming(stream, &url, range_from, timeout).await
+            let stream = self.connect(purpose, url).await?;
+            crate::http::get_streaming(stream, url, range_from, timeout).await
         };
         tokio::time::timeout(timeout, head)
             .await

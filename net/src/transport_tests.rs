@@ -18,7 +18,14 @@ async fn https_with_extra_ca_fetches_and_without_it_refuses() {
         tls: Tls::new(Some(ca.ca_pem.as_bytes())).unwrap(),
         loopback_http: false,
     };
-    let r = t.get(Purpose::Metadata, &url, &limits()).await.unwrap();
+    let r = t
+        .get(
+            Purpose::Metadata,
+            &HttpUrl::parse_any(&url).unwrap(),
+            &limits(),
+        )
+        .await
+        .unwrap();
     assert_eq!(&r.body[..], b"hello");
 
     let untrusted = Transport::Https {
@@ -26,7 +33,11 @@ async fn https_with_extra_ca_fetches_and_without_it_refuses() {
         loopback_http: false,
     };
     let e = untrusted
-        .get(Purpose::Metadata, &url, &limits())
+        .get(
+            Purpose::Metadata,
+            &HttpUrl::parse_any(&url).unwrap(),
+            &limits(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(e, Error::Tls { .. }), "{e}");
@@ -42,7 +53,14 @@ async fn https_refuses_plain_http_and_onions() {
         "http://127.0.0.1:9/x",
         "https://oghohrm2uzznh27nkezd55psiwx6ygccpjeifaizxkxgb5lrxejtuoyd.onion/x",
     ] {
-        let e = t.get(Purpose::Metadata, url, &limits()).await.unwrap_err();
+        let e = t
+            .get(
+                Purpose::Metadata,
+                &HttpUrl::parse_any(url).unwrap(),
+                &limits(),
+            )
+            .await
+            .unwrap_err();
         assert!(matches!(e, Error::Refused { .. }), "{url}: {e}");
     }
 }
@@ -55,7 +73,14 @@ async fn https_with_loopback_http_fetches_plain_http_from_loopback_only() {
         loopback_http: true,
     };
     let url = format!("http://{}/metadata/x.json", srv.addr);
-    let r = t.get(Purpose::Metadata, &url, &limits()).await.unwrap();
+    let r = t
+        .get(
+            Purpose::Metadata,
+            &HttpUrl::parse_any(&url).unwrap(),
+            &limits(),
+        )
+        .await
+        .unwrap();
     assert_eq!(&r.body[..], b"local");
     let url = format!("http://[::1]:{}/x", srv.addr.port());
     assert!(t.check(&HttpUrl::parse(&url).unwrap()).is_ok());
@@ -67,7 +92,14 @@ async fn https_with_loopback_http_fetches_plain_http_from_loopback_only() {
         "http://[::ffff:127.0.0.1]/x",
         "http://oghohrm2uzznh27nkezd55psiwx6ygccpjeifaizxkxgb5lrxejtuoyd.onion/x",
     ] {
-        let e = t.get(Purpose::Metadata, url, &limits()).await.unwrap_err();
+        let e = t
+            .get(
+                Purpose::Metadata,
+                &HttpUrl::parse_any(url).unwrap(),
+                &limits(),
+            )
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 e,
@@ -100,15 +132,23 @@ async fn socks_passes_names_unresolved_with_credentials_per_purpose() {
     let host = "oghohrm2uzznh27nkezd55psiwx6ygccpjeifaizxkxgb5lrxejtuoyd.onion";
     for purpose in [Purpose::Metadata, Purpose::Packages] {
         let r = t
-            .get(purpose, &format!("http://{host}/x"), &limits())
+            .get(
+                purpose,
+                &HttpUrl::parse_any(&format!("http://{host}/x")).unwrap(),
+                &limits(),
+            )
             .await
             .unwrap();
         assert_eq!(&r.body[..], b"ok");
     }
     // A name that would resolve locally is passed on as a name too.
-    t.get(Purpose::Metadata, "http://localhost:8001/x", &limits())
-        .await
-        .unwrap();
+    t.get(
+        Purpose::Metadata,
+        &HttpUrl::parse_any("http://localhost:8001/x").unwrap(),
+        &limits(),
+    )
+    .await
+    .unwrap();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|r| r.atyp == 3), "{seen:?}");

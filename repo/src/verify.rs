@@ -5,8 +5,7 @@ use std::path::Path;
 
 use jiff::Timestamp;
 
-use onionpkg_trust::metadata::{Client, FsRepository, TargetVerifier};
-use onionpkg_trust::roles;
+use onionpkg_trust::metadata::{Client, FsRepository, TargetVerifier, stored_target_path};
 
 use crate::err::{RepoError, Result};
 
@@ -38,12 +37,7 @@ pub fn verify_tree(dir: &Path, root: &[u8], now: Timestamp) -> Result<VerifyRepo
         let mut targets = Vec::new();
         for (role, path) in client.known_targets() {
             let info = client.target_info(&path, now).await?;
-            let file_path = if consistent {
-                let hash = info.hashes.get("sha256").cloned().unwrap_or_default();
-                roles::consistent_target_path(&path, &hash)
-            } else {
-                path.clone()
-            };
+            let file_path = stored_target_path(&path, &info, consistent)?;
             let full = dir.join("targets").join(&file_path);
             let mut verifier = TargetVerifier::new(&path, &info)?;
             let file = std::fs::File::open(&full).map_err(RepoError::io("opening", &full))?;

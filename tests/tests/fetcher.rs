@@ -31,6 +31,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use onionpkg_config::common::WebUrl;
 use onionpkg_fetcher::download::{DownloadLimits, Job, OutDir, download};
 use onionpkg_net::remote::RemoteRepository;
 use onionpkg_net::tor::TorTransport;
@@ -146,6 +147,7 @@ async fn fetch_all(
     out: &Path,
 ) -> anyhow::Result<Vec<Vec<u8>>> {
     let transport = Arc::new(transport);
+    let base = &WebUrl::parse_local_base(base).map_err(anyhow::Error::msg)?;
     let repo = RemoteRepository::new(transport.clone(), base)?;
     let mut client = Client::new(root, None, repo)?;
     let now = jiff::Timestamp::now();

@@ -27,8 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
+use onionpkg_config::common::WebUrl;
 use onionpkg_mirror::feeds::testdata;
-use onionpkg_net::http::Limits;
+use onionpkg_net::http::{HttpUrl, Limits};
 use onionpkg_net::remote::RemoteRepository;
 use onionpkg_net::tor::{Purpose, TorTransport};
 use onionpkg_net::transport::{SocksTransport, Tls, Transport};
@@ -293,7 +294,7 @@ fn mirror_serves_its_onion_service() {
             BOOTSTRAP_TIMEOUT,
         ))?;
         let t = TorTransport::new(probe);
-        let url = format!("http://{address}/metadata/timestamp.json");
+        let url = HttpUrl::parse(&format!("http://{address}/metadata/timestamp.json"))?;
         let start = Instant::now();
         loop {
             let limits = Limits {
@@ -311,7 +312,7 @@ fn mirror_serves_its_onion_service() {
         }
         let probe_took = start.elapsed();
 
-        let (attempts, took) = curl_until(&net, socks, &url, &[], &timestamp)?;
+        let (attempts, took) = curl_until(&net, socks, &url.to_string(), &[], &timestamp)?;
         let pkg_url = format!("http://{address}/targets/{package}");
         curl_until(&net, socks, &pkg_url, &[], PACKAGE)?;
         curl_until(&net, socks, &pkg_url, &["-r", "2-8"], &PACKAGE[2..=8])?;
@@ -377,7 +378,8 @@ fn mirror_serves_its_onion_service() {
             // can fail on a busy test network.
             let bytes = loop {
                 let attempt = rt.block_on(async {
-                    let repo = RemoteRepository::new(Arc::clone(&transport), base)?;
+                    let base = WebUrl::parse_local_base(base).map_err(anyhow::Error::msg)?;
+                    let repo = RemoteRepository::new(Arc::clone(&transport), &base)?;
                     let mut client = Client::new(&pinned_root, None, repo)?;
                     let now = jiff::Timestamp::now();
                     client.refresh(now).await?;

@@ -21,7 +21,7 @@ use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
 use onionpkg_mirror::files::StaticFiles;
 use onionpkg_mirror::onion::{OnionService, serve_onion};
-use onionpkg_net::http::Limits;
+use onionpkg_net::http::{HttpUrl, Limits};
 use onionpkg_net::tor::{Purpose, TorTransport};
 use onionpkg_tests::http_server::HttpServer;
 use onionpkg_tests::testnet::arti::{
@@ -78,6 +78,7 @@ fn limits() -> Limits {
 
 /// Fetches `url` through arti until it returns `INDEX` or the deadline passes.
 fn arti_fetch_until(rt: &Runtime, t: &TorTransport, url: &str) -> anyhow::Result<(u32, Duration)> {
+    let url = &HttpUrl::parse(url)?;
     let start = Instant::now();
     let mut attempts = 0;
     loop {
@@ -261,11 +262,12 @@ fn private_tor_network() {
         let t = TorTransport::new(client);
         let base = format!("http://{}", http.addr());
         let (attempts, first) = arti_fetch_until(&client_rt, &t, &format!("{base}/index.txt"))?;
-        let big = client_rt.block_on(t.get(Purpose::Packages, &format!("{base}/big.bin"), &limits()))?;
+        let big_url = HttpUrl::parse(&format!("{base}/big.bin"))?;
+        let big = client_rt.block_on(t.get(Purpose::Packages, &big_url, &limits()))?;
         ensure!(big.status == 200 && big.body == files()["/big.bin"], "big.bin mismatch");
         let capped = client_rt.block_on(t.get(
             Purpose::Packages,
-            &format!("{base}/big.bin"),
+            &big_url,
             &Limits {
                 max_body: 1000,
                 timeout: ATTEMPT,

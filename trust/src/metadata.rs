@@ -35,6 +35,8 @@ use crate::roles;
 
 mod bindings;
 mod errors;
+#[cfg(test)]
+mod tests;
 
 pub use bindings::role_keys;
 use errors::{Context, map_err, pinned_root_error};
@@ -669,6 +671,34 @@ impl TargetVerifier {
         v.update(bytes)?;
         v.finish()
     }
+}
+
+/// Where target `path` is stored in a repository: under consistent
+/// snapshots `dir/HASH.name`, named by its sha256 when it has one, else by
+/// its sha512 (the two hashes a target is verified by, in the order
+/// sigstore-tuf and python-tuf repositories use); otherwise `path` itself.
+pub fn stored_target_path(
+    path: &str,
+    info: &TargetFile,
+    consistent: bool,
+) -> Result<String, VerifyError> {
+    if !consistent {
+        return Ok(path.to_owned());
+    }
+    let hash = ["sha256", "sha512"]
+        .iter()
+        .find_map(|algo| info.hashes.get(*algo))
+        .ok_or_else(|| {
+            VerifyError::Malformed(format!(
+                "{path}: no sha256 or sha512 hash to locate it under consistent snapshots"
+            ))
+        })?;
+    if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(VerifyError::Malformed(format!(
+            "{path}: its hash is not hex"
+        )));
+    }
+    Ok(roles::consistent_target_path(path, hash))
 }
 
 /// A repository tree on the local filesystem (`metadata/` and `targets/`),

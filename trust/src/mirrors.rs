@@ -37,6 +37,7 @@
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use onionpkg_core::url::WebUrl;
 use onionpkg_core::{ErrorKind, HasKind};
 use sha3::{Digest, Sha3_256};
 use url::Url;
@@ -286,8 +287,8 @@ impl HasKind for MirrorListError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mirror {
     name: String,
-    clearnet: Option<Url>,
-    onion: Option<Url>,
+    clearnet: Option<WebUrl>,
+    onion: Option<WebUrl>,
     region: Option<String>,
     weight: u16,
 }
@@ -316,12 +317,12 @@ impl Mirror {
     }
 
     /// The clearnet (`https`) base URL, ending with `/`.
-    pub fn clearnet(&self) -> Option<&Url> {
+    pub fn clearnet(&self) -> Option<&WebUrl> {
         self.clearnet.as_ref()
     }
 
     /// The onion base URL, ending with `/`.
-    pub fn onion(&self) -> Option<&Url> {
+    pub fn onion(&self) -> Option<&WebUrl> {
         self.onion.as_ref()
     }
 
@@ -667,7 +668,19 @@ fn check_onion_host(mirror: &str, host: &str) -> Result<(), MirrorListError> {
 }
 
 /// Parses and checks one base URL of `mirror`'s `field`.
-fn base_url(mirror: &str, field: &'static str, text: &str) -> Result<Url, MirrorListError> {
+/// A mirror's base URL, checked strictly (a WHATWG parser, then our rules),
+/// then carried as the [`WebUrl`] every transport takes.
+fn base_url(mirror: &str, field: &'static str, text: &str) -> Result<WebUrl, MirrorListError> {
+    let url = checked_url(mirror, field, text)?;
+    WebUrl::parse_base(url.as_str()).map_err(|reason| MirrorListError::UnparsableUrl {
+        mirror: mirror.to_string(),
+        field,
+        url: text.to_string(),
+        reason,
+    })
+}
+
+fn checked_url(mirror: &str, field: &'static str, text: &str) -> Result<Url, MirrorListError> {
     let m = || mirror.to_string();
     let u = || text.to_string();
     let url = Url::parse(text).map_err(|e| MirrorListError::UnparsableUrl {

@@ -8,6 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use onionpkg_announce::Error;
 use onionpkg_announce::mirrors::MirrorGate;
 use onionpkg_announce::serve::{AnnounceZone, Announcer, ServeOptions};
+use onionpkg_config::common::WebUrl;
 use onionpkg_repo::RepoDir;
 use onionpkg_trust::sign::SecretKey;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -101,7 +102,7 @@ async fn serve_announces_a_serial_only_once_the_mirrors_serve_it() {
         channel: "stable".into(),
         valid_for: SignedDuration::from_hours(1),
         poll: Some(Duration::from_secs(1)),
-        gate: Some(MirrorGate::new(&[m.url.as_str()], None).unwrap()),
+        gate: Some(MirrorGate::new(&[WebUrl::parse_local_base(&m.url).unwrap()], None).unwrap()),
     };
     let zone = AnnounceZone::new(ZONE, NAME, 60, None).unwrap();
     let mut announcer = Announcer::new(RepoDir::new(repo.dir()), keys, opts, zone);

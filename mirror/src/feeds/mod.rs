@@ -37,8 +37,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use onionpkg_config::common::WebUrl;
 use onionpkg_config::mirror::{FeedConfig, MirrorConfig};
-use onionpkg_net::http::Limits;
+use onionpkg_net::http::{HttpUrl, Limits};
 use onionpkg_net::tor::{Purpose, TorTransport};
 use onionpkg_net::transport::{Tls, Transport};
 use sha2::{Digest, Sha256};
@@ -254,11 +255,11 @@ impl Feeds {
             &self.clearnet
         };
         let checksum = match &feed.checksum_url {
-            Some(url) => Some(fetch_checksum(transport, url.as_str(), &feed.upstream).await?),
+            Some(url) => Some(fetch_checksum(transport, url, &feed.upstream).await?),
             None => None,
         };
         let signature = match (&feed.signature_url, &feed.signature_key) {
-            (Some(url), Some(key)) => Some(fetch_signature(transport, url.as_str(), key).await?),
+            (Some(url), Some(key)) => Some(fetch_signature(transport, url, key).await?),
             _ => None,
         };
         let fetched_at = Timestamp::now();
@@ -414,10 +415,10 @@ async fn download(
     out: &mut std::fs::File,
 ) -> Result<(String, u64), FeedError> {
     let limit = feed.max_size;
-    let url = feed.upstream.as_str();
+    let url = HttpUrl::from_web(&feed.upstream);
     let work = async {
         let mut body = transport
-            .get_streaming(Purpose::Feeds, url, None, HEAD_TIMEOUT)
+            .get_streaming(Purpose::Feeds, &url, None, HEAD_TIMEOUT)
             .await
             .map_err(|e| FeedError::Upstream(e.to_string()))?;
         if body.status != http::StatusCode::OK {
@@ -454,11 +455,11 @@ async fn download(
 /// (`sha256sum` format).
 async fn fetch_checksum(
     transport: &Transport,
-    url: &str,
-    upstream: &onionpkg_config::common::WebUrl,
+    url: &WebUrl,
+    upstream: &WebUrl,
 ) -> Result<String, FeedError> {
     let r = transport
-        .get(Purpose::Feeds, url, &SMALL_DOC)
+        .get(Purpose::Feeds, &HttpUrl::from_web(url), &SMALL_DOC)
         .await
         .map_err(|e| FeedError::Checksum(format!("cannot fetch it: {e}")))?;
     if r.status != http::StatusCode::OK {
@@ -498,13 +499,13 @@ pub fn pick_checksum(text: &str, file: &str) -> Option<String> {
 /// Fetches a detached minisign signature and reads the pinned public key.
 async fn fetch_signature(
     transport: &Transport,
-    url: &str,
+    url: &WebUrl,
     key: &Path,
 ) -> Result<(minisign_verify::PublicKey, minisign_verify::Signature), FeedError> {
     let key = minisign_verify::PublicKey::from_file(key)
         .map_err(|e| FeedError::Signature(format!("public key {}: {e}", key.display())))?;
     let r = transport
-        .get(Purpose::Feeds, url, &SMALL_DOC)
+        .get(Purpose::Feeds, &HttpUrl::from_web(url), &SMALL_DOC)
         .await
         .map_err(|e| FeedError::Signature(format!("cannot fetch it: {e}")))?;
     if r.status != http::StatusCode::OK {

@@ -38,7 +38,20 @@ const MAX_RECORD_BYTES: u64 = 64 << 20;
 struct Placed {
     length: u64,
     mtime: jiff::Timestamp,
-    sha256: String,
+    /// The signed hash it was verified against (see [`signed_hash`]); read
+    /// under its former name too, so an upgraded mirror keeps its record.
+    #[serde(alias = "sha256")]
+    hash: String,
+}
+
+/// The hash a target is named and recorded by: its sha256, or its sha512
+/// when the metadata gives no sha256.
+pub(super) fn signed_hash(info: &TargetFile) -> String {
+    info.hashes
+        .get("sha256")
+        .or_else(|| info.hashes.get("sha512"))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// The placed targets, by path under `targets/` (`dir/HASH.name`).
@@ -83,17 +96,17 @@ impl Record {
         serde_json::from_slice(&bytes).map_err(|e| e.to_string())
     }
 
-    /// Whether `file` (target `rel`, signed with `sha256`) is, by length and
+    /// Whether `file` (target `rel`, signed with `hash`) is, by length and
     /// mtime, the file sync placed and verified.
-    pub(super) fn unchanged(&self, rel: &str, file: &Path, sha256: &str) -> bool {
+    pub(super) fn unchanged(&self, rel: &str, file: &Path, hash: &str) -> bool {
         let Some(placed) = self.placed.get(rel) else {
             return false;
         };
-        placed.sha256 == sha256 && stat(file) == Some((placed.length, placed.mtime))
+        placed.hash == hash && stat(file) == Some((placed.length, placed.mtime))
     }
 
-    /// Notes `file` (target `rel`) as verified against `sha256` as it is now.
-    pub(super) fn note(&mut self, rel: &str, file: &Path, sha256: &str) {
+    /// Notes `file` (target `rel`) as verified against `hash` as it is now.
+    pub(super) fn note(&mut self, rel: &str, file: &Path, hash: &str) {
         match stat(file) {
             Some((length, mtime)) => {
                 self.placed.insert(
@@ -101,7 +114,7 @@ impl Record {
                     Placed {
                         length,
                         mtime,
-                        sha256: sha256.to_owned(),
+                        hash: hash.to_owned(),
                     },
                 );
             }

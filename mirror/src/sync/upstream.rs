@@ -17,6 +17,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use onionpkg_config::common::WebUrl;
+use onionpkg_net::HttpUrl;
 use onionpkg_net::remote::{RemoteRepository, fetch_error};
 use onionpkg_net::tor::Purpose;
 use onionpkg_net::transport::Transport;
@@ -38,7 +40,7 @@ const TARGET_TIMEOUT: Duration = Duration::from_secs(3600);
 type Fetched = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
 
 /// The last failed metadata fetch: file name, URL and the transport's error.
-type LastFailure = Arc<Mutex<Option<(String, String, onionpkg_net::Error)>>>;
+type LastFailure = Arc<Mutex<Option<(String, HttpUrl, onionpkg_net::Error)>>>;
 
 /// The upstream repository of one sync run.
 pub(super) struct Upstream {
@@ -50,10 +52,10 @@ pub(super) struct Upstream {
 impl Upstream {
     /// The repository at `base_url` over `transport`; refuses a URL the
     /// transport may not fetch.
-    pub(super) fn new(transport: Arc<Transport>, base_url: &str) -> Result<Self> {
+    pub(super) fn new(transport: Arc<Transport>, base_url: &WebUrl) -> Result<Self> {
         let repo = RemoteRepository::new(transport, base_url)
             .map_err(|e| Error::UpstreamUrl {
-                url: base_url.to_owned(),
+                url: base_url.to_string(),
                 reason: e.to_string(),
             })?
             .with_timeouts(METADATA_TIMEOUT, TARGET_TIMEOUT);
@@ -87,24 +89,24 @@ impl Upstream {
         };
         let last = self.failure.lock().ok().and_then(|mut f| f.take());
         match last {
-            Some((failed, url, error)) if failed == name => self.network(url, error),
+            Some((failed, url, error)) if failed == name => self.network(&url, error),
             _ => Error::Upstream {
-                url: self.repo.metadata_url(&name),
+                url: self.repo.metadata_url(&name).to_string(),
                 reason,
             },
         }
     }
 
     /// A transport error while fetching `url`.
-    fn network(&self, url: String, error: onionpkg_net::Error) -> Error {
+    fn network(&self, url: &HttpUrl, error: onionpkg_net::Error) -> Error {
         match error {
             // Per host, not per file: name the upstream.
             onionpkg_net::Error::Tls { .. } => Error::UpstreamTls {
-                url: self.repo.base_url().to_owned(),
+                url: self.repo.base_url().to_string(),
                 source: error,
             },
             e => Error::Upstream {
-                url,
+                url: url.to_string(),
                 reason: e.to_string(),
             },
         }
@@ -121,7 +123,7 @@ impl Upstream {
     ) -> Result<()> {
         let url = self.repo.target_url(rel);
         let fail = |reason: String| Error::Upstream {
-            url: url.clone(),
+            url: url.to_string(),
             reason,
         };
         let mut verifier = TargetVerifier::new(path, info)?;
@@ -132,7 +134,7 @@ impl Upstream {
             .transport()
             .get_streaming(Purpose::Packages, &url, None, STALL_TIMEOUT)
             .await
-            .map_err(|e| self.network(url.clone(), e))?;
+            .map_err(|e| self.network(&url, e))?;
         match body.status.as_u16() {
             200 => {}
             404 => return Err(fail("not found".into())),
@@ -155,7 +157,7 @@ impl Upstream {
                     file.write_all(&chunk).map_err(Error::io("writing", tmp))?;
                 }
                 Ok(Ok(None)) => break,
-                Ok(Err(e)) => return Err(self.network(url.clone(), e)),
+                Ok(Err(e)) => return Err(self.network(&url, e)),
                 Err(_) if Instant::now() >= deadline => {
                     return Err(fail(format!("not complete within {TARGET_TIMEOUT:?}")));
                 }

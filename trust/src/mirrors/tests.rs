@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use sha2::Sha256;
 
 use super::*;
+use onionpkg_core::url::WebUrl;
 
 /// A fixed, random-looking ed25519 public key (any 32 bytes make a
 /// syntactically valid address).
@@ -56,11 +57,11 @@ fn valid_list_round_trips() {
     };
     assert_eq!(primary.name(), "primary");
     assert_eq!(
-        primary.clearnet().map(Url::as_str),
+        primary.clearnet().map(WebUrl::as_str),
         Some("https://mirror.example.org/onionpkg/")
     );
     assert_eq!(
-        primary.onion().map(Url::as_str),
+        primary.onion().map(WebUrl::as_str),
         Some(onion_url("primary").as_str())
     );
     assert_eq!(primary.region(), Some("eu"));
@@ -70,13 +71,8 @@ fn valid_list_round_trips() {
     assert_eq!(onion_only.weight(), 1, "the default weight");
     assert_eq!(plain.onion(), None);
     assert_eq!(
-        plain
-            .clearnet()
-            .unwrap()
-            .join("targets/x.tar")
-            .unwrap()
-            .as_str(),
-        "https://other.example.net:8443/pub/onionpkg/targets/x.tar"
+        plain.clearnet().unwrap().as_str(),
+        "https://other.example.net:8443/pub/onionpkg/"
     );
 
     let bytes = list.to_json_bytes();
