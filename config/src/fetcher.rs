@@ -38,9 +38,13 @@ pub struct FetcherConfig {
     /// How to reach the mirrors. Default: `"tor"`.
     #[serde(default)]
     pub transport: Transport,
-    /// Transports to try, in order, when `transport` fails. Default: `[]`, no
-    /// fallback. Listing `"https"` after `"tor"` reveals the appliance's
-    /// address to the mirrors and the network when Tor is unreachable.
+    /// Transports to use, in order, when `transport` cannot be set up (the
+    /// embedded Tor does not bootstrap within `[tor] bootstrap_timeout`, a
+    /// Tor daemon's SOCKS port refuses connections); each one passed over
+    /// is a warning. A transport that is up but whose mirrors fail is not
+    /// switched away from. Default: `[]`, no fallback. Listing `"https"`
+    /// after `"tor"` reveals the appliance's address to the mirrors and the
+    /// network when Tor is unreachable.
     #[serde(default)]
     pub fallback: Vec<Transport>,
     /// Base URLs of the mirrors named in the trusted root, tried before the

@@ -84,7 +84,9 @@ impl App {
         std::mem::take(&mut self.warnings)
     }
 
-    /// The transport the configuration asks for; bootstraps Tor if needed.
+    /// The transport the configuration asks for, or the first of its
+    /// `fallback` transports that can be set up when it cannot (each one
+    /// passed over is a warning); bootstraps Tor if needed.
     ///
     /// In Tor mode the consensus' signed valid-after time raises the time
     /// floor, and the clock is checked against it before anything else is
@@ -92,43 +94,46 @@ impl App {
     /// hours back would otherwise go unnoticed.
     pub async fn transport(&mut self) -> AppResult<Arc<Transport>> {
         let tls = Tls::load(self.config.https.extra_ca.as_deref())?;
-        Ok(Arc::new(match self.config.transport {
-            TransportKind::Tor => {
-                let settings = onionpkg_net::tor::TorSettings::from(&self.config.tor);
-                let client = onionpkg_net::tor::bootstrap(&settings).await?;
-                match onionpkg_net::tor::consensus_valid_after(&client) {
-                    Some(valid_after) => {
-                        let floor = valid_after
-                            .checked_sub(CONSENSUS_SLACK)
-                            .unwrap_or(valid_after);
-                        if self.clock.raise_floor(floor)? {
-                            info!(%valid_after, "time floor raised to the tor consensus");
-                        }
+        let config = &self.config;
+        let opened = onionpkg_net::order::open_first(
+            config.transport,
+            config.fallback.iter().copied(),
+            |kind| open(kind, config, tls.clone()),
+        )
+        .await;
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err((main_error, passed_over)) => {
+                for p in passed_over.iter().skip(1) {
+                    warn!(transport = p.kind.as_str(), reason = %p.reason, "fallback transport unusable too");
+                }
+                return Err(main_error);
+            }
+        };
+        for p in &opened.passed_over {
+            warn!(transport = p.kind.as_str(), reason = %p.reason, using = opened.kind.as_str(), "transport unusable, falling back");
+            self.warn(format!(
+                "transport {:?} could not be set up ({}); using the fallback {:?}",
+                p.kind.as_str(),
+                p.reason,
+                opened.kind.as_str()
+            ));
+        }
+        if let Transport::Tor { tor, .. } = &opened.transport {
+            match onionpkg_net::tor::consensus_valid_after(tor.client()) {
+                Some(valid_after) => {
+                    let floor = valid_after
+                        .checked_sub(CONSENSUS_SLACK)
+                        .unwrap_or(valid_after);
+                    if self.clock.raise_floor(floor)? {
+                        info!(%valid_after, "time floor raised to the tor consensus");
                     }
-                    None => warn!("no tor consensus to check the clock against"),
                 }
-                self.clock.now()?;
-                Transport::Tor {
-                    tor: onionpkg_net::tor::TorTransport::new(client),
-                    tls,
-                }
+                None => warn!("no tor consensus to check the clock against"),
             }
-            TransportKind::Socks => {
-                let Some(socks) = &self.config.socks else {
-                    return Err(AppError::Usage(
-                        "transport \"socks\" needs a [socks] section".into(),
-                    ));
-                };
-                Transport::Socks {
-                    socks: SocksTransport::new(socks.addr),
-                    tls,
-                }
-            }
-            TransportKind::Https => Transport::Https {
-                tls,
-                loopback_http: false,
-            },
-        }))
+            self.clock.now()?;
+        }
+        Ok(Arc::new(opened.transport))
     }
 
     /// The cached mirror list, if it verified when stored.
@@ -183,4 +188,38 @@ impl App {
         health.last_used = Some((url.to_string(), now));
         health.save(&path)
     }
+}
+
+/// How long a Tor daemon's SOCKS port may take to accept a connection
+/// before the transport counts as down.
+const SOCKS_PROBE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Sets up one transport: bootstraps the embedded Tor, or checks that the
+/// Tor daemon's SOCKS port answers.
+async fn open(kind: TransportKind, config: &FetcherConfig, tls: Tls) -> AppResult<Transport> {
+    Ok(match kind {
+        TransportKind::Tor => {
+            let settings = onionpkg_net::tor::TorSettings::from(&config.tor);
+            let client = onionpkg_net::tor::bootstrap(&settings).await?;
+            Transport::Tor {
+                tor: onionpkg_net::tor::TorTransport::new(client),
+                tls,
+            }
+        }
+        TransportKind::Socks => {
+            let Some(socks) = &config.socks else {
+                return Err(AppError::Usage(format!(
+                    "transport {:?} needs a [socks] section",
+                    kind.as_str()
+                )));
+            };
+            let socks = SocksTransport::new(socks.addr);
+            socks.probe(SOCKS_PROBE).await?;
+            Transport::Socks { socks, tls }
+        }
+        TransportKind::Https => Transport::Https {
+            tls,
+            loopback_http: false,
+        },
+    })
 }

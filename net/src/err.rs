@@ -52,6 +52,16 @@ pub enum Error {
         source: arti_client::Error,
     },
 
+    /// The Tor daemon's SOCKS port does not accept connections.
+    #[error("the tor SOCKS port {proxy} does not accept connections: {source}")]
+    SocksPort {
+        /// The SOCKS port.
+        proxy: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The URL is not one we fetch (only `http://host[:port]/path`).
     #[error("unsupported url: {0}")]
     Url(String),
@@ -144,7 +154,7 @@ impl onionpkg_core::HasKind for Error {
             | Self::Config(_)
             | Self::TlsSettings(_)
             | Self::Refused { .. } => K::BadConfig,
-            Self::Bootstrap(_) | Self::BootstrapTimeout { .. } => K::Tor,
+            Self::Bootstrap(_) | Self::BootstrapTimeout { .. } | Self::SocksPort { .. } => K::Tor,
             // The Tor daemon itself cannot be reached: Tor is down. Any other
             // SOCKS failure is Tor's answer about the destination.
             Self::Socks {

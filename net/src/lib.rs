@@ -22,6 +22,7 @@
 
 mod err;
 pub mod http;
+pub mod order;
 pub mod remote;
 #[cfg(test)]
 mod testutil;

@@ -148,6 +148,21 @@ impl SocksTransport {
         self.proxy
     }
 
+    /// Whether the SOCKS port accepts a connection within `deadline`, so a
+    /// Tor daemon that is not running is found before any mirror is asked
+    /// (and a fallback transport can be chosen). Nothing is sent.
+    pub async fn probe(&self, deadline: Duration) -> Result<()> {
+        let source = match tokio::time::timeout(deadline, TcpStream::connect(self.proxy)).await {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(_) => std::io::Error::from(std::io::ErrorKind::TimedOut),
+        };
+        Err(Error::SocksPort {
+            proxy: self.proxy,
+            source,
+        })
+    }
+
     /// The username and password that isolate `purpose`: Tor builds separate
     /// circuits for streams with different SOCKS credentials.
     pub fn credentials(&self, purpose: Purpose) -> (String, String) {

@@ -213,6 +213,27 @@ fn tor_section(net: &TestNet) -> String {
     net.network().config_toml("60s")
 }
 
+/// A `[tor]` section naming the private network's relays at a loopback port
+/// nobody listens on: arti cannot bootstrap, and gives up after 5 s.
+fn unbootstrappable_tor_section(net: &TestNet) -> String {
+    let mut text = net.network().config_toml("5s");
+    let addrs = net
+        .network()
+        .authorities()
+        .iter()
+        .flat_map(|a| a.dir_addrs.clone())
+        .chain(
+            net.network()
+                .fallbacks()
+                .iter()
+                .flat_map(|f| f.orports.clone()),
+        );
+    for addr in addrs {
+        text = text.replace(&format!("\"{addr}\""), "\"127.0.0.1:1\"");
+    }
+    text
+}
+
 /// The `onionpkg-fetch` binary, built next to this test binary (another
 /// package's binaries are not built for this one, so build it here).
 fn fetch_bin() -> PathBuf {
@@ -509,6 +530,61 @@ fn fetcher_over_tor() {
         ))
     })();
     report("socks mode: traced connections", r);
+
+    // tor mode with `fallback = ["socks"]`: the embedded Tor cannot
+    // bootstrap, so the SOCKS port is used and the run says so; without the
+    // fallback the same run fails as a Tor failure.
+    let r = (|| {
+        let dead = unbootstrappable_tor_section(&net);
+        let init_and_download = |dir: &Path, fallback: &str| -> anyhow::Result<_> {
+            let cfg = write_config(
+                dir,
+                "tor",
+                &base,
+                &ca.pem,
+                &format!("[socks]\naddr = \"{socks}\"\n{dead}"),
+            );
+            let text = std::fs::read_to_string(&cfg)?;
+            std::fs::write(&cfg, format!("{fallback}{text}"))?;
+            let root = tree.join("metadata/1.root.json");
+            let init = run_fetch(&cfg, &["init", "--root", &root.to_string_lossy()], None)?;
+            ensure!(
+                init.status.success(),
+                "init: {}",
+                String::from_utf8_lossy(&init.stderr)
+            );
+            run_fetch(&cfg, &["download", "--all"], None)
+        };
+        let dir = work.path().join("fallback-app");
+        let out = init_and_download(&dir, "fallback = [\"socks\"]\n")?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ensure!(out.status.success(), "download with the fallback: {said}");
+        ensure!(std::fs::read(dir.join("out/pkg/big.bin"))? == content("pkg/big.bin"));
+        ensure!(
+            said.contains("transport \"tor\" could not be set up")
+                && said.contains("using the fallback \"socks\""),
+            "the fallback was not reported: {said}"
+        );
+        let dir = work.path().join("no-fallback-app");
+        let out = init_and_download(&dir, "")?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            out.status.code() == Some(7),
+            "without a fallback: exit {:?}: {stderr}",
+            out.status.code()
+        );
+        ensure!(stderr.contains("bootstrap"), "unclear error: {stderr}");
+        ensure!(
+            !dir.join("out/pkg/big.bin").exists(),
+            "downloaded without a usable transport"
+        );
+        Ok("fallback used and reported; without it exit 7 naming the bootstrap".to_owned())
+    })();
+    report("tor mode falling back to the SOCKS port", r);
 
     // e, f. tor mode: only relays on 127.0.0.1, never the mirror, no UDP; peak RSS.
     let relay_ports: Vec<u16> = net
