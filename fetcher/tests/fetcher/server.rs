@@ -91,6 +91,22 @@ pub async fn serve(root: PathBuf, tls: Arc<rustls::ServerConfig>) -> Server {
     }
 }
 
+/// A percent-encoded URL path, decoded; `None` if it is not UTF-8 or a
+/// `%` is not followed by two hex digits.
+fn decode(path: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(path.len());
+    let mut bytes = path.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn status(s: StatusCode) -> Response<BoxBody<Bytes, Infallible>> {
     let mut r = Response::new(Full::new(Bytes::new()).boxed());
     *r.status_mut() = s;
@@ -113,10 +129,14 @@ fn answer(
         path: path.clone(),
         range: range.clone(),
     });
-    if path.contains("..") {
+    // The file is named by the decoded path, as a web server names it.
+    let Some(file) = decode(&path) else {
+        return status(StatusCode::BAD_REQUEST);
+    };
+    if file.split('/').any(|seg| seg == "..") {
         return status(StatusCode::FORBIDDEN);
     }
-    let Ok(mut bytes) = std::fs::read(root.join(path.trim_start_matches('/'))) else {
+    let Ok(mut bytes) = std::fs::read(root.join(file.trim_start_matches('/'))) else {
         return status(StatusCode::NOT_FOUND);
     };
     let is_target = path.starts_with("/targets/");

@@ -1,6 +1,6 @@
 """Make a TUF repository with python-tuf, for onionpkg's trust layer to read.
 
-Usage: make_repo.py [--keys PLAN] OUTDIR
+Usage: make_repo.py [--keys PLAN] [--names] OUTDIR
 
 The repository is made with python-tuf's Metadata API only, so that it is an
 independent implementation's idea of TUF 1.0, not a copy of ours:
@@ -18,6 +18,11 @@ independent implementation's idea of TUF 1.0, not a copy of ours:
   `onionpkg-repo verify` is shown to follow any delegation;
 - a top-level target in a sub-directory (`pkg/app-1.0.tar`, with a custom
   field) and a delegated one (`releases/tool-2.0.tar`).
+
+With `--names`, the top-level targets also hold files whose names a URL
+must percent-encode (a space, `%`, `#`, `?`, non-ASCII letters), and one
+listed with a sha512 hash only (stored under its sha512, as consistent
+snapshots name it), each in `NAMED_TARGETS`.
 
 PLAN picks the kind of each role's keys (securesystemslib's own key types,
 made by `CryptoSigner.generate_*`):
@@ -71,6 +76,16 @@ DELEGATED_TARGET = "releases/tool-2.0.tar"
 CONTENTS = {
     TOP_LEVEL_TARGET: b"onionpkg interop: app 1.0\n" * 4000,
     DELEGATED_TARGET: bytes(range(256)) * 300,
+}
+
+# With --names: path -> (contents, hash algorithms listed).
+NAMED_TARGETS = {
+    "docs/read me.txt": (b"a space\n" * 100, ["sha256"]),
+    "docs/100%.txt": (b"a percent sign\n" * 100, ["sha256"]),
+    "docs/#1 issue.txt": (b"a hash sign\n" * 100, ["sha256"]),
+    "docs/why?.txt": (b"a question mark\n" * 100, ["sha256"]),
+    "docs/\u00fcbersicht-\u0645\u0631\u062d\u0628\u0627.txt": (b"non-ASCII letters\n" * 100, ["sha256"]),
+    "docs/only-sha512.txt": (b"listed with sha512 only\n" * 100, ["sha512"]),
 }
 
 DELEGATED_ROLE = "releases"
@@ -128,16 +143,17 @@ def serialize(md, *signers):
     return md.to_bytes(JSONSerializer(compact=False))
 
 
-def consistent_target_path(path, data):
+def consistent_target_path(path, data, algorithm="sha256"):
     """Where a consistent-snapshot repository stores a target: dir/HASH.name."""
-    digest = hashlib.sha256(data).hexdigest()
+    digest = hashlib.new(algorithm, data).hexdigest()
     directory, sep, name = path.rpartition("/")
     return f"{directory}{sep}{digest}.{name}"
 
 
-def make_repo(outdir, kinds):
+def make_repo(outdir, kinds, names=False):
     """Write the whole repository (see the module docstring) under outdir,
-    with the key kinds of `kinds` (one of PLANS)."""
+    with the key kinds of `kinds` (one of PLANS), and with `names` the
+    targets of NAMED_TARGETS."""
     metadata_dir = os.path.join(outdir, "metadata")
     targets_dir = os.path.join(outdir, "targets")
     expected_dir = os.path.join(outdir, "expected")
@@ -192,6 +208,12 @@ def make_repo(outdir, kinds):
     app = TargetFile.from_data(TOP_LEVEL_TARGET, CONTENTS[TOP_LEVEL_TARGET])
     app.unrecognized_fields["custom"] = {"version": "1.0"}
     targets.targets[TOP_LEVEL_TARGET] = app
+    if names:
+        for path, (data, algorithms) in NAMED_TARGETS.items():
+            stored = consistent_target_path(path, data, algorithms[0])
+            write(os.path.join(targets_dir, stored), data)
+            write(os.path.join(expected_dir, path), data)
+            targets.targets[path] = TargetFile.from_data(path, data, algorithms)
     targets.delegations = Delegations(
         keys={feeds_key.public_key.keyid: feeds_key.public_key},
         roles={
@@ -238,9 +260,10 @@ def make_repo(outdir, kinds):
 
 
 def main():
-    """Entry point: make_repo.py [--keys PLAN] OUTDIR."""
+    """Entry point: make_repo.py [--keys PLAN] [--names] OUTDIR."""
     parser = argparse.ArgumentParser(description="Make a TUF repository with python-tuf.")
     parser.add_argument("--keys", choices=sorted(PLANS), default="ed25519")
+    parser.add_argument("--names", action="store_true")
     parser.add_argument("outdir")
     args = parser.parse_args()
     outdir = args.outdir
@@ -248,7 +271,7 @@ def main():
         print(f"make_repo.py: {outdir} already holds a repository", file=sys.stderr)
         return 1
     try:
-        make_repo(outdir, PLANS[args.keys])
+        make_repo(outdir, PLANS[args.keys], args.names)
     except Exception as e:  # noqa: BLE001 - any failure must end in a clear message
         print(f"make_repo.py: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
