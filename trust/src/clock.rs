@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(second.floor().path(), Some(path.as_path()));
         let err = second.now().unwrap_err();
         assert!(matches!(err, ClockError::BehindFloor { .. }), "{err}");
-        assert_eq!(err.kind(), ErrorKind::Expired);
+        assert_eq!(err.kind(), ErrorKind::ClockBehind);
         assert_eq!(
             err.to_string(),
             "the fixed clock reads 2026-01-01T00:00:00Z, but signed metadata issued at \

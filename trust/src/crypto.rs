@@ -12,9 +12,10 @@
 //! make, and ECDSA P-256, the one hardware tokens and cloud KMSs sign with; a
 //! smaller provider is a smaller attack surface. A signature of any other
 //! scheme (RSA, P-384, ML-DSA, ...) fails its check and so counts towards no
-//! threshold; [`crate::keys::PublicKey::from_tuf`] names such a scheme where
+//! threshold; `keys::PublicKey::from_tuf` names such a scheme where
 //! a role's keys are read.
 
+use ring::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use sha2::Digest;
 use sigstore_crypto::{CryptoProvider, HashContext, SigningScheme};
 use sigstore_types::HashAlgorithm;
@@ -70,12 +71,8 @@ impl CryptoProvider for Provider {
         // key of the SubjectPublicKeyInfo): 32 bytes for ed25519, the
         // uncompressed point for P-256.
         let verified = match scheme {
-            SigningScheme::Ed25519 => {
-                crate::keys::verify_ed25519(spki_pubkey_bytes, data, signature)
-            }
-            SigningScheme::EcdsaP256Sha256 => {
-                crate::keys::verify_ecdsa_p256(spki_pubkey_bytes, data, signature)
-            }
+            SigningScheme::Ed25519 => ed25519(spki_pubkey_bytes, data, signature),
+            SigningScheme::EcdsaP256Sha256 => p256_der(spki_pubkey_bytes, data, signature),
             other => {
                 return Err(sigstore_crypto::Error::UnsupportedAlgorithm(format!(
                     "{other:?}"
@@ -96,4 +93,35 @@ impl CryptoProvider for Provider {
             "prehashed {scheme:?}"
         )))
     }
+}
+
+/// A signature the primitives refuse: it does not verify, or the key could
+/// not verify anything. They say no more, on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the signature does not verify")]
+pub(crate) struct Rejected;
+
+/// ed25519 (RFC 8032) by a raw 32-byte key, strictly: small-order keys and
+/// malleable signatures are refused.
+pub(crate) fn ed25519(raw_key: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), Rejected> {
+    let key: [u8; 32] = raw_key.try_into().map_err(|_| Rejected)?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| Rejected)?;
+    let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| Rejected)?;
+    key.verify_strict(msg, &sig).map_err(|_| Rejected)
+}
+
+/// ECDSA P-256 over SHA-256 of `msg`, a DER signature, by an uncompressed
+/// SEC1 point.
+pub(crate) fn p256_der(point: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), Rejected> {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
+        .verify(msg, sig)
+        .map_err(|_| Rejected)
+}
+
+/// ECDSA P-256 over SHA-256 of `msg`, a fixed-width `r || s` signature (32
+/// bytes each, big-endian), by an uncompressed SEC1 point.
+pub(crate) fn p256_fixed(point: &[u8], msg: &[u8], sig: &[u8; 64]) -> Result<(), Rejected> {
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(msg, sig)
+        .map_err(|_| Rejected)
 }

@@ -34,8 +34,6 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use ecdsa::verify_der as verify_ecdsa_p256;
-
 /// The schemes onionpkg verifies, for messages.
 const SUPPORTED: &str = "ed25519 and ecdsa-sha2-nistp256";
 
@@ -267,11 +265,6 @@ fn key_id_of(object: &serde_json::Value) -> Result<String, KeyError> {
     let canonical = sigstore_tuf::canonical_json::to_canonical_bytes(object)
         .map_err(|e| KeyError::BadPublicKey(format!("no canonical form for a key id: {e}")))?;
     Ok(hex::encode(Sha256::digest(&canonical)))
-}
-
-/// Verifies an ed25519 signature given the raw public key bytes.
-pub(crate) fn verify_ed25519(raw_key: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
-    PublicKey::from_ed25519_bytes(raw_key)?.verify(msg, sig)
 }
 
 /// A key bound to a role that onionpkg cannot use: its signatures count

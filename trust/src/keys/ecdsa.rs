@@ -23,7 +23,6 @@
 //! - ring checks that the point lies on the curve on every verification: a
 //!   key whose point does not parses, but verifies nothing.
 
-use ring::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use sigstore_crypto::SigningScheme;
 
 use super::KeyError;
@@ -190,16 +189,12 @@ fn pem(label: &str, der: &[u8]) -> String {
 
 /// Verifies a DER signature over SHA-256 of `msg` (TUF's encoding) by the
 /// key with uncompressed point `point`.
-pub(crate) fn verify_der(point: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, point)
-        .verify(msg, sig)
-        .map_err(|_| KeyError::BadSignature)
+pub(super) fn verify_der(point: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
+    crate::crypto::p256_der(point, msg, sig).map_err(|_| KeyError::BadSignature)
 }
 
 /// Verifies a fixed-width signature `r || s` (32 bytes each, big-endian)
 /// over SHA-256 of `msg`.
 pub(super) fn verify_fixed(point: &[u8], msg: &[u8], sig: &[u8; 64]) -> Result<(), KeyError> {
-    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
-        .verify(msg, sig)
-        .map_err(|_| KeyError::BadSignature)
+    crate::crypto::p256_fixed(point, msg, sig).map_err(|_| KeyError::BadSignature)
 }
