@@ -102,7 +102,17 @@ async fn refuses_unsafe_names_and_urls_the_transport_cannot_fetch() {
         tls: Tls::new(None).unwrap(),
         loopback_http: false,
     });
-    assert!(RemoteRepository::new(https, "http://127.0.0.1:1/").is_err());
+    let err = RemoteRepository::new(https, "http://127.0.0.1:1/").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            crate::Error::Refused {
+                transport: "https",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
