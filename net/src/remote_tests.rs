@@ -106,7 +106,7 @@ async fn refuses_unsafe_names_and_urls_the_transport_cannot_fetch() {
     assert!(
         matches!(
             err,
-            crate::Error::Refused {
+            Error::Refused {
                 transport: "https",
                 ..
             }
