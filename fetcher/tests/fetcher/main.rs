@@ -17,4 +17,5 @@ mod download;
 mod failover;
 mod freeze;
 mod server;
+mod streaming;
 mod util;
