@@ -10,6 +10,12 @@
 #   FUZZ_TOOLCHAIN=+nightly fuzz/long.sh           # a nightly one
 #   FUZZ_SECONDS=600 JOBS=2 fuzz/long.sh tuf_client config   # some targets
 #   REPORT_ONLY=1 OUT=DIR fuzz/long.sh                 # the table of a past run
+#
+# Unlike smoke.sh it uses cargo-fuzz (the optimised build: codegen-units=1,
+# several times faster per input, most of an hour to build on two
+# cores). When `cargo fuzz` 0.13.2 is missing it is built from crates.io
+# with `cargo install --locked` (the registry the workspace's crates come
+# from; Debian does not package it).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,7 +28,9 @@ version=0.13.2
 if [ -z "$report_only" ] && ! cargo fuzz --version 2>/dev/null | grep -qF "$version"; then
   cargo install --locked cargo-fuzz --version "$version"
 fi
-# See smoke.sh: nightly flags on the stable compiler, no AddressSanitizer.
+# No AddressSanitizer (see smoke.sh). RUSTC_BOOTSTRAP=1 is not needed with
+# --sanitizer none (cargo-fuzz then passes no -Z flag); the recorded run in
+# docs/RELIABILITY.md was built with it.
 [ -z "$toolchain" ] && export RUSTC_BOOTSTRAP=1
 # shellcheck disable=SC2086 # empty, or one word such as +nightly
 [ -z "$report_only" ] && cargo $toolchain fuzz build --sanitizer none
@@ -61,13 +69,13 @@ for t in "${targets[@]}"; do
   log="$out/$t.log"
   runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
   rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")"
-  last="$(grep -E '^#[0-9]+' "$log" | tail -1)"
+  last="$(grep -aE '^#[0-9]+' "$log" | tail -1)"
   cov="$(grep -o 'cov: [0-9]*' <<<"$last" | grep -o '[0-9]*' || true)"
   ft="$(grep -o 'ft: [0-9]*' <<<"$last" | grep -o '[0-9]*' || true)"
   corpus="$(grep -o 'corp: [0-9]*' <<<"$last" | grep -o '[0-9]*' || true)"
   crashes="$(find "$out/artifacts/$t" -name 'crash-*' -o -name 'oom-*' -o -name 'leak-*' | wc -l)"
   timeouts="$(find "$out/artifacts/$t" -name 'timeout-*' -o -name 'slow-unit-*' | wc -l)"
-  if grep -q 'ERROR: libFuzzer\|panicked at\|deadly signal' "$log"; then
+  if grep -aq 'ERROR: libFuzzer\|panicked at\|deadly signal' "$log"; then
     crashes=$((crashes > 0 ? crashes : 1))
   fi
   [ $((crashes + timeouts)) -gt 0 ] && bad=1
