@@ -43,46 +43,74 @@ echo "== built in $(($(date +%s) - start)) s"
 
 mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -vx onionpkg-fuzz)
 [ "${#targets[@]}" -gt 0 ] || { echo "fuzz: no targets in Cargo.toml"; exit 1; }
-# The runs together (the build not included) must end within this many seconds.
+# The runs together (the build not included) must end within this many
+# seconds: by default 20 s a target, as if they ran one at a time.
 deadline="${FUZZ_DEADLINE:-$((${#targets[@]} * (seconds + 15)))}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-start="$(date +%s)"
-failed=0
-passed=0
-for target in "${targets[@]}"; do
-  left=$((deadline - ($(date +%s) - start)))
-  if [ "$left" -le "$seconds" ]; then
-    echo "fuzz $target: FAILED: the run's deadline of $deadline s leaves no time for it"
-    failed=$((failed + 1))
-    continue
-  fi
+
+# Runs one target; its one-line result goes to $work/TARGET.result, its
+# log (shown when it fails) to $work/TARGET.log.
+fuzz_one() {
+  local target="$1" left="$2" log="$work/$1.log" status=0
   mkdir -p "$work/$target" "artifacts/$target"
-  log="$work/$target.log"
-  # New inputs go to a scratch corpus; the seeds are read only. libFuzzer's
-  # own time limit is checked between inputs; timeout(1) bounds the rest.
-  # Every seed runs, however long that takes within the bound.
-  status=0
+  # New inputs go to a scratch corpus; the seeds are read only. Every seed
+  # runs, however long that takes within the bound. libFuzzer's own time
+  # limit is checked between inputs; timeout(1) bounds the rest.
   timeout -k 5 $((seconds + 60 < left ? seconds + 60 : left)) \
     "$bin_dir/$target" "$work/$target" "seeds/$target" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="artifacts/$target/" >"$log" 2>&1 || status=$?
   if [ "$status" -eq 0 ]; then
-    passed=$((passed + 1))
+    local runs rate cov
     runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
     rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")"
     cov="$(grep -ao 'cov: [0-9]*' "$log" | tail -1)"
-    echo "fuzz $target: ${runs:-?} runs, ${rate:-?}/s, ${cov:-cov: ?}"
+    echo "fuzz $target: ${runs:-?} runs, ${rate:-?}/s, ${cov:-cov: ?}" >"$work/$target.result"
   else
-    failed=$((failed + 1))
-    echo "fuzz $target: FAILED (exit $status$([ "$status" -eq 124 ] && echo ", over its bound"))"
-    tail -40 "$log"
-    # Kept (fuzz/artifacts is not committed): add it to seeds/$target as
-    # crash-NAME once fixed, so every later run tries it first.
-    ls -d "artifacts/$target/"* 2>/dev/null || true
+    echo "fuzz $target: FAILED (exit $status$([ "$status" -eq 124 ] && echo ", over its bound"))" \
+      >"$work/$target.result"
+  fi
+}
+
+# FUZZ_JOBS targets at a time: one per core on the two-core machines the
+# test command runs on.
+jobs="${FUZZ_JOBS:-2}"
+start="$(date +%s)"
+running=0
+for target in "${targets[@]}"; do
+  left=$((deadline - ($(date +%s) - start)))
+  if [ "$left" -le "$seconds" ]; then
+    echo "fuzz $target: FAILED: the run's deadline of $deadline s leaves no time for it" \
+      >"$work/$target.result"
+    continue
+  fi
+  fuzz_one "$target" "$left" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || true
+    running=$((running - 1))
   fi
 done
-echo "== fuzzed for $(($(date +%s) - start)) s"
+wait || true
+
+failed=0
+passed=0
+for target in "${targets[@]}"; do
+  result="$(cat "$work/$target.result" 2>/dev/null || echo "fuzz $target: FAILED (no result)")"
+  echo "$result"
+  case "$result" in
+    *FAILED*)
+      failed=$((failed + 1))
+      [ -f "$work/$target.log" ] && tail -40 "$work/$target.log"
+      # Kept (fuzz/artifacts is not committed): add it to seeds/$target as
+      # crash-NAME once fixed, so every later run tries it first.
+      ls -d "artifacts/$target/"* 2>/dev/null || true
+      ;;
+    *) passed=$((passed + 1)) ;;
+  esac
+done
+echo "== fuzzed for $(($(date +%s) - start)) s, $jobs at a time"
 echo "fuzz: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
