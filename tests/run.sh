@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every onionpkg test: formatting, lints, unit, integration and
-# end-to-end tests (private Tor network, python-tuf interop).
+# end-to-end tests (private Tor network, python-tuf interop), and a bounded
+# run of every fuzz target (fuzz/smoke.sh).
 #
 # On a fresh Debian machine it first installs what the tests need: Debian's
 # tor, curl, Knot DNS (knotd, keymgr, knsupdate), dig, nginx, wrk, GNU time,
@@ -31,12 +32,15 @@ export ONIONPKG_PYTHON="$PWD/.venv/bin/python"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
 log "packaging: systemd units, man pages, completions"
 bash packaging/check.sh
+log "fuzzing, smoke version: every target for 5 s on the stable toolchain (the long run is fuzz/long.sh)"
+bash fuzz/smoke.sh
 log "benchmarks, smoke version (the full run is tests/bench.sh)"
 smoke="$(mktemp -d)"
 trap 'rm -rf "$smoke"' EXIT

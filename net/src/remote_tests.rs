@@ -103,7 +103,17 @@ async fn refuses_unsafe_names_and_urls_the_transport_cannot_fetch() {
         tls: Tls::new(None).unwrap(),
         loopback_http: false,
     });
-    assert!(RemoteRepository::new(https, &web("http://127.0.0.1:1/")).is_err());
+    let err = RemoteRepository::new(https, &web("http://127.0.0.1:1/")).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Refused {
+                transport: "https",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]

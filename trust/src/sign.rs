@@ -248,7 +248,8 @@ mod tests {
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         assert!(!shown.contains(&body));
         // Never overwritten.
-        assert!(SecretKey::generate().write_file(&path, None).is_err());
+        let err = SecretKey::generate().write_file(&path, None).unwrap_err();
+        assert!(err.to_string().contains("refusing to overwrite"), "{err}");
     }
 
     #[test]

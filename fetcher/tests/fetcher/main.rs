@@ -18,4 +18,5 @@ mod failover;
 mod freeze;
 mod interop;
 mod server;
+mod streaming;
 mod util;

@@ -1,11 +1,13 @@
 //! An HTTPS mirror on 127.0.0.1 serving a repository tree, with switches
-//! for misbehaviour: tampered targets, a stall partway through a target.
+//! for misbehaviour: tampered targets, a stall partway through a target,
+//! megabytes more after a target, a target trickled out too slowly.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -32,6 +34,14 @@ pub struct Ctl {
     pub stall_after: AtomicU64,
     /// Send zeros instead of every target's bytes.
     pub garbage: AtomicBool,
+    /// Send every target's bytes, then 16 MiB more (bounded, so that a
+    /// client without the cap fills no disk).
+    pub overlong: AtomicBool,
+    /// When non-zero: send targets this many bytes at a time, one piece
+    /// every `trickle_every_ms` (a slow-retrieval attack).
+    pub trickle_bytes: AtomicU64,
+    /// The pause between two trickled pieces, in milliseconds.
+    pub trickle_every_ms: AtomicU64,
     /// Wakes every waiter created before a request for a target arrives
     /// (`notified()` before the request, `notify_waiters` at it).
     pub target_requested: tokio::sync::Notify,
@@ -162,7 +172,28 @@ fn answer(
     if is_target && ctl.garbage.load(Ordering::SeqCst) {
         body.iter_mut().for_each(|b| *b = 0);
     }
-    let mut resp = if is_target && stall > 0 && stall < body.len() {
+    let trickle = ctl.trickle_bytes.load(Ordering::SeqCst) as usize;
+    let mut resp = if is_target && ctl.overlong.load(Ordering::SeqCst) {
+        let endless = futures::stream::repeat_with(|| {
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(&[b'x'; 4096])))
+        })
+        .take(4096);
+        let chunks =
+            futures::stream::once(
+                async move { Ok::<_, Infallible>(Frame::data(Bytes::from(body))) },
+            )
+            .chain(endless);
+        Response::new(BodyExt::boxed(StreamBody::new(chunks)))
+    } else if is_target && trickle > 0 {
+        let every = Duration::from_millis(ctl.trickle_every_ms.load(Ordering::SeqCst));
+        let pieces: Vec<Bytes> = body.chunks(trickle).map(Bytes::copy_from_slice).collect();
+        // The pace is the misbehaviour under test, not a synchronisation.
+        let chunks = futures::stream::iter(pieces).then(move |piece| async move {
+            tokio::time::sleep(every).await;
+            Ok::<_, Infallible>(Frame::data(piece))
+        });
+        Response::new(BodyExt::boxed(StreamBody::new(chunks)))
+    } else if is_target && stall > 0 && stall < body.len() {
         let first = Bytes::from(body[..stall].to_vec());
         let chunks = futures::stream::once(async move { Ok::<_, Infallible>(Frame::data(first)) })
             .chain(futures::stream::pending());

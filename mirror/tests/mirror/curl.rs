@@ -210,7 +210,17 @@ async fn curl_over_http_and_https() {
     );
     // A broken reload keeps the current certificate.
     std::fs::write(tmp.path().join("cert.pem"), b"not pem").unwrap();
-    assert!(mirror.reload_tls().is_err());
+    let err = mirror.reload_tls().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            onionpkg_mirror::Error::Tls {
+                what: "certificate",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let out = curl(&[
         "--cacert",
         &new_ca,

@@ -16,16 +16,16 @@ use crate::util::{TestRepo, at, block_on, client_run, t0};
 
 const PKG: &str = "pkg/hello-1.0.tar";
 
-fn read(path: &Path) -> Value {
+pub(crate) fn read(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn write(path: &Path, v: &Value) {
+pub(crate) fn write(path: &Path, v: &Value) {
     std::fs::write(path, serde_json::to_vec_pretty(v).unwrap()).unwrap();
 }
 
 /// Re-signs the envelope at `path` after `edit`, with the key files `stems`.
-fn resign(t: &TestRepo, path: &Path, stems: &[&str], edit: impl FnOnce(&mut Value)) {
+pub(crate) fn resign(t: &TestRepo, path: &Path, stems: &[&str], edit: impl FnOnce(&mut Value)) {
     let mut env = read(path);
     edit(&mut env["signed"]);
     let keys: Vec<SecretKey> = stems.iter().map(|s| t.keys.load(s).unwrap()).collect();
@@ -34,7 +34,7 @@ fn resign(t: &TestRepo, path: &Path, stems: &[&str], edit: impl FnOnce(&mut Valu
 }
 
 /// The hashed bin that lists the package.
-fn pkg_bin() -> String {
+pub(crate) fn pkg_bin() -> String {
     crate::util::default_bin_of(PKG)
 }
 
@@ -50,7 +50,7 @@ fn pkg_file(t: &TestRepo) -> std::path::PathBuf {
         .join(format!("pkg/{hash}.hello-1.0.tar"))
 }
 
-fn fetch(t: &TestRepo, now: jiff::Timestamp) -> Result<Option<Vec<u8>>, VerifyError> {
+pub(crate) fn fetch(t: &TestRepo, now: jiff::Timestamp) -> Result<Option<Vec<u8>>, VerifyError> {
     client_run(t.repo.dir(), &t.root_v1(), None, now, Some(PKG))
 }
 
@@ -500,7 +500,16 @@ fn offline_root_signatures_merge_and_install() {
         })
         .collect();
     // One copy alone is below the threshold.
-    assert!(repo.install_root(&copies[0]).is_err());
+    let err = repo.install_root(&copies[0]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            onionpkg_repo::RepoError::Trust(onionpkg_trust::Error::Verify(
+                VerifyError::ThresholdNotMet { ref role, found: 1, threshold: 2, .. }
+            )) if role == "root"
+        ),
+        "{err:?}"
+    );
     let merged = tmp.path().join("merged.json");
     onionpkg_repo::rootops::merge_files(&merged, &copies).unwrap();
     assert_eq!(repo.install_root(&merged).unwrap(), 1);
@@ -510,7 +519,12 @@ fn offline_root_signatures_merge_and_install() {
     let mut other = read(&copies[1]);
     other["signed"]["version"] = json!(7);
     write(&copies[1], &other);
-    assert!(onionpkg_repo::rootops::merge_files(&merged, &copies).is_err());
+    let err = onionpkg_repo::rootops::merge_files(&merged, &copies).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the copies sign different contents"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -542,7 +556,10 @@ fn the_clock_policy_decides_expiry_and_refuses_a_clock_behind_the_floor() {
     ));
     assert!(refresh(&policy(late, 3600)).is_ok());
     // Tolerance is bounded.
-    assert!(Tolerance::from_secs(2 * 3600).is_err());
+    assert!(matches!(
+        Tolerance::from_secs(2 * 3600),
+        Err(onionpkg_trust::clock::ClockError::ToleranceTooLarge { .. })
+    ));
     // A signed time seen at t0 + 10 h raises the floor, persisted; a clock
     // reading t0 + 1 h is then refused, naming the clock.
     let mut p = policy(at(10), 0);

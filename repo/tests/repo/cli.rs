@@ -207,17 +207,23 @@ fn announce_and_mirror_list_verify_as_clients_would() {
     let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&ts).into();
     assert_eq!(a.timestamp_hash, hash);
     // Bound to its name: another owner name does not verify.
+    let err = onionpkg_trust::announce::verify(
+        text,
+        "_update.example.net",
+        "stable",
+        &keys,
+        jiff::Timestamp::now(),
+        onionpkg_trust::clock::Tolerance::ZERO,
+        None,
+    )
+    .unwrap_err();
     assert!(
-        onionpkg_trust::announce::verify(
-            text,
-            "_update.example.net",
-            "stable",
-            &keys,
-            jiff::Timestamp::now(),
-            onionpkg_trust::clock::Tolerance::ZERO,
-            None,
-        )
-        .is_err()
+        matches!(
+            err,
+            onionpkg_trust::announce::AnnounceError::NoValidSignature { ref owner }
+                if owner == "_update.example.net"
+        ),
+        "{err:?}"
     );
     let zone = ok(&repo_cmd(
         &repo,

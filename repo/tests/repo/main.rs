@@ -15,6 +15,7 @@ mod cli;
 mod docs;
 mod interop;
 mod norepo;
+mod pins;
 mod rotation;
 mod thresholds;
 mod util;

@@ -36,6 +36,16 @@ pub enum VerifyError {
         /// for nothing), where known.
         unusable: Vec<UnusableKey>,
     },
+    /// One key's signature is listed more than once: an attempt to make one
+    /// key count twice towards a threshold. Refused outright, as python-tuf
+    /// does, even when the other signatures would meet the threshold.
+    #[error("{role} metadata lists more than one signature of key {keyid}")]
+    DuplicateSignature {
+        /// The role.
+        role: String,
+        /// The key whose signature is listed twice.
+        keyid: String,
+    },
     /// The keys of a role that onionpkg can verify cannot meet its threshold,
     /// because others are of a scheme it does not verify, or malformed.
     #[error(
@@ -209,6 +219,10 @@ pub(super) fn map_err(e: sigstore_tuf::Error, ctx: Context<'_>) -> VerifyError {
             found,
             threshold,
             unusable: Vec::new(),
+        },
+        E::DuplicateSignature { role, key_id } => VerifyError::DuplicateSignature {
+            role,
+            keyid: key_id,
         },
         E::Rollback { role, trusted, new } => VerifyError::Rollback {
             role: role_name(&role),
