@@ -87,6 +87,18 @@ pub enum AppError {
     /// No root is pinned yet.
     #[error("not initialized: no pinned root at {0}; run `onionpkg-fetch init --root FILE`")]
     NotInitialized(PathBuf),
+    /// No root is pinned and the configured `trust_root` is missing too:
+    /// the service could not start (`check-config`).
+    #[error(
+        "no trust root: none pinned at {pinned} and no {configured} (trust_root) to pin; \
+         install the distribution's root.json there, or run `onionpkg-fetch init --root FILE`"
+    )]
+    NoTrustRoot {
+        /// Where the pinned root would be.
+        pinned: PathBuf,
+        /// The configured `trust_root`.
+        configured: PathBuf,
+    },
     /// Trusted metadata expired and could not be refreshed.
     #[error(
         "trusted metadata expired at {expires} and no mirror could refresh it; updates stop until one can{}",
@@ -189,7 +201,7 @@ impl AppError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Config(_) | Self::Usage(_) => exit::USAGE,
-            Self::NotInitialized(_) => exit::NOT_INITIALIZED,
+            Self::NotInitialized(_) | Self::NoTrustRoot { .. } => exit::NOT_INITIALIZED,
             Self::Expired { .. } => exit::EXPIRED,
             Self::Clock(ClockError::BehindFloor { .. }) => exit::CLOCK,
             Self::Clock(_) => exit::USAGE,

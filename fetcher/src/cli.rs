@@ -10,6 +10,7 @@
 //!   status                  trusted versions, expiries, mirror list, clock
 //!   mirrors                 the mirrors in the order they would be tried
 //!   feeds sync [NAME...]    verified feed files into the output directory
+//!   check-config            can the service start? (reads only, no network)
 //! ```
 //!
 //! Exit codes: 0 success (`check`: up to date); 1 unexpected failure (local
@@ -110,6 +111,9 @@ pub enum Command {
         #[command(subcommand)]
         action: FeedsAction,
     },
+    /// Check the configuration and the trust root it names, reading only:
+    /// exit 0 when the service can start. Writes nothing and uses no network.
+    CheckConfig,
 }
 
 /// What `feeds` does.
@@ -360,6 +364,20 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
                 let human = downloaded_line(&d);
                 out.stdout.push(line(json, "feed", &d, human));
             }
+        }
+        Command::CheckConfig => {
+            let r = commands::check_config(app)?;
+            let human = format!(
+                "configuration ok; trust root version {} ({}{})",
+                r.root_version,
+                r.root_file.display(),
+                if r.pinned {
+                    ", pinned"
+                } else {
+                    ", pinned on the first run"
+                },
+            );
+            out.stdout.push(line(json, "check-config", &r, human));
         }
         Command::Mirrors => {
             for m in commands::mirrors(app)? {

@@ -53,6 +53,13 @@ pub enum Command {
         #[command(subcommand)]
         action: FeedsAction,
     },
+    /// Check the configuration and the files `serve` reads at start, reading
+    /// only (no listener, no network): exit 0 when it can start, 3 when not.
+    CheckConfig {
+        /// The mirror configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Print the onion address, the last sync and the served version.
     Status {
         /// The mirror configuration file.
@@ -93,7 +100,7 @@ pub enum FeedsAction {
 /// - 2: a usage error (reported by the argument parser; a feed name that is
 ///   not configured; an `--upstream` URL sync may not use);
 /// - 3: bad configuration (the file, the TLS PEM files, the repository root,
-///   the trusted root, a missing `[sync]` section);
+///   the trusted root, a missing `[sync]` section; `check-config` refusing);
 /// - 4: a listener cannot be bound (address in use, permission denied);
 /// - 5: sync refused: the upstream repository failed verification (a
 ///   tampered file, expired or rolled-back metadata), or the clock is behind
