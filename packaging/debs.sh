@@ -153,6 +153,11 @@ debootstrap_tarball() {
   tarball="$cache/$suite-minbase-${include//,/-}.tar"
   mkdir -p "$cache"
   [ -f "$tarball" ] && return 0
+  # Without a network, say so at once rather than after wget's retries.
+  if ! timeout 20 wget -q -t 1 -T 10 -O /dev/null "$mirror/dists/$suite/InRelease"; then
+    echo "cannot reach $mirror/dists/$suite/InRelease" >&2
+    return 1
+  fi
   log "debootstrap $suite from $mirror (once; cached in $tarball)"
   fresh="$(mktemp -d "$cache/root.XXXXXX")"
   if ! timeout 600 debootstrap --variant=minbase --include="$include" \
