@@ -3,17 +3,21 @@
 # service writes lies inside what its unit lets it write (StateDirectory=,
 # CacheDirectory=, LogsDirectory=, ReadWritePaths=; config/tests/), the
 # systemd units pass `systemd-analyze verify`, the man pages generated from
-# the binaries' clap definitions render with `man -l`, and the bash
-# completions parse.
+# the binaries' clap definitions render with `man -l`, the bash
+# completions parse, and the Debian packages build, pass lintian, install,
+# upgrade and purge in a throwaway Debian root (packaging/debs.sh).
 #
 # The units name /usr/bin/onionpkg-*; for the check they are copied with
 # those paths pointing at the freshly built binaries, so verify checks what
-# would run. On a fresh Debian machine it installs systemd and man-db first.
+# would run. On a fresh Debian machine it installs systemd, man-db,
+# debootstrap, lintian, dpkg-dev and cargo-deb first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/deps.sh
 
 need systemd-analyze:systemd man:man-db
+need debootstrap:debootstrap lintian:lintian dpkg-shlibdeps:dpkg-dev
+need_cargo_bin cargo-deb cargo-deb 3.8.0
 
 log "packaged configurations against their units"
 cargo test --locked -q -p onionpkg-config --test packaging --test unit_paths
@@ -23,9 +27,15 @@ cargo build --locked --bins -q
 # The binaries are where cargo put them: CARGO_TARGET_DIR when it is set.
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
-bin="$target/debug"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# Copied at once: other checkouts sharing the target dir put theirs at the
+# same paths when they build.
+bin="$work/bin"
+mkdir "$bin"
+for b in onionpkg-fetch onionpkg-mirror onionpkg-announce onionpkg-repo onionpkg-signer; do
+  cp "$target/debug/$b" "$bin/"
+done
 cargo xtask man "$work/man" >/dev/null
 cargo xtask completions "$work/completions" >/dev/null
 
@@ -62,3 +72,7 @@ if grep -q . "$work/verify.log"; then
   exit 1
 fi
 echo "units verified: $(ls packaging/systemd | tr '\n' ' ')"
+
+# The Debian packages, from the binaries, pages and completions made above.
+ONIONPKG_BINS="$bin" ONIONPKG_MAN="$work/man" ONIONPKG_COMPLETIONS="$work/completions" \
+  bash packaging/debs.sh

@@ -3,6 +3,7 @@
 #
 #   need COMMAND:PACKAGE ...    e.g. need tor:tor curl:curl knotd:knot
 #   install PACKAGE ...         unconditionally
+#   need_cargo_bin COMMAND CRATE VERSION   a tool from crates.io
 
 log() { printf '==> %s\n' "$*"; }
 
@@ -15,6 +16,15 @@ need() {
   done
   if ((${#missing[@]})); then
     install "${missing[@]}"
+  fi
+}
+
+# need_cargo_bin COMMAND CRATE VERSION: installs CRATE at VERSION with
+# `cargo install --locked` unless COMMAND already reports that version.
+need_cargo_bin() {
+  if ! "$1" --version 2>/dev/null | grep -qx "$1 $3"; then
+    log "cargo install $2 $3"
+    cargo install --locked --quiet "$2" --version "$3"
   fi
 }
 

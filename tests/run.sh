@@ -5,7 +5,8 @@
 #
 # On a fresh Debian machine it first installs what the tests need: Debian's
 # tor, curl, Knot DNS (knotd, keymgr, knsupdate), dig, nginx, wrk, GNU time,
-# libfaketime, python3-venv, and python-tuf from PyPI in ./.venv. It ends
+# libfaketime, python3-venv, debootstrap, lintian, dpkg-dev, cargo-deb from
+# crates.io, and python-tuf from PyPI in ./.venv. It ends
 # with the smoke version of the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,11 @@ cd "$(dirname "$0")/.."
 need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils \
   nginx:nginx-light wrk:wrk /usr/bin/time:time faketime:faketime strace:strace \
   softhsm2-util:softhsm2 pkcs11-tool:opensc
+# The Debian packages (packaging/debs.sh): cargo-deb builds them, dpkg-dev's
+# dpkg-shlibdeps finds their library dependencies, lintian checks them, and
+# debootstrap makes the root they are installed into.
+need debootstrap:debootstrap lintian:lintian dpkg-shlibdeps:dpkg-dev
+need_cargo_bin cargo-deb cargo-deb 3.8.0
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install python3-venv
 
 # python-tuf is the interop peer of the trust layer.

@@ -98,3 +98,50 @@ fn the_signer_config_uses_the_unit_directories_and_credential() {
     );
     assert!(u.contains("--config /etc/onionpkg/signer.toml"));
 }
+
+/// The maintainer script of a Debian package (packaging/debian/).
+fn maintainer_script(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/debian")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The value of `KEY=` in a unit.
+fn unit_value<'a>(unit: &'a str, key: &str) -> Option<&'a str> {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+}
+
+#[test]
+fn the_units_run_as_the_users_the_packages_make() {
+    // Static users where files must keep their owner: the fetcher's pinned
+    // root and Tor state, the mirror's onion key, the signer's token and log.
+    for name in ["onionpkg-fetch", "onionpkg-mirror", "onionpkg-signer"] {
+        let u = unit(&format!("{name}.service"));
+        let postinst = maintainer_script(&format!("{name}.postinst"));
+        assert_eq!(unit_value(&u, "DynamicUser"), None, "{name}");
+        assert_eq!(unit_value(&u, "User"), Some(name));
+        assert_eq!(unit_value(&u, "Group"), Some(name));
+        assert_eq!(unit_value(&u, "StateDirectory"), Some(name));
+        assert!(postinst.contains(&format!("\nNAME={name}\n")), "{name}");
+        assert!(
+            postinst.contains("adduser --quiet --system --group"),
+            "{name}"
+        );
+        // The postinst makes the state directory with the unit's mode, so
+        // systemd does not change it at the first start.
+        let mode = unit_value(&u, "StateDirectoryMode").unwrap();
+        assert!(
+            postinst.contains(&format!("\tdir {mode} /var/lib/$NAME\n")),
+            "{name}: {mode}"
+        );
+        assert!(postinst.contains("check-config"), "{name}");
+    }
+    // The announcement server writes nothing: a DynamicUser, no user made.
+    let u = unit("onionpkg-announce.service");
+    assert_eq!(unit_value(&u, "DynamicUser"), Some("yes"));
+    let postinst = maintainer_script("onionpkg-announce.postinst");
+    assert!(!postinst.contains("adduser"));
+    assert!(postinst.contains("check-config"));
+}

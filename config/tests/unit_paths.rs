@@ -1,7 +1,7 @@
 //! Every path a packaged service writes lies where its systemd unit lets it
 //! write: the units run with `ProtectSystem=strict`, so anything outside
-//! `StateDirectory=`, `CacheDirectory=`, `LogsDirectory=` and
-//! `ReadWritePaths=` is read-only to them, and a service writing there fails
+//! `StateDirectory=`, `CacheDirectory=`, `LogsDirectory=`,
+//! `RuntimeDirectory=` and `ReadWritePaths=` is read-only to them, and a service writing there fails
 //! only when it runs (Tor's state in `/var/lib/onionpkg/tor`, say).
 //!
 //! The paths each service writes are taken from its configuration as loaded
@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use onionpkg_config::announce::AnnounceConfig;
 use onionpkg_config::fetcher::FetcherConfig;
 use onionpkg_config::mirror::{FeedPublishConfig, FeedsConfig, MirrorConfig};
+use onionpkg_config::signer::{BackendConfig, LogConfig, SignerConfig};
 use onionpkg_config::tor::TorConfig;
 
 fn repo_file(path: &str) -> PathBuf {
@@ -37,6 +38,7 @@ fn writable_dirs(unit: &str) -> Vec<PathBuf> {
             "StateDirectory" => Some("/var/lib"),
             "CacheDirectory" => Some("/var/cache"),
             "LogsDirectory" => Some("/var/log"),
+            "RuntimeDirectory" => Some("/run"),
             "ReadWritePaths" => None,
             _ => continue,
         };
@@ -173,6 +175,65 @@ fn announce_writes(c: &AnnounceConfig) -> Vec<(&'static str, &Path)> {
     Vec::new()
 }
 
+/// What `onionpkg-signer serve` writes: its state and log, the socket, and
+/// the key store of the file backend.
+fn signer_writes(c: &SignerConfig) -> Vec<(&'static str, &Path)> {
+    let SignerConfig {
+        socket,
+        state_dir,
+        request_window: _,
+        backend,
+        log,
+        role: _,
+        client: _,
+    } = c;
+    let BackendConfig {
+        kind: _,
+        module: _,
+        token: _,
+        pin_file: _,
+        pin_env: _,
+        // Written by `keys generate`, run by the operator as the service's
+        // user; the service only reads it, but that user owns it.
+        key_dir,
+        passphrase_dir: _,
+    } = backend;
+    let LogConfig {
+        origin: _,
+        dir,
+        verifier_key: _,
+    } = log;
+    let mut out = vec![("state_dir", state_dir.as_path())];
+    // The socket is made (and replaced) in its directory.
+    if let Some(parent) = socket.parent() {
+        out.push(("socket", parent));
+    }
+    if let Some(dir) = dir {
+        out.push(("log.dir", dir.as_path()));
+    }
+    if let Some(dir) = key_dir {
+        out.push(("backend.key_dir", dir.as_path()));
+    }
+    out
+}
+
+/// The token directory of a SoftHSM2 configuration (`directories.tokendir`):
+/// SoftHSM2 writes its token files there.
+fn softhsm_tokendir(conf: &str) -> PathBuf {
+    conf.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "directories.tokendir")
+        .map(|(_, v)| PathBuf::from(v.trim()))
+        .unwrap()
+}
+
+/// The value of `Environment=NAME=VALUE` in a unit.
+fn unit_env<'a>(unit: &'a str, name: &str) -> Option<&'a str> {
+    unit.lines()
+        .filter_map(|l| l.trim().strip_prefix("Environment="))
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
 fn fetcher(text: &str) -> FetcherConfig {
     onionpkg_config::from_str(text, "/etc/onionpkg/fetcher.toml").unwrap()
 }
@@ -204,6 +265,42 @@ fn every_packaged_service_writes_only_where_its_unit_allows() {
     )
     .unwrap();
     assert_eq!(outside(&unit, &announce_writes(&c)), Vec::<String>::new());
+
+    let unit = read("packaging/systemd/onionpkg-signer.service");
+    let c: SignerConfig = onionpkg_config::from_str(
+        &read("packaging/etc/onionpkg/signer.toml"),
+        "/etc/onionpkg/signer.toml",
+    )
+    .unwrap();
+    assert_eq!(outside(&unit, &signer_writes(&c)), Vec::<String>::new());
+    // SoftHSM2 writes the token where the unit's SOFTHSM2_CONF says.
+    let conf = unit_env(&unit, "SOFTHSM2_CONF").unwrap();
+    let packaged = conf.strip_prefix("/etc/onionpkg/").unwrap();
+    let tokens = softhsm_tokendir(&read(&format!("packaging/etc/onionpkg/{packaged}")));
+    assert_eq!(
+        outside(&unit, &[("directories.tokendir", tokens.as_path())]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_signer_check_finds_a_token_outside_the_unit_directories() {
+    let unit = read("packaging/systemd/onionpkg-signer.service");
+    // Debian's shared SoftHSM2 token directory, as the unit once had it.
+    let shared = softhsm_tokendir("directories.tokendir = /var/lib/softhsm/tokens\n");
+    assert_eq!(
+        outside(&unit, &[("directories.tokendir", shared.as_path())]),
+        ["directories.tokendir: /var/lib/softhsm/tokens"]
+    );
+    let c: SignerConfig = onionpkg_config::from_str(
+        &read("packaging/etc/onionpkg/signer.toml").replace(
+            "socket = \"/run/onionpkg-signer/signer.sock\"",
+            "socket = \"/run/signer.sock\"",
+        ),
+        "/etc/onionpkg/signer.toml",
+    )
+    .unwrap();
+    assert_eq!(outside(&unit, &signer_writes(&c)), ["socket: /run"]);
 }
 
 #[test]

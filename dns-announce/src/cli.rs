@@ -120,6 +120,13 @@ pub enum Command {
         #[arg(long)]
         ns: Option<String>,
     },
+    /// Check a `serve` configuration and the files it names, reading only
+    /// (no socket, no network): exit 0 when `serve` can start, 2 when not.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Query the announcement and verify it against the root's timestamp keys.
     Check {
         /// The owner name of the record, like _update.example.org.
@@ -371,6 +378,7 @@ pub async fn run(cli: &Cli, now: Timestamp, on_ready: impl FnOnce(Output)) -> Re
             )
             .await
         }
+        Command::CheckConfig { config } => Ok(crate::config_check::check_config(config)?),
         Command::Check {
             name,
             root,

@@ -48,6 +48,8 @@
 pub mod check;
 #[cfg(feature = "release")]
 pub mod cli;
+#[cfg(feature = "release")]
+pub mod config_check;
 pub mod dnssec;
 mod err;
 #[cfg(feature = "release")]

@@ -10,6 +10,7 @@
 //!   status                  trusted versions, expiries, mirror list, clock
 //!   mirrors                 the mirrors in the order they would be tried
 //!   feeds sync [NAME...]    verified feed files into the output directory
+//!   check-config            can the service start? (reads only, no network)
 //! ```
 //!
 //! Exit codes: the table every onionpkg program shares
@@ -97,6 +98,9 @@ pub enum Command {
         #[command(subcommand)]
         action: FeedsAction,
     },
+    /// Check the configuration and the trust root it names, reading only:
+    /// exit 0 when the service can start. Writes nothing and uses no network.
+    CheckConfig,
 }
 
 /// What `feeds` does.
@@ -209,6 +213,10 @@ async fn command(app: &mut App, cmd: Command, p: &Printer, out: &mut Output) -> 
             for d in commands::download_selection(app, &t, &selection, bars).await? {
                 out.stdout.push(output::downloaded(p, "feed", &d));
             }
+        }
+        Command::CheckConfig => {
+            let r = commands::check_config(app)?;
+            out.stdout.push(output::check_config(p, &r));
         }
         Command::Mirrors => {
             for m in commands::mirrors(app)? {

@@ -1,5 +1,6 @@
 //! The network commands: `update`, `download`, `check`, and the local
-//! `status` and `mirrors`, each returning a report for the command line.
+//! `status`, `mirrors` and `check-config`, each returning a report for the
+//! command line.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -557,4 +558,58 @@ pub fn mirrors(app: &mut App) -> AppResult<Vec<MirrorRow>> {
             }
         })
         .collect())
+}
+
+/// What `check-config` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigReport {
+    /// The root the service would trust: the pinned one, else the configured
+    /// `trust_root`, which it would pin on its first run.
+    pub root_file: PathBuf,
+    /// Its version.
+    pub root_version: u64,
+    /// Whether that root is pinned already.
+    pub pinned: bool,
+}
+
+/// Checks what the service needs beyond a configuration that loads: a trust
+/// root that passes the root checks, and the extra CA certificates and the
+/// DNSSEC anchors when they are set. Reads only, contacts nobody and writes
+/// nothing (a package's installer runs it before enabling the service; the
+/// first run pins the configured root, this does not).
+pub fn check_config(app: &App) -> AppResult<ConfigReport> {
+    let pinned = app.state().root();
+    let read = |path: &std::path::Path| {
+        crate::state::read_capped(path, roles::ROOT_MAX_BYTES)
+            .map(|b| (path.to_owned(), b))
+            .map_err(|source| (path.to_owned(), source))
+    };
+    let (root_file, bytes) = match read(&pinned) {
+        Err((_, e)) if e.kind() == std::io::ErrorKind::NotFound => read(&app.config().trust_root),
+        other => other,
+    }
+    .map_err(|(path, source)| match source.kind() {
+        std::io::ErrorKind::NotFound => AppError::NoTrustRoot {
+            pinned: pinned.clone(),
+            configured: app.config().trust_root.clone(),
+        },
+        _ => AppError::Io { path, source },
+    })?;
+    let root = onionpkg_trust::metadata::check_root(&bytes)?;
+    onionpkg_net::transport::Tls::load(app.config().https.extra_ca.as_deref())
+        .map_err(|e| AppError::Usage(format!("[https] extra_ca: {e}")))?;
+    if let Some(anchors) = app
+        .config()
+        .announcement
+        .as_ref()
+        .and_then(|a| a.dnssec_anchors.as_deref())
+    {
+        onionpkg_announce::load_anchors(anchors)
+            .map_err(|e| AppError::Usage(format!("[announcement] dnssec_anchors: {e}")))?;
+    }
+    Ok(ConfigReport {
+        pinned: root_file == pinned,
+        root_file,
+        root_version: root.version,
+    })
 }

@@ -72,6 +72,18 @@ pub enum AppError {
     /// No root is pinned yet.
     #[error("not initialized: no pinned root at {0}; run `onionpkg-fetch init --root FILE`")]
     NotInitialized(PathBuf),
+    /// No root is pinned and the configured `trust_root` is missing too:
+    /// the service could not start (`check-config`).
+    #[error(
+        "no trust root: none pinned at {pinned} and no {configured} (trust_root) to pin; \
+         install the distribution's root.json there, or run `onionpkg-fetch init --root FILE`"
+    )]
+    NoTrustRoot {
+        /// Where the pinned root would be.
+        pinned: PathBuf,
+        /// The configured `trust_root`.
+        configured: PathBuf,
+    },
     /// Trusted metadata expired and could not be refreshed.
     #[error(
         "trusted metadata expired at {expires} and no mirror could refresh it; updates stop until one can{}",
@@ -174,7 +186,7 @@ impl HasKind for AppError {
         match self {
             Self::Config(e) => e.kind(),
             Self::Usage(_) | Self::RootPinned { .. } => ErrorKind::BadConfig,
-            Self::NotInitialized(_) => ErrorKind::NotInitialized,
+            Self::NotInitialized(_) | Self::NoTrustRoot { .. } => ErrorKind::NotInitialized,
             Self::Expired { .. } => ErrorKind::Expired,
             Self::Clock(e) => e.kind(),
             Self::AllMirrorsFailed { tried } => all_failed(tried),

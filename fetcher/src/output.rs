@@ -5,7 +5,9 @@
 
 use serde::Serialize;
 
-use crate::commands::{CheckReport, Downloaded, MirrorRow, StatusReport, UpdateReport};
+use crate::commands::{
+    CheckReport, ConfigReport, Downloaded, MirrorRow, StatusReport, UpdateReport,
+};
 
 /// What the binary prints, for `main` to write out.
 #[derive(Debug, Default)]
@@ -158,6 +160,21 @@ pub fn status(p: &Printer, s: &StatusReport) -> String {
             .map_or_else(|| "-".into(), |(m, t)| format!("{m} at {t}")),
     );
     p.event("status", s, human)
+}
+
+/// `check-config`.
+pub fn check_config(p: &Printer, r: &ConfigReport) -> String {
+    let human = format!(
+        "configuration ok; trust root version {} ({}{})",
+        r.root_version,
+        r.root_file.display(),
+        if r.pinned {
+            ", pinned"
+        } else {
+            ", pinned on the first run"
+        },
+    );
+    p.event("check-config", r, human)
 }
 
 /// One line of `mirrors`.

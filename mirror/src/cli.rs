@@ -53,6 +53,13 @@ pub enum Command {
         #[command(subcommand)]
         action: FeedsAction,
     },
+    /// Check the configuration and the files `serve` reads at start, reading
+    /// only (no listener, no network): exit 0 when it can start, 3 when not.
+    CheckConfig {
+        /// The mirror configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Print the onion address, the last sync and the served version.
     Status {
         /// The mirror configuration file.

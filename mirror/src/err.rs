@@ -49,6 +49,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The trusted root of `[sync]` is missing or not a valid root
+    /// (`check-config`).
+    #[error("[sync] trust_root {path}: {reason}")]
+    TrustRoot {
+        /// The configured file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
     /// The TLS certificate chain or key cannot be read or used.
     #[error("tls {what} {path}: {reason}")]
     Tls {
@@ -204,7 +214,7 @@ impl HasKind for Error {
                 ErrorKind::BadConfig
             }
             Self::BadConfig(e) => e.kind(),
-            Self::Root { .. } | Self::Tls { .. } => ErrorKind::BadConfig,
+            Self::Root { .. } | Self::Tls { .. } | Self::TrustRoot { .. } => ErrorKind::BadConfig,
             Self::Launch(_) | Self::NoAddress | Self::Bind { .. } | Self::Io { .. } => {
                 ErrorKind::Io
             }

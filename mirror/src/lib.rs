@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod check;
 pub mod cli;
 mod err;
 mod fastopen;

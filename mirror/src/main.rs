@@ -55,6 +55,8 @@ fn main() -> ExitCode {
                     }
                 }
             }),
+            Command::CheckConfig { config } => onionpkg_mirror::check::check_config(&config)
+                .map(|lines| lines.iter().for_each(|l| println!("{l}"))),
             Command::Status { config, json } => cli::status(&config).map(|r| {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());

@@ -42,6 +42,9 @@ pub enum Command {
     /// Check and read the log of signatures.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check the configuration for `serve`, reading only (the token is not
+    /// opened): exit 0 when it can start.
+    CheckConfig,
     /// The key-holding process the server starts (speaks a binary protocol on
     /// stdin and stdout; not for people).
     #[command(hide = true)]
@@ -122,6 +125,10 @@ pub fn run(cli: &Cli) -> Result<Vec<String>> {
             crate::server::serve(&cfg, &cli.config)?;
             Ok(Vec::new())
         }
+        Command::CheckConfig => {
+            let cfg = onionpkg_config::load_signer(&cli.config)?;
+            check_config(&cfg, &cli.config)
+        }
         Command::Audit(AuditCommand::Verify { verifier_key }) => {
             let cfg = onionpkg_config::load_signer(&cli.config)?;
             crate::audit::verify_command(&cfg, verifier_key.as_deref())
@@ -131,4 +138,50 @@ pub fn run(cli: &Cli) -> Result<Vec<String>> {
             crate::audit::list(&cfg, *since, *json)
         }
     }
+}
+
+/// Where systemd puts the credentials of a running unit: they exist only
+/// while it runs, and systemd refuses to start it when a source is missing.
+const CREDENTIALS_DIR: &str = "/run/credentials/";
+
+/// What `serve` needs beyond a configuration that loads, checked without
+/// opening the token (that takes the PIN, and a package's installer asks
+/// this before enabling the service): the log's verifier key is set, the
+/// PKCS#11 module and the PIN file are there (a PIN file that is a
+/// credential of the unit is left to systemd).
+fn check_config(
+    cfg: &onionpkg_config::SignerConfig,
+    path: &std::path::Path,
+) -> Result<Vec<String>> {
+    if cfg.log.verifier_key.is_none() {
+        return Err(Error::NotReady(
+            "log.verifier_key is not set: make the log key with `keys generate --role log` \
+             and set it to the verifier key printed"
+                .into(),
+        ));
+    }
+    let mut lines = vec![format!("{}: configuration ok", path.display())];
+    if let Some(module) = &cfg.backend.module
+        && !module.is_file()
+    {
+        return Err(Error::NotReady(format!(
+            "backend.module {}: no such file (is the token's PKCS#11 module installed?)",
+            module.display()
+        )));
+    }
+    if let Some(pin) = &cfg.backend.pin_file {
+        if pin.starts_with(CREDENTIALS_DIR) && !pin.exists() {
+            lines.push(format!(
+                "backend.pin_file {}: a systemd credential, not present outside the unit: \
+                 systemd checks its source (LoadCredential=) when it starts",
+                pin.display()
+            ));
+        } else if !pin.is_file() {
+            return Err(Error::NotReady(format!(
+                "backend.pin_file {}: no such file",
+                pin.display()
+            )));
+        }
+    }
+    Ok(lines)
 }

@@ -121,6 +121,10 @@ pub enum Error {
     /// The request cannot be made (client side): a bad argument.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The configuration loads, but `serve` could not start with it
+    /// (`check-config`).
+    #[error("not ready to serve: {0}")]
+    NotReady(String),
 }
 
 impl Error {
@@ -158,6 +162,7 @@ impl HasKind for Error {
             Self::Io { .. } | Self::Busy(_) => ErrorKind::Io,
             Self::Holder(_) => ErrorKind::Internal,
             Self::Protocol(_) | Self::Invalid(_) => ErrorKind::BadInput,
+            Self::NotReady(_) => ErrorKind::BadConfig,
             Self::Transport { .. } => ErrorKind::Network,
             Self::Refused(r) => r.kind(),
             Self::BadSignature { .. } | Self::Log(_) => ErrorKind::Verification,

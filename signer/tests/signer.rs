@@ -15,6 +15,8 @@
 
 #[path = "signer/common.rs"]
 mod common;
+#[path = "signer/config.rs"]
+mod config;
 #[path = "signer/crash.rs"]
 mod crash;
 #[path = "signer/logfile.rs"]

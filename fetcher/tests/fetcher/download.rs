@@ -495,7 +495,7 @@ async fn feeds_sync_puts_verified_feed_files_in_place() {
         .unwrap();
     std::fs::write(&fresh, b"0.0.0.0/0 ; everything\n").unwrap();
     let r = app.run(&["feeds", "sync", "blocklist"]).await;
-    assert_eq!(r.code(), 6, "{}", r.stderr());
+    assert_eq!(r.code(), 8, "{}", r.stderr());
     assert!(
         r.stderr()
             .contains("target feeds/blocklist/drop.txt is longer than its signed length 22"),

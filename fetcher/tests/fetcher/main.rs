@@ -13,6 +13,7 @@
 )]
 
 mod announce;
+mod config;
 mod download;
 mod failover;
 mod freeze;

@@ -53,9 +53,10 @@ async fn run(
     limits: DownloadLimits,
 ) -> Result<std::path::PathBuf, DownloadError> {
     let out = OutDir::open(out).unwrap();
+    let base = onionpkg_core::url::WebUrl::parse_local_base(base).unwrap();
     tokio::time::timeout(
         Duration::from_secs(90),
-        download(transport, base, job, &out, &limits, None),
+        download(transport, &base, job, &out, &limits, None),
     )
     .await
     .expect("the download outlived its own deadline")

@@ -200,3 +200,90 @@ async fn sigterm_stops_serving_and_access_log_is_opt_in() {
         "{log}"
     );
 }
+
+/// `check-config` reads only: the installer asks it before enabling the
+/// service, on a machine where the tree and the trusted root may be missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_refuses_what_serve_could_not_start_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let cfg_str = |p: &Path| p.display().to_string();
+    let tree = d.join("tree");
+    let sync = |root: &Path| {
+        format!(
+            "[sync]\nupstream = \"https://upstream.example/\"\ntrust_root = {:?}\n\
+             via_tor = false\n",
+            root.display().to_string()
+        )
+    };
+
+    // As packaged: [sync] names a trusted root not installed yet. Exit 2,
+    // naming the file; the tree sync would make is not made.
+    let http = "[listen]\nhttp = \"127.0.0.1:0\"\n";
+    let cfg = config(d, &tree, &format!("{http}{}", sync(&d.join("root.json"))));
+    let o = run(&["check-config", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("[sync] trust_root") && stderr(&o).contains("root.json"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!tree.exists());
+
+    // A file that is not a root: 3.
+    std::fs::write(d.join("root.json"), b"{}").unwrap();
+    let o = run(&["check-config", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("[sync] trust_root"), "{}", stderr(&o));
+
+    // The distribution's root: ready.
+    let repo = crate::util::TestRepo::new(&d.join("upstream"), jiff::Timestamp::now());
+    std::fs::copy(repo.root_path(), d.join("root.json")).unwrap();
+    let o = run(&["check-config", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("trusted root version 1"), "{out}");
+    assert!(!tree.exists());
+    assert_eq!(std::fs::read_dir(d.join("state")).unwrap().count(), 0);
+
+    // TLS files that do not load: 3, naming the file. Credentials of a unit
+    // that is not running are left to systemd, and said so.
+    let tls = |cert: &str| {
+        format!("[listen]\nhttps = \"127.0.0.1:0\"\n[tls]\ncert = {cert:?}\nkey = {cert:?}\n")
+    };
+    std::fs::write(d.join("garbage.pem"), b"-----BEGIN NOTHING-----\n").unwrap();
+    let garbage = d.join("garbage.pem").display().to_string();
+    let cfg = config(
+        d,
+        &tree,
+        &format!("{}{}", tls(&garbage), sync(&d.join("root.json"))),
+    );
+    let o = run(&["check-config", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("garbage.pem"), "{}", stderr(&o));
+    let cred = "/run/credentials/onionpkg-mirror-test.service/tls";
+    let cfg = config(
+        d,
+        &tree,
+        &format!("{}{}", tls(cred), sync(&d.join("root.json"))),
+    );
+    let o = run(&["check-config", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("systemd credentials"),
+        "{o:?}"
+    );
+
+    // Without [sync] nothing makes the tree, so it must exist.
+    let cfg = config(d, &tree, "[listen]\nhttp = \"127.0.0.1:0\"\n");
+    let o = run(&["check-config", "--config", &cfg_str(&cfg)]).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("repository root"), "{}", stderr(&o));
+    let o = run(&[
+        "check-config",
+        "--config",
+        &cfg_str(&config(d, repo.dir(), http)),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
