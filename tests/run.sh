@@ -21,6 +21,15 @@ need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils \
   softhsm2-util:softhsm2 pkcs11-tool:opensc
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install python3-venv
 
+# Real feeds: IPFire's signed location database and libloc's tools
+# (`location verify`, and libloc's writer in python3-location for test
+# databases), Tor's GeoIP files, and bubblewrap, the sandbox of external
+# feed checkers.
+need location:location bwrap:bubblewrap
+[ -f /usr/share/libloc-location/location.db ] || install libloc-database
+/usr/bin/python3 -c 'import location' >/dev/null 2>&1 || install python3-location
+[ -f /usr/share/tor/geoip6 ] || install tor-geoipdb
+
 # python-tuf is the interop peer of the trust layer.
 if ! .venv/bin/python -c 'import tuf.ngclient' >/dev/null 2>&1; then
   log "installing python-tuf into .venv"

@@ -35,6 +35,7 @@ mod keypath;
 mod kind;
 mod load;
 pub mod mirror;
+pub mod program;
 pub mod signer;
 pub mod tor;
 

@@ -777,3 +777,116 @@ fn the_announcer_waits_only_for_mirrors_it_can_reach() {
         assert!(e.to_string().contains(why), "{bad}: {e}");
     }
 }
+
+#[test]
+fn feed_checks_of_real_formats() {
+    let b = "name = \"b\"\nupstream = \"https://x.example/location.db\"\n";
+    // libloc needs the publisher's key, and only libloc takes one.
+    let e = error::<MirrorConfig>(&feeds(&format!("{b}check = \"libloc\"\n")), "m.toml");
+    assert_at(
+        &e,
+        13,
+        "feed[1].libloc_key",
+        "required with check = \"libloc\"",
+    );
+    let e = error::<MirrorConfig>(
+        &feeds(&format!("{b}check = \"any\"\nlibloc_key = \"k.pem\"\n")),
+        "m.toml",
+    );
+    assert_at(
+        &e,
+        14,
+        "feed[1].libloc_key",
+        "only used with check = \"libloc\"",
+    );
+    let ok: MirrorConfig = from_str(
+        &feeds(&format!(
+            "{b}check = \"libloc\"\nlibloc_key = \"keys/signing-key.pem\"\n"
+        )),
+        "/etc/onionpkg/m.toml",
+    )
+    .unwrap();
+    assert_eq!(ok.feed[1].check, FeedCheck::Libloc);
+    assert_eq!(
+        ok.feed[1].libloc_key.as_deref(),
+        Some(Path::new("/etc/onionpkg/keys/signing-key.pem"))
+    );
+    assert_eq!(ok.feeds.bwrap, Path::new("/usr/bin/bwrap"));
+    for (check, kind) in [
+        ("tor-geoip", FeedCheck::TorGeoip),
+        ("tor-geoip6", FeedCheck::TorGeoip6),
+    ] {
+        let ok: MirrorConfig =
+            from_str(&feeds(&format!("{b}check = \"{check}\"\n")), "m.toml").unwrap();
+        assert_eq!(ok.feed[1].check, kind);
+    }
+
+    // An external checker: an argument list naming the file, no shell.
+    let e = error::<MirrorConfig>(&feeds(&format!("{b}check = \"external\"\n")), "m.toml");
+    assert_at(
+        &e,
+        13,
+        "feed[1].checker",
+        "required with check = \"external\"",
+    );
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"/usr/bin/suricata\", \"-T\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker", "names the file");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = \"suricata -T -S {{file}}\"\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker", "");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"suricata\", \"{{file}}\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker", "absolute path");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"/bin/x\", \"{{path}}\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker", "placeholder");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"/bin/x\", \"{{file}}\"]\nchecker_timeout = \"2h\"\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 15, "feed[1].checker_timeout", "at most 1h, found 2h");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"/bin/x\", \"{{file}}\"]\nchecker_paths = [\"etc/suricata\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 15, "feed[1].checker_paths[0]", "absolute path");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"any\"\nchecker_paths = [\"/etc/x\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker_paths", "only used with checker");
+    let ok: MirrorConfig = from_str(
+        &feeds(&format!(
+            "{b}check = \"tar.gz\"\nchecker = [\"/usr/bin/suricata\", \"-T\", \"-S\", \"{{file}}\"]\n\
+             checker_paths = [\"/etc/suricata\"]\nchecker_timeout = \"10m\"\n"
+        )),
+        "m.toml",
+    )
+    .unwrap();
+    let c = ok.feed[1].checker.as_ref().unwrap();
+    assert_eq!(c.program(), Path::new("/usr/bin/suricata"));
+    assert_eq!(ok.feed[1].checker_timeout, Duration::from_secs(600));
+}

@@ -124,6 +124,8 @@ fn mirror_writes(c: &MirrorConfig) -> Vec<(&'static str, &Path)> {
         extra_ca: _,
         keep: _,
         publish,
+        // Checkers run with the file system read-only.
+        bwrap: _,
     } = feeds;
     let mut out = vec![("root", root.as_path()), ("state_dir", state_dir.as_path())];
     out.extend(tor_writes(tor));
