@@ -890,3 +890,63 @@ fn feed_checks_of_real_formats() {
     assert_eq!(c.program(), Path::new("/usr/bin/suricata"));
     assert_eq!(ok.feed[1].checker_timeout, Duration::from_secs(600));
 }
+
+#[test]
+fn feed_actions_on_the_appliance() {
+    let c: FetcherConfig = from_str(
+        &fetcher(
+            "[feeds.location]\non_update = [\"/usr/bin/location\", \"--database\", \"{file}\", \"verify\"]\n\
+             [feeds.blocklist]\non_update = [\"/usr/sbin/ipset\", \"restore\", \"-exist\", \"-file\", \"{file}\"]\ntimeout = \"30s\"\n",
+        ),
+        "f.toml",
+    )
+    .unwrap();
+    assert_eq!(c.feeds.len(), 2);
+    assert_eq!(c.feeds["location"].timeout, Duration::from_secs(300));
+    assert_eq!(c.feeds["blocklist"].timeout, Duration::from_secs(30));
+    assert!(c.feeds["location"].on_update.names_file());
+    assert!(
+        from_str::<FetcherConfig>(&fetcher(""), "f.toml")
+            .unwrap()
+            .feeds
+            .is_empty()
+    );
+
+    // Refused at load: a bad name, no program, a shell line, a relative
+    // program, an unknown placeholder, a bad timeout, an unknown key.
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.Location]\non_update = [\"/bin/true\"]\n"),
+        "f.toml",
+    );
+    assert_at(&e, 6, "feeds.Location", "a-z, 0-9 and '-'");
+    let e = error::<FetcherConfig>(&fetcher("[feeds.location]\ntimeout = \"1m\"\n"), "f.toml");
+    assert!(matches!(e, ConfigError::MissingKey { .. }), "{e:?}");
+    assert!(e.to_string().contains("on_update"), "{e}");
+    let e = error::<FetcherConfig>(&fetcher("[feeds.location]\non_update = []\n"), "f.toml");
+    assert_at(&e, 7, "feeds.location.on_update", "empty list");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = \"ipset restore < {file}\"\n"),
+        "f.toml",
+    );
+    assert_at(&e, 7, "feeds.location.on_update", "");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = [\"ipset\", \"{file}\"]\n"),
+        "f.toml",
+    );
+    assert_at(&e, 7, "feeds.location.on_update", "absolute path");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = [\"/sbin/ipset\", \"{db}\"]\n"),
+        "f.toml",
+    );
+    assert_at(&e, 7, "feeds.location.on_update", "placeholder");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = [\"/bin/true\"]\ntimeout = \"0s\"\n"),
+        "f.toml",
+    );
+    assert_at(&e, 8, "feeds.location.timeout", "longer than 0s");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = [\"/bin/true\"]\nonupdate = 1\n"),
+        "f.toml",
+    );
+    assert_at(&e, 8, "feeds.location.onupdate", "unknown key");
+}

@@ -90,6 +90,8 @@ fn fetcher_writes(c: &FetcherConfig) -> Vec<(&'static str, &Path)> {
         clock: _,
         download: _,
         privacy: _,
+        // on_update actions write where their programs do, not the fetcher.
+        feeds: _,
     } = c;
     let mut out = vec![
         ("state_dir", state_dir.as_path()),

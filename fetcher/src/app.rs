@@ -48,6 +48,9 @@ pub mod exit {
     pub const NOT_YET_ON_MIRRORS: u8 = 9;
     /// `check`: an update is available.
     pub const UPDATE_AVAILABLE: u8 = 10;
+    /// `feeds sync`: a feed's `on_update` action failed; the verified files
+    /// are in place.
+    pub const ACTION_FAILED: u8 = 11;
 }
 
 /// How far before its valid-after time a Tor consensus may honestly reach

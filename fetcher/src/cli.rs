@@ -18,7 +18,8 @@
 //! clock is behind signed time already seen; 6 every mirror failed; 7 Tor
 //! could not be started; 8 verification refused something; 9 an update is
 //! announced but no mirror serves it yet; 10 (`check`) an update is
-//! available.
+//! available; 11 (`feeds sync`) a feed's `on_update` action failed (the
+//! verified files are in place).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,7 +42,8 @@ Exit codes:
   7   Tor could not be started or reached
   8   verification refused something (a root, an unknown target)
   9   an update is announced, but no mirror serves it yet (try again later)
-  10  check: an update is available";
+  10  check: an update is available
+  11  feeds sync: an on_update action failed (the verified files are in place)";
 
 /// Verified update downloads over Tor, a Tor SOCKS port or HTTPS.
 #[derive(Debug, Parser)]
@@ -356,9 +358,19 @@ async fn command(app: &mut App, cmd: Command, json: bool, out: &mut Output) -> A
             let t = app.transport().await?;
             let bars = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let selection = commands::Selection::Feeds(names);
-            for d in commands::download_selection(app, &t, &selection, bars).await? {
-                let human = downloaded_line(&d);
-                out.stdout.push(line(json, "feed", &d, human));
+            let done = commands::download_selection(app, &t, &selection, bars).await?;
+            for d in &done {
+                let human = downloaded_line(d);
+                out.stdout.push(line(json, "feed", d, human));
+            }
+            for r in crate::hooks::run_on_update(app, &done).await? {
+                let human = r.human();
+                if r.ok {
+                    out.stdout.push(line(json, "action", &r, human));
+                } else {
+                    out.code = exit::ACTION_FAILED;
+                    out.stderr.push(line(json, "action", &r, human));
+                }
             }
         }
         Command::Mirrors => {

@@ -19,5 +19,6 @@ pub mod cli;
 pub mod commands;
 pub mod download;
 pub mod freeze;
+pub mod hooks;
 pub mod select;
 pub mod state;

@@ -16,5 +16,6 @@ mod announce;
 mod download;
 mod failover;
 mod freeze;
+mod hooks;
 mod server;
 mod util;
