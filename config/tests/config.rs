@@ -78,6 +78,7 @@ fn example_fetcher_loads() {
     assert_eq!(a.mirror_grace, Duration::from_secs(3600));
     assert_eq!(c.clock.skew_tolerance, Duration::from_secs(300));
     assert_eq!(c.privacy.random_delay, Duration::from_secs(900));
+    assert_eq!(c.feeds["location"].timeout, Duration::from_secs(300));
     assert_eq!(c.tor.state_dir, Path::new("/var/lib/onionpkg/tor"));
 }
 
@@ -87,7 +88,9 @@ fn example_mirror_loads() {
     assert!(c.onion.enabled);
     assert!(c.tls.is_some());
     let names: Vec<_> = c.feed.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["blocklist", "geoip"]);
+    assert_eq!(names, ["blocklist", "geoip", "location"]);
+    assert_eq!(c.feed[2].check, FeedCheck::Libloc);
+    assert!(c.feed[2].checker.as_ref().unwrap().names_file());
     assert_eq!(c.feed[0].file_name(), "drop.txt");
     assert_eq!(c.feeds.keep, 3);
     assert!(c.feeds.publish.is_some());
@@ -949,4 +952,38 @@ fn feed_actions_on_the_appliance() {
         "f.toml",
     );
     assert_at(&e, 8, "feeds.location.onupdate", "unknown key");
+}
+
+/// docs/FEEDS.md's step that adds the `on_update` action of the location
+/// feed to the packaged fetcher.toml, run as written on a copy: the file
+/// still loads, with the action.
+#[test]
+fn feeds_guide_location_step_loads() {
+    let guide = std::fs::read_to_string(example("../../docs/FEEDS.md")).unwrap();
+    let start = guide
+        .find("printf '\\n[feeds.location]")
+        .expect("the guide's printf step");
+    let end = start + guide[start..].find("/etc/onionpkg/fetcher.toml").unwrap();
+    let command = &guide[start..end];
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("fetcher.toml");
+    std::fs::copy(example("../../packaging/etc/onionpkg/fetcher.toml"), &copy).unwrap();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command}{}", copy.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let c = onionpkg_config::load_fetcher(&copy).unwrap();
+    let action = &c.feeds["location"].on_update;
+    assert_eq!(
+        action.as_slice(),
+        [
+            "/usr/bin/location",
+            "--quiet",
+            "--database",
+            "{file}",
+            "verify"
+        ]
+    );
 }
