@@ -74,7 +74,9 @@ fn libloc_keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 /// A libloc database made by libloc's own writer (Debian's
 /// `python3-location`), signed with `private`, with the `created_at` of
-/// `at`: the writer takes the time from the clock, so libfaketime sets it.
+/// `at`: the writer takes the time from the clock, so libfaketime sets it,
+/// stopped there (`-f` with an absolute date; without `-f` the clock runs
+/// on from `at` and may pass the next second before the writer reads it).
 fn libloc_db(private: &Path, at: Timestamp, out: &Path) -> Vec<u8> {
     let script = r#"
 import sys, location
@@ -91,6 +93,7 @@ w.write(sys.argv[2])
     let at = at.strftime("%Y-%m-%d %H:%M:%S").to_string();
     let out_status = std::process::Command::new("faketime")
         .env("TZ", "UTC")
+        .arg("-f")
         .arg(&at)
         .args(["/usr/bin/python3", "-c", script])
         .arg(private)
@@ -225,9 +228,11 @@ async fn a_libloc_database_older_than_the_last_one_is_a_rollback() {
         ),
     );
     let p = Primary::with_feeds(&up, true, 1 << 20, &more);
-    let now = Timestamp::now();
+    // Whole seconds: the writer's created_at has no fraction, and faketime
+    // is given the time to the second.
+    let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
     let day = jiff::SignedDuration::from_hours(24);
-    let newer_at = (now - day).round(jiff::Unit::Second).unwrap();
+    let newer_at = now - day;
     let newer = libloc_db(&private, newer_at, &dir.path().join("newer.db"));
     // libloc itself accepts what the writer made, and so does the mirror.
     assert!(location_verifies(&dir.path().join("newer.db"), &public));
@@ -255,7 +260,7 @@ async fn a_libloc_database_older_than_the_last_one_is_a_rollback() {
         .floor()
         .unwrap()
         .unwrap();
-    assert_eq!(floor.time, now.round(jiff::Unit::Second).unwrap());
+    assert_eq!(floor.time, now);
     assert!(p.client_gets("feeds/testloc/test.db").await == newest);
 }
 
