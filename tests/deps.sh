@@ -2,6 +2,9 @@
 # the commands that are missing, with apt-get (through sudo when not root).
 #
 #   need COMMAND:PACKAGE ...    e.g. need tor:tor curl:curl knotd:knot
+#                               an absolute path of a file that is not a
+#                               command (a data package's file) is checked to
+#                               exist: need /usr/share/tor/geoip6:tor-geoipdb
 #   install PACKAGE ...         unconditionally
 #   need_cargo_bin COMMAND CRATE VERSION   a tool from crates.io
 
@@ -12,7 +15,10 @@ need() {
   for pair in "$@"; do
     cmd="${pair%%:*}"
     pkg="${pair#*:}"
-    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] || missing+=("$pkg")
+    case "$cmd" in
+      /*) [ -e "$cmd" ] || missing+=("$pkg") ;;
+      *) command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] || missing+=("$pkg") ;;
+    esac
   done
   if ((${#missing[@]})); then
     install "${missing[@]}"

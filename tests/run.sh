@@ -6,7 +6,8 @@
 # On a fresh Debian machine it first installs what the tests need: Debian's
 # tor, curl, Knot DNS (knotd, keymgr, knsupdate), dig, nginx, wrk, GNU time,
 # libfaketime, python3-venv, debootstrap, lintian, dpkg-dev, cargo-deb from
-# crates.io, and python-tuf from PyPI in ./.venv. It ends
+# crates.io, libloc (location, libloc-database, python3-location),
+# tor-geoipdb, bubblewrap, and python-tuf from PyPI in ./.venv. It ends
 # with the smoke version of the benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,16 @@ need tor:tor curl:curl knotd:knot knsupdate:knot-dnsutils dig:bind9-dnsutils \
 need debootstrap:debootstrap lintian:lintian dpkg-shlibdeps:dpkg-dev
 need_cargo_bin cargo-deb cargo-deb 3.8.0
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install python3-venv
+
+# Real feeds: IPFire's signed location database and libloc's tools
+# (`location verify`, and libloc's writer in python3-location for test
+# databases), Tor's GeoIP files, and bubblewrap, the sandbox of external
+# feed checkers.
+need location:location bwrap:bubblewrap \
+  /usr/share/libloc-location/location.db:libloc-database \
+  /var/lib/location/signing-key.pem:location \
+  /usr/lib/python3/dist-packages/location/__init__.py:python3-location \
+  /usr/share/tor/geoip:tor-geoipdb /usr/share/tor/geoip6:tor-geoipdb
 
 # python-tuf is the interop peer of the trust layer.
 if ! .venv/bin/python -c 'import tuf.ngclient' >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
 //! The configuration of `onionpkg-fetch`, the appliance side.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::common::{DnsName, WebUrl, check_slug, de_with, format_duration};
 use crate::load::{ConfigFile, Invalid, resolve};
+use crate::program::{Argv, check_timeout, default_timeout};
 use crate::tor::TorConfig;
 
 pub use crate::common::{ClockConfig, MAX_SKEW_TOLERANCE};
@@ -80,6 +81,28 @@ pub struct FetcherConfig {
     /// Traffic-analysis countermeasures.
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    /// What to do when a feed's file changes, by feed name (`[feeds.NAME]`).
+    /// Default: nothing.
+    #[serde(default)]
+    pub feeds: BTreeMap<String, FeedActionConfig>,
+}
+
+/// `[feeds.NAME]`: what `feeds sync` does once a new version of feed NAME is
+/// verified and in place.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedActionConfig {
+    /// The program to run, with its arguments, without a shell: `{file}` is
+    /// the feed file's path in the output directory. It runs once per new
+    /// version of each file of the feed (the version whose action succeeded
+    /// is remembered in the state directory), not for an unchanged one, and
+    /// again at the next sync when it failed. Exit code 0 is success.
+    /// Required.
+    pub on_update: Argv,
+    /// How long the program may run before it is killed and counted as
+    /// failed, at most `"1h"`. Default: `"5m"`.
+    #[serde(default = "default_timeout", deserialize_with = "de_with::duration")]
+    pub timeout: Duration,
 }
 
 fn default_mirror_cooldown() -> Duration {
@@ -310,7 +333,13 @@ impl ConfigFile for FetcherConfig {
                 ),
             ));
         }
-        self.download.validate()
+        self.download.validate()?;
+        for (name, action) in &self.feeds {
+            check_slug(name, 64).map_err(|e| Invalid::new(format!("feeds.{name}"), e))?;
+            check_timeout(action.timeout)
+                .map_err(|m| Invalid::new(format!("feeds.{name}.timeout"), m))?;
+        }
+        Ok(())
     }
 
     fn finish(&mut self, base: &Path) {

@@ -34,6 +34,7 @@ pub mod fetcher;
 mod keypath;
 mod load;
 pub mod mirror;
+pub mod program;
 pub mod signer;
 pub mod tor;
 

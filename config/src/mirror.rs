@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::common::{ClockConfig, WebUrl, check_slug, de_with, format_duration};
 use crate::load::{ConfigFile, Invalid, resolve};
+use crate::program::{Argv, check_timeout, default_timeout};
 use crate::tor::TorConfig;
 
 /// The shortest feed refresh interval: upstream feeds must not be hammered.
@@ -78,6 +79,10 @@ pub struct FeedsConfig {
     /// on the distro's primary, which holds the online keys. Default: none,
     /// feeds are fetched, checked and stored only.
     pub publish: Option<FeedPublishConfig>,
+    /// The bubblewrap program (`bwrap`, Debian package `bubblewrap`) every
+    /// feed `checker` runs in: no network, no capabilities, the file system
+    /// read-only but for an empty `/tmp`. Default: `"/usr/bin/bwrap"`.
+    pub bwrap: PathBuf,
 }
 
 impl Default for FeedsConfig {
@@ -86,6 +91,7 @@ impl Default for FeedsConfig {
             extra_ca: None,
             keep: 3,
             publish: None,
+            bwrap: PathBuf::from("/usr/bin/bwrap"),
         }
     }
 }
@@ -262,6 +268,26 @@ pub struct FeedConfig {
     /// upstream URL's path, or the feed's name when that is not such a name.
     #[serde(default)]
     pub file: Option<String>,
+    /// The publisher's public key (PEM, ECDSA P-521 as IPFire's
+    /// `signing-key.pem`) a `libloc` database's own signature must verify
+    /// against. Required with `check = "libloc"`, refused with any other.
+    #[serde(default)]
+    pub libloc_key: Option<PathBuf>,
+    /// An external program that must pass too, run in a sandbox (see
+    /// [`FeedsConfig::bwrap`]) after the built-in check: an argument list
+    /// without a shell, whose `{file}` is the downloaded file (read-only);
+    /// exit code 0 passes. Required with `check = "external"`. Default: none.
+    #[serde(default)]
+    pub checker: Option<Argv>,
+    /// Paths the checker may read besides the program's (`/usr`) and the
+    /// file: its configuration, say (`/etc/suricata`). Absolute. Default:
+    /// none.
+    #[serde(default)]
+    pub checker_paths: Vec<PathBuf>,
+    /// How long the checker may run before it is killed and the check fails,
+    /// at most `"1h"`. Default: `"5m"`.
+    #[serde(default = "default_timeout", deserialize_with = "de_with::duration")]
+    pub checker_timeout: Duration,
 }
 
 impl FeedConfig {
@@ -310,6 +336,19 @@ pub enum FeedCheck {
     /// A gzip-compressed tar archive.
     #[serde(rename = "tar.gz")]
     TarGz,
+    /// IPFire's location database (libloc's `location.db`), its embedded
+    /// signature verified against `libloc_key`.
+    #[serde(rename = "libloc")]
+    Libloc,
+    /// Tor's IPv4 GeoIP file (`geoip`): `INTIPLOW,INTIPHIGH,CC` lines.
+    #[serde(rename = "tor-geoip")]
+    TorGeoip,
+    /// Tor's IPv6 GeoIP file (`geoip6`): `IPV6LOW,IPV6HIGH,CC` lines.
+    #[serde(rename = "tor-geoip6")]
+    TorGeoip6,
+    /// Checked by the feed's `checker` only.
+    #[serde(rename = "external")]
+    External,
     /// No content check; only the size limit and any checksum or signature.
     #[serde(rename = "any")]
     Any,
@@ -405,10 +444,14 @@ impl ConfigFile for MirrorConfig {
             if let Some(key) = &mut f.signature_key {
                 resolve(base, key);
             }
+            if let Some(key) = &mut f.libloc_key {
+                resolve(base, key);
+            }
         }
         if let Some(ca) = &mut self.feeds.extra_ca {
             resolve(base, ca);
         }
+        resolve(base, &mut self.feeds.bwrap);
         if let Some(p) = &mut self.feeds.publish {
             resolve(base, &mut p.repo);
             resolve(base, &mut p.keys);
@@ -541,17 +584,76 @@ impl FeedConfig {
             ));
         }
         match (&self.signature_url, &self.signature_key) {
-            (Some(_), None) => Err(Invalid::new(
-                key("signature_key"),
-                "required with signature_url",
-            )
-            .near(key("signature_url"))),
-            (None, Some(_)) => Err(Invalid::new(
-                key("signature_url"),
-                "required with signature_key",
-            )
-            .near(key("signature_key"))),
-            _ => Ok(()),
+            (Some(_), None) => {
+                return Err(
+                    Invalid::new(key("signature_key"), "required with signature_url")
+                        .near(key("signature_url")),
+                );
+            }
+            (None, Some(_)) => {
+                return Err(
+                    Invalid::new(key("signature_url"), "required with signature_key")
+                        .near(key("signature_key")),
+                );
+            }
+            _ => {}
         }
+        self.validate_checks(i)
+    }
+
+    /// The keys that belong to one check kind: `libloc_key`, `checker` and
+    /// its settings.
+    fn validate_checks(&self, i: usize) -> Result<(), Invalid> {
+        let key = |k: &str| format!("feed[{i}].{k}");
+        match (self.check, &self.libloc_key) {
+            (FeedCheck::Libloc, None) => {
+                return Err(Invalid::new(
+                    key("libloc_key"),
+                    "required with check = \"libloc\": the publisher's public key (PEM) \
+                     the database's signature must verify against",
+                )
+                .near(key("check")));
+            }
+            (FeedCheck::Libloc, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(Invalid::new(
+                    key("libloc_key"),
+                    "only used with check = \"libloc\"",
+                ));
+            }
+        }
+        match &self.checker {
+            None if self.check == FeedCheck::External => {
+                return Err(
+                    Invalid::new(key("checker"), "required with check = \"external\"")
+                        .near(key("check")),
+                );
+            }
+            None if !self.checker_paths.is_empty() => {
+                return Err(Invalid::new(key("checker_paths"), "only used with checker"));
+            }
+            None if self.checker_timeout != default_timeout() => {
+                return Err(Invalid::new(
+                    key("checker_timeout"),
+                    "only used with checker",
+                ));
+            }
+            Some(argv) if !argv.names_file() => {
+                return Err(Invalid::new(
+                    key("checker"),
+                    "no argument names the file to check with {file}",
+                ));
+            }
+            _ => {}
+        }
+        for (j, p) in self.checker_paths.iter().enumerate() {
+            if !p.is_absolute() {
+                return Err(Invalid::new(
+                    format!("feed[{i}].checker_paths[{j}]"),
+                    format!("must be an absolute path, found {}", p.display()),
+                ));
+            }
+        }
+        check_timeout(self.checker_timeout).map_err(|m| Invalid::new(key("checker_timeout"), m))
     }
 }

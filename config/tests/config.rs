@@ -78,6 +78,7 @@ fn example_fetcher_loads() {
     assert_eq!(a.mirror_grace, Duration::from_secs(3600));
     assert_eq!(c.clock.skew_tolerance, Duration::from_secs(300));
     assert_eq!(c.privacy.random_delay, Duration::from_secs(900));
+    assert_eq!(c.feeds["location"].timeout, Duration::from_secs(300));
     assert_eq!(c.tor.state_dir, Path::new("/var/lib/onionpkg/tor"));
 }
 
@@ -87,7 +88,9 @@ fn example_mirror_loads() {
     assert!(c.onion.enabled);
     assert!(c.tls.is_some());
     let names: Vec<_> = c.feed.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["blocklist", "geoip"]);
+    assert_eq!(names, ["blocklist", "geoip", "location"]);
+    assert_eq!(c.feed[2].check, FeedCheck::Libloc);
+    assert!(c.feed[2].checker.as_ref().unwrap().names_file());
     assert_eq!(c.feed[0].file_name(), "drop.txt");
     assert_eq!(c.feeds.keep, 3);
     assert!(c.feeds.publish.is_some());
@@ -776,4 +779,211 @@ fn the_announcer_waits_only_for_mirrors_it_can_reach() {
         );
         assert!(e.to_string().contains(why), "{bad}: {e}");
     }
+}
+
+#[test]
+fn feed_checks_of_real_formats() {
+    let b = "name = \"b\"\nupstream = \"https://x.example/location.db\"\n";
+    // libloc needs the publisher's key, and only libloc takes one.
+    let e = error::<MirrorConfig>(&feeds(&format!("{b}check = \"libloc\"\n")), "m.toml");
+    assert_at(
+        &e,
+        13,
+        "feed[1].libloc_key",
+        "required with check = \"libloc\"",
+    );
+    let e = error::<MirrorConfig>(
+        &feeds(&format!("{b}check = \"any\"\nlibloc_key = \"k.pem\"\n")),
+        "m.toml",
+    );
+    assert_at(
+        &e,
+        14,
+        "feed[1].libloc_key",
+        "only used with check = \"libloc\"",
+    );
+    let ok: MirrorConfig = from_str(
+        &feeds(&format!(
+            "{b}check = \"libloc\"\nlibloc_key = \"keys/signing-key.pem\"\n"
+        )),
+        "/etc/onionpkg/m.toml",
+    )
+    .unwrap();
+    assert_eq!(ok.feed[1].check, FeedCheck::Libloc);
+    assert_eq!(
+        ok.feed[1].libloc_key.as_deref(),
+        Some(Path::new("/etc/onionpkg/keys/signing-key.pem"))
+    );
+    assert_eq!(ok.feeds.bwrap, Path::new("/usr/bin/bwrap"));
+    for (check, kind) in [
+        ("tor-geoip", FeedCheck::TorGeoip),
+        ("tor-geoip6", FeedCheck::TorGeoip6),
+    ] {
+        let ok: MirrorConfig =
+            from_str(&feeds(&format!("{b}check = \"{check}\"\n")), "m.toml").unwrap();
+        assert_eq!(ok.feed[1].check, kind);
+    }
+
+    // An external checker: an argument list naming the file, no shell.
+    let e = error::<MirrorConfig>(&feeds(&format!("{b}check = \"external\"\n")), "m.toml");
+    assert_at(
+        &e,
+        13,
+        "feed[1].checker",
+        "required with check = \"external\"",
+    );
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"/usr/bin/suricata\", \"-T\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker", "names the file");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = \"suricata -T -S {{file}}\"\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker", "");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"suricata\", \"{{file}}\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker", "absolute path");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"/bin/x\", \"{{path}}\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker", "placeholder");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"/bin/x\", \"{{file}}\"]\nchecker_timeout = \"2h\"\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 15, "feed[1].checker_timeout", "at most 1h, found 2h");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"external\"\nchecker = [\"/bin/x\", \"{{file}}\"]\nchecker_paths = [\"etc/suricata\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 15, "feed[1].checker_paths[0]", "absolute path");
+    let e = error::<MirrorConfig>(
+        &feeds(&format!(
+            "{b}check = \"any\"\nchecker_paths = [\"/etc/x\"]\n"
+        )),
+        "m.toml",
+    );
+    assert_at(&e, 14, "feed[1].checker_paths", "only used with checker");
+    let ok: MirrorConfig = from_str(
+        &feeds(&format!(
+            "{b}check = \"tar.gz\"\nchecker = [\"/usr/bin/suricata\", \"-T\", \"-S\", \"{{file}}\"]\n\
+             checker_paths = [\"/etc/suricata\"]\nchecker_timeout = \"10m\"\n"
+        )),
+        "m.toml",
+    )
+    .unwrap();
+    let c = ok.feed[1].checker.as_ref().unwrap();
+    assert_eq!(c.program(), Path::new("/usr/bin/suricata"));
+    assert_eq!(ok.feed[1].checker_timeout, Duration::from_secs(600));
+}
+
+#[test]
+fn feed_actions_on_the_appliance() {
+    let c: FetcherConfig = from_str(
+        &fetcher(
+            "[feeds.location]\non_update = [\"/usr/bin/location\", \"--database\", \"{file}\", \"verify\"]\n\
+             [feeds.blocklist]\non_update = [\"/usr/sbin/ipset\", \"restore\", \"-exist\", \"-file\", \"{file}\"]\ntimeout = \"30s\"\n",
+        ),
+        "f.toml",
+    )
+    .unwrap();
+    assert_eq!(c.feeds.len(), 2);
+    assert_eq!(c.feeds["location"].timeout, Duration::from_secs(300));
+    assert_eq!(c.feeds["blocklist"].timeout, Duration::from_secs(30));
+    assert!(c.feeds["location"].on_update.names_file());
+    assert!(
+        from_str::<FetcherConfig>(&fetcher(""), "f.toml")
+            .unwrap()
+            .feeds
+            .is_empty()
+    );
+
+    // Refused at load: a bad name, no program, a shell line, a relative
+    // program, an unknown placeholder, a bad timeout, an unknown key.
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.Location]\non_update = [\"/bin/true\"]\n"),
+        "f.toml",
+    );
+    assert_at(&e, 6, "feeds.Location", "a-z, 0-9 and '-'");
+    let e = error::<FetcherConfig>(&fetcher("[feeds.location]\ntimeout = \"1m\"\n"), "f.toml");
+    assert!(matches!(e, ConfigError::MissingKey { .. }), "{e:?}");
+    assert!(e.to_string().contains("on_update"), "{e}");
+    let e = error::<FetcherConfig>(&fetcher("[feeds.location]\non_update = []\n"), "f.toml");
+    assert_at(&e, 7, "feeds.location.on_update", "empty list");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = \"ipset restore < {file}\"\n"),
+        "f.toml",
+    );
+    assert_at(&e, 7, "feeds.location.on_update", "");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = [\"ipset\", \"{file}\"]\n"),
+        "f.toml",
+    );
+    assert_at(&e, 7, "feeds.location.on_update", "absolute path");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = [\"/sbin/ipset\", \"{db}\"]\n"),
+        "f.toml",
+    );
+    assert_at(&e, 7, "feeds.location.on_update", "placeholder");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = [\"/bin/true\"]\ntimeout = \"0s\"\n"),
+        "f.toml",
+    );
+    assert_at(&e, 8, "feeds.location.timeout", "longer than 0s");
+    let e = error::<FetcherConfig>(
+        &fetcher("[feeds.location]\non_update = [\"/bin/true\"]\nonupdate = 1\n"),
+        "f.toml",
+    );
+    assert_at(&e, 8, "feeds.location.onupdate", "unknown key");
+}
+
+/// docs/FEEDS.md's step that adds the `on_update` action of the location
+/// feed to the packaged fetcher.toml, run as written on a copy: the file
+/// still loads, with the action.
+#[test]
+fn feeds_guide_location_step_loads() {
+    let guide = std::fs::read_to_string(example("../../docs/FEEDS.md")).unwrap();
+    let start = guide
+        .find("printf '\\n[feeds.location]")
+        .expect("the guide's printf step");
+    let end = start + guide[start..].find("/etc/onionpkg/fetcher.toml").unwrap();
+    let command = &guide[start..end];
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("fetcher.toml");
+    std::fs::copy(example("../../packaging/etc/onionpkg/fetcher.toml"), &copy).unwrap();
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command}{}", copy.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let c = onionpkg_config::load_fetcher(&copy).unwrap();
+    let action = &c.feeds["location"].on_update;
+    assert_eq!(
+        action.as_slice(),
+        [
+            "/usr/bin/location",
+            "--quiet",
+            "--database",
+            "{file}",
+            "verify"
+        ]
+    );
 }

@@ -92,6 +92,8 @@ fn fetcher_writes(c: &FetcherConfig) -> Vec<(&'static str, &Path)> {
         clock: _,
         download: _,
         privacy: _,
+        // on_update actions write where their programs do, not the fetcher.
+        feeds: _,
     } = c;
     let mut out = vec![
         ("state_dir", state_dir.as_path()),
@@ -126,6 +128,8 @@ fn mirror_writes(c: &MirrorConfig) -> Vec<(&'static str, &Path)> {
         extra_ca: _,
         keep: _,
         publish,
+        // Checkers run with the file system read-only.
+        bwrap: _,
     } = feeds;
     let mut out = vec![("root", root.as_path()), ("state_dir", state_dir.as_path())];
     out.extend(tor_writes(tor));

@@ -36,6 +36,9 @@ pub const NOT_FOUND: u8 = 11;
 pub const KEYS: u8 = 12;
 /// A peer refused the request (a DNS server, the signing service).
 pub const REFUSED: u8 = 13;
+/// `onionpkg-fetch feeds sync`: a feed's `on_update` action failed; the
+/// verified files are in place.
+pub const ACTION_FAILED: u8 = 14;
 
 /// Every code, its name (as `--json` error reports give it) and its
 /// meaning, in order.
@@ -93,6 +96,11 @@ pub const TABLE: &[(u8, &str, &str)] = &[
         REFUSED,
         "refused",
         "a peer refused the request (a DNS server, the signing service)",
+    ),
+    (
+        ACTION_FAILED,
+        "action-failed",
+        "`feeds sync`: an `on_update` action failed; the verified files are in place",
     ),
 ];
 

@@ -210,8 +210,17 @@ async fn command(app: &mut App, cmd: Command, p: &Printer, out: &mut Output) -> 
             }
             let t = start(app, scheduled).await?;
             let selection = commands::Selection::Feeds(names);
-            for d in commands::download_selection(app, &t, &selection, bars).await? {
-                out.stdout.push(output::downloaded(p, "feed", &d));
+            let done = commands::download_selection(app, &t, &selection, bars).await?;
+            for d in &done {
+                out.stdout.push(output::downloaded(p, "feed", d));
+            }
+            for r in crate::hooks::run_on_update(app, &done).await? {
+                if r.ok {
+                    out.stdout.push(output::action(p, &r));
+                } else {
+                    out.code = exit::ACTION_FAILED;
+                    out.stderr.push(output::action(p, &r));
+                }
             }
         }
         Command::CheckConfig => {

@@ -21,6 +21,7 @@ pub mod download;
 mod err;
 mod floor;
 pub mod freeze;
+pub mod hooks;
 pub mod output;
 mod refresh;
 mod root;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::commands::{
     CheckReport, ConfigReport, Downloaded, MirrorRow, StatusReport, UpdateReport,
 };
+use crate::hooks::ActionReport;
 
 /// What the binary prints, for `main` to write out.
 #[derive(Debug, Default)]
@@ -175,6 +176,11 @@ pub fn check_config(p: &Printer, r: &ConfigReport) -> String {
         },
     );
     p.event("check-config", r, human)
+}
+
+/// The result of one feed's `on_update` action.
+pub fn action(p: &Printer, r: &ActionReport) -> String {
+    p.event("action", r, r.human())
 }
 
 /// One line of `mirrors`.

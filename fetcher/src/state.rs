@@ -10,6 +10,8 @@
 //! STATE/completed.json     the timestamp version each kind of download
 //!                          last completed at (an update is pending until
 //!                          the downloads catch up with the trusted metadata)
+//! STATE/feed-actions.json  the version of each feed file whose on_update
+//!                          action succeeded (see `hooks`)
 //! ```
 //!
 //! Every file is written atomically (temp file, fsync, rename), so a power

@@ -178,6 +178,15 @@ pub enum Error {
         to: jiff::Timestamp,
     },
 
+    /// A feed's configured key cannot be used.
+    #[error("feed {feed}: {reason}")]
+    FeedKey {
+        /// The feed.
+        feed: String,
+        /// What is wrong with its key.
+        reason: String,
+    },
+
     /// Another fetch of the same feed held the feed's lock for too long.
     #[error("another fetch of this feed holds its lock {0} too long")]
     FeedBusy(PathBuf),
@@ -228,6 +237,7 @@ impl HasKind for Error {
             Self::UpstreamUrl { .. } => ErrorKind::BadConfig,
             Self::State { .. } => ErrorKind::NotInitialized,
             Self::UnknownFeed(_) => ErrorKind::NotFound,
+            Self::FeedKey { .. } => ErrorKind::BadConfig,
             Self::FeedsFailed(_) => ErrorKind::Network,
             Self::DamagedFloor { .. } => ErrorKind::Io,
             Self::FloorDown { .. } => ErrorKind::Internal,

@@ -8,7 +8,12 @@
 //! mirror holding the online keys) fetches two feeds from an HTTPS upstream
 //! on loopback, checks them and publishes them as `feeds` targets; the
 //! onion mirror syncs from the primary, verifying; and every transport also
-//! fetches and verifies a feed from the onion mirror.
+//! fetches and verifies a feed from the onion mirror. One of the feeds is
+//! IPFire's real location database (Debian's `libloc-database`), checked
+//! against its own signature by the primary; an appliance (`onionpkg-fetch`
+//! in tor mode) syncs it from the onion service, runs its `on_update`
+//! action (libloc's own `location verify`), and `location lookup` answers
+//! from the synced file as from the original.
 //!
 //! One network for this test binary, torn down at the end; afterwards the
 //! test checks that no tor of this run is left.
@@ -21,7 +26,7 @@
 )]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +54,12 @@ const ONION_DEADLINE: Duration = Duration::from_secs(360);
 const ATTEMPT: Duration = Duration::from_secs(20);
 /// Polling interval of the retry loops.
 const RETRY_EVERY: Duration = Duration::from_millis(500);
+/// IPFire's database and public key, where Debian's `libloc-database` and
+/// `location` put them.
+const LOCATION_DB: &str = "/usr/share/libloc-location/location.db";
+const IPFIRE_KEY: &str = "/var/lib/location/signing-key.pem";
+/// One run of the appliance's `feeds sync`: 55 MB over an onion service.
+const SYNC_DEADLINE: Duration = Duration::from_secs(900);
 
 /// Writes a test CA's server certificate for 127.0.0.1 (`cert.pem`,
 /// `key.pem`) in `dir`; returns the CA certificate (PEM).
@@ -69,7 +80,7 @@ fn write_test_certificate(dir: &Path) -> String {
 
 /// A signed repository with one package; returns its dir and the package's
 /// consistent path under `targets/`.
-fn make_repo(dir: &Path) -> (std::path::PathBuf, String) {
+fn make_repo(dir: &Path) -> (PathBuf, String) {
     let repo = RepoDir::new(dir.join("repo"));
     let keys = KeyDir::new(dir.join("keys"), None);
     let now = jiff::Timestamp::now();
@@ -89,9 +100,9 @@ fn make_repo(dir: &Path) -> (std::path::PathBuf, String) {
 }
 
 /// A feed upstream: HTTPS on loopback with the test certificate in `dir`,
-/// serving a DROP-style list and a GeoIP database. Runs until the runtime
-/// ends.
-async fn feed_upstream(dir: &Path) -> anyhow::Result<SocketAddr> {
+/// serving a DROP-style list, a GeoIP database and IPFire's location
+/// database `location`. Runs until the runtime ends.
+async fn feed_upstream(dir: &Path, location: bytes::Bytes) -> anyhow::Result<SocketAddr> {
     use rustls::pki_types::pem::PemObject as _;
     let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("cert.pem"))?
         .collect::<Result<Vec<_>, _>>()?;
@@ -108,25 +119,29 @@ async fn feed_upstream(dir: &Path) -> anyhow::Result<SocketAddr> {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
+            let location = location.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let svc =
-                    hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| {
+                let location = location.clone();
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
                         let body = match req.uri().path() {
-                            "/drop.txt" => Some(testdata::DROP_LIST.as_bytes().to_vec()),
-                            "/GeoLite2-Country.mmdb" => Some(testdata::mmdb()),
+                            "/drop.txt" => Some(bytes::Bytes::from(testdata::DROP_LIST)),
+                            "/GeoLite2-Country.mmdb" => Some(bytes::Bytes::from(testdata::mmdb())),
+                            "/location.db" => Some(location.clone()),
                             _ => None,
                         };
                         let mut r = hyper::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::from(body.clone().unwrap_or_default()),
+                            body.clone().unwrap_or_default(),
                         ));
                         if body.is_none() {
                             *r.status_mut() = hyper::StatusCode::NOT_FOUND;
                         }
                         async move { Ok::<_, std::convert::Infallible>(r) }
-                    });
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
                     .await;
@@ -137,8 +152,9 @@ async fn feed_upstream(dir: &Path) -> anyhow::Result<SocketAddr> {
 }
 
 /// Writes the primary's configuration: it serves the repository at `root`
-/// over HTTP on loopback and publishes two feeds from `upstream`.
-fn write_primary_config(dir: &Path, root: &Path, upstream: SocketAddr) -> std::path::PathBuf {
+/// over HTTP on loopback and publishes three feeds from `upstream`, one of
+/// them IPFire's location database, checked with IPFire's key.
+fn write_primary_config(dir: &Path, root: &Path, upstream: SocketAddr) -> PathBuf {
     let path = dir.join("primary.toml");
     std::fs::write(
         &path,
@@ -150,7 +166,9 @@ fn write_primary_config(dir: &Path, root: &Path, upstream: SocketAddr) -> std::p
              [[feed]]\nname = \"blocklist\"\nupstream = \"https://{upstream}/drop.txt\"\n\
              check = \"ip-list\"\nvia_tor = false\n\
              [[feed]]\nname = \"geoip\"\nupstream = \"https://{upstream}/GeoLite2-Country.mmdb\"\n\
-             check = \"mmdb\"\nvia_tor = false\n",
+             check = \"mmdb\"\nvia_tor = false\n\
+             [[feed]]\nname = \"location\"\nupstream = \"https://{upstream}/location.db\"\n\
+             check = \"libloc\"\nlibloc_key = {IPFIRE_KEY:?}\nvia_tor = false\n",
             root = root.display().to_string(),
         ),
     )
@@ -216,6 +234,9 @@ fn mirror_serves_its_onion_service() {
     let ca_pem = write_test_certificate(work.path());
     std::fs::write(work.path().join("ca.pem"), &ca_pem).unwrap();
     let pinned_root = std::fs::read(root.join("metadata/1.root.json")).unwrap();
+    let location_db = bytes::Bytes::from(std::fs::read(LOCATION_DB).unwrap_or_else(|e| {
+        panic!("{LOCATION_DB}: {e}; install Debian's libloc-database and location")
+    }));
 
     let net = TestNet::start(&TestNetOptions::default()).expect("private tor network");
     println!(
@@ -233,7 +254,7 @@ fn mirror_serves_its_onion_service() {
         // The primary fetches, checks and publishes the feeds; the onion
         // mirror syncs from it, verifying.
         let (primary, config, feeds) = rt.block_on(async {
-            let upstream = feed_upstream(work.path()).await?;
+            let upstream = feed_upstream(work.path(), location_db.clone()).await?;
             let primary_cfg = write_primary_config(work.path(), &root, upstream);
             let primary =
                 onionpkg_mirror::Mirror::start(&onionpkg_mirror::app::load_config(&primary_cfg)?)
@@ -273,7 +294,10 @@ fn mirror_serves_its_onion_service() {
             println!("feeds: {feeds:?}; mirror {synced}");
             anyhow::Ok((primary, config, feeds))
         })?;
-        ensure!(feeds.len() == 2 && feeds.iter().all(|l| l.contains("new version")));
+        ensure!(
+            feeds.len() == 3 && feeds.iter().all(|l| l.contains("new version")),
+            "{feeds:?}"
+        );
         let timestamp = std::fs::read(served.join("metadata/timestamp.json"))?;
         ensure!(timestamp == std::fs::read(root.join("metadata/timestamp.json"))?);
 
@@ -407,6 +431,11 @@ fn mirror_serves_its_onion_service() {
             );
         }
 
+        // The appliance: onionpkg-fetch in tor mode syncs IPFire's database
+        // from the onion service, verified, and runs its on_update action.
+        let (app_took, action) =
+            appliance_syncs_location(&rt, &net, work.path(), &address, &location_db)?;
+
         let text = mirror.metrics().render();
         ensure!(text.contains("onionpkg_mirror_onion_state 2"), "{text}");
         let status = onionpkg_mirror::cli::status(&cfg_path)?;
@@ -417,9 +446,10 @@ fn mirror_serves_its_onion_service() {
         );
         rt.block_on(primary.shutdown(Duration::from_secs(10)));
         Ok(format!(
-            "feeds published by the primary and synced; arti probe {:.1}s, curl metadata after {attempts} attempt(s) in {:.1}s, package, range, traversal refused; the package and a feed via arti, C tor's SOCKS port and HTTPS identical and verified",
+            "feeds published by the primary and synced; arti probe {:.1}s, curl metadata after {attempts} attempt(s) in {:.1}s, package, range, traversal refused; the package and a feed via arti, C tor's SOCKS port and HTTPS identical and verified; IPFire's location database synced by the appliance over Tor in {:.1}s, {action}, and location lookup 1.1.1.1 answers as from the original",
             probe_took.as_secs_f64(),
-            took.as_secs_f64()
+            took.as_secs_f64(),
+            app_took.as_secs_f64(),
         ))
     })();
     rt.shutdown_timeout(Duration::from_secs(5));
@@ -430,4 +460,106 @@ fn mirror_serves_its_onion_service() {
     println!("total {:.1}s", suite.elapsed().as_secs_f64());
     assert!(leftovers.is_empty(), "tor processes left: {leftovers:?}");
     println!("ok: {}", result.unwrap());
+}
+
+/// `location --database DB lookup 1.1.1.1`: libloc's own answer.
+fn location_lookup(db: &Path) -> anyhow::Result<String> {
+    let out = Command::new("/usr/bin/location")
+        .arg("--database")
+        .arg(db)
+        .args(["lookup", "1.1.1.1"])
+        .output()
+        .context("running Debian's location")?;
+    ensure!(
+        out.status.success(),
+        "location lookup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// An appliance in tor mode (the private network) syncs the `location` feed
+/// from the onion mirror at `address` with `onionpkg-fetch feeds sync` (the
+/// program's own `cli::run`, in this process, on `rt`),
+/// retried until the onion deadline; checks the file is IPFire's, that its
+/// `on_update` action (`location verify`, IPFire's key) ran, and that
+/// `location lookup` gives the same answer from it as from the original.
+/// Returns how long the successful sync took and what the action did.
+fn appliance_syncs_location(
+    rt: &tokio::runtime::Runtime,
+    net: &TestNet,
+    work: &Path,
+    address: &str,
+    original: &[u8],
+) -> anyhow::Result<(Duration, String)> {
+    let dir = work.join("appliance");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(
+        work.join("repo/metadata/1.root.json"),
+        dir.join("root.json"),
+    )?;
+    let cfg = dir.join("fetcher.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "trust_root = \"root.json\"\nstate_dir = \"state\"\ncache_dir = \"cache\"\n\
+             output_dir = \"out\"\ntransport = \"tor\"\nmain_mirrors = [\"http://{address}/\"]\n\
+             [feeds.location]\non_update = [\"/usr/bin/location\", \"--quiet\", \"--database\", \
+             \"{{file}}\", \"verify\"]\n{}",
+            net.network().config_toml("60s")
+        ),
+    )?;
+    // The binary builds its arti configuration from this file: check it
+    // names only the private network before it starts.
+    let parsed = onionpkg_config::load_fetcher(&cfg)?;
+    let arti_cfg =
+        onionpkg_net::tor::client_config(&onionpkg_net::tor::TorSettings::from(&parsed.tor))?;
+    onionpkg_tests::testnet::arti::check_private(&arti_cfg)?;
+    let start = Instant::now();
+    let (out, took) = loop {
+        let attempt = Instant::now();
+        let cli = <onionpkg_fetcher::cli::Cli as clap::Parser>::try_parse_from([
+            "onionpkg-fetch".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+            "feeds".as_ref(),
+            "sync".as_ref(),
+            "location".as_ref(),
+        ])?;
+        let out = rt
+            .block_on(async {
+                tokio::time::timeout(SYNC_DEADLINE, onionpkg_fetcher::cli::run(cli)).await
+            })
+            .context("feeds sync did not finish within its deadline")?;
+        if out.code == 0 {
+            break (out, attempt.elapsed());
+        }
+        let err = out.stderr.join("\n");
+        ensure!(
+            start.elapsed() < ONION_DEADLINE,
+            "feeds sync over Tor: {err}"
+        );
+        println!("    appliance: {}; retrying", err.trim());
+        std::thread::sleep(RETRY_EVERY);
+    };
+    let stdout = out.stdout.join("\n");
+    let synced = dir.join("out/feeds/location/location.db");
+    ensure!(
+        std::fs::read(&synced)? == original,
+        "the synced database differs from IPFire's"
+    );
+    let action = stdout
+        .lines()
+        .find(|l| l.starts_with("on_update of feed location ran"))
+        .with_context(|| format!("no on_update report in: {stdout}"))?
+        .to_owned();
+    let (from_synced, from_original) = (
+        location_lookup(&synced)?,
+        location_lookup(Path::new(LOCATION_DB))?,
+    );
+    ensure!(
+        from_synced == from_original && from_synced.contains("1.1.1.0/24"),
+        "lookup differs: {from_synced:?} vs {from_original:?}"
+    );
+    Ok((took, action))
 }

@@ -17,6 +17,7 @@ mod config;
 mod download;
 mod failover;
 mod freeze;
+mod hooks;
 mod interop;
 mod server;
 mod streaming;

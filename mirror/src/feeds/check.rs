@@ -25,6 +25,8 @@ use jiff::Timestamp;
 use onionpkg_config::mirror::FeedCheck;
 
 use super::floor::{TimeSource, VersionTime};
+use super::geoip::{self, Family};
+use super::libloc::{self, LiblocKey};
 
 /// The MaxMind DB metadata marker, which every `.mmdb` file has near its end.
 pub const MMDB_MARKER: &[u8] = b"\xAB\xCD\xEFMaxMind.com";
@@ -57,8 +59,15 @@ impl Checked {
 }
 
 /// Runs `check` on the file at `path`, downloaded under a cap of `max_size`
-/// bytes. Returns what it found, or why it failed.
-pub fn check_file(check: FeedCheck, path: &Path, max_size: u64) -> Result<Checked, String> {
+/// bytes; a `libloc` database is verified against `libloc_key`. Returns
+/// what it found, or why it failed. (`external` checks nothing here: its
+/// checker runs after, see [`super::external`].)
+pub fn check_file(
+    check: FeedCheck,
+    path: &Path,
+    max_size: u64,
+    libloc_key: Option<&LiblocKey>,
+) -> Result<Checked, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read the download: {e}"))?;
     match check {
         FeedCheck::IpList => ip_list(file).map(Checked::undated),
@@ -66,7 +75,13 @@ pub fn check_file(check: FeedCheck, path: &Path, max_size: u64) -> Result<Checke
         FeedCheck::TarGz => {
             tar_gz(file, max_size.saturating_mul(MAX_EXPANSION)).map(Checked::undated)
         }
-        FeedCheck::Any => {
+        FeedCheck::Libloc => {
+            let key = libloc_key.ok_or("no libloc_key to verify the database with")?;
+            libloc::check(path, key)
+        }
+        FeedCheck::TorGeoip => geoip::check(file, Family::V4),
+        FeedCheck::TorGeoip6 => geoip::check(file, Family::V6),
+        FeedCheck::Any | FeedCheck::External => {
             let len = file
                 .metadata()
                 .map_err(|e| format!("cannot read the download: {e}"))?

@@ -11,7 +11,7 @@ fn dated(check: FeedCheck, bytes: &[u8]) -> Result<Checked, String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("feed");
     std::fs::write(&path, bytes).unwrap();
-    check_file(check, &path, 1 << 20)
+    check_file(check, &path, 1 << 20, None)
 }
 
 #[test]
@@ -227,9 +227,9 @@ fn gzip_bombs_are_not_unpacked() {
     let path = dir.path().join("feed");
     std::fs::write(&path, &bomb).unwrap();
     // A 64 KiB cap allows 1 MiB unpacked.
-    let e = check_file(FeedCheck::TarGz, &path, 64 * 1024).unwrap_err();
+    let e = check_file(FeedCheck::TarGz, &path, 64 * 1024, None).unwrap_err();
     assert!(e.contains("unpacks to more than 1048576 bytes"), "{e}");
-    check_file(FeedCheck::TarGz, &path, 1 << 20).unwrap();
+    check_file(FeedCheck::TarGz, &path, 1 << 20, None).unwrap();
 }
 
 /// One file of 4 MiB of zeros whose content is spread over eight gzip
@@ -257,9 +257,9 @@ fn gzip_bombs_spread_over_members_are_cut_at_the_cap() {
     let path = dir.path().join("feed");
     std::fs::write(&path, &bomb).unwrap();
     // Each member is under the 1 MiB a 64 KiB cap allows; all of them are not.
-    let e = check_file(FeedCheck::TarGz, &path, 64 * 1024).unwrap_err();
+    let e = check_file(FeedCheck::TarGz, &path, 64 * 1024, None).unwrap_err();
     assert!(e.contains("unpacks to more than 1048576 bytes"), "{e}");
-    let ok = check_file(FeedCheck::TarGz, &path, 1 << 20).unwrap();
+    let ok = check_file(FeedCheck::TarGz, &path, 1 << 20, None).unwrap();
     assert_eq!(ok.summary, "1 files, 4194304 bytes unpacked");
 }
 

@@ -6,7 +6,9 @@
 //! A version's time comes from what vouches for it: the trusted comment of
 //! its minisign signature (`timestamp:` seconds, covered by the signature's
 //! global signature, read only once the signature verified), or else a
-//! date the format carries inside the content ([`TimeSource`] says which;
+//! date the format carries inside the content (a libloc database's signed
+//! `created_at`, a MaxMind DB's `build_epoch`, a Tor GeoIP file's
+//! `Generated` comment; [`TimeSource`] says which;
 //! a format with a date of its own adds a variant and has its check return
 //! it). Formats with neither have no floor.
 //!
@@ -38,6 +40,11 @@ pub enum TimeSource {
     MinisignTrustedComment,
     /// The `build_epoch` of a MaxMind DB's metadata.
     MmdbBuildEpoch,
+    /// The `created_at` of a libloc database's header, covered by its
+    /// signature.
+    LiblocCreatedAt,
+    /// The `# Generated:` date in a Tor GeoIP file's leading comments.
+    TorGeoipGenerated,
 }
 
 impl std::fmt::Display for TimeSource {
@@ -45,6 +52,8 @@ impl std::fmt::Display for TimeSource {
         f.write_str(match self {
             Self::MinisignTrustedComment => "minisign trusted comment",
             Self::MmdbBuildEpoch => "mmdb build_epoch",
+            Self::LiblocCreatedAt => "libloc created_at, signed",
+            Self::TorGeoipGenerated => "Tor GeoIP Generated comment",
         })
     }
 }

@@ -5,8 +5,11 @@
 //! A fetch of one `[[feed]]`: the optional checksum and detached signature
 //! first (small documents), then the feed, streamed into a temp file under
 //! the size cap and deadlines, hashed on the way; then the checksum, the
-//! minisign signature and the content check ([`check`]); then the version
-//! is stored ([`store`]) and, on the primary, published ([`publish`]).
+//! minisign signature and the content check ([`check`]: the built-in
+//! formats, IPFire's libloc database with its own signature in
+//! [`libloc`], Tor's GeoIP files in [`geoip`]), then the feed's sandboxed
+//! external checker, if any ([`external`]); then the version is stored
+//! ([`store`]) and, on the primary, published ([`publish`]).
 //!
 //! # Invariants
 //! - Only configured URLs are ever fetched. Nothing here takes a URL, a
@@ -26,7 +29,10 @@
 //!   the two never leaves a stored version above the floor.
 
 pub mod check;
+pub mod external;
 pub mod floor;
+pub mod geoip;
+pub mod libloc;
 mod mmdb;
 pub mod publish;
 pub mod store;
@@ -46,7 +52,9 @@ use sha2::{Digest, Sha256};
 use std::io::Write as _;
 use tracing::{info, warn};
 
+use self::external::Checker;
 use self::floor::{TimeSource, VersionTime};
+use self::libloc::LiblocKey;
 use self::store::{FeedStatus, FeedStore, Version};
 
 /// Deadline for the response head of a feed, connection setup included.
@@ -197,6 +205,15 @@ impl Feeds {
             path: config.feeds.extra_ca.clone().unwrap_or_default(),
             reason: e.to_string(),
         })?;
+        // A key that does not load would fail every fetch: refuse to start.
+        for feed in &config.feed {
+            if let Some(path) = &feed.libloc_key {
+                LiblocKey::from_file(path).map_err(|reason| crate::Error::FeedKey {
+                    feed: feed.name.clone(),
+                    reason,
+                })?;
+            }
+        }
         Ok(Self {
             config: Arc::new(config.clone()),
             clearnet: Transport::Https {
@@ -276,11 +293,30 @@ impl Feeds {
             Some((key, sig)) => verify_signature(key, sig, tmp.path())?,
             None => None,
         };
+        // Read at each fetch, as the minisign key is: a replaced key counts.
+        let key = match &feed.libloc_key {
+            Some(path) => Some(LiblocKey::from_file(path).map_err(FeedError::Signature)?),
+            None => None,
+        };
         let (check, path, max) = (feed.check, tmp.path().to_owned(), feed.max_size);
-        let checked = tokio::task::spawn_blocking(move || check::check_file(check, &path, max))
-            .await
-            .map_err(|e| FeedError::Check(format!("the check did not finish: {e}")))?
-            .map_err(FeedError::Check)?;
+        let mut checked =
+            tokio::task::spawn_blocking(move || check::check_file(check, &path, max, key.as_ref()))
+                .await
+                .map_err(|e| FeedError::Check(format!("the check did not finish: {e}")))?
+                .map_err(FeedError::Check)?;
+        if let Some(argv) = &feed.checker {
+            let checker = Checker {
+                bwrap: &self.config.feeds.bwrap,
+                argv,
+                paths: &feed.checker_paths,
+                timeout: feed.checker_timeout,
+            };
+            let passed = checker
+                .run(tmp.path(), &feed.file_name())
+                .await
+                .map_err(FeedError::Check)?;
+            checked.summary = format!("{}; {passed}", checked.summary);
+        }
         let version = Version {
             sha256,
             size,

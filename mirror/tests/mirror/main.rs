@@ -17,6 +17,7 @@ mod feeds;
 mod floor;
 mod limits;
 mod paths;
+mod realfeeds;
 mod sync;
 mod sync_clock;
 mod sync_repair;
