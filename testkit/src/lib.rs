@@ -1,7 +1,8 @@
 //! Test support for onionpkg, in one place for the unit tests, the
 //! end-to-end tests, the demo and the benchmarks: a test CA and its
 //! 127.0.0.1 server certificate ([`ca`]), a guard that stops a child process
-//! when dropped ([`process`]), and polling with a deadline ([`retry`]).
+//! when dropped ([`process`]), polling with a deadline ([`retry`]), and
+//! sample third-party feeds ([`testdata`]).
 //!
 //! # Invariants
 //! - Nothing here is linked into a shipped binary: library crates take this
@@ -19,6 +20,7 @@
 pub mod ca;
 pub mod process;
 pub mod retry;
+pub mod testdata;
 
 pub use ca::TestCa;
 pub use process::Proc;

@@ -28,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use onionpkg_config::common::WebUrl;
-use onionpkg_mirror::feeds::testdata;
 use onionpkg_net::http::{HttpUrl, Limits};
 use onionpkg_net::remote::RemoteRepository;
 use onionpkg_net::tor::{Purpose, TorTransport};
@@ -36,6 +35,7 @@ use onionpkg_net::transport::{SocksTransport, Tls, Transport};
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
 use onionpkg_testkit::TestCa;
 use onionpkg_testkit::retry::retry;
+use onionpkg_testkit::testdata;
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 use onionpkg_trust::metadata::Client;

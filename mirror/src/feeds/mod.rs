@@ -30,7 +30,6 @@ pub mod floor;
 mod mmdb;
 pub mod publish;
 pub mod store;
-pub mod testdata;
 
 use std::path::Path;
 use std::sync::Arc;

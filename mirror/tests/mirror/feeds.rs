@@ -18,9 +18,9 @@ use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use onionpkg_mirror::cli::{feeds_fetch, feeds_status};
 use onionpkg_mirror::feeds::store::FeedStore;
-use onionpkg_mirror::feeds::testdata;
 use onionpkg_mirror::{Error, Mirror};
 use onionpkg_testkit::TestCa;
+use onionpkg_testkit::testdata;
 use onionpkg_trust::metadata::{Client, FsRepository};
 
 use crate::util::{TestRepo, WAIT, get, raw};

@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use onionpkg_mirror::feeds::testdata;
 use onionpkg_testkit::Proc;
 use onionpkg_testkit::TestCa;
 use onionpkg_testkit::retry::until;
+use onionpkg_testkit::testdata;
 use onionpkg_tests::testnet::ports::{EXIT_PORTS, PortLease, lease};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 
