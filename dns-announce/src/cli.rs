@@ -19,6 +19,7 @@ use crate::check::{AnnouncementState, Expectation, timestamp_keys_of_root, verif
 use crate::dnssec::DnssecAnchors;
 use crate::err::{Error, announce_exit_code, exit};
 use crate::make::{Signed, Signers, Validity, sign};
+pub use crate::output::Output;
 use crate::push::{PushRequest, push};
 use crate::query::{query_announcement, resolver_for_server, resolver_for_system};
 use crate::serve::{AnnounceZone, Announcer, DEFAULT_POLL, ServeOptions};
@@ -194,15 +195,6 @@ pub struct MakeArgs {
 /// The validity of `make`, `zone` and `push` without `--expires`: a day, cut
 /// at the timestamp's expiry.
 pub const DEFAULT_VALIDITY: SignedDuration = SignedDuration::from_hours(24);
-
-/// What a command reports: lines of text, and the same as one JSON object.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// The text form.
-    pub text: Vec<String>,
-    /// The `--json` form.
-    pub json: serde_json::Value,
-}
 
 /// Parses a duration such as `90s`, `30m`, `12h`, `7d`.
 pub fn parse_duration(what: &str, s: &str) -> Result<SignedDuration, Error> {

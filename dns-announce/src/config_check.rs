@@ -11,8 +11,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::cli::Output;
 use crate::err::{Error, Result};
+use crate::output::Output;
 
 /// Where systemd puts the credentials of a running unit.
 const CREDENTIALS_DIR: &str = "/run/credentials/";
@@ -64,10 +64,10 @@ pub fn check_config(path: &Path) -> Result<Output> {
             credentials.join(", ")
         ));
     }
-    if let Some(m) = &cfg.mirrors {
-        if !m.wait_for.is_empty() {
-            crate::mirrors::MirrorGate::new(&m.wait_for, m.extra_ca.as_deref())?;
-        }
+    if let Some(m) = &cfg.mirrors
+        && !m.wait_for.is_empty()
+    {
+        crate::mirrors::MirrorGate::new(&m.wait_for, m.extra_ca.as_deref())?;
     }
     Ok(Output {
         text,

@@ -57,6 +57,8 @@ pub mod make;
 #[cfg(feature = "release")]
 pub mod mirrors;
 #[cfg(feature = "release")]
+pub mod output;
+#[cfg(feature = "release")]
 pub mod push;
 pub mod query;
 #[cfg(feature = "release")]

@@ -22,7 +22,7 @@ use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{Name, RData, Record};
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_mirror::feeds::testdata;
+use onionpkg_testkit::testdata;
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
 use sha2::Digest;
 

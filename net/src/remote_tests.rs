@@ -1,10 +1,11 @@
 use super::*;
-use crate::testutil::{Reply, serve, test_ca};
+use crate::testutil::{Reply, serve};
 use crate::transport::Tls;
 use onionpkg_core::url::WebUrl;
+use onionpkg_testkit::TestCa;
 
 async fn setup() -> (crate::testutil::TestServer, RemoteRepository) {
-    let ca = test_ca();
+    let ca = TestCa::new();
     let srv = serve(Some(ca.server.clone()), |path| match path {
         "/m/metadata/timestamp.json" => Reply::Body(b"{\"ts\":1}".to_vec()),
         "/m/metadata/forbidden.json" => Reply::Status(403),

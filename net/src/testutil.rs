@@ -37,36 +37,6 @@ impl Drop for Abort {
     }
 }
 
-/// A test CA and a certificate for 127.0.0.1 signed by it.
-pub(crate) struct TestCa {
-    pub(crate) ca_pem: String,
-    pub(crate) server: Arc<rustls::ServerConfig>,
-}
-
-pub(crate) fn test_ca() -> TestCa {
-    crate::tor::install_crypto_provider();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let server = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    TestCa {
-        ca_pem: ca.pem(),
-        server: Arc::new(server),
-    }
-}
-
 /// A server on 127.0.0.1; with `tls`, HTTPS with that configuration.
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,

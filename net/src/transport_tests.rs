@@ -1,5 +1,6 @@
 use super::*;
-use crate::testutil::{Reply, fake_socks, serve, test_ca};
+use crate::testutil::{Reply, fake_socks, serve};
+use onionpkg_testkit::TestCa;
 
 fn limits() -> Limits {
     Limits {
@@ -10,7 +11,7 @@ fn limits() -> Limits {
 
 #[tokio::test]
 async fn https_with_extra_ca_fetches_and_without_it_refuses() {
-    let ca = test_ca();
+    let ca = TestCa::new();
     let srv = serve(Some(ca.server.clone()), |_| Reply::Body(b"hello".to_vec())).await;
     let url = format!("https://{}/metadata/x.json", srv.addr);
 

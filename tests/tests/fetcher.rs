@@ -37,6 +37,8 @@ use onionpkg_net::remote::RemoteRepository;
 use onionpkg_net::tor::TorTransport;
 use onionpkg_net::transport::{SocksTransport, Tls, Transport};
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
+use onionpkg_testkit::TestCa;
+use onionpkg_testkit::retry::retry_async;
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti, check_private};
 use onionpkg_tests::testnet::ports::{EXIT_PORTS, lease};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
@@ -69,35 +71,6 @@ fn make_repo(dir: &Path) -> PathBuf {
     }
     repo.publish(&keys, &Expiries::default(), &[], now).unwrap();
     repo.dir().to_owned()
-}
-
-struct Ca {
-    pem: String,
-    server: Arc<rustls::ServerConfig>,
-}
-
-fn ca() -> Ca {
-    onionpkg_net::tor::install_crypto_provider();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let server = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    Ca {
-        pem: ca.pem(),
-        server: Arc::new(server),
-    }
 }
 
 /// Serves the repository tree over HTTPS on `listener`.
@@ -182,27 +155,28 @@ async fn fetch_all_until(
     root: &[u8],
     out: &Path,
 ) -> anyhow::Result<(Vec<Vec<u8>>, u32)> {
-    let deadline = Instant::now() + Duration::from_secs(150);
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        match tokio::time::timeout(ATTEMPT, fetch_all(make(), base, root, out)).await {
-            Ok(Ok(v)) => return Ok((v, attempts)),
-            Ok(Err(e)) if Instant::now() > deadline => return Err(e),
-            Err(_) if Instant::now() > deadline => bail!("timed out after {attempts} attempts"),
-            _ => tokio::time::sleep(Duration::from_secs(1)).await,
-        }
-    }
+    retry_async(
+        Duration::from_secs(150),
+        Duration::from_secs(1),
+        async |_| {
+            tokio::time::timeout(ATTEMPT, fetch_all(make(), base, root, out))
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("an attempt took over {ATTEMPT:?}")))
+        },
+    )
+    .await
+    .map(|r| (r.value, r.attempts))
+    .map_err(|g| g.last.context(format!("after {} attempts", g.attempts)))
 }
 
 /// A fetcher configuration file.
 fn write_config(dir: &Path, mode: &str, base: &str, ca_pem: &str, extra: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
+    std::fs::write(dir.join("ca.ca_pem"), ca_pem).unwrap();
     let cfg = format!(
         "trust_root = \"root.json\"\nstate_dir = \"state\"\ncache_dir = \"cache\"\n\
          output_dir = \"out\"\ntransport = \"{mode}\"\nmain_mirrors = [\"{base}\"]\n\
-         [https]\nextra_ca = \"ca.pem\"\n{extra}"
+         [https]\nextra_ca = \"ca.ca_pem\"\n{extra}"
     );
     let path = dir.join("fetcher.toml");
     std::fs::write(&path, cfg).unwrap();
@@ -407,7 +381,7 @@ fn fetcher_over_tor() {
     let work = tempfile::tempdir().unwrap();
     let tree = make_repo(work.path());
     let root = std::fs::read(tree.join("metadata/1.root.json")).unwrap();
-    let ca = ca();
+    let ca = TestCa::new();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -428,7 +402,7 @@ fn fetcher_over_tor() {
         net.usable_after().as_secs_f64()
     );
     let socks: SocketAddr = net.socks_addr().expect("a C tor client");
-    let tls = Tls::new(Some(ca.pem.as_bytes())).unwrap();
+    let tls = Tls::new(Some(ca.ca_pem.as_bytes())).unwrap();
     let mut failures = Vec::new();
     let mut report = |name: &str, r: anyhow::Result<String>| match r {
         Ok(s) => println!("ok   {name}: {s}"),
@@ -496,7 +470,7 @@ fn fetcher_over_tor() {
             &dir,
             "socks",
             &base,
-            &ca.pem,
+            &ca.ca_pem,
             &format!("[socks]\naddr = \"{socks}\"\n"),
         );
         let init = run_fetch(
@@ -541,7 +515,7 @@ fn fetcher_over_tor() {
                 dir,
                 "tor",
                 &base,
-                &ca.pem,
+                &ca.ca_pem,
                 &format!("[socks]\naddr = \"{socks}\"\n{dead}"),
             );
             let text = std::fs::read_to_string(&cfg)?;
@@ -601,7 +575,7 @@ fn fetcher_over_tor() {
         .collect();
     let r = (|| {
         let dir = work.path().join("tor-app");
-        let cfg = write_config(&dir, "tor", &base, &ca.pem, &tor_section(&net));
+        let cfg = write_config(&dir, "tor", &base, &ca.ca_pem, &tor_section(&net));
         // The binary builds its arti configuration from this file: check it
         // names only the private network before anything starts.
         let parsed = onionpkg_config::load_fetcher(&cfg)?;
@@ -671,7 +645,7 @@ fn fetcher_over_tor() {
             tor_section(&net),
             dns_port.addr()
         );
-        let cfg = write_config(&dir, "tor", &base, &ca.pem, &extra);
+        let cfg = write_config(&dir, "tor", &base, &ca.ca_pem, &extra);
         let trace = dir.join("trace-check");
         let out = run_fetch(&cfg, &["check"], Some(&trace))?;
         rt.block_on(dns.shutdown())?;
@@ -695,7 +669,7 @@ fn fetcher_over_tor() {
 
     let r = (|| {
         let dir = work.path().join("tor-rss");
-        let cfg = write_config(&dir, "tor", &base, &ca.pem, &tor_section(&net));
+        let cfg = write_config(&dir, "tor", &base, &ca.ca_pem, &tor_section(&net));
         let init = run_fetch(
             &cfg,
             &[
@@ -757,7 +731,7 @@ fn fetcher_over_tor() {
         // First, that libfaketime does set this binary's clock back: its
         // clock is refused against a floor one hour ago only when skewed.
         let probe = work.path().join("clock-probe");
-        let cfg = write_config(&probe, "tor", &base, &ca.pem, &tor_section(&net));
+        let cfg = write_config(&probe, "tor", &base, &ca.ca_pem, &tor_section(&net));
         std::fs::create_dir_all(probe.join("state"))?;
         std::fs::write(
             probe.join("state/time-floor.json"),
@@ -791,7 +765,7 @@ fn fetcher_over_tor() {
         );
 
         let dir = work.path().join("tor-clock");
-        let cfg = write_config(&dir, "tor", &base, &ca.pem, &tor_section(&net));
+        let cfg = write_config(&dir, "tor", &base, &ca.ca_pem, &tor_section(&net));
         let init = run_fetch(
             &cfg,
             &[

@@ -31,14 +31,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use onionpkg_config::common::WebUrl;
-use onionpkg_mirror::feeds::testdata;
 use onionpkg_net::http::{HttpUrl, Limits};
 use onionpkg_net::remote::RemoteRepository;
 use onionpkg_net::tor::{Purpose, TorTransport};
 use onionpkg_net::transport::{SocksTransport, Tls, Transport};
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
+use onionpkg_testkit::TestCa;
+use onionpkg_testkit::retry::retry;
+use onionpkg_testkit::testdata;
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 use onionpkg_trust::metadata::Client;
@@ -61,23 +63,6 @@ const IPFIRE_KEY: &str = "/var/lib/location/signing-key.pem";
 /// One run of the appliance's `feeds sync`: 55 MB over an onion service.
 const SYNC_DEADLINE: Duration = Duration::from_secs(900);
 
-/// Writes a test CA's server certificate for 127.0.0.1 (`cert.pem`,
-/// `key.pem`) in `dir`; returns the CA certificate (PEM).
-fn write_test_certificate(dir: &Path) -> String {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-    ca.pem()
-}
-
 /// A signed repository with one package; returns its dir and the package's
 /// consistent path under `targets/`.
 fn make_repo(dir: &Path) -> (PathBuf, String) {
@@ -99,21 +84,14 @@ fn make_repo(dir: &Path) -> (PathBuf, String) {
     (repo.dir().to_owned(), format!("pkg/{name}"))
 }
 
-/// A feed upstream: HTTPS on loopback with the test certificate in `dir`,
+/// A feed upstream: HTTPS on loopback with the test CA's certificate,
 /// serving a DROP-style list, a GeoIP database and IPFire's location
 /// database `location`. Runs until the runtime ends.
-async fn feed_upstream(dir: &Path, location: bytes::Bytes) -> anyhow::Result<SocketAddr> {
-    use rustls::pki_types::pem::PemObject as _;
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("cert.pem"))?
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("key.pem"))?;
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+async fn feed_upstream(
+    tls: Arc<rustls::ServerConfig>,
+    location: bytes::Bytes,
+) -> anyhow::Result<SocketAddr> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -184,36 +162,40 @@ fn curl_until(
     extra: &[&str],
     expect: &[u8],
 ) -> anyhow::Result<(u32, Duration)> {
-    let start = Instant::now();
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let out = Command::new("curl")
-            .args(["-q", "-sS", "--max-time", &ATTEMPT.as_secs().to_string()])
-            .arg("--socks5-hostname")
-            .arg(socks.to_string())
-            .args(extra)
-            .arg(url)
-            .output()
-            .context("running curl")?;
-        if out.status.success() && out.stdout == expect {
-            return Ok((attempts, start.elapsed()));
-        }
-        if start.elapsed() > ONION_DEADLINE {
-            bail!(
-                "{url}: no matching answer after {attempts} attempts; last: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        if attempts % 3 == 0 {
+    let r = retry(ONION_DEADLINE, RETRY_EVERY, |attempt| {
+        if attempt > 1 && (attempt - 1) % 3 == 0 {
             // C tor may be stuck on a stale descriptor of a service that
             // re-published: make it forget and fetch again.
             if let Err(e) = net.client_newnym() {
                 println!("    newnym: {e}");
             }
         }
-        std::thread::sleep(RETRY_EVERY);
-    }
+        let out = match Command::new("curl")
+            .args(["-q", "-sS", "--max-time", &ATTEMPT.as_secs().to_string()])
+            .arg("--socks5-hostname")
+            .arg(socks.to_string())
+            .args(extra)
+            .arg(url)
+            .output()
+        {
+            Ok(out) => out,
+            // Not worth retrying: ends the loop with the error.
+            Err(e) => return Ok(Err(e)),
+        };
+        if out.status.success() && out.stdout == expect {
+            return Ok(Ok(()));
+        }
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    })
+    .map_err(|g| {
+        anyhow::anyhow!(
+            "{url}: no matching answer after {} attempts; last: {}",
+            g.attempts,
+            g.last
+        )
+    })?;
+    r.value.context("running curl")?;
+    Ok((r.attempts, r.elapsed))
 }
 
 #[test]
@@ -231,8 +213,9 @@ fn mirror_serves_its_onion_service() {
     std::fs::create_dir_all(&served).unwrap();
     let state = work.path().join("state");
     let cfg_path = work.path().join("mirror.toml");
-    let ca_pem = write_test_certificate(work.path());
-    std::fs::write(work.path().join("ca.pem"), &ca_pem).unwrap();
+    let ca = TestCa::new();
+    ca.write(work.path(), "").unwrap();
+    let ca_pem = ca.ca_pem.clone();
     let pinned_root = std::fs::read(root.join("metadata/1.root.json")).unwrap();
     let location_db = bytes::Bytes::from(std::fs::read(LOCATION_DB).unwrap_or_else(|e| {
         panic!("{LOCATION_DB}: {e}; install Debian's libloc-database and location")
@@ -254,7 +237,7 @@ fn mirror_serves_its_onion_service() {
         // The primary fetches, checks and publishes the feeds; the onion
         // mirror syncs from it, verifying.
         let (primary, config, feeds) = rt.block_on(async {
-            let upstream = feed_upstream(work.path(), location_db.clone()).await?;
+            let upstream = feed_upstream(ca.server.clone(), location_db.clone()).await?;
             let primary_cfg = write_primary_config(work.path(), &root, upstream);
             let primary =
                 onionpkg_mirror::Mirror::start(&onionpkg_mirror::app::load_config(&primary_cfg)?)
@@ -319,22 +302,22 @@ fn mirror_serves_its_onion_service() {
         ))?;
         let t = TorTransport::new(probe);
         let url = HttpUrl::parse(&format!("http://{address}/metadata/timestamp.json"))?;
-        let start = Instant::now();
-        loop {
-            let limits = Limits {
-                max_body: 1 << 20,
-                timeout: ATTEMPT,
-            };
+        let limits = Limits {
+            max_body: 1 << 20,
+            timeout: ATTEMPT,
+        };
+        let probe_took = retry(ONION_DEADLINE, RETRY_EVERY, |_| {
             match rt.block_on(t.get(Purpose::Metadata, &url, &limits)) {
-                Ok(r) if r.status == 200 && r.body == timestamp => break,
-                Ok(r) => println!("    probe: status {}", r.status),
-                Err(e) if start.elapsed() > ONION_DEADLINE => bail!("arti probe: {e}"),
-                Err(_) => {}
+                Ok(r) if r.status == 200 && r.body == timestamp => Ok(()),
+                Ok(r) => {
+                    println!("    probe: status {}", r.status);
+                    Err(format!("status {}", r.status))
+                }
+                Err(e) => Err(e.to_string()),
             }
-            ensure!(start.elapsed() < ONION_DEADLINE, "arti probe timed out");
-            std::thread::sleep(RETRY_EVERY);
-        }
-        let probe_took = start.elapsed();
+        })
+        .map_err(|g| anyhow::anyhow!("arti probe: {}", g.last))?
+        .elapsed;
 
         let (attempts, took) = curl_until(&net, socks, &url.to_string(), &[], &timestamp)?;
         let pkg_url = format!("http://{address}/targets/{package}");
@@ -397,11 +380,10 @@ fn mirror_serves_its_onion_service() {
         let mut fetched = Vec::new();
         for (name, transport, base) in ways {
             let transport = Arc::new(transport);
-            let start = Instant::now();
             // Retried until the deadline: a fresh circuit to an onion service
             // can fail on a busy test network.
-            let bytes = loop {
-                let attempt = rt.block_on(async {
+            let bytes = retry(ONION_DEADLINE, RETRY_EVERY, |_| {
+                rt.block_on(async {
                     let base = WebUrl::parse_local_base(base).map_err(anyhow::Error::msg)?;
                     let repo = RemoteRepository::new(Arc::clone(&transport), &base)?;
                     let mut client = Client::new(&pinned_root, None, repo)?;
@@ -411,16 +393,11 @@ fn mirror_serves_its_onion_service() {
                     client.load_delegated("feeds", now).await?;
                     let feed = client.fetch_target("feeds/blocklist/drop.txt", now).await?;
                     anyhow::Ok((package, feed))
-                });
-                match attempt {
-                    Ok(bytes) => break bytes,
-                    Err(e) if start.elapsed() > ONION_DEADLINE => {
-                        return Err(e.context(format!("fetching via {name}")));
-                    }
-                    Err(e) => println!("    {name}: {e:#}; retrying"),
-                }
-                std::thread::sleep(RETRY_EVERY);
-            };
+                })
+                .inspect_err(|e| println!("    {name}: {e:#}"))
+            })
+            .map_err(|g| g.last.context(format!("fetching via {name}")))?
+            .value;
             fetched.push((name, bytes));
         }
         for (name, (package, feed)) in &fetched {

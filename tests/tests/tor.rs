@@ -23,6 +23,7 @@ use onionpkg_mirror::files::StaticFiles;
 use onionpkg_mirror::onion::{OnionService, serve_onion};
 use onionpkg_net::http::{HttpUrl, Limits};
 use onionpkg_net::tor::{Purpose, TorTransport};
+use onionpkg_testkit::retry::retry;
 use onionpkg_tests::http_server::HttpServer;
 use onionpkg_tests::testnet::arti::{
     BOOTSTRAP_TIMEOUT, arti_config, bootstrap_arti, check_private,
@@ -79,24 +80,21 @@ fn limits() -> Limits {
 /// Fetches `url` through arti until it returns `INDEX` or the deadline passes.
 fn arti_fetch_until(rt: &Runtime, t: &TorTransport, url: &str) -> anyhow::Result<(u32, Duration)> {
     let url = &HttpUrl::parse(url)?;
-    let start = Instant::now();
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let last = match rt.block_on(t.get(Purpose::Metadata, url, &limits())) {
-            Ok(r) if r.status == 200 && r.body == INDEX.as_bytes() => {
-                return Ok((attempts, start.elapsed()));
-            }
-            Ok(r) => format!("status {}", r.status),
-            Err(e) => e.to_string(),
-        };
-        if start.elapsed() > ONION_DEADLINE {
-            bail!(
-                "no successful fetch after {attempts} attempts in {ONION_DEADLINE:?}; last: {last}"
-            );
+    let r = retry(ONION_DEADLINE, RETRY_EVERY, |_| {
+        match rt.block_on(t.get(Purpose::Metadata, url, &limits())) {
+            Ok(r) if r.status == 200 && r.body == INDEX.as_bytes() => Ok(()),
+            Ok(r) => Err(format!("status {}", r.status)),
+            Err(e) => Err(e.to_string()),
         }
-        std::thread::sleep(RETRY_EVERY);
-    }
+    })
+    .map_err(|g| {
+        anyhow::anyhow!(
+            "no successful fetch after {} attempts in {ONION_DEADLINE:?}; last: {}",
+            g.attempts,
+            g.last
+        )
+    })?;
+    Ok((r.attempts, r.elapsed))
 }
 
 /// Fetches `url` with curl through the C tor client's SOCKS port until it
@@ -106,42 +104,47 @@ fn curl_until(
     socks: std::net::SocketAddr,
     url: &str,
 ) -> anyhow::Result<(u32, Duration)> {
-    let start = Instant::now();
-    let mut attempts = 0;
     let mut first_error = None;
-    loop {
-        attempts += 1;
-        let out = Command::new("curl")
-            .args(["-q", "-sS", "--max-time", &ATTEMPT.as_secs().to_string()])
-            .arg("--socks5-hostname")
-            .arg(socks.to_string())
-            .arg(url)
-            .output()
-            .context("running curl (is it installed?)")?;
-        if out.status.success() && out.stdout == INDEX.as_bytes() {
-            if let Some(e) = first_error {
-                println!("    (first failed attempt: {e})");
-            }
-            return Ok((attempts, start.elapsed()));
-        }
-        if first_error.is_none() {
-            first_error = Some(String::from_utf8_lossy(&out.stderr).trim().to_owned());
-        }
-        if start.elapsed() > ONION_DEADLINE {
-            bail!(
-                "no successful fetch after {attempts} attempts in {ONION_DEADLINE:?}; last: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        if attempts % 3 == 0 {
+    let r = retry(ONION_DEADLINE, RETRY_EVERY, |attempt| {
+        if attempt > 1 && (attempt - 1) % 3 == 0 {
             // C tor may be stuck on a stale descriptor of a service that
             // re-published: make it forget and fetch again.
             if let Err(e) = net.client_newnym() {
                 println!("    newnym: {e}");
             }
         }
-        std::thread::sleep(RETRY_EVERY);
+        let out = match Command::new("curl")
+            .args(["-q", "-sS", "--max-time", &ATTEMPT.as_secs().to_string()])
+            .arg("--socks5-hostname")
+            .arg(socks.to_string())
+            .arg(url)
+            .output()
+        {
+            Ok(out) => out,
+            // Not worth retrying: ends the loop with the error.
+            Err(e) => return Ok(Err(e)),
+        };
+        if out.status.success() && out.stdout == INDEX.as_bytes() {
+            return Ok(Ok(()));
+        }
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        first_error.get_or_insert_with(|| err.clone());
+        Err(err)
+    })
+    .map_err(|g| {
+        anyhow::anyhow!(
+            "no successful fetch after {} attempts in {ONION_DEADLINE:?}; last: {}",
+            g.attempts,
+            g.last
+        )
+    })?;
+    r.value.context("running curl (is it installed?)")?;
+    if r.attempts > 1
+        && let Some(e) = first_error
+    {
+        println!("    (first failed attempt: {e})");
     }
+    Ok((r.attempts, r.elapsed))
 }
 
 /// Bootstraps an arti client under `dir` and serves the test files as an

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use onionpkg_announce::serve::{AnnounceZone, listen};
 
 use crate::server::serve;
-use crate::util::{Appliance, TestRepo, ca, copy_dir};
+use crate::util::{Appliance, TestRepo, copy_dir};
+use onionpkg_testkit::TestCa;
 
 const NAME: &str = "_update.example.org";
 
@@ -32,7 +33,7 @@ fn dns_config(resolver: SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announced_release_not_yet_on_the_mirror_blames_none_and_downloads_once_synced() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
-    let ca = ca();
+    let ca = TestCa::new();
     // The mirror serves a copy of the tree, which will fall behind.
     let mirror_tree = repo.tmp.path().join("mirror");
     copy_dir(&repo.tree(), &mirror_tree);
@@ -104,7 +105,7 @@ async fn an_announced_release_not_yet_on_the_mirror_blames_none_and_downloads_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_grace_period_a_mirror_behind_the_announcement_is_frozen() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
-    let ca = ca();
+    let ca = TestCa::new();
     let mirror_tree = repo.tmp.path().join("mirror");
     copy_dir(&repo.tree(), &mirror_tree);
     let mirror = serve(mirror_tree, ca.server.clone()).await;
@@ -143,7 +144,7 @@ async fn after_the_grace_period_a_mirror_behind_the_announcement_is_frozen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_or_missing_announcement_falls_back_to_the_mirror() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
-    let ca = ca();
+    let ca = TestCa::new();
     let mirror = serve(repo.tree(), ca.server.clone()).await;
     let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
     let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
@@ -193,7 +194,7 @@ async fn a_forged_or_missing_announcement_falls_back_to_the_mirror() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnssec_anchors_refuse_an_unsigned_answer_and_a_bad_file_is_a_config_error() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
-    let ca = ca();
+    let ca = TestCa::new();
     let mirror = serve(repo.tree(), ca.server.clone()).await;
     let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
     let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])

@@ -3,12 +3,13 @@
 
 use std::path::Path;
 
-use crate::util::{Appliance, TestRepo, ca};
+use crate::util::{Appliance, TestRepo};
+use onionpkg_testkit::TestCa;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_needs_a_trust_root_and_writes_nothing() {
     let repo = TestRepo::new(&[]);
-    let ca = ca();
+    let ca = TestCa::new();
     // Nothing listens there: the check must not try.
     let mirrors = ["https://127.0.0.1:9/".to_owned()];
     let app = Appliance::https(&ca, Path::new("root.json"), &mirrors, "");
@@ -46,7 +47,7 @@ async fn check_config_needs_a_trust_root_and_writes_nothing() {
     let r = app.run(&["check-config"]).await;
     assert_eq!(r.code(), 2, "{}", r.stderr());
     assert!(r.stderr().contains("extra_ca"), "{}", r.stderr());
-    std::fs::write(app.dir.path().join("ca.pem"), &ca.pem).unwrap();
+    std::fs::write(app.dir.path().join("ca.pem"), &ca.ca_pem).unwrap();
 
     // Once pinned, the pinned root rules, even with the shipped one gone.
     app.init(&repo.root_file()).await;

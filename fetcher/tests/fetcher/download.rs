@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::server::serve;
-use crate::util::{Appliance, TestRepo, ca};
+use crate::util::{Appliance, TestRepo};
+use onionpkg_testkit::TestCa;
 
 const HELLO: &[u8] = b"hello, appliance\n";
 
@@ -15,7 +16,7 @@ async fn downloads_verified_targets_over_https() {
         ("pkg/hello-1.0.tar", HELLO),
         ("pkg/big.bin", &[42; 300_000]),
     ]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     // No root shipped with the image (trust_root names no file).
     let app = Appliance::https(&ca, Path::new("no-root.json"), &[srv.url()], "");
@@ -87,7 +88,7 @@ async fn downloads_verified_targets_over_https() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_trust_root_is_pinned_on_first_use_and_never_silently_replaced() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
     // No init: the shipped root is checked and pinned.
@@ -137,7 +138,7 @@ async fn the_shipped_trust_root_is_pinned_on_first_use_and_never_silently_replac
 async fn resumes_after_a_kill_and_never_shows_a_partial_file() {
     let content: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
     let repo = TestRepo::new(&[("pkg/big.bin", &content)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     srv.ctl.stall_after.store(1_500_000, Ordering::SeqCst);
     let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
@@ -209,7 +210,7 @@ async fn resumes_after_a_kill_and_never_shows_a_partial_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_killed_after_its_metadata_stays_pending_until_downloaded() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
     app.run(&["download", "--all"]).await.ok();
@@ -271,7 +272,7 @@ fn published_version(repo: &TestRepo) -> (u64, serde_json::Value) {
 async fn a_garbage_prefix_from_one_mirror_does_not_blame_the_mirror_that_finishes() {
     let content: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
     let repo = TestRepo::new(&[("pkg/big.bin", &content)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let hostile = serve(repo.tree(), ca.server.clone()).await;
     hostile.ctl.garbage.store(true, Ordering::SeqCst);
     hostile.ctl.stall_after.store(100_000, Ordering::SeqCst);
@@ -319,7 +320,7 @@ async fn a_garbage_prefix_from_one_mirror_does_not_blame_the_mirror_that_finishe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_planted_in_the_output_directory_are_not_followed() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
     let victim = app.dir.path().join("victim");
@@ -356,7 +357,7 @@ async fn links_planted_in_the_output_directory_are_not_followed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_behind_the_signed_floor_is_refused() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
     app.init(&repo.root_file()).await;
@@ -378,7 +379,7 @@ async fn a_clock_behind_the_signed_floor_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_mirror_list_falls_back_to_the_main_mirror_with_a_warning() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
     app.init(&repo.root_file()).await;
@@ -408,7 +409,7 @@ async fn expired_metadata_that_cannot_be_refreshed_has_its_own_exit_code() {
     // Signed three days ago: the timestamp (one day) has expired.
     let then = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(72);
     let repo = TestRepo::new_at(then, &[("pkg/hello-1.0.tar", HELLO)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
     app.init(&repo.root_file()).await;
@@ -445,7 +446,7 @@ async fn feeds_sync_puts_verified_feed_files_in_place() {
     add_feed("feeds/blocklist/drop.txt", b"192.0.2.0/24 ; SBL1\n");
     add_feed("feeds/geoip/geoip.mmdb", b"\xab\xcd\xefMaxMind.com\xe0");
     repo.publish();
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
     app.init(&repo.root_file()).await;

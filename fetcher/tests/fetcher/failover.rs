@@ -3,7 +3,8 @@
 use std::sync::atomic::Ordering;
 
 use crate::server::serve;
-use crate::util::{Appliance, TestRepo, ca, copy_dir};
+use crate::util::{Appliance, TestRepo, copy_dir};
+use onionpkg_testkit::TestCa;
 
 const HELLO: &[u8] = b"hello, appliance\n";
 
@@ -18,7 +19,7 @@ async fn dead_url() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_and_tampering_mirrors_are_skipped_and_marked_bad() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let bad = serve(repo.tree(), ca.server.clone()).await;
     bad.ctl.tamper.store(true, Ordering::SeqCst);
     let good = serve(repo.tree(), ca.server.clone()).await;
@@ -72,7 +73,7 @@ async fn a_mirror_serving_older_metadata_than_trusted_is_skipped() {
     copy_dir(&repo.tree(), &frozen_tree);
     repo.add_package("pkg/hello-1.1.tar", b"newer\n");
     repo.publish();
-    let ca = ca();
+    let ca = TestCa::new();
     let frozen = serve(frozen_tree, ca.server.clone()).await;
     let good = serve(repo.tree(), ca.server.clone()).await;
     // First trust version 2 from the good mirror alone.
@@ -102,7 +103,7 @@ async fn a_mirror_serving_older_metadata_than_trusted_is_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_mirror_down_the_error_lists_each() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let (a, b) = (dead_url().await, dead_url().await);
     let app = Appliance::https(&ca, &repo.root_file(), &[a.clone(), b.clone()], "");
     app.init(&repo.root_file()).await;
@@ -126,7 +127,7 @@ async fn with_every_mirror_down_the_error_lists_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mirror_tampering_is_a_verification_failure() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
-    let ca = ca();
+    let ca = TestCa::new();
     let a = serve(repo.tree(), ca.server.clone()).await;
     let b = serve(repo.tree(), ca.server.clone()).await;
     a.ctl.tamper.store(true, Ordering::SeqCst);

@@ -11,7 +11,8 @@ use onionpkg_repo::Expiries;
 use sha2::Digest as _;
 
 use crate::server::serve;
-use crate::util::{Appliance, TestRepo, ca, copy_dir};
+use crate::util::{Appliance, TestRepo, copy_dir};
+use onionpkg_testkit::TestCa;
 
 const NAME: &str = "_update.example.org";
 
@@ -57,7 +58,7 @@ async fn a_record_never_extends_trust_beyond_the_timestamp_it_names() {
         )
         .unwrap();
     let repo = TestRepo::with_expiries(Timestamp::now(), expiries, &[("pkg/a.tar", b"a\n")]);
-    let ca = ca();
+    let ca = TestCa::new();
     let mirror = serve(repo.tree(), ca.server.clone()).await;
     let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
     let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
@@ -115,7 +116,7 @@ async fn a_record_never_extends_trust_beyond_the_timestamp_it_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_equivocating_on_the_announced_version_is_refused() {
     let repo = TestRepo::new(&[("pkg/a.tar", b"a\n")]);
-    let ca = ca();
+    let ca = TestCa::new();
     let mirror_tree = repo.tmp.path().join("mirror");
     copy_dir(&repo.tree(), &mirror_tree);
     let mirror = serve(mirror_tree.clone(), ca.server.clone()).await;
@@ -180,7 +181,7 @@ async fn a_mirror_equivocating_on_the_announced_version_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_top_serial_stops_mattering_once_the_timestamp_key_is_rotated() {
     let repo = TestRepo::new(&[("pkg/a.tar", b"a\n")]);
-    let ca = ca();
+    let ca = TestCa::new();
     let mirror = serve(repo.tree(), ca.server.clone()).await;
     let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
     let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
@@ -265,7 +266,7 @@ async fn a_floor_no_mirror_reaches_lapses_after_one_timestamp_lifetime() {
         )
         .unwrap();
     let repo = TestRepo::with_expiries(Timestamp::now(), expiries, &[("pkg/a.tar", b"a\n")]);
-    let ca = ca();
+    let ca = TestCa::new();
     let mirror = serve(repo.tree(), ca.server.clone()).await;
     let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
     let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])

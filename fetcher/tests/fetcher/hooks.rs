@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::server::serve;
-use crate::util::{Appliance, TestRepo, ca};
+use crate::util::{Appliance, TestRepo};
+use onionpkg_testkit::TestCa;
 
 fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest as _;
@@ -49,7 +50,7 @@ async fn an_action_runs_once_per_new_version_and_a_failure_keeps_the_file() {
         "feeds/rules/rules.txt",
         b"alert ip any any -> any any (sid:1;)\n",
     );
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("applied.log");
@@ -139,7 +140,7 @@ async fn a_hanging_action_is_killed_at_its_deadline() {
         )
         .unwrap();
     repo.publish();
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     let extra = "[feeds.blocklist]\non_update = [\"/usr/bin/python3\", \"-c\", \
                  \"import subprocess, time; subprocess.Popen(['sleep', '120']); time.sleep(120)\", \
@@ -166,7 +167,7 @@ async fn a_hanging_action_is_killed_at_its_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_action_is_refused_at_load() {
     let repo = TestRepo::new(&[]);
-    let ca = ca();
+    let ca = TestCa::new();
     for (bad, needle) in [
         (
             "on_update = \"ipset restore < {file}\"",

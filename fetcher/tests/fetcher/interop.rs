@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::server::serve;
-use crate::util::{Appliance, ca};
+use crate::util::Appliance;
+use onionpkg_testkit::TestCa;
 
 /// The targets `make_repo.py --names` adds, and how each is requested
 /// (under consistent snapshots the file name is `HASH.name`).
@@ -53,7 +54,7 @@ async fn python_tuf_targets_with_names_to_encode_and_sha512_only_download_and_ve
         String::from_utf8_lossy(&made.stderr)
     );
 
-    let ca = ca();
+    let ca = TestCa::new();
     let mirror = serve(repo.clone(), ca.server.clone()).await;
     let app = Appliance::https(&ca, &repo.join("metadata/1.root.json"), &[mirror.url()], "");
     app.init(&repo.join("metadata/1.root.json")).await;

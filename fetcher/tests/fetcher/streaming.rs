@@ -14,7 +14,8 @@ use onionpkg_trust::metadata::{Client, FsRepository};
 use tokio::time::Instant;
 
 use crate::server::serve;
-use crate::util::{Appliance, Ca, TestRepo, ca};
+use crate::util::{Appliance, TestRepo};
+use onionpkg_testkit::TestCa;
 
 const TARGET: &str = "pkg/big.bin";
 
@@ -36,9 +37,9 @@ async fn job(repo: &TestRepo, path: &str) -> Job {
     }
 }
 
-fn https(ca: &Ca) -> Transport {
+fn https(ca: &TestCa) -> Transport {
     Transport::Https {
-        tls: Tls::new(Some(ca.pem.as_bytes())).unwrap(),
+        tls: Tls::new(Some(ca.ca_pem.as_bytes())).unwrap(),
         loopback_http: false,
     }
 }
@@ -72,7 +73,7 @@ async fn run(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_longer_than_signed_is_cut_at_its_signed_length() {
     let repo = TestRepo::new(&[(TARGET, &content())]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     srv.ctl.overlong.store(true, Ordering::SeqCst);
     let job = job(&repo, TARGET).await;
@@ -109,7 +110,7 @@ async fn a_target_longer_than_signed_is_cut_at_its_signed_length() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_sending_more_than_signed_is_marked_bad_and_the_next_used() {
     let repo = TestRepo::new(&[(TARGET, &content())]);
-    let ca = ca();
+    let ca = TestCa::new();
     let endless = serve(repo.tree(), ca.server.clone()).await;
     endless.ctl.overlong.store(true, Ordering::SeqCst);
     let honest = serve(repo.tree(), ca.server.clone()).await;
@@ -147,7 +148,7 @@ async fn mirror_row(app: &Appliance, url: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_mirror_is_cut_by_the_minimum_throughput() {
     let repo = TestRepo::new(&[(TARGET, &content())]);
-    let ca = ca();
+    let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;
     srv.ctl.trickle_bytes.store(64, Ordering::SeqCst);
     srv.ctl.trickle_every_ms.store(400, Ordering::SeqCst);
@@ -180,7 +181,7 @@ async fn a_trickling_mirror_is_cut_by_the_minimum_throughput() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_mirror_is_cut_and_the_next_mirror_used() {
     let repo = TestRepo::new(&[(TARGET, &content())]);
-    let ca = ca();
+    let ca = TestCa::new();
     let slow = serve(repo.tree(), ca.server.clone()).await;
     slow.ctl.trickle_bytes.store(64, Ordering::SeqCst);
     slow.ctl.trickle_every_ms.store(400, Ordering::SeqCst);

@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
+use onionpkg_testkit::TestCa;
 
 /// A repository signed by `onionpkg-repo` in a temp dir.
 pub struct TestRepo {
@@ -87,36 +87,6 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A test CA and a server certificate for 127.0.0.1.
-pub struct Ca {
-    pub pem: String,
-    pub server: Arc<rustls::ServerConfig>,
-}
-
-pub fn ca() -> Ca {
-    onionpkg_net::tor::install_crypto_provider();
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca, &ca_key)
-        .unwrap();
-    let server = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-    Ca {
-        pem: ca.pem(),
-        server: Arc::new(server),
-    }
-}
-
 /// An appliance: a config file, its state, cache and output dirs.
 pub struct Appliance {
     pub dir: tempfile::TempDir,
@@ -124,9 +94,9 @@ pub struct Appliance {
 
 impl Appliance {
     /// An appliance using direct HTTPS to `mirrors`, trusting `ca`.
-    pub fn https(ca: &Ca, root: &Path, mirrors: &[String], extra: &str) -> Self {
+    pub fn https(ca: &TestCa, root: &Path, mirrors: &[String], extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), &ca.pem).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &ca.ca_pem).unwrap();
         let list = mirrors
             .iter()
             .map(|m| format!("{m:?}"))

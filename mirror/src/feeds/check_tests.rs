@@ -1,7 +1,7 @@
 use std::io::Write as _;
 
 use super::*;
-use crate::feeds::testdata;
+use onionpkg_testkit::testdata;
 
 fn check_bytes(check: FeedCheck, bytes: &[u8]) -> Result<String, String> {
     dated(check, bytes).map(|c| c.summary)

@@ -176,7 +176,7 @@ impl<'a> Decoder<'a> {
 mod tests {
     use super::*;
     use crate::feeds::check::MMDB_MARKER;
-    use crate::feeds::testdata;
+    use onionpkg_testkit::testdata;
 
     fn meta_of(db: &[u8]) -> &[u8] {
         let at = db

@@ -36,7 +36,6 @@ pub mod libloc;
 mod mmdb;
 pub mod publish;
 pub mod store;
-pub mod testdata;
 
 use std::path::Path;
 use std::sync::Arc;

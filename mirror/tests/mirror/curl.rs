@@ -4,27 +4,19 @@
 use std::path::Path;
 use std::process::Output;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use onionpkg_testkit::TestCa;
 
 use crate::util::{TestRepo, WAIT, config, start};
 
 /// A CA certificate (PEM) and a server chain and key for 127.0.0.1, written
 /// as `{prefix}ca.pem`, `{prefix}cert.pem`, `{prefix}key.pem` in `dir`.
 fn make_certs(dir: &Path, prefix: &str) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, format!("onionpkg test CA {prefix}"));
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    std::fs::write(dir.join(format!("{prefix}ca.pem")), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join(format!("{prefix}cert.pem")), cert.pem()).unwrap();
-    std::fs::write(dir.join(format!("{prefix}key.pem")), key.serialize_pem()).unwrap();
+    TestCa::for_names(
+        &format!("onionpkg test CA {prefix}"),
+        &["127.0.0.1", "localhost"],
+    )
+    .write(dir, prefix)
+    .unwrap();
 }
 
 async fn curl(args: &[&str]) -> Output {

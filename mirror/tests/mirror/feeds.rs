@@ -18,8 +18,9 @@ use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
 use onionpkg_mirror::cli::{feeds_fetch, feeds_status};
 use onionpkg_mirror::feeds::store::FeedStore;
-use onionpkg_mirror::feeds::testdata;
 use onionpkg_mirror::{Error, Mirror};
+use onionpkg_testkit::TestCa;
+use onionpkg_testkit::testdata;
 use onionpkg_trust::metadata::{Client, FsRepository};
 
 use crate::util::{TestRepo, WAIT, get, raw};
@@ -52,28 +53,8 @@ impl Drop for Upstream {
 
 impl Upstream {
     pub async fn start() -> Self {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::new(params, ca_key);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-            .unwrap()
-            .signed_by(&key, &issuer)
-            .unwrap();
-        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
-        .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let ca = TestCa::new();
+        let acceptor = tokio_rustls::TlsAcceptor::from(ca.server.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let replies: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
@@ -105,7 +86,7 @@ impl Upstream {
             replies,
             requests,
             task,
-            ca_pem: ca.pem(),
+            ca_pem: ca.ca_pem,
         }
     }
 

@@ -8,7 +8,8 @@ use jiff::{SignedDuration, Timestamp};
 use onionpkg_mirror::cli::feeds_status;
 use onionpkg_mirror::feeds::floor::TimeSource;
 use onionpkg_mirror::feeds::store::FeedStore;
-use onionpkg_mirror::feeds::{FeedError, Feeds, Outcome, testdata};
+use onionpkg_mirror::feeds::{FeedError, Feeds, Outcome};
+use onionpkg_testkit::testdata;
 
 use crate::feeds::{Primary, Reply, Upstream, fails_and_keeps};
 use crate::util::WAIT;

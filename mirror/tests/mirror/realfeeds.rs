@@ -386,11 +386,7 @@ async fn external_checkers_run_sandboxed_with_a_deadline() {
     up.set("/test.db", Reply::Body(good.clone()));
     up.set(
         "/any",
-        Reply::Body(
-            onionpkg_mirror::feeds::testdata::DROP_LIST
-                .as_bytes()
-                .to_vec(),
-        ),
+        Reply::Body(onionpkg_testkit::testdata::DROP_LIST.as_bytes().to_vec()),
     );
 
     // `location verify` passes the database its key signed...

@@ -8,8 +8,9 @@ use jiff::Timestamp;
 use onionpkg_mirror::Error;
 use onionpkg_mirror::sync::sync_and_record;
 
-use crate::sync::{Upstream, client_accepts, snapshot, test_ca};
+use crate::sync::{Upstream, client_accepts, snapshot};
 use crate::util::{TestRepo, WAIT, clock, config, direct};
+use onionpkg_testkit::TestCa;
 
 const BIN: &str = env!("CARGO_BIN_EXE_onionpkg-mirror");
 
@@ -48,7 +49,7 @@ async fn https_upstream_with_a_private_ca_needs_extra_ca() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = TestRepo::new(tmp.path(), Timestamp::now());
     let root_json = std::fs::read(repo.root_path()).unwrap();
-    let (ca_pem, server) = test_ca();
+    let TestCa { ca_pem, server, .. } = TestCa::new();
     let upstream = Upstream::start_with(repo.dir(), "none", Some(server)).await;
     assert!(upstream.url().starts_with("https://127.0.0.1:"));
     std::fs::write(tmp.path().join("ca.pem"), &ca_pem).unwrap();
@@ -86,7 +87,7 @@ async fn https_upstream_with_a_private_ca_needs_extra_ca() {
 async fn a_tls_failure_is_a_network_failure_not_a_refused_repository() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = TestRepo::new(tmp.path(), Timestamp::now());
-    let (_, server) = test_ca();
+    let server = TestCa::new().server;
     let upstream = Upstream::start_with(repo.dir(), "none", Some(server)).await;
     let cfg = sync_config(tmp.path(), &repo, &upstream.url(), "");
 

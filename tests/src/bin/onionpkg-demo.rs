@@ -22,12 +22,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
-use onionpkg_mirror::feeds::testdata;
+use onionpkg_testkit::Proc;
+use onionpkg_testkit::TestCa;
+use onionpkg_testkit::retry::until;
+use onionpkg_testkit::testdata;
 use onionpkg_tests::testnet::ports::{EXIT_PORTS, PortLease, lease};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 
@@ -71,26 +74,6 @@ impl Story {
 
     fn say(&self, what: impl std::fmt::Display) {
         println!("           {what}");
-    }
-}
-
-/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.0.id().cast_signed()) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -176,41 +159,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// A test CA and a certificate for 127.0.0.1: `ca.pem`, `cert.pem`,
-/// `key.pem` in `dir`.
-fn certificates(dir: &Path) -> anyhow::Result<()> {
-    let ca_key = rcgen::KeyPair::generate()?;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "onionpkg demo CA");
-    let ca = params.self_signed(&ca_key)?;
-    let key = rcgen::KeyPair::generate()?;
-    let mut leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])?;
-    leaf.distinguished_name
-        .push(rcgen::DnType::CommonName, "127.0.0.1");
-    let cert = leaf.signed_by(&key, &ca, &ca_key)?;
-    std::fs::write(dir.join("ca.pem"), ca.pem())?;
-    std::fs::write(dir.join("cert.pem"), cert.pem())?;
-    std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
-    Ok(())
-}
-
-/// A third party's feed server: HTTPS on loopback, serving a DROP-style
-/// blocklist. Runs until the runtime ends.
-fn feed_upstream(rt: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Result<SocketAddr> {
-    use rustls::pki_types::pem::PemObject as _;
-    let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("cert.pem"))?
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("key.pem"))?;
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+/// A third party's feed server: HTTPS on loopback with the test CA's
+/// certificate, serving a DROP-style blocklist. Runs until the runtime ends.
+fn feed_upstream(
+    rt: &tokio::runtime::Runtime,
+    tls: Arc<rustls::ServerConfig>,
+) -> anyhow::Result<SocketAddr> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     rt.spawn(async move {
@@ -238,25 +193,6 @@ fn feed_upstream(rt: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Result<Soc
         }
     });
     Ok(addr)
-}
-
-/// Polls `f` until it yields, within `deadline`.
-fn until<T>(
-    deadline: Duration,
-    what: &str,
-    mut f: impl FnMut() -> anyhow::Result<Option<T>>,
-) -> anyhow::Result<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f()? {
-            return Ok(v);
-        }
-        ensure!(
-            start.elapsed() < deadline,
-            "{what}: not within {deadline:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
 }
 
 #[allow(clippy::too_many_lines, reason = "the story reads best in one piece")]
@@ -341,8 +277,11 @@ fn story(
     s.say("onionpkg-repo add + publish: pkg/hello-1.0.tar, pkg/firewall-rules-2026.11.tar");
 
     s.step("a mirror serves it as an onion service (embedded arti) and over HTTPS");
-    certificates(w)?;
-    let upstream = feed_upstream(rt, w)?;
+    // `ca.pem`, `cert.pem` and `key.pem` for the mirror, the feed server
+    // and the clients.
+    let ca = TestCa::for_names("onionpkg demo CA", &["127.0.0.1"]);
+    ca.write(w, "")?;
+    let upstream = feed_upstream(rt, ca.server)?;
     let https: PortLease = lease(EXIT_PORTS)?;
     let mirror_cfg = w.join("mirror.toml");
     std::fs::write(
@@ -360,7 +299,10 @@ fn story(
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(w.join("mirror.log"))?);
-    let mirror = Proc(c.spawn().context("starting onionpkg-mirror")?);
+    let mirror = Proc::new(
+        "onionpkg-mirror",
+        c.spawn().context("starting onionpkg-mirror")?,
+    );
     let onion = until(ONION, "the mirror's onion address", || {
         let mut c = bins.cmd("onionpkg-mirror");
         c.args(["status", "--json", "--config"]).arg(&mirror_cfg);
@@ -394,7 +336,10 @@ fn story(
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(w.join("announce.log"))?);
-    let announcer = Proc(c.spawn().context("starting onionpkg-announce")?);
+    let announcer = Proc::new(
+        "onionpkg-announce",
+        c.spawn().context("starting onionpkg-announce")?,
+    );
     until(Duration::from_secs(30), "the announcement server", || {
         Ok(
             std::net::TcpStream::connect_timeout(&dns.addr(), Duration::from_secs(1))

@@ -17,7 +17,8 @@ use onionpkg_trust::metadata::{Client, FsRepository, Repository};
 use sigstore_tuf::transport::FetchFuture;
 
 use crate::report::{Chart, Report, Row, fmt_num};
-use crate::util::{Nginx, Proc, Relay, Tree, curl, median, mkdir, output, wait_for_port};
+use crate::util::{GRACE, Nginx, Proc, Relay, Tree, curl, median, mkdir, output, wait_for_port};
+use onionpkg_testkit::TestCa;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -222,22 +223,10 @@ pub(crate) struct MirrorProc {
 impl MirrorProc {
     /// Starts `onionpkg-mirror serve`.
     pub(crate) fn start(bins: &Path, dir: &Path, tree: &Path) -> anyhow::Result<Self> {
-        let ca_key = rcgen::KeyPair::generate()?;
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         // Distinct names: OpenSSL takes a leaf named like its issuer for
-        // self-signed.
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "onionpkg bench CA");
-        let ca = params.self_signed(&ca_key)?;
-        let key = rcgen::KeyPair::generate()?;
-        let mut leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])?;
-        leaf.distinguished_name
-            .push(rcgen::DnType::CommonName, "127.0.0.1");
-        let cert = leaf.signed_by(&key, &ca, &ca_key)?;
-        std::fs::write(dir.join("cert.pem"), cert.pem())?;
-        std::fs::write(dir.join("key.pem"), key.serialize_pem())?;
+        // self-signed (the test CA's names always differ).
+        let ca = TestCa::for_names("onionpkg bench CA", &["127.0.0.1"]);
+        ca.write(dir, "")?;
         let (l1, l2) = (lease(TOR_PORTS)?, lease(TOR_PORTS)?);
         let cfg = dir.join("mirror.toml");
         std::fs::write(
@@ -254,7 +243,7 @@ impl MirrorProc {
         cmd.args(["serve", "--config"])
             .arg(&cfg)
             .env("RUST_LOG", "warn");
-        let proc = Proc::spawn("onionpkg-mirror", cmd, &dir.join("mirror.log"))?;
+        let proc = Proc::spawn("onionpkg-mirror", cmd, &dir.join("mirror.log"))?.with_grace(GRACE);
         let (http, https) = (l1.addr(), l2.addr());
         drop((l1, l2));
         wait_for_port(http)?;
@@ -262,7 +251,7 @@ impl MirrorProc {
         Ok(Self {
             http,
             https,
-            ca_pem: ca.pem(),
+            ca_pem: ca.ca_pem,
             proc,
         })
     }

@@ -9,12 +9,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use onionpkg_tests::testnet::ports::TOR_PORTS;
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 
 use crate::report::{Chart, Report, Row, fmt_num};
-use crate::util::{Nginx, Proc, Tree, curl, median, mkdir, output};
+use onionpkg_testkit::retry::{EVERY, retry};
+
+use crate::util::{GRACE, Nginx, Proc, Tree, curl, median, mkdir, output};
 
 const MIB: f64 = 1024.0 * 1024.0;
 /// How long an onion service may take to become reachable.
@@ -30,22 +32,20 @@ fn tor_section(net: &TestNet) -> String {
 /// GETs `url` through `socks` until it answers, within the onion deadline;
 /// makes C tor forget stale descriptors every few attempts.
 fn reach(net: &TestNet, socks: SocketAddr, url: &str) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let mut attempts = 0u32;
-    loop {
-        attempts += 1;
-        match curl(url, Some(socks), Duration::from_secs(30)) {
-            Ok(_) => return Ok(start.elapsed()),
-            Err(e) if start.elapsed() > ONION_DEADLINE => {
-                bail!("{url} unreachable after {attempts} attempts: {e}")
-            }
-            Err(_) => {}
-        }
-        if attempts.is_multiple_of(3) {
+    let r = retry(ONION_DEADLINE, EVERY, |attempt| {
+        if attempt > 1 && (attempt - 1) % 3 == 0 {
             let _ = net.client_newnym();
         }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        curl(url, Some(socks), Duration::from_secs(30))
+    })
+    .map_err(|g| {
+        anyhow::anyhow!(
+            "{url} unreachable after {} attempts: {}",
+            g.attempts,
+            g.last
+        )
+    })?;
+    Ok(r.elapsed)
 }
 
 /// Attempts per transfer: a circuit to an onion service can fail on a busy
@@ -174,7 +174,8 @@ fn run_on(
     cmd.args(["serve", "--config"])
         .arg(&cfg)
         .env("RUST_LOG", "warn");
-    let mirror = Proc::spawn("onionpkg-mirror (onion)", cmd, &dir.join("mirror.log"))?;
+    let mirror =
+        Proc::spawn("onionpkg-mirror (onion)", cmd, &dir.join("mirror.log"))?.with_grace(GRACE);
     let ours_onion = mirror_onion(bins, &cfg)?;
     let probe = "metadata/timestamp.json";
     let t_ours = reach(net, socks, &format!("http://{ours_onion}/{probe}"))?;

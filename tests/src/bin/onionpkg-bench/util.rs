@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,60 +15,12 @@ use onionpkg_tests::testnet::ports::{PortLease, lease};
 /// Bound on every wait for a server to come up.
 pub(crate) const STARTUP: Duration = Duration::from_secs(60);
 
-/// A child process killed (and reaped) when dropped.
-pub(crate) struct Proc {
-    /// The process.
-    pub(crate) child: Child,
-    name: String,
-}
+/// A bench server's process, stopped when dropped.
+pub(crate) use onionpkg_testkit::Proc;
 
-impl Proc {
-    /// Starts `cmd` with its output to `log`.
-    pub(crate) fn spawn(name: &str, mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
-        let out =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        Ok(Self {
-            child,
-            name: name.to_owned(),
-        })
-    }
-
-    /// The peak resident set size so far, in KiB (`VmHWM`).
-    pub(crate) fn peak_rss_kib(&self) -> anyhow::Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("no VmHWM for {}", self.name))
-    }
-}
-
-impl Drop for Proc {
-    /// SIGTERM first, so a server stops its own children (nginx's workers),
-    /// then SIGKILL after a few seconds.
-    fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// How long a bench server may take to stop after SIGTERM (nginx stops its
+/// workers in that time) before it is killed.
+pub(crate) const GRACE: Duration = Duration::from_secs(5);
 
 /// Waits until something accepts TCP connections at `addr`.
 pub(crate) fn wait_for_port(addr: SocketAddr) -> anyhow::Result<()> {
@@ -366,7 +318,7 @@ impl Nginx {
         std::fs::write(&conf_path, conf)?;
         let mut cmd = Command::new(find("nginx")?);
         cmd.arg("-c").arg(&conf_path).arg("-p").arg(dir);
-        let proc = Proc::spawn("nginx", cmd, &dir.join("logs/stdout.log"))?;
+        let proc = Proc::spawn("nginx", cmd, &dir.join("logs/stdout.log"))?.with_grace(GRACE);
         wait_for_port(addr)?;
         Ok(Self {
             addr,

@@ -47,6 +47,10 @@ pub fn rules_tar_gz() -> std::io::Result<Vec<u8>> {
     tar.into_inner()?.finish()
 }
 
+/// The MaxMind DB metadata marker, as the format defines it (the mirror's
+/// check looks for the same bytes).
+const MMDB_MARKER: &[u8] = b"\xAB\xCD\xEFMaxMind.com";
+
 /// When [`mmdb`]'s database was built: its metadata's `build_epoch`.
 pub const MMDB_BUILD_EPOCH: u64 = 1_795_000_000;
 
@@ -63,7 +67,7 @@ pub fn mmdb_built_at(build_epoch: u64) -> Vec<u8> {
     out.extend_from_slice(&[0, 0, 1, 0, 0, 1]);
     // The data section separator, then an empty data section.
     out.extend_from_slice(&[0u8; 16]);
-    out.extend_from_slice(super::check::MMDB_MARKER);
+    out.extend_from_slice(MMDB_MARKER);
     let mut meta = Vec::new();
     map(&mut meta, 9);
     string(&mut meta, "binary_format_major_version");

@@ -1,0 +1,166 @@
+//! Polling with a deadline, for what takes a while to become reachable on a
+//! test network (an onion service whose descriptor is still spreading, exit
+//! circuits still being built, a server still starting).
+//!
+//! Every loop here ends by its deadline; the pause between attempts keeps a
+//! loop from spinning, and is no synchronisation: each attempt checks the
+//! condition itself.
+
+use std::time::{Duration, Instant};
+
+/// The usual pause between attempts.
+pub const EVERY: Duration = Duration::from_millis(500);
+
+/// A success, and what it took.
+#[derive(Debug)]
+pub struct Retried<T> {
+    /// What the successful attempt returned.
+    pub value: T,
+    /// Attempts made, the successful one included.
+    pub attempts: u32,
+    /// Time from the first attempt to the success.
+    pub elapsed: Duration,
+}
+
+/// The deadline passed without a success.
+#[derive(Debug)]
+pub struct GaveUp<E> {
+    /// The error of the last attempt.
+    pub last: E,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Time from the first attempt to the last failure.
+    pub elapsed: Duration,
+}
+
+/// Calls `attempt` with the attempt's number (from 1) until it succeeds,
+/// pausing `every` after a failure; gives up after the first failure that
+/// ends later than `deadline` after the start.
+pub fn retry<T, E>(
+    deadline: Duration,
+    every: Duration,
+    mut attempt: impl FnMut(u32) -> Result<T, E>,
+) -> Result<Retried<T>, GaveUp<E>> {
+    let start = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt(attempts) {
+            Ok(value) => {
+                return Ok(Retried {
+                    value,
+                    attempts,
+                    elapsed: start.elapsed(),
+                });
+            }
+            Err(last) if start.elapsed() > deadline => {
+                return Err(GaveUp {
+                    last,
+                    attempts,
+                    elapsed: start.elapsed(),
+                });
+            }
+            Err(_) => std::thread::sleep(every),
+        }
+    }
+}
+
+/// [`retry`] for async attempts, pausing on the runtime's timer.
+pub async fn retry_async<T, E>(
+    deadline: Duration,
+    every: Duration,
+    mut attempt: impl AsyncFnMut(u32) -> Result<T, E>,
+) -> Result<Retried<T>, GaveUp<E>> {
+    let start = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt(attempts).await {
+            Ok(value) => {
+                return Ok(Retried {
+                    value,
+                    attempts,
+                    elapsed: start.elapsed(),
+                });
+            }
+            Err(last) if start.elapsed() > deadline => {
+                return Err(GaveUp {
+                    last,
+                    attempts,
+                    elapsed: start.elapsed(),
+                });
+            }
+            Err(_) => tokio::time::sleep(every).await,
+        }
+    }
+}
+
+/// Polls `f` every [`EVERY`] until it yields `Some`, within `deadline`; an
+/// error from `f` ends the wait at once (it is not worth waiting for), and
+/// `what` names the awaited thing when the deadline passes.
+pub fn until<T>(
+    deadline: Duration,
+    what: &str,
+    mut f: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f()? {
+            return Ok(v);
+        }
+        anyhow::ensure!(
+            start.elapsed() < deadline,
+            "{what}: not within {deadline:?}"
+        );
+        std::thread::sleep(EVERY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHORT: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn retry_returns_the_first_success_and_counts_attempts() {
+        let r = retry(Duration::from_secs(10), SHORT, |n| {
+            if n < 3 { Err(n) } else { Ok("up") }
+        })
+        .unwrap();
+        assert_eq!((r.value, r.attempts), ("up", 3));
+    }
+
+    #[test]
+    fn retry_gives_up_after_the_deadline_with_the_last_error() {
+        let e = retry(Duration::from_millis(30), SHORT, Err::<(), _>).unwrap_err();
+        assert_eq!(e.last, e.attempts);
+        assert!(e.elapsed > Duration::from_millis(30));
+    }
+
+    #[tokio::test]
+    async fn retry_async_gives_up_after_the_deadline_with_the_last_error() {
+        let e = retry_async(Duration::from_millis(30), SHORT, async |n| Err::<(), _>(n))
+            .await
+            .unwrap_err();
+        assert_eq!(e.last, e.attempts);
+        assert!(e.elapsed > Duration::from_millis(30));
+    }
+
+    #[test]
+    fn until_stops_at_an_error_without_waiting() {
+        let mut calls = 0;
+        let e = until::<()>(Duration::from_secs(10), "x", || {
+            calls += 1;
+            anyhow::bail!("broken")
+        })
+        .unwrap_err();
+        assert_eq!((e.to_string(), calls), ("broken".to_owned(), 1));
+    }
+
+    #[test]
+    fn until_names_what_did_not_come_in_time() {
+        let e = until::<()>(Duration::ZERO, "the server", || Ok(None)).unwrap_err();
+        assert_eq!(e.to_string(), "the server: not within 0ns");
+    }
+}
