@@ -321,12 +321,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 
 /// Takes the sync lock without waiting.
 fn lock(path: &Path) -> Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(Error::io("opening", path))?;
+    let file = onionpkg_trust::util::open_lock_file(path).map_err(Error::io("opening", path))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
         .map_err(|_| Error::SyncBusy(path.to_owned()))?;
     Ok(file)
