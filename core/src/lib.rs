@@ -1,5 +1,6 @@
 //! The few things every onionpkg crate shares: error kinds and the one
-//! table of exit codes, and the typed URLs and DNS names parsed at the edge.
+//! table of exit codes, the error for a local file that failed, and the
+//! typed URLs and DNS names parsed at the edge.
 //!
 //! This crate is part of onionpkg. It sits below every other crate and
 //! depends on none of them: the configuration (`onionpkg-config`) and the
@@ -13,8 +14,10 @@
 #![forbid(unsafe_code)]
 
 pub mod exit;
+pub mod io;
 mod kind;
 pub mod report;
 pub mod url;
 
+pub use io::IoError;
 pub use kind::{ErrorKind, HasKind};

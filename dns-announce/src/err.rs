@@ -6,7 +6,7 @@
 //! - Every error maps to exactly one exit code ([`Error::exit_code`]), and
 //!   the codes are the ones documented in [`exit`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use onionpkg_core::{ErrorKind, HasKind};
 use onionpkg_trust::announce::AnnounceError;
@@ -50,16 +50,8 @@ pub enum Error {
         reason: String,
     },
     /// A local file could not be read or written.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] onionpkg_core::IoError),
     /// The state file (highest serial seen) is damaged. It is never dropped
     /// silently: that would remove the replay protection it exists for.
     #[error("state file {path}: {reason}")]
@@ -176,16 +168,8 @@ pub enum Error {
 
 impl Error {
     /// An I/O error on `path`.
-    pub(crate) fn io(
-        action: &'static str,
-        path: &std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.to_path_buf();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
+    pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        onionpkg_core::IoError::maker(action, path)
     }
 
     /// An invalid argument.
@@ -228,7 +212,7 @@ impl HasKind for Error {
             | Self::Anchors { .. } => ErrorKind::BadConfig,
             Self::Dnssec { .. } => ErrorKind::Verification,
             Self::TimestampExpired { .. } => ErrorKind::Expired,
-            Self::Io { .. } | Self::State { .. } => ErrorKind::Io,
+            Self::Io(_) | Self::State { .. } => ErrorKind::Io,
             Self::Network { .. } | Self::UpdateFailed { .. } => ErrorKind::Network,
             Self::NotYetOnMirrors { .. } => ErrorKind::NotYetAvailable,
             Self::UpdateRefused { .. } => ErrorKind::Refused,

@@ -67,8 +67,9 @@ pub struct PushReport {
     pub response_bytes: usize,
 }
 
-/// A DNS name from user input, fully qualified.
-fn fqdn(what: &str, name: &str) -> Result<Name> {
+/// A DNS name from user input, fully qualified; `what` names the input in
+/// the error.
+pub(crate) fn fqdn(what: &str, name: &str) -> Result<Name> {
     let text = if name.ends_with('.') {
         name.to_string()
     } else {

@@ -131,16 +131,8 @@ pub enum Error {
     },
 
     /// A local file could not be read or written.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The operating system's reason.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] onionpkg_core::IoError),
 
     /// Another sync of this mirror is running.
     #[error("another sync of this mirror is running (lock {0} is held)")]
@@ -207,12 +199,7 @@ impl Error {
         action: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
+        onionpkg_core::IoError::maker(action, path)
     }
 }
 
@@ -224,9 +211,7 @@ impl HasKind for Error {
             }
             Self::BadConfig(e) => e.kind(),
             Self::Root { .. } | Self::Tls { .. } | Self::TrustRoot { .. } => ErrorKind::BadConfig,
-            Self::Launch(_) | Self::NoAddress | Self::Bind { .. } | Self::Io { .. } => {
-                ErrorKind::Io
-            }
+            Self::Launch(_) | Self::NoAddress | Self::Bind { .. } | Self::Io(_) => ErrorKind::Io,
             Self::NoRuntime => ErrorKind::Internal,
             Self::Tor(e) => e.kind(),
             Self::Verify(e) => e.kind(),

@@ -4,14 +4,12 @@
 //! state dir, keyed by the nickname; launching again with the same state dir
 //! and nickname therefore yields the same .onion address.
 
-use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arti_client::config::onion_service::OnionServiceConfigBuilder;
 use futures::StreamExt;
-use http::{Request, Response};
-use hyper::body::{Body, Incoming};
+
 use onionpkg_net::tor::Client;
 use safelog::DisplayRedacted;
 use tor_cell::relaycell::msg::{Connected, End, EndReason};
@@ -21,7 +19,7 @@ use tor_proto::stream::IncomingStreamRequest;
 use tracing::{debug, info};
 
 use crate::metrics::Metrics;
-use crate::serve::{ConnLimits, Conns};
+use crate::serve::{ConnLimits, Conns, HttpService, ServedBody};
 use crate::{Error, Result};
 
 /// The only virtual port served; streams to any other port close the circuit,
@@ -79,12 +77,8 @@ pub fn serve_onion<S, B>(
     service: S,
 ) -> Result<OnionService>
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    S: HttpService<B> + Clone,
+    B: ServedBody,
 {
     let limits = ConnLimits {
         max_connections: max_streams,
@@ -106,12 +100,8 @@ pub fn serve_onion_with<S, B>(
     service: S,
 ) -> Result<OnionService>
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    S: HttpService<B> + Clone,
+    B: ServedBody,
 {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
     let nick: HsNickname = nickname
@@ -148,12 +138,8 @@ where
 /// Accepts, refuses or drops one stream request without blocking the loop.
 fn dispatch<S, B>(req: StreamRequest, conns: &Conns, service: S)
 where
-    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn StdError + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    S: HttpService<B>,
+    B: ServedBody,
 {
     let wanted = matches!(req.request(), IncomingStreamRequest::Begin(b) if b.port() == HTTP_PORT);
     if !wanted {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode, header};
 use hyper::body::{Body as HttpBody, Incoming};
+use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use onionpkg_config::mirror::MirrorConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,6 +27,31 @@ use crate::http::{RepoService, Via, full, status_response};
 use crate::metrics::{Metrics, OpenConnection};
 use crate::tls::ReloadableTls;
 use crate::{Error, Result};
+
+/// What hyper needs of an error it passes on.
+type BoxErr = Box<dyn StdError + Send + Sync>;
+
+/// What the listeners serve: an HTTP request as hyper reads it.
+type Req = Request<Incoming>;
+
+/// A service the mirror's listeners (TCP, TLS, onion) serve over HTTP/1.1:
+/// hyper's bounds, said once. Every service that meets them has it.
+pub trait HttpService<B: ServedBody>:
+    Service<Req, Response = Response<B>, Future: Send + 'static, Error: Into<BoxErr>> + Send + 'static
+{
+}
+
+impl<S, B: ServedBody> HttpService<B> for S where
+    S: Service<Req, Response = Response<B>, Future: Send + 'static, Error: Into<BoxErr>>
+        + Send
+        + 'static
+{
+}
+
+/// A response body those listeners send: hyper's bounds, said once.
+pub trait ServedBody: HttpBody<Data: Send, Error: Into<BoxErr>> + Send + 'static {}
+
+impl<B: HttpBody<Data: Send, Error: Into<BoxErr>> + Send + 'static> ServedBody for B {}
 
 /// Longest life of one connection, so stalled peers give back their slot;
 /// long enough for a large package over a slow circuit.
@@ -118,12 +144,8 @@ impl Conns {
     pub async fn serve<I, S, B>(&self, io: I, service: S)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-        S::Future: Send + 'static,
-        S::Error: Into<Box<dyn StdError + Send + Sync>>,
-        B: HttpBody + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<Box<dyn StdError + Send + Sync>>,
+        S: HttpService<B>,
+        B: ServedBody,
     {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())

@@ -119,7 +119,7 @@ pub async fn sync_once(
     let _lock = lock(&config.state_dir.join("sync.lock"))?;
     let upstream = Upstream::new(Arc::clone(transport), &url)?;
     let root_bytes = read_capped(&sync.trust_root, roles::ROOT_MAX_BYTES).map_err(|e| match e {
-        Error::Io { path, source, .. } => Error::Root { path, source },
+        Error::Io(onionpkg_core::IoError { path, source, .. }) => Error::Root { path, source },
         e => e,
     })?;
     // The client's store advances only when a sync is published: a sync
@@ -321,12 +321,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 
 /// Takes the sync lock without waiting.
 fn lock(path: &Path) -> Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(Error::io("opening", path))?;
+    let file = onionpkg_trust::util::open_lock_file(path).map_err(Error::io("opening", path))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
         .map_err(|_| Error::SyncBusy(path.to_owned()))?;
     Ok(file)
@@ -342,11 +337,9 @@ fn is_versioned(name: &str) -> bool {
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).map_err(Error::io("reading", path))?;
     if meta.len() > max {
-        return Err(Error::Io {
-            action: "reading",
-            path: path.to_owned(),
-            source: std::io::Error::other(format!("larger than {max} bytes")),
-        });
+        return Err(Error::io("reading", path)(std::io::Error::other(format!(
+            "larger than {max} bytes"
+        ))));
     }
     std::fs::read(path).map_err(Error::io("reading", path))
 }

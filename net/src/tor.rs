@@ -571,31 +571,29 @@ mod tests {
         assert_eq!(timestamp_of(far), None);
     }
 
-    #[tokio::test]
-    async fn no_consensus_before_bootstrap() {
+    /// A client on a custom network in `dir` that is never bootstrapped:
+    /// it never touches the network.
+    fn unbootstrapped(dir: &std::path::Path) -> Arc<Client> {
         install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = client_config(&custom(dir.path())).unwrap();
-        // Manual: the client never touches the network in this test.
-        let client = TorClient::builder()
+        let cfg = client_config(&custom(dir)).unwrap();
+        TorClient::builder()
             .config(cfg)
             .bootstrap_behavior(arti_client::BootstrapBehavior::Manual)
             .create_unbootstrapped()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn no_consensus_before_bootstrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = unbootstrapped(dir.path());
         assert_eq!(consensus_valid_after(&client), None);
     }
 
     #[tokio::test]
     async fn purposes_get_distinct_tokens() {
-        install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let cfg = client_config(&custom(dir.path())).unwrap();
-        // Manual: the client never touches the network in this test.
-        let client = TorClient::builder()
-            .config(cfg)
-            .bootstrap_behavior(arti_client::BootstrapBehavior::Manual)
-            .create_unbootstrapped()
-            .unwrap();
+        let client = unbootstrapped(dir.path());
         let a = TorTransport::new(Arc::clone(&client));
         let b = TorTransport::new(client);
         let tokens: std::collections::BTreeSet<IsolationToken> = Purpose::ALL

@@ -1,8 +1,8 @@
 //! `onionpkg-repo`: the release side of onionpkg. See `onionpkg-repo --help`.
 //!
-//! Exit codes: 0 success; 1 failure; 2 bad usage (or a command that did
-//! nothing and said what to do instead); 3 verification failed; 4 not enough
-//! keys to sign (or a root draft awaits offline signatures).
+//! Exit codes: the table every onionpkg program shares
+//! (`onionpkg_core::exit`, docs/EXIT-CODES.md); 2 also for a command that
+//! did nothing and said what to do instead.
 
 #![allow(
     clippy::print_stdout,

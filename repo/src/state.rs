@@ -185,12 +185,8 @@ impl RepoDir {
 
     fn take_lock(&self, waiting: impl FnOnce()) -> Result<RepoLock> {
         let path = self.dir.join(LOCK_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(RepoError::io("opening", &path))?;
+        let file =
+            onionpkg_trust::util::open_lock_file(&path).map_err(RepoError::io("opening", &path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

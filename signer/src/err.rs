@@ -1,6 +1,6 @@
 //! The error type of the signer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use onionpkg_core::{ErrorKind, HasKind};
 
@@ -76,16 +76,8 @@ pub enum Error {
     #[error(transparent)]
     Trust(#[from] onionpkg_trust::Error),
     /// A local file could not be read or written.
-    #[error("{action} {path}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file concerned.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] onionpkg_core::IoError),
     /// The key-holding process failed or broke the protocol.
     #[error("key holder: {0}")]
     Holder(String),
@@ -129,16 +121,8 @@ pub enum Error {
 
 impl Error {
     /// An [`Error::Io`] maker for `map_err`.
-    pub(crate) fn io(
-        action: &'static str,
-        path: &std::path::Path,
-    ) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.to_path_buf();
-        move |source| Self::Io {
-            action,
-            path,
-            source,
-        }
+    pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        onionpkg_core::IoError::maker(action, path)
     }
 
     /// An [`Error::Token`] maker for `map_err`.
@@ -159,7 +143,7 @@ impl HasKind for Error {
             | Self::KeyExportable { .. }
             | Self::KeyUnusable { .. }
             | Self::Secret { .. } => ErrorKind::Key,
-            Self::Io { .. } | Self::Busy(_) => ErrorKind::Io,
+            Self::Io(_) | Self::Busy(_) => ErrorKind::Io,
             Self::Holder(_) => ErrorKind::Internal,
             Self::Protocol(_) | Self::Invalid(_) => ErrorKind::BadInput,
             Self::NotReady(_) => ErrorKind::BadConfig,

@@ -74,12 +74,7 @@ impl Keys for RespawningHolder {
 fn lock(state_dir: &Path) -> Result<std::fs::File> {
     std::fs::create_dir_all(state_dir).map_err(Error::io("creating", state_dir))?;
     let path = state_dir.join("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(Error::io("opening", &path))?;
+    let file = onionpkg_trust::util::open_lock_file(&path).map_err(Error::io("opening", &path))?;
     file.try_lock()
         .map_err(|_| Error::Busy(state_dir.to_path_buf()))?;
     Ok(file)

@@ -56,3 +56,14 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
         source,
     })
 }
+
+/// Opens the file a lock is taken on, creating it if needed and never
+/// truncating it (another process may hold it); the caller locks it and
+/// names the file in its own error.
+pub fn open_lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}

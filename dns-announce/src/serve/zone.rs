@@ -20,19 +20,10 @@ use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 
 use crate::err::{Error, Result};
+use crate::push::fqdn;
 
 /// How long an idle TCP connection is kept open.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A fully qualified name from user input.
-fn fqdn(what: &str, name: &str) -> Result<Name> {
-    let text = if name.ends_with('.') {
-        name.to_string()
-    } else {
-        format!("{name}.")
-    };
-    Name::from_ascii(&text).map_err(|e| Error::arg(what, format!("{name:?}: {e}")))
-}
 
 /// The zone served: SOA, NS and the announcement.
 #[derive(Clone)]

@@ -137,12 +137,8 @@ impl FeedStore {
     pub fn lock(&self, wait: std::time::Duration) -> Result<std::fs::File> {
         std::fs::create_dir_all(&self.dir).map_err(Error::io("creating", &self.dir))?;
         let path = self.dir.join(".lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(Error::io("opening", &path))?;
+        let file =
+            onionpkg_trust::util::open_lock_file(&path).map_err(Error::io("opening", &path))?;
         let deadline = std::time::Instant::now() + wait;
         loop {
             use rustix::fs::{FlockOperation, flock};
