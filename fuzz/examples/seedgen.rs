@@ -22,8 +22,8 @@ use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::rdata::TXT;
 use hickory_proto::rr::{Name, RData, Record};
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_testkit::testdata;
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
+use onionpkg_testkit::testdata;
 use sha2::Digest;
 
 const OWNER: &str = "_onionpkg.example.org";
