@@ -95,7 +95,7 @@ pub fn mirror_list(data: &[u8]) {
 /// of 64 KiB (so at most 1 MiB is decompressed).
 fn feed(check: FeedCheck, data: &[u8]) -> Result<check::Checked, String> {
     let file = scratch_file(data);
-    check::check_file(check, file.path(), 64 * 1024)
+    check::check_file(check, file.path(), 64 * 1024, None)
 }
 
 /// An `ip-list` feed (DROP-style).
