@@ -29,13 +29,13 @@ use crate::tsig::TsigKey;
 /// onionpkg-announce: make, publish, serve and check the signed DNS TXT
 /// announcement of an onionpkg repository's state.
 ///
-/// Exit codes (every subcommand): 0 ok; 1 failure (network, files, server);
-/// 2 bad usage or configuration; 3 invalid announcement (bad signature,
-/// unknown keys, other name or channel, malformed, or a replayed older
-/// serial); 4 expired (or issued in the future; or, making a record, the
-/// timestamp.json it would name); 5 no announcement at the
-/// name; 6 update refused by the DNS server (NOTAUTH, REFUSED, BADSIG,
-/// BADKEY, BADTIME).
+/// Exit codes come from the table every onionpkg program shares (below, and
+/// docs/EXIT-CODES.md): 4 the record, or the timestamp.json it would name,
+/// expired (or was issued in the future); 6 the DNS server is unreachable;
+/// 8 an invalid announcement (bad signature, unknown keys, other name or
+/// channel, malformed, or a replayed older serial); 9 `push`: the mirrors do
+/// not serve the serial yet; 11 no announcement at the name; 13 the DNS server
+/// refused the update (NOTAUTH, REFUSED, BADSIG, BADKEY, BADTIME).
 #[derive(Debug, Parser)]
 #[command(name = "onionpkg-announce", version, about, long_about, after_help = onionpkg_core::exit::help())]
 pub struct Cli {
