@@ -101,20 +101,12 @@ pub async fn serve(root: PathBuf, tls: Arc<rustls::ServerConfig>) -> Server {
     }
 }
 
-/// A percent-encoded URL path, decoded; `None` if it is not UTF-8 or a
-/// `%` is not followed by two hex digits.
+/// A percent-encoded URL path, decoded; `None` if it is not UTF-8.
 fn decode(path: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(path.len());
-    let mut bytes = path.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()
+        .map(|p| p.into_owned())
 }
 
 fn status(s: StatusCode) -> Response<BoxBody<Bytes, Infallible>> {
