@@ -235,6 +235,17 @@ impl Signer {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The log once it holds `needle`: the signer answers before its log
+    /// line reaches the pipe this test reads, so a check right after the
+    /// answer would race it.
+    pub fn log_with(&self, needle: &str) -> String {
+        onionpkg_testkit::retry::until(Duration::from_secs(10), needle, || {
+            let log = self.log();
+            Ok(log.contains(needle).then_some(log))
+        })
+        .unwrap_or_else(|e| panic!("{e}:\n{}", self.log()))
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
