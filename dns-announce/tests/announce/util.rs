@@ -175,8 +175,19 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    /// The stdout as one JSON object.
+    /// The stdout as one JSON object; for a failed run, the error report
+    /// (the last line of stderr, where every onionpkg program puts it), and
+    /// then stdout must be empty.
     pub(crate) fn json(&self) -> serde_json::Value {
+        if self.code != 0 {
+            assert!(
+                self.stdout.trim().is_empty(),
+                "output of a failed run: {self:?}"
+            );
+            let line = self.stderr.lines().last().unwrap_or_default();
+            return serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("no JSON error on stderr ({e}): {self:?}"));
+        }
         serde_json::from_str(self.stdout.trim())
             .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {self:?}"))
     }
