@@ -184,6 +184,12 @@ impl Run {
                 self.stdout.trim().is_empty(),
                 "output of a failed run: {self:?}"
             );
+            // stderr is a pipe here: JSON lines only (log lines too), no colour.
+            assert!(!self.stderr.contains('\x1b'), "colour on stderr: {self:?}");
+            for l in self.stderr.lines().filter(|l| !l.trim().is_empty()) {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?} in {self:?}"));
+            }
             let line = self.stderr.lines().last().unwrap_or_default();
             return serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("no JSON error on stderr ({e}): {self:?}"));

@@ -103,6 +103,12 @@ async fn json_errors_have_the_shape_every_program_uses() {
         );
         assert!(o.stdout.is_empty(), "{}", text(&o.stdout));
         let err = text(&o.stderr);
+        // stderr is a pipe here: JSON lines only, no colour.
+        assert!(!o.stderr.contains(&0x1b), "{err}");
+        for l in err.lines() {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}"));
+        }
         let line = err.lines().last().unwrap_or_default();
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {err}"));
