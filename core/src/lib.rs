@@ -16,6 +16,8 @@
 pub mod exit;
 pub mod io;
 mod kind;
+#[cfg(feature = "log")]
+pub mod log;
 pub mod report;
 pub mod url;
 

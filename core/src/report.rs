@@ -3,7 +3,11 @@
 //!
 //! - an error: `{"ok": false, "event": "error", "error": NAME, "exit_code": CODE, "message": TEXT}`,
 //!   NAME from [`crate::exit::name`];
-//! - a warning: `{"event": "warning", "message": TEXT}`.
+//! - a warning: `{"event": "warning", "message": TEXT}`;
+//! - a result: the result's fields and `"event"` naming what it is.
+//!
+//! Results go to stdout; errors, warnings and (with `--json`) log lines go
+//! to stderr, so a consumer of stdout sees only results.
 
 use serde::Serialize;
 
@@ -43,6 +47,22 @@ pub fn warning_json(message: &str) -> String {
     .unwrap_or_default()
 }
 
+/// The JSON line reporting a result: `value`'s fields (an object) with
+/// `"event": event`; a value that is not an object is put under `"value"`.
+pub fn event_json<T: Serialize>(event: &str, value: &T) -> String {
+    let v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    let mut o = match v {
+        serde_json::Value::Object(o) => o,
+        other => {
+            let mut o = serde_json::Map::new();
+            o.insert("value".into(), other);
+            o
+        }
+    };
+    o.insert("event".into(), event.into());
+    serde_json::Value::Object(o).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +78,8 @@ mod tests {
         let w: serde_json::Value = serde_json::from_str(&warning_json("careful")).unwrap();
         assert_eq!(w["event"], "warning");
         assert_eq!(w["message"], "careful");
+        let r: serde_json::Value =
+            serde_json::from_str(&event_json("status", &serde_json::json!({"v": 1}))).unwrap();
+        assert_eq!(r, serde_json::json!({"event": "status", "v": 1}));
     }
 }

@@ -10,7 +10,7 @@
     reason = "a command-line program"
 )]
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -28,20 +28,12 @@ fn show(json: bool, out: &Output) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // hickory's DNSSEC validator logs whole messages at warn
-                // for every answer it refuses; the error we report says why.
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new(
-                        "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
-                    )
-                }),
-        )
-        .init();
+    // hickory's DNSSEC validator logs whole messages at warn for every
+    // answer it refuses; the error we report says why.
+    onionpkg_core::log::init(
+        "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
+        cli.json,
+    );
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -63,7 +55,8 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = exit_code(&e);
             if cli.json {
-                println!(
+                // Errors go to stderr, as from every onionpkg program.
+                eprintln!(
                     "{}",
                     onionpkg_core::report::error_json(code, &format!("{e:#}"))
                 );

@@ -267,7 +267,7 @@ async fn fetch_one(
         });
     }
     let mut tried = Vec::new();
-    for c in order {
+    for (i, c) in order.iter().enumerate() {
         match download(transport, &c.url, job, out, limits, bar).await {
             Ok(file) => {
                 return Ok(Downloaded {
@@ -290,11 +290,13 @@ async fn fetch_one(
             }
             Err(DownloadError::Unverified(reason)) => {
                 app.mark_bad(&c.url, &reason, now)?;
+                refused(app, c, job, &reason, i + 1 < order.len());
                 let reason = format!("{}: {reason}", job.path);
                 tried.push(Attempt::new(&c.url, reason, ErrorKind::Verification));
             }
             Err(DownloadError::Mirror(reason)) => {
                 app.mark_bad(&c.url, &reason, now)?;
+                refused(app, c, job, &reason, i + 1 < order.len());
                 let reason = format!("{}: {reason}", job.path);
                 tried.push(Attempt::new(&c.url, reason, ErrorKind::Network));
             }
@@ -306,6 +308,24 @@ async fn fetch_one(
         }
     }
     Err(AppError::AllMirrorsFailed { tried })
+}
+
+/// Tells the operator that `c` sent `job` wrong (tampered, or too slowly)
+/// and is in its cooldown, and whether another mirror is tried: without
+/// it, a fallback that succeeds would hide a tampering mirror.
+fn refused(app: &App, c: &Candidate, job: &Job, reason: &str, next: bool) {
+    tracing::warn!(mirror = %c.url, target = %job.path, %reason, next, "download refused");
+    app.warn(format!(
+        "mirror {} ({}) refused for {}: {reason}; {}",
+        c.url,
+        c.name,
+        job.path,
+        if next {
+            "trying the next mirror"
+        } else {
+            "no mirror left to try"
+        }
+    ));
 }
 
 /// How close to its expiry the trusted timestamp may be before `check`

@@ -35,8 +35,9 @@ pub struct App {
     state: StateDir,
     /// The clock policy (system clock, configured tolerance, persisted floor).
     clock: ClockPolicy,
-    /// Warnings for the operator, collected while a command runs.
-    warnings: Vec<String>,
+    /// Warnings for the operator, collected while a command runs; behind a
+    /// lock so that the parallel downloads, which share the `App`, can warn.
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl App {
@@ -50,7 +51,7 @@ impl App {
             config,
             state,
             clock,
-            warnings: Vec::new(),
+            warnings: std::sync::Mutex::default(),
         })
     }
 
@@ -75,13 +76,20 @@ impl App {
     }
 
     /// Records a warning for the operator.
-    pub fn warn(&mut self, warning: String) {
-        self.warnings.push(warning);
+    pub fn warn(&self, warning: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(warning);
     }
 
     /// The warnings recorded so far, which are then forgotten.
     pub fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
+        std::mem::take(
+            self.warnings
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// The transport the configuration asks for, or the first of its
@@ -147,7 +155,7 @@ impl App {
         let health = Health::load(&self.state.health())?;
         let list = match cache.list() {
             Some(l) if l.is_expired(now, self.clock.tolerance()) => {
-                self.warnings.push(format!(
+                self.warn(format!(
                     "the cached mirror list (version {}) expired at {}; using the main mirror(s) until a fresh one is fetched",
                     l.version(),
                     l.expires()
@@ -185,6 +193,8 @@ impl App {
         let path = self.state.health();
         let mut health = Health::load(&path)?;
         health.prune(now);
+        // It works again: a cooldown from an earlier failure is over.
+        health.clear(url.as_str());
         health.last_used = Some((url.to_string(), now));
         health.save(&path)
     }

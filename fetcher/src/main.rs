@@ -9,18 +9,13 @@ use onionpkg_fetcher::cli::{Cli, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                // hickory's DNSSEC validator logs whole messages at warn for
-                // every answer it refuses; the warning we print says why.
-                tracing_subscriber::EnvFilter::new(
-                    "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
-                )
-            }),
-        )
-        .init();
+    let json = cli.json;
+    // hickory's DNSSEC validator logs whole messages at warn for every
+    // answer it refuses; the warning we print says why.
+    onionpkg_core::log::init(
+        "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
+        json,
+    );
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -30,7 +25,12 @@ fn main() -> ExitCode {
         Err(e) => {
             #[allow(clippy::print_stderr, reason = "the binary reports its own failure")]
             {
-                eprintln!("error: cannot start the async runtime: {e}");
+                let message = format!("cannot start the async runtime: {e}");
+                if json {
+                    eprintln!("{}", onionpkg_core::report::error_json(1, &message));
+                } else {
+                    eprintln!("error: {message}");
+                }
             }
             return ExitCode::from(1);
         }

@@ -217,6 +217,11 @@ impl Health {
         self.bad.insert(url.to_owned(), BadMark { until, reason });
     }
 
+    /// Ends `url`'s cooldown: it served a verified update.
+    pub fn clear(&mut self, url: &str) {
+        self.bad.remove(url);
+    }
+
     /// Forgets cooldowns that are over.
     pub fn prune(&mut self, now: Timestamp) {
         self.bad.retain(|_, m| m.until > now);

@@ -45,11 +45,12 @@ impl Mirror {
             path: config.root.clone(),
             source,
         })?;
-        if let Some(v) = served_version(service.root()).or_else(|| {
+        let served = served_version(service.root()).or_else(|| {
             State::load(&config.state_dir)
                 .ok()
                 .and_then(|s| s.served_version)
-        }) {
+        });
+        if let Some(v) = served {
             metrics.served_version(v);
         }
         metrics.onion(if config.onion.enabled {
@@ -64,6 +65,7 @@ impl Mirror {
             rx,
         );
         let listeners = start_clearnet(config, &service, &metrics, &conns).await?;
+        record_start(config, served);
         Ok(Self {
             config: config.clone(),
             service,
@@ -153,6 +155,25 @@ impl Mirror {
             );
         }
         drained
+    }
+}
+
+/// Records in the state file that the mirror serves (so that `status`
+/// works before any sync or onion service), with the served version; an
+/// onion address from an earlier run is forgotten when the service is off.
+/// A state dir that cannot be written is a warning: serving matters more.
+fn record_start(config: &MirrorConfig, served: Option<u64>) {
+    let onion = config.onion.enabled;
+    if let Err(e) = State::update(&config.state_dir, |s| {
+        s.serving_since = Some(jiff::Timestamp::now());
+        if served.is_some() {
+            s.served_version = served;
+        }
+        if !onion {
+            s.onion_address = None;
+        }
+    }) {
+        warn!(error = %e, "cannot record the mirror's state; `status` will not show it");
     }
 }
 

@@ -46,6 +46,9 @@ pub enum Command {
         /// an onion service, or plain http to a loopback address without Tor).
         #[arg(long)]
         upstream: Option<String>,
+        /// Print JSON lines: the report on stdout, an error on stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Third-party feeds: fetch them now, or show how they are doing.
     Feeds {
@@ -59,13 +62,16 @@ pub enum Command {
         /// The mirror configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Print JSON lines: the report on stdout, an error on stderr.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the onion address, the last sync and the served version.
     Status {
         /// The mirror configuration file.
         #[arg(long, short)]
         config: PathBuf,
-        /// Print JSON.
+        /// Print JSON lines: the report on stdout, an error on stderr.
         #[arg(long)]
         json: bool,
     },
@@ -117,6 +123,8 @@ pub struct StatusReport {
     pub last_sync_error: Option<String>,
     /// The served `timestamp.json` version.
     pub served_version: Option<u64>,
+    /// When `serve` last started.
+    pub serving_since: Option<jiff::Timestamp>,
 }
 
 impl std::fmt::Display for StatusReport {
@@ -131,10 +139,15 @@ impl std::fmt::Display for StatusReport {
         if let (Some(at), Some(why)) = (&self.last_sync_error_at, &self.last_sync_error) {
             writeln!(f, "last sync error: {at}: {why}")?;
         }
-        write!(
+        writeln!(
             f,
             "served version: {}",
             or_none(self.served_version.map(|v| v.to_string()))
+        )?;
+        write!(
+            f,
+            "serving since: {}",
+            or_none(self.serving_since.map(|t| t.to_string()))
         )
     }
 }
@@ -149,6 +162,7 @@ pub fn status(config: &std::path::Path) -> Result<StatusReport> {
         last_sync_error_at: s.last_sync_error_at,
         last_sync_error: s.last_sync_error,
         served_version: s.served_version,
+        serving_since: s.serving_since,
     })
 }
 
@@ -358,13 +372,15 @@ pub async fn feeds_fetch(config: &std::path::Path, names: &[String]) -> Result<V
 }
 
 /// `sync`: one verified sync from `upstream` or `sync.upstream`.
-pub async fn sync(config: &std::path::Path, upstream: Option<&str>) -> Result<String> {
+pub async fn sync(
+    config: &std::path::Path,
+    upstream: Option<&str>,
+) -> Result<crate::sync::SyncReport> {
     let config = onionpkg_config::load_mirror(config)?;
     if config.sync.is_none() {
         return Err(Error::NoSync);
     }
     let clock = crate::sync::clock_policy(&config)?;
     let transport = crate::sync::sync_transport(&config).await?;
-    let report = crate::sync::sync_and_record(&config, upstream, &transport, &clock, None).await?;
-    Ok(report.to_string())
+    crate::sync::sync_and_record(&config, upstream, &transport, &clock, None).await
 }

@@ -1,5 +1,10 @@
 //! `onionpkg-mirror`: serve and sync an onionpkg repository. Exit codes are
 //! documented on `onionpkg_mirror::cli::exit_code`.
+//!
+//! With `--json` (the commands that report: `status`, `check-config`,
+//! `sync`, `feeds status`) results are JSON lines on stdout, and errors and
+//! log lines JSON lines on stderr, in the shape every onionpkg program uses
+//! (`onionpkg_core::report`, docs/EXIT-CODES.md).
 
 #![allow(
     clippy::print_stdout,
@@ -10,56 +15,86 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use onionpkg_core::report::{error_json, event_json};
 use onionpkg_mirror::cli::{self, Cli, Command, FeedsAction};
+
+/// Whether the command asked for JSON output.
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Status { json, .. }
+        | Command::CheckConfig { json, .. }
+        | Command::Sync { json, .. }
+        | Command::Feeds {
+            action: FeedsAction::Status { json, .. },
+        } => *json,
+        Command::Serve { .. }
+        | Command::Feeds {
+            action: FeedsAction::Fetch { .. },
+        } => false,
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour codes only for a terminal, not for journald or a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let json = wants_json(&cli.command);
+    onionpkg_core::log::init("info", json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            let message = format!("cannot start the async runtime: {e}");
+            if json {
+                eprintln!("{}", error_json(onionpkg_core::exit::FAILURE, &message));
+            } else {
+                eprintln!("error: {message}");
+            }
+            return ExitCode::from(onionpkg_core::exit::FAILURE);
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => cli::serve(&config).await,
-            Command::Sync { config, upstream } => cli::sync(&config, upstream.as_deref())
-                .await
-                .map(|report| println!("{report}")),
+            Command::Sync {
+                config, upstream, ..
+            } => cli::sync(&config, upstream.as_deref()).await.map(|report| {
+                if json {
+                    println!("{}", event_json("sync", &report));
+                } else {
+                    println!("{report}");
+                }
+            }),
             Command::Feeds {
                 action: FeedsAction::Fetch { config, names },
             } => cli::feeds_fetch(&config, &names)
                 .await
                 .map(|lines| lines.iter().for_each(|l| println!("{l}"))),
             Command::Feeds {
-                action: FeedsAction::Status { config, json },
+                action: FeedsAction::Status { config, .. },
             } => cli::feeds_status(&config).map(|reports| {
                 for r in reports {
                     if json {
-                        println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                        println!("{}", event_json("feed", &r));
                     } else {
                         println!("{r}");
                     }
                 }
             }),
-            Command::CheckConfig { config } => onionpkg_mirror::check::check_config(&config)
-                .map(|lines| lines.iter().for_each(|l| println!("{l}"))),
-            Command::Status { config, json } => cli::status(&config).map(|r| {
+            Command::CheckConfig { config, .. } => onionpkg_mirror::check::check_config(&config)
+                .map(|lines| {
+                    if json {
+                        println!(
+                            "{}",
+                            event_json("check-config", &serde_json::json!({ "checked": lines }))
+                        );
+                    } else {
+                        lines.iter().for_each(|l| println!("{l}"));
+                    }
+                }),
+            Command::Status { config, .. } => cli::status(&config).map(|r| {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                    println!("{}", event_json("status", &r));
                 } else {
                     println!("{r}");
                 }
@@ -69,8 +104,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(cli::exit_code(&e))
+            let code = cli::exit_code(&e);
+            if json {
+                eprintln!("{}", error_json(code, &e.to_string()));
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(code)
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The mirror's state file: what `onionpkg-mirror status` prints.
 //!
 //! Small JSON in the state dir, replaced atomically (temp file, fsync,
-//! rename), so a reader never sees half of it.
+//! rename), so a reader never sees half of it. `serve` writes it once its
+//! listeners are bound, so a mirror that only serves (no sync, no onion
+//! service) has one too; sync and the onion service add to it.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,9 @@ pub struct State {
     /// The version of the `timestamp.json` being served.
     #[serde(default)]
     pub served_version: Option<u64>,
+    /// When `serve` last started and bound its listeners.
+    #[serde(default)]
+    pub serving_since: Option<jiff::Timestamp>,
 }
 
 /// The state file of the state dir `dir`.

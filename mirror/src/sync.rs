@@ -51,7 +51,7 @@ pub const SCRATCH_DIR: &str = ".sync-tmp";
 pub const TIME_FLOOR: &str = "time-floor.json";
 
 /// What a successful sync did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SyncReport {
     /// The timestamp version now served.
     pub version: u64,

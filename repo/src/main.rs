@@ -18,17 +18,15 @@ use onionpkg_repo::cli::{Cli, Usage, VerifyFailed, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    onionpkg_core::log::init("warn", cli.json);
     match run(&cli, jiff::Timestamp::now()) {
         Ok(report) => {
-            // Warnings and notes go to stderr, never mixed into the output.
-            report.notes.iter().for_each(|n| eprintln!("{n}"));
+            // Warnings and notes go to stderr, never mixed into the output;
+            // with --json as JSON lines, like every onionpkg program's.
+            report
+                .notes
+                .iter()
+                .for_each(|n| eprintln!("{}", note(cli.json, n)));
             if cli.json {
                 println!(
                     "{}",
@@ -46,20 +44,31 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = exit_code(&e);
             if cli.json {
-                println!(
+                eprintln!(
                     "{}",
-                    serde_json::json!({
-                        "ok": false,
-                        "error": onionpkg_core::exit::name(code),
-                        "message": format!("{e:#}"),
-                        "exit_code": code,
-                    })
+                    onionpkg_core::report::error_json(code, &format!("{e:#}"))
                 );
             } else {
                 eprintln!("error: {e:#}");
             }
             ExitCode::from(code)
         }
+    }
+}
+
+/// A warning or note as printed: as written, or with `--json` a warning
+/// event (`warning: …`) or a note event (`note: …`, the same shape).
+fn note(json: bool, line: &str) -> String {
+    use onionpkg_core::report::{event_json, warning_json};
+    if !json {
+        return line.to_owned();
+    }
+    match line.strip_prefix("warning: ") {
+        Some(w) => warning_json(w),
+        None => event_json(
+            "note",
+            &serde_json::json!({ "message": line.strip_prefix("note: ").unwrap_or(line) }),
+        ),
     }
 }
 

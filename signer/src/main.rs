@@ -13,17 +13,16 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use onionpkg_core::HasKind;
-use onionpkg_signer::cli::{Cli, run};
+use onionpkg_signer::cli::{AuditCommand, Cli, Command, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // `audit list --json` keeps stderr to JSON lines too.
+    let json = matches!(
+        cli.command,
+        Command::Audit(AuditCommand::List { json: true, .. })
+    );
+    onionpkg_core::log::init("info", json);
     match run(&cli) {
         Ok(lines) => {
             lines.iter().for_each(|l| println!("{l}"));

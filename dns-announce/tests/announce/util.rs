@@ -175,8 +175,25 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    /// The stdout as one JSON object.
+    /// The stdout as one JSON object; for a failed run, the error report
+    /// (the last line of stderr, where every onionpkg program puts it), and
+    /// then stdout must be empty.
     pub(crate) fn json(&self) -> serde_json::Value {
+        if self.code != 0 {
+            assert!(
+                self.stdout.trim().is_empty(),
+                "output of a failed run: {self:?}"
+            );
+            // stderr is a pipe here: JSON lines only (log lines too), no colour.
+            assert!(!self.stderr.contains('\x1b'), "colour on stderr: {self:?}");
+            for l in self.stderr.lines().filter(|l| !l.trim().is_empty()) {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?} in {self:?}"));
+            }
+            let line = self.stderr.lines().last().unwrap_or_default();
+            return serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("no JSON error on stderr ({e}): {self:?}"));
+        }
         serde_json::from_str(self.stdout.trim())
             .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {self:?}"))
     }

@@ -115,12 +115,13 @@ async fn an_action_runs_once_per_new_version_and_a_failure_keeps_the_file() {
     assert!(record.contains(&sha256_hex(v2)), "{record}");
     assert!(!record.contains("feeds/rules/"), "{record}");
     let r = app.run(&["--json", "feeds", "sync", "rules"]).await;
-    // The report is a JSON line on stderr, beside the log's warning.
+    // The report is a JSON line on stderr, beside the log's (JSON) lines.
     let v: serde_json::Value = r
         .stderr()
         .lines()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap();
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "action")
+        .unwrap_or_else(|| panic!("no action event: {}", r.stderr()));
     assert_eq!(v["event"], "action");
     assert_eq!(v["exit_code"], 3);
     assert_eq!(v["ok"], false);

@@ -19,6 +19,7 @@ mod failover;
 mod freeze;
 mod hooks;
 mod interop;
+mod output;
 mod server;
 mod streaming;
 mod util;

@@ -18,6 +18,7 @@ mod floor;
 mod limits;
 mod paths;
 mod realfeeds;
+mod status;
 mod sync;
 mod sync_clock;
 mod sync_repair;

@@ -184,3 +184,27 @@ fn a_repository_whose_first_root_awaits_signatures_says_so() {
     );
     ok(&repo_cmd(&repo, &["publish"]));
 }
+
+/// With `--json` the refusal is one JSON line on stderr, in the shape
+/// every onionpkg program uses, and stdout stays empty.
+#[test]
+fn with_json_the_refusal_is_a_json_error_on_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("rpeo");
+    let out = repo_cmd(&missing, &["--json", "publish"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = stderr(&out);
+    let v: serde_json::Value = serde_json::from_str(err.trim())
+        .unwrap_or_else(|e| panic!("not one JSON line ({e}): {err}"));
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["event"], "error");
+    assert_eq!(v["error"], "not-initialized");
+    assert_eq!(v["exit_code"], 3);
+    assert_eq!(v["message"], not_a_repo(&missing));
+    assert!(!missing.exists());
+}
