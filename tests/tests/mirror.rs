@@ -42,16 +42,11 @@ use onionpkg_testkit::TestCa;
 use onionpkg_testkit::retry::retry;
 use onionpkg_testkit::testdata;
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti};
+use onionpkg_tests::testnet::curl::ONION_DEADLINE;
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 use onionpkg_trust::metadata::Client;
 
 const PACKAGE: &[u8] = b"a package delivered over an onion service\n";
-/// How long the onion service may take to become reachable. C tor, once it
-/// missed a descriptor, waits before asking the directories again: a minute
-/// or more on a loaded two-core machine. Around a rollover of the private
-/// network's six-minute HS time period, no descriptor is found for up to a
-/// few minutes; the deadline is one whole time period.
-const ONION_DEADLINE: Duration = Duration::from_secs(360);
 /// One fetch attempt.
 const ATTEMPT: Duration = Duration::from_secs(20);
 /// Polling interval of the retry loops.
@@ -152,50 +147,6 @@ fn write_primary_config(dir: &Path, root: &Path, upstream: SocketAddr) -> PathBu
     )
     .unwrap();
     path
-}
-
-/// curl through C tor's SOCKS port; retries until `expect` or the deadline.
-fn curl_until(
-    net: &TestNet,
-    socks: SocketAddr,
-    url: &str,
-    extra: &[&str],
-    expect: &[u8],
-) -> anyhow::Result<(u32, Duration)> {
-    let r = retry(ONION_DEADLINE, RETRY_EVERY, |attempt| {
-        if attempt > 1 && (attempt - 1) % 3 == 0 {
-            // C tor may be stuck on a stale descriptor of a service that
-            // re-published: make it forget and fetch again.
-            if let Err(e) = net.client_newnym() {
-                println!("    newnym: {e}");
-            }
-        }
-        let out = match Command::new("curl")
-            .args(["-q", "-sS", "--max-time", &ATTEMPT.as_secs().to_string()])
-            .arg("--socks5-hostname")
-            .arg(socks.to_string())
-            .args(extra)
-            .arg(url)
-            .output()
-        {
-            Ok(out) => out,
-            // Not worth retrying: ends the loop with the error.
-            Err(e) => return Ok(Err(e)),
-        };
-        if out.status.success() && out.stdout == expect {
-            return Ok(Ok(()));
-        }
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-    })
-    .map_err(|g| {
-        anyhow::anyhow!(
-            "{url}: no matching answer after {} attempts; last: {}",
-            g.attempts,
-            g.last
-        )
-    })?;
-    r.value.context("running curl")?;
-    Ok((r.attempts, r.elapsed))
 }
 
 #[test]
@@ -319,10 +270,10 @@ fn mirror_serves_its_onion_service() {
         .map_err(|g| anyhow::anyhow!("arti probe: {}", g.last))?
         .elapsed;
 
-        let (attempts, took) = curl_until(&net, socks, &url.to_string(), &[], &timestamp)?;
+        let curl = net.curl_until(&url.to_string(), &[], &timestamp)?;
         let pkg_url = format!("http://{address}/targets/{package}");
-        curl_until(&net, socks, &pkg_url, &[], PACKAGE)?;
-        curl_until(&net, socks, &pkg_url, &["-r", "2-8"], &PACKAGE[2..=8])?;
+        net.curl_until(&pkg_url, &[], PACKAGE)?;
+        net.curl_until(&pkg_url, &["-r", "2-8"], &PACKAGE[2..=8])?;
         let traversal = format!("http://{address}/metadata/%2e%2e/%2e%2e/mirror.toml");
         let out = Command::new("curl")
             .args([
@@ -423,9 +374,10 @@ fn mirror_serves_its_onion_service() {
         );
         rt.block_on(primary.shutdown(Duration::from_secs(10)));
         Ok(format!(
-            "feeds published by the primary and synced; arti probe {:.1}s, curl metadata after {attempts} attempt(s) in {:.1}s, package, range, traversal refused; the package and a feed via arti, C tor's SOCKS port and HTTPS identical and verified; IPFire's location database synced by the appliance over Tor in {:.1}s, {action}, and location lookup 1.1.1.1 answers as from the original",
+            "feeds published by the primary and synced; arti probe {:.1}s, curl metadata after {} attempt(s) in {:.1}s, package, range, traversal refused; the package and a feed via arti, C tor's SOCKS port and HTTPS identical and verified; IPFire's location database synced by the appliance over Tor in {:.1}s, {action}, and location lookup 1.1.1.1 answers as from the original",
             probe_took.as_secs_f64(),
-            took.as_secs_f64(),
+            curl.attempts,
+            curl.elapsed.as_secs_f64(),
             app_took.as_secs_f64(),
         ))
     })();
