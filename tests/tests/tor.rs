@@ -157,12 +157,7 @@ impl Report {
 
 #[test]
 fn private_tor_network() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
+    onionpkg_tests::trace_when_asked();
     let suite = Instant::now();
     let http = HttpServer::start(files()).expect("local http server");
     let mut net = TestNet::start(&TestNetOptions {
