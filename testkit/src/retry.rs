@@ -1,10 +1,12 @@
 //! Polling with a deadline, for what takes a while to become reachable on a
 //! test network (an onion service whose descriptor is still spreading, exit
-//! circuits still being built, a server still starting).
+//! circuits still being built, a server still starting), and a bounded
+//! number of attempts, for a long transfer that may break (each attempt
+//! then carries its own deadline).
 //!
-//! Every loop here ends by its deadline; the pause between attempts keeps a
-//! loop from spinning, and is no synchronisation: each attempt checks the
-//! condition itself.
+//! Every loop here ends by its deadline or its attempt count; the pause
+//! between attempts keeps a loop from spinning, and is no synchronisation:
+//! each attempt checks the condition itself.
 
 use std::time::{Duration, Instant};
 
@@ -33,12 +35,47 @@ pub struct GaveUp<E> {
     pub elapsed: Duration,
 }
 
+impl<E: std::fmt::Display> std::fmt::Display for GaveUp<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no success after {} attempt(s) in {:.1}s; last: {}",
+            self.attempts,
+            self.elapsed.as_secs_f64(),
+            self.last
+        )
+    }
+}
+
 /// Calls `attempt` with the attempt's number (from 1) until it succeeds,
 /// pausing `every` after a failure; gives up after the first failure that
 /// ends later than `deadline` after the start.
 pub fn retry<T, E>(
     deadline: Duration,
     every: Duration,
+    attempt: impl FnMut(u32) -> Result<T, E>,
+) -> Result<Retried<T>, GaveUp<E>> {
+    retry_while(every, |_, elapsed| elapsed <= deadline, attempt)
+}
+
+/// Calls `attempt` with the attempt's number (from 1) until it succeeds,
+/// pausing `every` after a failure; gives up after `max` failed attempts
+/// (at least one attempt is made). `attempt` bounds its own time: this loop
+/// bounds only how often it is tried, for work whose length is known but
+/// whose transfer may break (a large download over Tor).
+pub fn retry_attempts<T, E>(
+    max: u32,
+    every: Duration,
+    attempt: impl FnMut(u32) -> Result<T, E>,
+) -> Result<Retried<T>, GaveUp<E>> {
+    retry_while(every, |attempts, _| attempts < max, attempt)
+}
+
+/// The loop of [`retry`] and [`retry_attempts`]: after a failure, tries
+/// again while `go_on(attempts made, time since the start)` holds.
+fn retry_while<T, E>(
+    every: Duration,
+    go_on: impl Fn(u32, Duration) -> bool,
     mut attempt: impl FnMut(u32) -> Result<T, E>,
 ) -> Result<Retried<T>, GaveUp<E>> {
     let start = Instant::now();
@@ -53,7 +90,7 @@ pub fn retry<T, E>(
                     elapsed: start.elapsed(),
                 });
             }
-            Err(last) if start.elapsed() > deadline => {
+            Err(last) if !go_on(attempts, start.elapsed()) => {
                 return Err(GaveUp {
                     last,
                     attempts,
@@ -136,6 +173,37 @@ mod tests {
         let e = retry(Duration::from_millis(30), SHORT, Err::<(), _>).unwrap_err();
         assert_eq!(e.last, e.attempts);
         assert!(e.elapsed > Duration::from_millis(30));
+    }
+
+    #[test]
+    fn retry_attempts_stops_after_the_last_attempt_with_its_error() {
+        let e = retry_attempts(3, SHORT, Err::<(), _>).unwrap_err();
+        assert_eq!((e.last, e.attempts), (3, 3));
+    }
+
+    #[test]
+    fn retry_attempts_returns_a_success_within_the_count() {
+        let r = retry_attempts(3, SHORT, |n| if n < 3 { Err(n) } else { Ok("up") }).unwrap();
+        assert_eq!((r.value, r.attempts), ("up", 3));
+    }
+
+    #[test]
+    fn retry_attempts_makes_one_attempt_when_asked_for_none() {
+        let e = retry_attempts(0, SHORT, Err::<(), _>).unwrap_err();
+        assert_eq!(e.attempts, 1);
+    }
+
+    #[test]
+    fn gave_up_names_the_attempts_and_the_last_error() {
+        let g = GaveUp {
+            last: "connection reset",
+            attempts: 4,
+            elapsed: Duration::from_millis(2500),
+        };
+        assert_eq!(
+            g.to_string(),
+            "no success after 4 attempt(s) in 2.5s; last: connection reset"
+        );
     }
 
     #[tokio::test]

@@ -10,3 +10,15 @@
 
 pub mod http_server;
 pub mod testnet;
+
+/// Sends `tracing` events (arti's among them) to the test's output, filtered
+/// by `RUST_LOG`, when that variable is set; does nothing otherwise, or when
+/// a subscriber is already installed.
+pub fn trace_when_asked() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}

@@ -20,6 +20,7 @@
 //! - Every wait polls a condition against a deadline.
 
 pub mod arti;
+pub mod curl;
 pub mod ports;
 pub mod process;
 pub mod torrc;
@@ -93,6 +94,17 @@ pub enum Error {
     /// The Tor plumbing failed.
     #[error(transparent)]
     Fetcher(#[from] onionpkg_net::Error),
+    /// The network was started without a C tor client.
+    #[error("no C tor client in this network")]
+    NoClient,
+    /// A URL gave no expected answer before its deadline.
+    #[error("{url}: {gave_up}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// How many attempts failed, for how long, and the last error.
+        gave_up: String,
+    },
 }
 
 impl Error {

@@ -8,12 +8,16 @@
 //! mirror holding the online keys) fetches two feeds from an HTTPS upstream
 //! on loopback, checks them and publishes them as `feeds` targets; the
 //! onion mirror syncs from the primary, verifying; and every transport also
-//! fetches and verifies a feed from the onion mirror. One of the feeds is
-//! IPFire's real location database (Debian's `libloc-database`), checked
-//! against its own signature by the primary; an appliance (`onionpkg-fetch`
-//! in tor mode) syncs it from the onion service, runs its `on_update`
-//! action (libloc's own `location verify`), and `location lookup` answers
-//! from the synced file as from the original.
+//! fetches and verifies a feed from the onion mirror. Three of the feeds are
+//! real: IPFire's location database (Debian's `libloc-database`), checked
+//! against its own signature by the primary, and Tor's `geoip` and `geoip6`
+//! (Debian's `tor-geoipdb`), checked line by line. An appliance
+//! (`onionpkg-fetch` in tor mode) syncs all three from the onion service:
+//! the bytes in its output are the originals, it runs the database's
+//! `on_update` action (libloc's own `location verify`), and `location
+//! lookup` answers from the synced file as from the original. The sync is
+//! retried a bounded number of times after a broken transfer, never after
+//! a refusal.
 //!
 //! One network for this test binary, torn down at the end; afterwards the
 //! test checks that no tor of this run is left.
@@ -25,6 +29,7 @@
     reason = "test code: a panic or a printed line is the report"
 )]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,19 +44,14 @@ use onionpkg_net::tor::{Purpose, TorTransport};
 use onionpkg_net::transport::{SocksTransport, Tls, Transport};
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
 use onionpkg_testkit::TestCa;
-use onionpkg_testkit::retry::retry;
+use onionpkg_testkit::retry::{retry, retry_attempts};
 use onionpkg_testkit::testdata;
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti};
+use onionpkg_tests::testnet::curl::ONION_DEADLINE;
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 use onionpkg_trust::metadata::Client;
 
 const PACKAGE: &[u8] = b"a package delivered over an onion service\n";
-/// How long the onion service may take to become reachable. C tor, once it
-/// missed a descriptor, waits before asking the directories again: a minute
-/// or more on a loaded two-core machine. Around a rollover of the private
-/// network's six-minute HS time period, no descriptor is found for up to a
-/// few minutes; the deadline is one whole time period.
-const ONION_DEADLINE: Duration = Duration::from_secs(360);
 /// One fetch attempt.
 const ATTEMPT: Duration = Duration::from_secs(20);
 /// Polling interval of the retry loops.
@@ -60,8 +60,24 @@ const RETRY_EVERY: Duration = Duration::from_millis(500);
 /// `location` put them.
 const LOCATION_DB: &str = "/usr/share/libloc-location/location.db";
 const IPFIRE_KEY: &str = "/var/lib/location/signing-key.pem";
-/// One run of the appliance's `feeds sync`: 55 MB over an onion service.
-const SYNC_DEADLINE: Duration = Duration::from_secs(900);
+/// Tor's GeoIP files, where Debian's `tor-geoipdb` puts them.
+const TOR_GEOIP: &str = "/usr/share/tor/geoip";
+const TOR_GEOIP6: &str = "/usr/share/tor/geoip6";
+/// The real feeds the appliance syncs: (feed name, file name, original).
+const REAL_FEEDS: [(&str, &str, &str); 3] = [
+    ("location", "location.db", LOCATION_DB),
+    ("tor-geoip", "geoip", TOR_GEOIP),
+    ("tor-geoip6", "geoip6", TOR_GEOIP6),
+];
+/// One run of the appliance's `feeds sync`: 80 MB over an onion service.
+const SYNC_ATTEMPT: Duration = Duration::from_secs(900);
+/// Runs of `feeds sync` before a broken transfer fails the test. The mirror
+/// ends a connection after ten minutes (its serve loop's lifetime limit),
+/// and a debug build on a loaded two-core machine moved 80-90 KB/s here, so
+/// the 55 MB database can take more than one connection: each run resumes
+/// the partial files of the one before with `Range` requests and keeps the
+/// files already verified (a measured run needed three).
+const SYNC_ATTEMPTS: u32 = 5;
 
 /// A signed repository with one package; returns its dir and the package's
 /// consistent path under `targets/`.
@@ -84,12 +100,34 @@ fn make_repo(dir: &Path) -> (PathBuf, String) {
     (repo.dir().to_owned(), format!("pkg/{name}"))
 }
 
+/// The upstream's files by path: a DROP-style list, a GeoIP database, and
+/// the real feeds (IPFire's location database, Tor's GeoIP files) at
+/// `/` and their file names.
+fn upstream_files() -> anyhow::Result<HashMap<String, bytes::Bytes>> {
+    let mut files = HashMap::from([
+        (
+            "/drop.txt".to_owned(),
+            bytes::Bytes::from(testdata::DROP_LIST),
+        ),
+        (
+            "/GeoLite2-Country.mmdb".to_owned(),
+            bytes::Bytes::from(testdata::mmdb()),
+        ),
+    ]);
+    for (_, file, original) in REAL_FEEDS {
+        let bytes = std::fs::read(original).with_context(|| {
+            format!("{original}: install Debian's libloc-database, location and tor-geoipdb")
+        })?;
+        files.insert(format!("/{file}"), bytes.into());
+    }
+    Ok(files)
+}
+
 /// A feed upstream: HTTPS on loopback with the test CA's certificate,
-/// serving a DROP-style list, a GeoIP database and IPFire's location
-/// database `location`. Runs until the runtime ends.
+/// serving `files` by path. Runs until the runtime ends.
 async fn feed_upstream(
     tls: Arc<rustls::ServerConfig>,
-    location: bytes::Bytes,
+    files: Arc<HashMap<String, bytes::Bytes>>,
 ) -> anyhow::Result<SocketAddr> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -97,20 +135,14 @@ async fn feed_upstream(
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
-            let location = location.clone();
+            let files = Arc::clone(&files);
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let location = location.clone();
                 let svc = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
-                        let body = match req.uri().path() {
-                            "/drop.txt" => Some(bytes::Bytes::from(testdata::DROP_LIST)),
-                            "/GeoLite2-Country.mmdb" => Some(bytes::Bytes::from(testdata::mmdb())),
-                            "/location.db" => Some(location.clone()),
-                            _ => None,
-                        };
+                        let body = files.get(req.uri().path()).cloned();
                         let mut r = hyper::Response::new(http_body_util::Full::new(
                             body.clone().unwrap_or_default(),
                         ));
@@ -130,8 +162,9 @@ async fn feed_upstream(
 }
 
 /// Writes the primary's configuration: it serves the repository at `root`
-/// over HTTP on loopback and publishes three feeds from `upstream`, one of
-/// them IPFire's location database, checked with IPFire's key.
+/// over HTTP on loopback and publishes five feeds from `upstream`: a list,
+/// a GeoIP database, IPFire's location database, checked with IPFire's key,
+/// and Tor's `geoip` and `geoip6`, checked line by line.
 fn write_primary_config(dir: &Path, root: &Path, upstream: SocketAddr) -> PathBuf {
     let path = dir.join("primary.toml");
     std::fs::write(
@@ -146,7 +179,11 @@ fn write_primary_config(dir: &Path, root: &Path, upstream: SocketAddr) -> PathBu
              [[feed]]\nname = \"geoip\"\nupstream = \"https://{upstream}/GeoLite2-Country.mmdb\"\n\
              check = \"mmdb\"\nvia_tor = false\n\
              [[feed]]\nname = \"location\"\nupstream = \"https://{upstream}/location.db\"\n\
-             check = \"libloc\"\nlibloc_key = {IPFIRE_KEY:?}\nvia_tor = false\n",
+             check = \"libloc\"\nlibloc_key = {IPFIRE_KEY:?}\nvia_tor = false\n\
+             [[feed]]\nname = \"tor-geoip\"\nupstream = \"https://{upstream}/geoip\"\n\
+             check = \"tor-geoip\"\nvia_tor = false\n\
+             [[feed]]\nname = \"tor-geoip6\"\nupstream = \"https://{upstream}/geoip6\"\n\
+             check = \"tor-geoip6\"\nvia_tor = false\n",
             root = root.display().to_string(),
         ),
     )
@@ -154,58 +191,9 @@ fn write_primary_config(dir: &Path, root: &Path, upstream: SocketAddr) -> PathBu
     path
 }
 
-/// curl through C tor's SOCKS port; retries until `expect` or the deadline.
-fn curl_until(
-    net: &TestNet,
-    socks: SocketAddr,
-    url: &str,
-    extra: &[&str],
-    expect: &[u8],
-) -> anyhow::Result<(u32, Duration)> {
-    let r = retry(ONION_DEADLINE, RETRY_EVERY, |attempt| {
-        if attempt > 1 && (attempt - 1) % 3 == 0 {
-            // C tor may be stuck on a stale descriptor of a service that
-            // re-published: make it forget and fetch again.
-            if let Err(e) = net.client_newnym() {
-                println!("    newnym: {e}");
-            }
-        }
-        let out = match Command::new("curl")
-            .args(["-q", "-sS", "--max-time", &ATTEMPT.as_secs().to_string()])
-            .arg("--socks5-hostname")
-            .arg(socks.to_string())
-            .args(extra)
-            .arg(url)
-            .output()
-        {
-            Ok(out) => out,
-            // Not worth retrying: ends the loop with the error.
-            Err(e) => return Ok(Err(e)),
-        };
-        if out.status.success() && out.stdout == expect {
-            return Ok(Ok(()));
-        }
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-    })
-    .map_err(|g| {
-        anyhow::anyhow!(
-            "{url}: no matching answer after {} attempts; last: {}",
-            g.attempts,
-            g.last
-        )
-    })?;
-    r.value.context("running curl")?;
-    Ok((r.attempts, r.elapsed))
-}
-
 #[test]
 fn mirror_serves_its_onion_service() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
+    onionpkg_tests::trace_when_asked();
     let suite = Instant::now();
     let work = tempfile::tempdir().unwrap();
     let (root, package) = make_repo(work.path());
@@ -217,9 +205,7 @@ fn mirror_serves_its_onion_service() {
     ca.write(work.path(), "").unwrap();
     let ca_pem = ca.ca_pem.clone();
     let pinned_root = std::fs::read(root.join("metadata/1.root.json")).unwrap();
-    let location_db = bytes::Bytes::from(std::fs::read(LOCATION_DB).unwrap_or_else(|e| {
-        panic!("{LOCATION_DB}: {e}; install Debian's libloc-database and location")
-    }));
+    let upstream_files = Arc::new(upstream_files().expect("the real feeds"));
 
     let net = TestNet::start(&TestNetOptions::default()).expect("private tor network");
     println!(
@@ -237,7 +223,7 @@ fn mirror_serves_its_onion_service() {
         // The primary fetches, checks and publishes the feeds; the onion
         // mirror syncs from it, verifying.
         let (primary, config, feeds) = rt.block_on(async {
-            let upstream = feed_upstream(ca.server.clone(), location_db.clone()).await?;
+            let upstream = feed_upstream(ca.server.clone(), Arc::clone(&upstream_files)).await?;
             let primary_cfg = write_primary_config(work.path(), &root, upstream);
             let primary =
                 onionpkg_mirror::Mirror::start(&onionpkg_mirror::app::load_config(&primary_cfg)?)
@@ -278,7 +264,7 @@ fn mirror_serves_its_onion_service() {
             anyhow::Ok((primary, config, feeds))
         })?;
         ensure!(
-            feeds.len() == 3 && feeds.iter().all(|l| l.contains("new version")),
+            feeds.len() == 5 && feeds.iter().all(|l| l.contains("new version")),
             "{feeds:?}"
         );
         let timestamp = std::fs::read(served.join("metadata/timestamp.json"))?;
@@ -319,10 +305,10 @@ fn mirror_serves_its_onion_service() {
         .map_err(|g| anyhow::anyhow!("arti probe: {}", g.last))?
         .elapsed;
 
-        let (attempts, took) = curl_until(&net, socks, &url.to_string(), &[], &timestamp)?;
+        let curl = net.curl_until(&url.to_string(), &[], &timestamp)?;
         let pkg_url = format!("http://{address}/targets/{package}");
-        curl_until(&net, socks, &pkg_url, &[], PACKAGE)?;
-        curl_until(&net, socks, &pkg_url, &["-r", "2-8"], &PACKAGE[2..=8])?;
+        net.curl_until(&pkg_url, &[], PACKAGE)?;
+        net.curl_until(&pkg_url, &["-r", "2-8"], &PACKAGE[2..=8])?;
         let traversal = format!("http://{address}/metadata/%2e%2e/%2e%2e/mirror.toml");
         let out = Command::new("curl")
             .args([
@@ -408,10 +394,10 @@ fn mirror_serves_its_onion_service() {
             );
         }
 
-        // The appliance: onionpkg-fetch in tor mode syncs IPFire's database
-        // from the onion service, verified, and runs its on_update action.
-        let (app_took, action) =
-            appliance_syncs_location(&rt, &net, work.path(), &address, &location_db)?;
+        // The appliance: onionpkg-fetch in tor mode syncs the real feeds
+        // from the onion service, verified, and runs the database's
+        // on_update action.
+        let (app_took, action) = appliance_syncs_feeds(&rt, &net, work.path(), &address)?;
 
         let text = mirror.metrics().render();
         ensure!(text.contains("onionpkg_mirror_onion_state 2"), "{text}");
@@ -423,10 +409,10 @@ fn mirror_serves_its_onion_service() {
         );
         rt.block_on(primary.shutdown(Duration::from_secs(10)));
         Ok(format!(
-            "feeds published by the primary and synced; arti probe {:.1}s, curl metadata after {attempts} attempt(s) in {:.1}s, package, range, traversal refused; the package and a feed via arti, C tor's SOCKS port and HTTPS identical and verified; IPFire's location database synced by the appliance over Tor in {:.1}s, {action}, and location lookup 1.1.1.1 answers as from the original",
+            "feeds published by the primary and synced; arti probe {:.1}s, curl metadata after {} attempt(s) in {:.1}s, package, range, traversal refused; the package and a feed via arti, C tor's SOCKS port and HTTPS identical and verified; IPFire's location database and Tor's geoip and geoip6 synced by the appliance over Tor, identical, {app_took}, {action}, and location lookup 1.1.1.1 answers as from the original",
             probe_took.as_secs_f64(),
-            took.as_secs_f64(),
-            app_took.as_secs_f64(),
+            curl.attempts,
+            curl.elapsed.as_secs_f64(),
         ))
     })();
     rt.shutdown_timeout(Duration::from_secs(5));
@@ -455,20 +441,61 @@ fn location_lookup(db: &Path) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// An appliance in tor mode (the private network) syncs the `location` feed
+/// How one run of `feeds sync` failed.
+#[derive(Debug)]
+enum SyncFailure {
+    /// The transfer broke (exit 6, unreachable, or 7, Tor) or the run
+    /// passed its deadline: worth another run.
+    Transport(String),
+    /// Anything else, a verification failure above all: never retried.
+    Refused { code: u8, stderr: String },
+}
+
+/// One run of `onionpkg-fetch --config CFG feeds sync FEEDS…` on `rt`
+/// within [`SYNC_ATTEMPT`]; returns its stdout.
+fn feeds_sync_once(rt: &tokio::runtime::Runtime, cfg: &Path) -> Result<String, SyncFailure> {
+    let args = ["onionpkg-fetch", "--config"]
+        .map(std::ffi::OsStr::new)
+        .into_iter()
+        .chain([cfg.as_os_str()])
+        .chain(["feeds", "sync"].map(std::ffi::OsStr::new))
+        .chain(REAL_FEEDS.map(|(name, ..)| std::ffi::OsStr::new(name)));
+    let cli = <onionpkg_fetcher::cli::Cli as clap::Parser>::try_parse_from(args).map_err(|e| {
+        SyncFailure::Refused {
+            code: onionpkg_core::exit::USAGE,
+            stderr: e.to_string(),
+        }
+    })?;
+    let out = rt
+        .block_on(async {
+            tokio::time::timeout(SYNC_ATTEMPT, onionpkg_fetcher::cli::run(cli)).await
+        })
+        .map_err(|_| SyncFailure::Transport(format!("no end within {SYNC_ATTEMPT:?}")))?;
+    let stderr = out.stderr.join("\n");
+    match out.code {
+        0 => Ok(out.stdout.join("\n")),
+        onionpkg_core::exit::UNREACHABLE | onionpkg_core::exit::TOR => Err(SyncFailure::Transport(
+            format!("exit {}: {}", out.code, stderr.trim()),
+        )),
+        code => Err(SyncFailure::Refused { code, stderr }),
+    }
+}
+
+/// An appliance in tor mode (the private network) syncs the real feeds
 /// from the onion mirror at `address` with `onionpkg-fetch feeds sync` (the
-/// program's own `cli::run`, in this process, on `rt`),
-/// retried until the onion deadline; checks the file is IPFire's, that its
-/// `on_update` action (`location verify`, IPFire's key) ran, and that
-/// `location lookup` gives the same answer from it as from the original.
-/// Returns how long the successful sync took and what the action did.
-fn appliance_syncs_location(
+/// program's own `cli::run`, in this process, on `rt`): up to
+/// [`SYNC_ATTEMPTS`] runs, each within its deadline, the next one only
+/// after a broken transfer, each failure logged. Checks the files in its
+/// output are the originals' bytes and each is reported synced, that the
+/// database's `on_update` action (`location verify`, IPFire's key) ran,
+/// and that `location lookup` gives the same answer from it as from the
+/// original. Returns how the sync went and what the action did.
+fn appliance_syncs_feeds(
     rt: &tokio::runtime::Runtime,
     net: &TestNet,
     work: &Path,
     address: &str,
-    original: &[u8],
-) -> anyhow::Result<(Duration, String)> {
+) -> anyhow::Result<(String, String)> {
     let dir = work.join("appliance");
     std::fs::create_dir_all(&dir)?;
     std::fs::copy(
@@ -492,51 +519,70 @@ fn appliance_syncs_location(
     let arti_cfg =
         onionpkg_net::tor::client_config(&onionpkg_net::tor::TorSettings::from(&parsed.tor))?;
     onionpkg_tests::testnet::arti::check_private(&arti_cfg)?;
-    let start = Instant::now();
-    let (out, took) = loop {
-        let attempt = Instant::now();
-        let cli = <onionpkg_fetcher::cli::Cli as clap::Parser>::try_parse_from([
-            "onionpkg-fetch".as_ref(),
-            "--config".as_ref(),
-            cfg.as_os_str(),
-            "feeds".as_ref(),
-            "sync".as_ref(),
-            "location".as_ref(),
-        ])?;
-        let out = rt
-            .block_on(async {
-                tokio::time::timeout(SYNC_DEADLINE, onionpkg_fetcher::cli::run(cli)).await
-            })
-            .context("feeds sync did not finish within its deadline")?;
-        if out.code == 0 {
-            break (out, attempt.elapsed());
+    let synced = retry_attempts(SYNC_ATTEMPTS, RETRY_EVERY, |attempt| {
+        let start = Instant::now();
+        match feeds_sync_once(rt, &cfg) {
+            Ok(stdout) => Ok(Ok(stdout)),
+            Err(SyncFailure::Transport(e)) => {
+                println!(
+                    "    appliance: feeds sync attempt {attempt}/{SYNC_ATTEMPTS} broke after {:.1}s: {e}",
+                    start.elapsed().as_secs_f64()
+                );
+                Err(e)
+            }
+            // Not worth retrying: ends the loop with the refusal.
+            Err(refused) => Ok(Err(refused)),
         }
-        let err = out.stderr.join("\n");
-        ensure!(
-            start.elapsed() < ONION_DEADLINE,
-            "feeds sync over Tor: {err}"
-        );
-        println!("    appliance: {}; retrying", err.trim());
-        std::thread::sleep(RETRY_EVERY);
+    })
+    .map_err(|g| anyhow::anyhow!("feeds sync over Tor: {g}"))?;
+    let stdout = match synced.value {
+        Ok(stdout) => stdout,
+        Err(SyncFailure::Refused { code, stderr }) => {
+            ensure!(
+                code != onionpkg_core::exit::VERIFICATION,
+                "the appliance refused what the mirror served (a verification failure, not \
+                 retried): {stderr}"
+            );
+            anyhow::bail!("feeds sync over Tor failed with exit {code}, not retried: {stderr}");
+        }
+        Err(SyncFailure::Transport(e)) => anyhow::bail!("feeds sync over Tor: {e}"),
     };
-    let stdout = out.stdout.join("\n");
-    let synced = dir.join("out/feeds/location/location.db");
-    ensure!(
-        std::fs::read(&synced)? == original,
-        "the synced database differs from IPFire's"
-    );
+    for (name, file, original) in REAL_FEEDS {
+        let path = dir.join(format!("out/feeds/{name}/{file}"));
+        ensure!(
+            std::fs::read(&path)? == std::fs::read(original)?,
+            "the synced {name} feed differs from {original}"
+        );
+        // "… verified (N bytes) from MIRROR", or "… already verified" for
+        // a file a broken run had verified before.
+        let reported = format!("feeds/{name}/{file} ");
+        ensure!(
+            stdout
+                .lines()
+                .any(|l| l.contains(&reported) && l.contains("verified")),
+            "no report of {name}/{file} in: {stdout}"
+        );
+    }
     let action = stdout
         .lines()
         .find(|l| l.starts_with("on_update of feed location ran"))
         .with_context(|| format!("no on_update report in: {stdout}"))?
         .to_owned();
+    let synced_db = dir.join("out/feeds/location/location.db");
     let (from_synced, from_original) = (
-        location_lookup(&synced)?,
+        location_lookup(&synced_db)?,
         location_lookup(Path::new(LOCATION_DB))?,
     );
     ensure!(
         from_synced == from_original && from_synced.contains("1.1.1.0/24"),
         "lookup differs: {from_synced:?} vs {from_original:?}"
     );
-    Ok((took, action))
+    Ok((
+        format!(
+            "{} run(s) of feeds sync in {:.1}s",
+            synced.attempts,
+            synced.elapsed.as_secs_f64()
+        ),
+        action,
+    ))
 }

@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
@@ -28,17 +27,12 @@ use onionpkg_tests::http_server::HttpServer;
 use onionpkg_tests::testnet::arti::{
     BOOTSTRAP_TIMEOUT, arti_config, bootstrap_arti, check_private,
 };
+use onionpkg_tests::testnet::curl::ONION_DEADLINE;
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 use tokio::runtime::Runtime;
 
 const INDEX: &str = "hello from the private tor network\n";
 const BIG_LEN: usize = 1 << 20;
-/// How long an onion service may take to become reachable: one HS time
-/// period of the private network (six minutes). Around a time-period
-/// rollover, clients find no descriptor, or no circuit to the service, for
-/// up to a few minutes ("No more HSDir available"); 150 s was not always
-/// enough on a loaded two-core machine.
-const ONION_DEADLINE: Duration = Duration::from_secs(360);
 /// One fetch attempt within a retry loop.
 const ATTEMPT: Duration = Duration::from_secs(20);
 /// Polling interval of retry loops.
@@ -87,63 +81,7 @@ fn arti_fetch_until(rt: &Runtime, t: &TorTransport, url: &str) -> anyhow::Result
             Err(e) => Err(e.to_string()),
         }
     })
-    .map_err(|g| {
-        anyhow::anyhow!(
-            "no successful fetch after {} attempts in {ONION_DEADLINE:?}; last: {}",
-            g.attempts,
-            g.last
-        )
-    })?;
-    Ok((r.attempts, r.elapsed))
-}
-
-/// Fetches `url` with curl through the C tor client's SOCKS port until it
-/// returns `INDEX` or the deadline passes.
-fn curl_until(
-    net: &TestNet,
-    socks: std::net::SocketAddr,
-    url: &str,
-) -> anyhow::Result<(u32, Duration)> {
-    let mut first_error = None;
-    let r = retry(ONION_DEADLINE, RETRY_EVERY, |attempt| {
-        if attempt > 1 && (attempt - 1) % 3 == 0 {
-            // C tor may be stuck on a stale descriptor of a service that
-            // re-published: make it forget and fetch again.
-            if let Err(e) = net.client_newnym() {
-                println!("    newnym: {e}");
-            }
-        }
-        let out = match Command::new("curl")
-            .args(["-q", "-sS", "--max-time", &ATTEMPT.as_secs().to_string()])
-            .arg("--socks5-hostname")
-            .arg(socks.to_string())
-            .arg(url)
-            .output()
-        {
-            Ok(out) => out,
-            // Not worth retrying: ends the loop with the error.
-            Err(e) => return Ok(Err(e)),
-        };
-        if out.status.success() && out.stdout == INDEX.as_bytes() {
-            return Ok(Ok(()));
-        }
-        let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-        first_error.get_or_insert_with(|| err.clone());
-        Err(err)
-    })
-    .map_err(|g| {
-        anyhow::anyhow!(
-            "no successful fetch after {} attempts in {ONION_DEADLINE:?}; last: {}",
-            g.attempts,
-            g.last
-        )
-    })?;
-    r.value.context("running curl (is it installed?)")?;
-    if r.attempts > 1
-        && let Some(e) = first_error
-    {
-        println!("    (first failed attempt: {e})");
-    }
+    .map_err(|g| anyhow::anyhow!("{url}: {g}"))?;
     Ok((r.attempts, r.elapsed))
 }
 
@@ -171,16 +109,21 @@ fn arti_then_curl(
     rt: &Runtime,
     net: &TestNet,
     t: &TorTransport,
-    socks: std::net::SocketAddr,
     address: &str,
 ) -> anyhow::Result<String> {
     let url = format!("http://{address}/index.txt");
     let (a_attempts, a_took) = arti_fetch_until(rt, t, &url).context("arti probe")?;
-    let (c_attempts, c_took) = curl_until(net, socks, &url).context("curl through C tor")?;
+    let curl = net
+        .curl_until(&url, &[], INDEX.as_bytes())
+        .context("curl through C tor")?;
+    if let Some(e) = &curl.first_error {
+        println!("    (curl's first failed attempt: {e})");
+    }
     Ok(format!(
-        "{address}: arti client after {a_attempts} attempt(s) in {:.1}s, then curl after {c_attempts} attempt(s) in {:.1}s",
+        "{address}: arti client after {a_attempts} attempt(s) in {:.1}s, then curl after {} attempt(s) in {:.1}s",
         a_took.as_secs_f64(),
-        c_took.as_secs_f64()
+        curl.attempts,
+        curl.elapsed.as_secs_f64()
     ))
 }
 
@@ -214,12 +157,7 @@ impl Report {
 
 #[test]
 fn private_tor_network() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
+    onionpkg_tests::trace_when_asked();
     let suite = Instant::now();
     let http = HttpServer::start(files()).expect("local http server");
     let mut net = TestNet::start(&TestNetOptions {
@@ -310,10 +248,9 @@ fn private_tor_network() {
             let t = transport
                 .as_ref()
                 .context("no arti client (earlier scenario failed)")?;
-            let socks = net.socks_addr().context("no C tor client")?;
             let rt = runtime();
             let result = host_onion(&rt, &net, &host_dir).and_then(|svc| {
-                let detail = arti_then_curl(&client_rt, &net, t, socks, svc.address())?;
+                let detail = arti_then_curl(&client_rt, &net, t, svc.address())?;
                 first_address = Some(svc.address().to_owned());
                 Ok(detail)
             });
@@ -326,7 +263,6 @@ fn private_tor_network() {
         let first = first_address
             .clone()
             .context("no first address (previous scenario failed)")?;
-        let socks = net.socks_addr().context("no C tor client")?;
         // A client that never saw the first instance: what is tested here is
         // the address and the service after a restart, not how long a
         // client holding the old descriptor (old introduction points) takes
@@ -348,7 +284,7 @@ fn private_tor_network() {
             );
             Ok(format!(
                 "same address; {}",
-                arti_then_curl(&client_rt, &net, &fresh, socks, svc.address())?
+                arti_then_curl(&client_rt, &net, &fresh, svc.address())?
             ))
         });
         drop(fresh);
