@@ -186,6 +186,12 @@ pub struct LimitsConfig {
     /// The largest request header block, in bytes, 1024 to 1048576.
     /// Default: `16384`.
     pub max_header_bytes: u32,
+    /// How long a connection may go without a byte moving either way (a
+    /// client that stops reading a response, an idle keep-alive) before it
+    /// is closed. A slow but steady download is never cut off. Default:
+    /// `"60s"`.
+    #[serde(deserialize_with = "de_with::duration")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for LimitsConfig {
@@ -194,6 +200,7 @@ impl Default for LimitsConfig {
             max_connections: 512,
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -491,6 +498,12 @@ impl LimitsConfig {
         if self.header_read_timeout.is_zero() {
             return Err(Invalid::new(
                 "limits.header_read_timeout",
+                "must be longer than 0s",
+            ));
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(Invalid::new(
+                "limits.idle_timeout",
                 "must be longer than 0s",
             ));
         }

@@ -35,6 +35,7 @@ mod fastopen;
 pub mod feeds;
 pub mod files;
 pub mod http;
+pub mod idle;
 pub mod metrics;
 pub mod onion;
 pub mod serve;

@@ -84,6 +84,7 @@ where
         max_connections: max_streams,
         header_read_timeout: HEADER_READ_TIMEOUT,
         max_header_bytes: 16 * 1024,
+        idle_timeout: onionpkg_config::mirror::LimitsConfig::default().idle_timeout,
     };
     // Never signalled: this service ends when dropped.
     let (_never, shutdown) = tokio::sync::watch::channel(false);

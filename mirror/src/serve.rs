@@ -4,7 +4,9 @@
 //! Every connection, whatever its listener, takes a slot from one semaphore;
 //! when none is free the connection is closed at once rather than queued, so
 //! a flood cannot grow memory. Each connection has a header-read deadline
-//! (slowloris), a header size cap and a lifetime cap. Shutdown stops the
+//! (slowloris), a header size cap and an idle timeout (no byte moving
+//! either way), which cuts off a client that stops reading without
+//! limiting how long a steady download may take. Shutdown stops the
 //! accept loops, asks every connection to finish its in-flight request, and
 //! waits for them up to a deadline.
 
@@ -24,6 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{debug, info, warn};
 
 use crate::http::{RepoService, Via, full, status_response};
+use crate::idle::IdleTimeout;
 use crate::metrics::{Metrics, OpenConnection};
 use crate::tls::ReloadableTls;
 use crate::{Error, Result};
@@ -53,10 +56,6 @@ pub trait ServedBody: HttpBody<Data: Send, Error: Into<BoxErr>> + Send + 'static
 
 impl<B: HttpBody<Data: Send, Error: Into<BoxErr>> + Send + 'static> ServedBody for B {}
 
-/// Longest life of one connection, so stalled peers give back their slot;
-/// long enough for a large package over a slow circuit.
-const MAX_CONNECTION_TIME: Duration = Duration::from_secs(600);
-
 /// hyper refuses read buffers below this size.
 const MIN_BUF: usize = 8192;
 
@@ -70,6 +69,8 @@ pub struct ConnLimits {
     pub header_read_timeout: Duration,
     /// The largest request header block.
     pub max_header_bytes: usize,
+    /// How long a connection may go without a byte moving.
+    pub idle_timeout: Duration,
 }
 
 impl ConnLimits {
@@ -79,6 +80,7 @@ impl ConnLimits {
             max_connections: usize::try_from(c.max_connections).unwrap_or(usize::MAX),
             header_read_timeout: c.header_read_timeout,
             max_header_bytes: usize::try_from(c.max_header_bytes).unwrap_or(MIN_BUF),
+            idle_timeout: c.idle_timeout,
         }
     }
 }
@@ -152,7 +154,10 @@ impl Conns {
             .header_read_timeout(self.limits.header_read_timeout)
             .max_buf_size(self.limits.max_header_bytes.max(MIN_BUF))
             .max_headers(100)
-            .serve_connection(TokioIo::new(io), service);
+            .serve_connection(
+                TokioIo::new(IdleTimeout::new(io, self.limits.idle_timeout)),
+                service,
+            );
         let mut conn = std::pin::pin!(conn);
         let run = async {
             tokio::select! {
@@ -163,17 +168,27 @@ impl Conns {
                 }
             }
         };
-        match tokio::time::timeout(MAX_CONNECTION_TIME, run).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                if !e.is_timeout() && !e.is_incomplete_message() {
-                    self.metrics.error();
-                }
-                debug!(error = %e, "http connection ended with an error");
+        if let Err(e) = run.await {
+            if !e.is_timeout() && !e.is_incomplete_message() && !idled(&e) {
+                self.metrics.error();
             }
-            Err(_) => debug!("http connection hit its lifetime limit"),
+            debug!(error = %e, "http connection ended with an error");
         }
     }
+}
+
+/// Whether hyper ended the connection because [`IdleTimeout`] fired.
+fn idled(e: &hyper::Error) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Resolves when shutdown is signalled; never if the sender is gone

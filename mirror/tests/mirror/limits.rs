@@ -213,3 +213,97 @@ async fn shutdown_lets_in_flight_downloads_finish() {
     // No longer accepting.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// Polls the mirror's gauge until no connection is open, within [`WAIT`].
+async fn all_closed(mirror: &onionpkg_mirror::Mirror) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < WAIT {
+        if reqwest_metrics(mirror).contains("onionpkg_mirror_connections_open 0\n") {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A mirror with `targets/big.bin` of `size` bytes and `idle_timeout`.
+async fn big_file_mirror(
+    dir: &std::path::Path,
+    size: u32,
+    idle: &str,
+) -> (onionpkg_mirror::Mirror, Vec<u8>) {
+    let root = tree(dir);
+    std::fs::create_dir_all(root.join("targets")).unwrap();
+    let big: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("targets/big.bin"), &big).unwrap();
+    let cfg = config(
+        dir,
+        &root,
+        &format!("[listen]\nhttp = \"127.0.0.1:0\"\n[limits]\nidle_timeout = \"{idle}\"\n"),
+    );
+    (start(&cfg).await, big)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_after_the_idle_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Far more than the socket buffers hold, so the mirror's writes stall.
+    let (mirror, big) = big_file_mirror(tmp.path(), 64 << 20, "2s").await;
+    let addr = mirror.http_addr().unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /targets/big.bin HTTP/1.1\r\nHost: m\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, s.read(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+
+    // The client reads no more: the mirror gives the slot back.
+    assert!(
+        all_closed(&mirror).await,
+        "the stalled connection was closed"
+    );
+    let mut rest = Vec::new();
+    let end = tokio::time::timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .expect("the connection ends");
+    assert!(
+        end.is_err() || rest.len() + n < big.len(),
+        "the body was cut short"
+    );
+    mirror.shutdown(WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_steady_download_outlasts_the_idle_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mirror, big) = big_file_mirror(tmp.path(), 8 << 20, "1s").await;
+    let addr = mirror.http_addr().unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /targets/big.bin HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // 256 KiB every 100 ms: the download takes longer than the idle
+    // timeout, but bytes never stop moving for that long.
+    let started = Instant::now();
+    let mut all = Vec::new();
+    let mut chunk = vec![0u8; 256 << 10];
+    loop {
+        let n = tokio::time::timeout(WAIT, s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&chunk[..n]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() > Duration::from_secs(1));
+    let body_at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(all[body_at..] == big[..], "the whole body arrived");
+    mirror.shutdown(WAIT).await;
+}
