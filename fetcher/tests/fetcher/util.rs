@@ -49,11 +49,22 @@ impl TestRepo {
         Self::new_at(Timestamp::now(), packages)
     }
 
+    /// Adds a package target at `path` (unpublished).
     pub fn add_package(&self, path: &str, content: &[u8]) {
+        self.add_target(path, content, "targets");
+    }
+
+    /// Adds a feed target at `path`, delegated to the `feeds` role
+    /// (unpublished).
+    pub fn add_feed(&self, path: &str, content: &[u8]) {
+        self.add_target(path, content, "feeds");
+    }
+
+    fn add_target(&self, path: &str, content: &[u8], role: &str) {
         let file = self.tmp.path().join("input");
         std::fs::write(&file, content).unwrap();
         self.repo
-            .add_target(&file, path, &Default::default(), "targets")
+            .add_target(&file, path, &Default::default(), role)
             .unwrap();
     }
 
