@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use onionpkg_config::fetcher::FeedActionConfig;
-use onionpkg_trust::util::write_atomic;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
@@ -38,7 +37,7 @@ use tracing::{info, warn};
 use crate::commands::Downloaded;
 use crate::context::App;
 use crate::err::{AppError, AppResult};
-use crate::state::read_capped;
+use crate::state::{load_json, save_json};
 
 /// How much of each output stream of an action is kept for the report.
 pub const OUTPUT_CAP: usize = 4096;
@@ -66,28 +65,11 @@ pub struct AppliedVersion {
 impl Applied {
     /// The record in `STATE/feed-actions.json`; empty when there is none.
     pub fn load(path: &Path) -> AppResult<Self> {
-        let bytes = match read_capped(path, MAX_RECORD_BYTES) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => {
-                return Err(AppError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        serde_json::from_slice(&bytes).map_err(|e| AppError::State {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
+        load_json(path, MAX_RECORD_BYTES)
     }
 
     fn save(&self, path: &Path) -> AppResult<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| AppError::State {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(path, &bytes, None).map_err(AppError::from)
+        save_json(path, self)
     }
 }
 
