@@ -16,6 +16,10 @@
 pub mod exit;
 pub mod io;
 mod kind;
+#[cfg(feature = "log")]
+pub mod log;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod report;
 pub mod url;
 

@@ -10,7 +10,7 @@
     reason = "a command-line program"
 )]
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -28,20 +28,7 @@ fn show(json: bool, out: &Output) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // hickory's DNSSEC validator logs whole messages at warn
-                // for every answer it refuses; the error we report says why.
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new(
-                        "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
-                    )
-                }),
-        )
-        .init();
+    onionpkg_core::log::init(onionpkg_core::log::WARN_QUIET_HICKORY);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -9,18 +9,7 @@ use onionpkg_fetcher::cli::{Cli, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                // hickory's DNSSEC validator logs whole messages at warn for
-                // every answer it refuses; the warning we print says why.
-                tracing_subscriber::EnvFilter::new(
-                    "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
-                )
-            }),
-        )
-        .init();
+    onionpkg_core::log::init(onionpkg_core::log::WARN_QUIET_HICKORY);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

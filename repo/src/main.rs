@@ -18,13 +18,7 @@ use onionpkg_repo::cli::{Cli, Usage, VerifyFailed, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    onionpkg_core::log::init("warn");
     match run(&cli, jiff::Timestamp::now()) {
         Ok(report) => {
             // Warnings and notes go to stderr, never mixed into the output.

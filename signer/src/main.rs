@@ -17,13 +17,7 @@ use onionpkg_signer::cli::{Cli, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    onionpkg_core::log::init("info");
     match run(&cli) {
         Ok(lines) => {
             lines.iter().for_each(|l| println!("{l}"));
