@@ -33,6 +33,47 @@ pub struct GaveUp<E> {
     pub elapsed: Duration,
 }
 
+/// The count and clock [`retry`] and [`retry_async`] share.
+struct Tries {
+    start: Instant,
+    attempts: u32,
+    deadline: Duration,
+}
+
+impl Tries {
+    fn new(deadline: Duration) -> Self {
+        Self {
+            start: Instant::now(),
+            attempts: 0,
+            deadline,
+        }
+    }
+
+    /// The next attempt's number.
+    fn next(&mut self) -> u32 {
+        self.attempts += 1;
+        self.attempts
+    }
+
+    /// What the loop returns after an attempt that gave `result`, or `None`
+    /// to pause and try again.
+    fn settle<T, E>(&self, result: Result<T, E>) -> Option<Result<Retried<T>, GaveUp<E>>> {
+        match result {
+            Ok(value) => Some(Ok(Retried {
+                value,
+                attempts: self.attempts,
+                elapsed: self.start.elapsed(),
+            })),
+            Err(last) if self.start.elapsed() > self.deadline => Some(Err(GaveUp {
+                last,
+                attempts: self.attempts,
+                elapsed: self.start.elapsed(),
+            })),
+            Err(_) => None,
+        }
+    }
+}
+
 /// Calls `attempt` with the attempt's number (from 1) until it succeeds,
 /// pausing `every` after a failure; gives up after the first failure that
 /// ends later than `deadline` after the start.
@@ -41,27 +82,13 @@ pub fn retry<T, E>(
     every: Duration,
     mut attempt: impl FnMut(u32) -> Result<T, E>,
 ) -> Result<Retried<T>, GaveUp<E>> {
-    let start = Instant::now();
-    let mut attempts = 0;
+    let mut tries = Tries::new(deadline);
     loop {
-        attempts += 1;
-        match attempt(attempts) {
-            Ok(value) => {
-                return Ok(Retried {
-                    value,
-                    attempts,
-                    elapsed: start.elapsed(),
-                });
-            }
-            Err(last) if start.elapsed() > deadline => {
-                return Err(GaveUp {
-                    last,
-                    attempts,
-                    elapsed: start.elapsed(),
-                });
-            }
-            Err(_) => std::thread::sleep(every),
+        let n = tries.next();
+        if let Some(end) = tries.settle(attempt(n)) {
+            return end;
         }
+        std::thread::sleep(every);
     }
 }
 
@@ -71,27 +98,13 @@ pub async fn retry_async<T, E>(
     every: Duration,
     mut attempt: impl AsyncFnMut(u32) -> Result<T, E>,
 ) -> Result<Retried<T>, GaveUp<E>> {
-    let start = Instant::now();
-    let mut attempts = 0;
+    let mut tries = Tries::new(deadline);
     loop {
-        attempts += 1;
-        match attempt(attempts).await {
-            Ok(value) => {
-                return Ok(Retried {
-                    value,
-                    attempts,
-                    elapsed: start.elapsed(),
-                });
-            }
-            Err(last) if start.elapsed() > deadline => {
-                return Err(GaveUp {
-                    last,
-                    attempts,
-                    elapsed: start.elapsed(),
-                });
-            }
-            Err(_) => tokio::time::sleep(every).await,
+        let n = tries.next();
+        if let Some(end) = tries.settle(attempt(n).await) {
+            return end;
         }
+        tokio::time::sleep(every).await;
     }
 }
 
