@@ -182,31 +182,21 @@ fn announce_and_mirror_list_verify_as_clients_would() {
     let root_bytes = std::fs::read(&root).unwrap();
     let root = onionpkg_trust::metadata::check_root(&root_bytes).unwrap();
     let keys = onionpkg_trust::metadata::role_keys(&root, "timestamp").unwrap();
-    let a = onionpkg_trust::announce::verify(
-        text,
-        "_update.example.org",
-        "stable",
-        &keys,
-        jiff::Timestamp::now(),
-        onionpkg_trust::clock::Tolerance::ZERO,
-        None,
-    )
-    .unwrap();
+    let at = |name| onionpkg_trust::announce::Expectation {
+        name,
+        channel: "stable",
+        keys: &keys,
+        now: jiff::Timestamp::now(),
+        tolerance: onionpkg_trust::clock::Tolerance::ZERO,
+        last_seen: None,
+    };
+    let a = onionpkg_trust::announce::verify(text, &at("_update.example.org")).unwrap();
     assert_eq!(a.serial, 2);
     let ts = std::fs::read(repo.join("metadata/timestamp.json")).unwrap();
     let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&ts).into();
     assert_eq!(a.timestamp_hash, hash);
     // Bound to its name: another owner name does not verify.
-    let err = onionpkg_trust::announce::verify(
-        text,
-        "_update.example.net",
-        "stable",
-        &keys,
-        jiff::Timestamp::now(),
-        onionpkg_trust::clock::Tolerance::ZERO,
-        None,
-    )
-    .unwrap_err();
+    let err = onionpkg_trust::announce::verify(text, &at("_update.example.net")).unwrap_err();
     assert!(
         matches!(
             err,

@@ -39,8 +39,21 @@ fn record(signers: &[&SecretKey]) -> String {
     make(OWNER, CHANNEL, SERIAL, issued(), expires(), &HASH, signers).unwrap()
 }
 
+/// Records at [`OWNER`] for [`CHANNEL`], signed by `keys`, checked at
+/// [`now`] without tolerance or a serial seen before.
+fn expect(keys: &RoleKeys) -> Expectation<'_> {
+    Expectation {
+        name: OWNER,
+        channel: CHANNEL,
+        keys,
+        now: now(),
+        tolerance: Tolerance::ZERO,
+        last_seen: None,
+    }
+}
+
 fn check(text: &str, keys: &RoleKeys) -> Result<Announcement, AnnounceError> {
-    verify(text, OWNER, CHANNEL, keys, now(), Tolerance::ZERO, None)
+    verify(text, &expect(keys))
 }
 
 /// Signs an arbitrary body, for records `make` refuses to produce.
@@ -83,14 +96,13 @@ fn round_trip() {
         }
     );
     // The owner name is compared in its normal form.
+    let keys = role(&[&key], 1);
     let upper = verify(
         &text,
-        "_ONIONPKG.Example.org.",
-        CHANNEL,
-        &role(&[&key], 1),
-        now(),
-        Tolerance::ZERO,
-        None,
+        &Expectation {
+            name: "_ONIONPKG.Example.org.",
+            ..expect(&keys)
+        },
     );
     assert_eq!(upper.unwrap(), a);
 }
@@ -137,14 +149,13 @@ fn wrong_channel_is_refused() {
 fn record_for_another_owner_is_refused() {
     let key = SecretKey::generate();
     let text = record(&[&key]);
+    let keys = role(&[&key], 1);
     let err = verify(
         &text,
-        "_onionpkg.example.net",
-        CHANNEL,
-        &role(&[&key], 1),
-        now(),
-        Tolerance::ZERO,
-        None,
+        &Expectation {
+            name: "_onionpkg.example.net",
+            ..expect(&keys)
+        },
     )
     .unwrap_err();
     assert!(
@@ -266,12 +277,29 @@ fn expired_is_refused_and_tolerance_applies() {
     let keys = role(&[&key], 1);
     let text = record(&[&key]);
     let late = expires() + SignedDuration::from_secs(60);
-    let err = verify(&text, OWNER, CHANNEL, &keys, late, Tolerance::ZERO, None).unwrap_err();
+    let err = verify(
+        &text,
+        &Expectation {
+            now: late,
+            ..expect(&keys)
+        },
+    )
+    .unwrap_err();
     assert!(matches!(err, AnnounceError::Expired { .. }), "{err}");
     assert!(err.to_string().contains(&expires().to_string()), "{err}");
     assert_eq!(err.kind(), ErrorKind::Expired);
     let tol = Tolerance::new(SignedDuration::from_secs(60)).unwrap();
-    assert!(verify(&text, OWNER, CHANNEL, &keys, late, tol, None).is_ok());
+    assert!(
+        verify(
+            &text,
+            &Expectation {
+                now: late,
+                tolerance: tol,
+                ..expect(&keys)
+            }
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -280,11 +308,28 @@ fn issued_in_the_future_is_refused_beyond_tolerance() {
     let keys = role(&[&key], 1);
     let text = record(&[&key]);
     let early = issued() - SignedDuration::from_secs(120);
-    let err = verify(&text, OWNER, CHANNEL, &keys, early, Tolerance::ZERO, None).unwrap_err();
+    let err = verify(
+        &text,
+        &Expectation {
+            now: early,
+            ..expect(&keys)
+        },
+    )
+    .unwrap_err();
     assert!(matches!(err, AnnounceError::IssuedInFuture { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Expired);
     let tol = Tolerance::new(SignedDuration::from_secs(120)).unwrap();
-    assert!(verify(&text, OWNER, CHANNEL, &keys, early, tol, None).is_ok());
+    assert!(
+        verify(
+            &text,
+            &Expectation {
+                now: early,
+                tolerance: tol,
+                ..expect(&keys)
+            }
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -315,7 +360,15 @@ fn lower_serial_is_a_replay() {
     let key = SecretKey::generate();
     let keys = role(&[&key], 1);
     let text = record(&[&key]);
-    let run = |last| verify(&text, OWNER, CHANNEL, &keys, now(), Tolerance::ZERO, last);
+    let run = |last| {
+        verify(
+            &text,
+            &Expectation {
+                last_seen: last,
+                ..expect(&keys)
+            },
+        )
+    };
     let err = run(Some(SERIAL + 1)).unwrap_err();
     assert!(
         matches!(err, AnnounceError::Rollback { serial: SERIAL, last_seen } if last_seen == SERIAL + 1),
@@ -594,9 +647,7 @@ fn rrset_picks_the_highest_valid_serial() {
         new.clone(),
         old.clone(),
     ];
-    let run = |records: &[String]| {
-        verify_rrset(records, OWNER, CHANNEL, &keys, now(), Tolerance::ZERO, None)
-    };
+    let run = |records: &[String]| verify_rrset(records, &expect(&keys));
     let a = run(&records).unwrap();
     assert_eq!((a.serial, a.timestamp_hash), (195, HASH));
     assert_eq!(select(&records).unwrap(), [&forged, &new, &old]);
@@ -727,7 +778,7 @@ proptest! {
         mutated.push(c);
         mutated.push_str(&text[i + 1..]);
         prop_assert!(
-            verify(&mutated, OWNER, CHANNEL, keys, now(), Tolerance::ZERO, None).is_err(),
+            verify(&mutated, &expect(keys)).is_err(),
             "accepted {mutated:?}"
         );
     }
@@ -736,5 +787,5 @@ proptest! {
 #[test]
 fn the_fixture_itself_verifies() {
     let (text, keys) = fixture();
-    assert!(verify(text, OWNER, CHANNEL, keys, now(), Tolerance::ZERO, None).is_ok());
+    assert!(verify(text, &expect(keys)).is_ok());
 }
