@@ -290,14 +290,8 @@ async fn a_garbage_prefix_from_one_mirror_does_not_blame_the_mirror_that_finishe
         std::fs::read(app.out().join("pkg/big.bin")).unwrap(),
         content
     );
-    let r = app.run(&["--json", "mirrors"]).await.ok();
-    let honest_row = r
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|m| m["url"] == honest.url())
-        .unwrap();
-    assert_eq!(honest_row["health"], "ok", "{}", r.stdout());
+    let honest_row = app.mirror_row(&honest.url()).await;
+    assert_eq!(honest_row["health"], "ok", "{honest_row}");
     // The honest mirror was asked for the rest, then for the whole file.
     let ranges: Vec<Option<String>> = honest
         .seen

@@ -89,13 +89,7 @@ async fn next_mirror_used(misbehave: impl FnOnce(&Ctl), extra: &str, reason: &st
     let r = app.run(&["download", "--all"]).await.ok();
     assert!(r.stdout().contains(&honest.url()), "{}", r.stdout());
     assert_eq!(std::fs::read(app.out().join(TARGET)).unwrap(), content());
-    let r = app.run(&["--json", "mirrors"]).await.ok();
-    let row = r
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|m| m["url"] == bad.url())
-        .unwrap_or_else(|| panic!("{} not listed: {}", bad.url(), r.stdout()));
+    let row = app.mirror_row(&bad.url()).await;
     assert_eq!(row["health"], "bad", "{row}");
     assert!(row["reason"].as_str().unwrap().contains(reason), "{row}");
     bad

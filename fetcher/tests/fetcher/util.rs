@@ -169,6 +169,16 @@ impl Appliance {
     }
 
     /// `init` with `root`, which must succeed.
+    /// The `--json mirrors` row of `url`.
+    pub async fn mirror_row(&self, url: &str) -> serde_json::Value {
+        let r = self.run(&["--json", "mirrors"]).await.ok();
+        r.stdout()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|m| m["url"] == url)
+            .unwrap_or_else(|| panic!("{url} not listed: {}", r.stdout()))
+    }
+
     pub async fn init(&self, root: &Path) {
         self.run(&["init", "--root", root.to_str().unwrap()])
             .await
