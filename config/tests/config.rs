@@ -1,7 +1,6 @@
 //! Loading the three configuration files: the examples, the defaults, and
 //! errors that point at the right file, line and key.
 
-use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,9 +8,12 @@ use std::time::Duration;
 use onionpkg_config::fetcher::Transport;
 use onionpkg_config::mirror::FeedCheck;
 use onionpkg_config::{
-    AnnounceConfig, ConfigError, ConfigFile, ErrorKind, FetcherConfig, HasKind, MirrorConfig,
-    from_str,
+    AnnounceConfig, ConfigError, ErrorKind, FetcherConfig, HasKind, MirrorConfig, from_str,
 };
+
+mod common;
+
+use common::{assert_at, error};
 
 const ONION: &str = "oghohrm2uzznh27nkezd55psiwx6ygccpjeifaizxkxgb5lrxejtuoyd";
 
@@ -19,20 +21,6 @@ fn example(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples")
         .join(name)
-}
-
-/// Parses `text` as file `name`, expecting an error.
-fn error<T: ConfigFile + Debug>(text: &str, name: &str) -> ConfigError {
-    from_str::<T>(text, name).expect_err("the configuration should be refused")
-}
-
-/// Asserts the error's line and key, and that its message mentions `needle`.
-#[track_caller]
-fn assert_at(e: &ConfigError, line: usize, key: &str, needle: &str) {
-    assert_eq!(e.line(), Some(line), "wrong line in: {e}");
-    assert_eq!(e.key(), Some(key), "wrong key in: {e}");
-    assert!(e.to_string().contains(needle), "{needle:?} not in: {e}");
-    assert_eq!(e.kind(), ErrorKind::BadConfig);
 }
 
 const FETCHER: &str = r#"trust_root = "root.json"

@@ -7,7 +7,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use onionpkg_config::signer::BackendKind;
-use onionpkg_config::{ConfigError, ErrorKind, HasKind, SignerConfig, from_str};
+use onionpkg_config::{ConfigError, SignerConfig, from_str};
+
+mod common;
+
+use common::assert_at;
 
 const KEY: &str = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c";
 
@@ -21,16 +25,9 @@ fn signer(backend: &str, extra: &str) -> String {
 
 const PKCS11: &str = "type = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken = \"t\"\npin_env = \"PIN\"";
 
+/// Parses `text` as `signer.toml`, expecting an error.
 fn error(text: &str) -> ConfigError {
-    from_str::<SignerConfig>(text, "signer.toml").expect_err("the configuration should be refused")
-}
-
-#[track_caller]
-fn assert_at(e: &ConfigError, line: usize, key: &str, needle: &str) {
-    assert_eq!(e.line(), Some(line), "wrong line in: {e}");
-    assert_eq!(e.key(), Some(key), "wrong key in: {e}");
-    assert!(e.to_string().contains(needle), "{needle:?} not in: {e}");
-    assert_eq!(e.kind(), ErrorKind::BadConfig);
+    common::error::<SignerConfig>(text, "signer.toml")
 }
 
 #[test]

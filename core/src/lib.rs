@@ -1,6 +1,8 @@
 //! The few things every onionpkg crate shares: error kinds and the one
 //! table of exit codes, the error for a local file that failed, and the
-//! typed URLs and DNS names parsed at the edge.
+//! typed URLs and DNS names parsed at the edge; behind the features of the
+//! same names, the bounded run of an external program (`process`) and the
+//! programs' logging setup (`log`).
 //!
 //! This crate is part of onionpkg. It sits below every other crate and
 //! depends on none of them: the configuration (`onionpkg-config`) and the
@@ -18,6 +20,8 @@ pub mod io;
 mod kind;
 #[cfg(feature = "log")]
 pub mod log;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod report;
 pub mod url;
 

@@ -16,9 +16,7 @@
 
 use std::path::Path;
 
-use jiff::Timestamp;
 use onionpkg_trust::announce::{self, AnnounceError, Announcement};
-use onionpkg_trust::clock::Tolerance;
 use onionpkg_trust::keys::RoleKeys;
 use onionpkg_trust::roles::TIMESTAMP;
 
@@ -107,22 +105,7 @@ pub fn timestamp_keys_of_root(path: &Path) -> Result<RoleKeys> {
     onionpkg_trust::metadata::role_keys(&root, TIMESTAMP).map_err(root_err)
 }
 
-/// What to verify records against.
-#[derive(Debug, Clone)]
-pub struct Expectation<'a> {
-    /// The owner name the records were fetched from.
-    pub name: &'a str,
-    /// The channel followed.
-    pub channel: &'a str,
-    /// The timestamp role's keys and threshold.
-    pub keys: &'a RoleKeys,
-    /// The current time.
-    pub now: Timestamp,
-    /// The clock skew tolerated.
-    pub tolerance: Tolerance,
-    /// The highest serial seen before (a lower one is a replay).
-    pub last_seen: Option<u64>,
-}
+pub use onionpkg_trust::announce::Expectation;
 
 /// Verifies the TXT records found at a name (as [`crate::query`] returns
 /// them) and returns the newest valid announcement.
@@ -130,20 +113,14 @@ pub fn verify_records(
     records: &[String],
     expect: &Expectation<'_>,
 ) -> std::result::Result<Announcement, AnnounceError> {
-    announce::verify_rrset(
-        records,
-        expect.name,
-        expect.channel,
-        expect.keys,
-        expect.now,
-        expect.tolerance,
-        expect.last_seen,
-    )
+    announce::verify_rrset(records, expect)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::Timestamp;
+    use onionpkg_trust::clock::Tolerance;
 
     fn verified(serial: u64) -> Announcement {
         use onionpkg_trust::sign::SecretKey;
@@ -168,12 +145,14 @@ mod tests {
         .unwrap();
         announce::verify(
             &text,
-            "_u.example.org",
-            "stable",
-            &keys,
-            now,
-            Tolerance::ZERO,
-            None,
+            &Expectation {
+                name: "_u.example.org",
+                channel: "stable",
+                keys: &keys,
+                now,
+                tolerance: Tolerance::ZERO,
+                last_seen: None,
+            },
         )
         .unwrap()
     }

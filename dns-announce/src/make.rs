@@ -233,8 +233,17 @@ pub fn sign(
         &state.timestamp_hash,
         &keys,
     )?;
-    let announcement =
-        announce::verify(&text, owner, channel, role, issued, Tolerance::ZERO, None)?;
+    let announcement = announce::verify(
+        &text,
+        &announce::Expectation {
+            name: owner,
+            channel,
+            keys: role,
+            now: issued,
+            tolerance: Tolerance::ZERO,
+            last_seen: None,
+        },
+    )?;
     Ok(Signed { text, announcement })
 }
 

@@ -24,28 +24,25 @@
 use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use jiff::Timestamp;
 use onionpkg_config::fetcher::FeedActionConfig;
-use onionpkg_trust::util::write_atomic;
+use onionpkg_core::process::Running;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt as _};
 use tracing::{info, warn};
 
 use crate::commands::Downloaded;
 use crate::context::App;
 use crate::err::{AppError, AppResult};
-use crate::state::read_capped;
+use crate::state::{load_json, save_json};
 
 /// How much of each output stream of an action is kept for the report.
-pub const OUTPUT_CAP: usize = 4096;
+pub use onionpkg_core::process::OUTPUT_CAP;
+
 /// The largest record file read.
 const MAX_RECORD_BYTES: u64 = 1 << 20;
-/// How long the output is still read after an action was killed.
-const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// The version of each feed file whose action succeeded last.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,28 +63,11 @@ pub struct AppliedVersion {
 impl Applied {
     /// The record in `STATE/feed-actions.json`; empty when there is none.
     pub fn load(path: &Path) -> AppResult<Self> {
-        let bytes = match read_capped(path, MAX_RECORD_BYTES) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => {
-                return Err(AppError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        serde_json::from_slice(&bytes).map_err(|e| AppError::State {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
+        load_json(path, MAX_RECORD_BYTES)
     }
 
     fn save(&self, path: &Path) -> AppResult<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| AppError::State {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(path, &bytes, None).map_err(AppError::from)
+        save_json(path, self)
     }
 }
 
@@ -229,50 +209,25 @@ async fn run_action(
         .env("ONIONPKG_FEED", feed)
         .env("ONIONPKG_FEED_FILE", file)
         .env("ONIONPKG_FEED_SHA256", sha256)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+        .current_dir("/");
     let started = Instant::now();
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+    let running = match Running::spawn(&mut cmd) {
+        Ok(r) => r,
         Err(e) => {
             report.message = format!("cannot start {}: {e}", report.program);
             return report;
         }
     };
-    let out = tokio::spawn(capped(child.stdout.take()));
-    let err = tokio::spawn(capped(child.stderr.take()));
-    let status = match tokio::time::timeout(action.timeout, child.wait()).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
+    let finished = match running.finish(action.timeout).await {
+        Ok(f) => f,
+        Err(e) => {
             report.message = format!("waiting for {}: {e}", report.program);
             return report;
         }
-        Err(_) => {
-            // The whole group: a script's children go with it.
-            if let Some(pid) = child
-                .id()
-                .and_then(|p| rustix::process::Pid::from_raw(p.try_into().unwrap_or(0)))
-            {
-                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-            }
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            None
-        }
     };
     let took = started.elapsed().as_secs_f64();
-    let drained = |h: tokio::task::JoinHandle<Vec<u8>>| async move {
-        tokio::time::timeout(DRAIN_GRACE, h)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default()
-    };
-    let shown = shown_output(&drained(out).await, &drained(err).await);
+    let shown = finished.shown();
+    let status = finished.status;
     report.exit_code = status.and_then(|s| s.code());
     match status {
         Some(s) if s.success() => {
@@ -298,47 +253,4 @@ async fn run_action(
         }
     }
     report
-}
-
-/// Reads `stream` to its end, keeping the first [`OUTPUT_CAP`] bytes.
-async fn capped(stream: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
-    let Some(mut stream) = stream else {
-        return Vec::new();
-    };
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = stream.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        let room = OUTPUT_CAP.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
-    }
-    kept
-}
-
-/// What an action printed, on one line: `": stderr: …; stdout: …"`, or
-/// nothing when it printed nothing.
-fn shown_output(stdout: &[u8], stderr: &[u8]) -> String {
-    let clean = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" / ")
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect::<String>()
-    };
-    let parts: Vec<String> = [("stderr", clean(stderr)), ("stdout", clean(stdout))]
-        .into_iter()
-        .filter(|(_, t)| !t.is_empty())
-        .map(|(name, t)| format!("{name}: {t}"))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", parts.join("; "))
-    }
 }

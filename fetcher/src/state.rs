@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use onionpkg_trust::util::write_atomic;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use onionpkg_trust::roles;
@@ -47,41 +48,37 @@ impl StateDir {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
 
+/// One accessor per file of the state directory: its path.
+macro_rules! state_files {
+    ($($(#[$doc:meta])* $name:ident => $file:literal,)*) => {
+        impl StateDir {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> PathBuf {
+                    self.dir.join($file)
+                }
+            )*
+        }
+    };
+}
+
+state_files! {
     /// The pinned root.
-    pub fn root(&self) -> PathBuf {
-        self.dir.join("root.json")
-    }
-
+    root => "root.json",
     /// The trusted metadata store.
-    pub fn metadata(&self) -> PathBuf {
-        self.dir.join("metadata")
-    }
-
+    metadata => "metadata",
     /// The cached mirror list.
-    pub fn mirrors(&self) -> PathBuf {
-        self.dir.join("mirrors.json")
-    }
-
+    mirrors => "mirrors.json",
     /// Mirror health.
-    pub fn health(&self) -> PathBuf {
-        self.dir.join("mirror-health.json")
-    }
-
+    health => "mirror-health.json",
     /// The highest announced serial verified (a mirror must serve at least it).
-    pub fn announced(&self) -> PathBuf {
-        self.dir.join("announced.json")
-    }
-
+    announced => "announced.json",
     /// The signed time floor.
-    pub fn time_floor(&self) -> PathBuf {
-        self.dir.join("time-floor.json")
-    }
-
+    time_floor => "time-floor.json",
     /// The versions downloads last completed at.
-    pub fn completed(&self) -> PathBuf {
-        self.dir.join("completed.json")
-    }
+    completed => "completed.json",
 }
 
 /// What a completed download covered.
@@ -115,20 +112,7 @@ pub struct Completed {
 impl Completed {
     /// Loads the file; a missing one means nothing completed yet.
     pub fn load(path: &Path) -> AppResult<Self> {
-        let bytes = match read_capped(path, MAX_HEALTH_BYTES) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => {
-                return Err(AppError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        serde_json::from_slice(&bytes).map_err(|e| AppError::State {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
+        load_json(path, MAX_HEALTH_BYTES)
     }
 
     /// Records that `kind` completed at `version`, atomically.
@@ -138,12 +122,7 @@ impl Completed {
             Kind::Packages => c.packages = Some(version),
             Kind::Feeds => c.feeds = Some(version),
         }
-        let bytes = serde_json::to_vec_pretty(&c).map_err(|e| AppError::State {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(path, &bytes, None)?;
-        Ok(())
+        save_json(path, &c)
     }
 
     /// Whether downloads are behind the `trusted` timestamp version: the
@@ -181,30 +160,12 @@ pub struct Health {
 impl Health {
     /// Loads the health file; a missing file is an empty record.
     pub fn load(path: &Path) -> AppResult<Self> {
-        let bytes = match read_capped(path, MAX_HEALTH_BYTES) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => {
-                return Err(AppError::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        serde_json::from_slice(&bytes).map_err(|e| AppError::State {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })
+        load_json(path, MAX_HEALTH_BYTES)
     }
 
     /// Writes the health file atomically.
     pub fn save(&self, path: &Path) -> AppResult<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| AppError::State {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        write_atomic(path, &bytes, None)?;
-        Ok(())
+        save_json(path, self)
     }
 
     /// Whether `url` is in its cooldown at `now`.
@@ -232,6 +193,35 @@ impl Health {
 /// symlink in the last component is refused, not followed: nothing in the
 /// state directory is a link, and one planted there must not redirect what
 /// the fetcher trusts.
+/// Loads the JSON record at `path`, reading at most `max` bytes; a missing
+/// file is the empty record.
+pub(crate) fn load_json<T: DeserializeOwned + Default>(path: &Path, max: u64) -> AppResult<T> {
+    let bytes = match read_capped(path, max) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(T::default()),
+        Err(source) => {
+            return Err(AppError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| AppError::State {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes `value` to `path` as JSON, atomically.
+pub(crate) fn save_json<T: Serialize>(path: &Path, value: &T) -> AppResult<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| AppError::State {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(path, &bytes, None)?;
+    Ok(())
+}
+
 pub(crate) fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;

@@ -8,7 +8,7 @@ use onionpkg_mirror::feeds::{check, floor, pick_checksum};
 use onionpkg_trust::announce;
 use onionpkg_trust::metadata::{Client, FetchError, FetchFuture, Repository, VerifyError};
 
-use crate::{first_line, fixture, runtime, scratch_file, timestamp_keys, tolerance};
+use crate::{Fixture, first_line, fixture, runtime, scratch_file, timestamp_keys, tolerance};
 
 /// The DNS announcement as a resolver hands it over: one joined TXT record.
 /// Parsed strictly, then verified against the timestamp keys.
@@ -27,19 +27,25 @@ pub fn announce_parse(data: &[u8]) {
     assert!(chunks.iter().all(|c| c.len() <= announce::MAX_STRING));
     assert_eq!(announce::join(&chunks).ok().as_deref(), Some(text.as_str()));
     assert!(announce::zone_line(&f.owner, 300, &text).is_ok());
-    let verified = unverified.verify(
-        &f.owner,
-        &f.channel,
-        timestamp_keys(),
-        f.now,
-        tolerance(),
-        None,
-    );
+    let verified = unverified.verify(&expectation(&f));
     if let Ok(a) = verified {
         assert_eq!(a.serial, unverified.serial());
         assert_eq!(&a.timestamp_hash, unverified.timestamp_hash());
         assert!(a.issued < a.expires);
         assert!(!a.signed_by.is_empty());
+    }
+}
+
+/// What the fixture's announcements are verified against: its owner,
+/// channel, timestamp keys and time, no serial seen before.
+fn expectation(f: &Fixture) -> announce::Expectation<'_> {
+    announce::Expectation {
+        name: &f.owner,
+        channel: &f.channel,
+        keys: timestamp_keys(),
+        now: f.now,
+        tolerance: tolerance(),
+        last_seen: None,
     }
 }
 
@@ -62,15 +68,7 @@ pub fn announce_rrset(data: &[u8]) {
         assert!(ours.iter().all(|r| r.starts_with(announce::PREFIX)));
     }
     let f = fixture();
-    let _ = announce::verify_rrset(
-        &records,
-        &f.owner,
-        &f.channel,
-        timestamp_keys(),
-        f.now,
-        tolerance(),
-        None,
-    );
+    let _ = announce::verify_rrset(&records, &expectation(&f));
 }
 
 /// The mirror list, as the fetcher reads it once its hash verified: what

@@ -103,20 +103,6 @@ impl RemoteRepository {
             status => Err(Error::Status(status)),
         }
     }
-
-    /// GETs `url`, mapping the outcome onto what the TUF updater expects.
-    pub async fn fetch(
-        &self,
-        purpose: Purpose,
-        name: &str,
-        url: &HttpUrl,
-        max_length: u64,
-        timeout: Duration,
-    ) -> std::result::Result<Option<Vec<u8>>, FetchError> {
-        self.get(purpose, name, url, max_length, timeout)
-            .await
-            .map_err(|e| fetch_error(name, &e))
-    }
 }
 
 /// What the TUF updater is told about a failed fetch of `name`: a body over
@@ -139,7 +125,7 @@ impl Repository for RemoteRepository {
     fn fetch_metadata<'a>(&'a self, name: &'a str, max_length: u64) -> FetchFuture<'a> {
         Box::pin(async move {
             let url = self.metadata_url(name);
-            self.fetch(
+            self.get(
                 Purpose::Metadata,
                 name,
                 &url,
@@ -147,7 +133,7 @@ impl Repository for RemoteRepository {
                 self.metadata_timeout,
             )
             .await
-            .map_err(FetchError::into_tuf)
+            .map_err(|e| fetch_error(name, &e).into_tuf())
         })
     }
 
@@ -161,9 +147,9 @@ impl Repository for RemoteRepository {
                 Purpose::for_target(path)
             };
             let url = self.target_url(path);
-            self.fetch(purpose, path, &url, max_length, self.target_timeout)
+            self.get(purpose, path, &url, max_length, self.target_timeout)
                 .await
-                .map_err(FetchError::into_tuf)
+                .map_err(|e| fetch_error(path, &e).into_tuf())
         })
     }
 }

@@ -117,43 +117,23 @@ async fn refuses_unsafe_names_and_urls_the_transport_cannot_fetch() {
     );
 }
 
+/// GETs `url` as metadata file `name` from `repo`: at most 1024 bytes,
+/// within 5 s.
+async fn get(repo: &RemoteRepository, name: &str, url: &HttpUrl) -> Result<Option<Vec<u8>>> {
+    repo.get(Purpose::Metadata, name, url, 1024, Duration::from_secs(5))
+        .await
+}
+
 #[tokio::test]
 async fn get_keeps_the_transport_error() {
     let (srv, repo) = setup().await;
     let url = repo.metadata_url("timestamp.json");
-    let got = repo
-        .get(
-            Purpose::Metadata,
-            "timestamp.json",
-            &url,
-            1024,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap();
+    let got = get(&repo, "timestamp.json", &url).await.unwrap();
     assert_eq!(got.as_deref(), Some(&b"{\"ts\":1}"[..]));
     let url = repo.metadata_url("broken.json");
-    let e = repo
-        .get(
-            Purpose::Metadata,
-            "broken.json",
-            &url,
-            1024,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
+    let e = get(&repo, "broken.json", &url).await.unwrap_err();
     assert!(matches!(e, Error::Status(s) if s.as_u16() == 500), "{e}");
-    let e = repo
-        .get(
-            Purpose::Metadata,
-            "../x.json",
-            &url,
-            1024,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
+    let e = get(&repo, "../x.json", &url).await.unwrap_err();
     assert!(matches!(e, Error::Url(_)), "{e}");
 
     // The same server with roots that do not include its CA: a TLS error,
@@ -164,16 +144,7 @@ async fn get_keeps_the_transport_error() {
     });
     let repo = RemoteRepository::new(untrusted, &web(&format!("https://{}/m", srv.addr))).unwrap();
     let url = repo.metadata_url("timestamp.json");
-    let e = repo
-        .get(
-            Purpose::Metadata,
-            "timestamp.json",
-            &url,
-            1024,
-            Duration::from_secs(5),
-        )
-        .await
-        .unwrap_err();
+    let e = get(&repo, "timestamp.json", &url).await.unwrap_err();
     assert!(matches!(e, Error::Tls { .. }), "{e}");
     let f = fetch_error("timestamp.json", &e);
     assert!(

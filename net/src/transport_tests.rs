@@ -9,6 +9,16 @@ fn limits() -> Limits {
     }
 }
 
+/// GETs `url` as metadata through `t`, with [`limits`].
+async fn get(t: &Transport, url: &str) -> Result<Response> {
+    t.get(
+        Purpose::Metadata,
+        &HttpUrl::parse_any(url).unwrap(),
+        &limits(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn https_with_extra_ca_fetches_and_without_it_refuses() {
     let ca = TestCa::new();
@@ -19,28 +29,14 @@ async fn https_with_extra_ca_fetches_and_without_it_refuses() {
         tls: Tls::new(Some(ca.ca_pem.as_bytes())).unwrap(),
         loopback_http: false,
     };
-    let r = t
-        .get(
-            Purpose::Metadata,
-            &HttpUrl::parse_any(&url).unwrap(),
-            &limits(),
-        )
-        .await
-        .unwrap();
+    let r = get(&t, &url).await.unwrap();
     assert_eq!(&r.body[..], b"hello");
 
     let untrusted = Transport::Https {
         tls: Tls::new(None).unwrap(),
         loopback_http: false,
     };
-    let e = untrusted
-        .get(
-            Purpose::Metadata,
-            &HttpUrl::parse_any(&url).unwrap(),
-            &limits(),
-        )
-        .await
-        .unwrap_err();
+    let e = get(&untrusted, &url).await.unwrap_err();
     assert!(matches!(e, Error::Tls { .. }), "{e}");
 }
 
@@ -54,14 +50,7 @@ async fn https_refuses_plain_http_and_onions() {
         "http://127.0.0.1:9/x",
         "https://oghohrm2uzznh27nkezd55psiwx6ygccpjeifaizxkxgb5lrxejtuoyd.onion/x",
     ] {
-        let e = t
-            .get(
-                Purpose::Metadata,
-                &HttpUrl::parse_any(url).unwrap(),
-                &limits(),
-            )
-            .await
-            .unwrap_err();
+        let e = get(&t, url).await.unwrap_err();
         assert!(matches!(e, Error::Refused { .. }), "{url}: {e}");
     }
 }
@@ -74,14 +63,7 @@ async fn https_with_loopback_http_fetches_plain_http_from_loopback_only() {
         loopback_http: true,
     };
     let url = format!("http://{}/metadata/x.json", srv.addr);
-    let r = t
-        .get(
-            Purpose::Metadata,
-            &HttpUrl::parse_any(&url).unwrap(),
-            &limits(),
-        )
-        .await
-        .unwrap();
+    let r = get(&t, &url).await.unwrap();
     assert_eq!(&r.body[..], b"local");
     let url = format!("http://[::1]:{}/x", srv.addr.port());
     assert!(t.check(&HttpUrl::parse(&url).unwrap()).is_ok());
@@ -93,14 +75,7 @@ async fn https_with_loopback_http_fetches_plain_http_from_loopback_only() {
         "http://[::ffff:127.0.0.1]/x",
         "http://oghohrm2uzznh27nkezd55psiwx6ygccpjeifaizxkxgb5lrxejtuoyd.onion/x",
     ] {
-        let e = t
-            .get(
-                Purpose::Metadata,
-                &HttpUrl::parse_any(url).unwrap(),
-                &limits(),
-            )
-            .await
-            .unwrap_err();
+        let e = get(&t, url).await.unwrap_err();
         assert!(
             matches!(
                 e,
@@ -143,13 +118,7 @@ async fn socks_passes_names_unresolved_with_credentials_per_purpose() {
         assert_eq!(&r.body[..], b"ok");
     }
     // A name that would resolve locally is passed on as a name too.
-    t.get(
-        Purpose::Metadata,
-        &HttpUrl::parse_any("http://localhost:8001/x").unwrap(),
-        &limits(),
-    )
-    .await
-    .unwrap();
+    get(&t, "http://localhost:8001/x").await.unwrap();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|r| r.atyp == 3), "{seen:?}");

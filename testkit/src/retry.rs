@@ -71,6 +71,51 @@ pub fn retry_attempts<T, E>(
     retry_while(every, |attempts, _| attempts < max, attempt)
 }
 
+/// The count and clock every retry loop here shares.
+struct Tries {
+    start: Instant,
+    attempts: u32,
+}
+
+impl Tries {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            attempts: 0,
+        }
+    }
+
+    /// The next attempt's number.
+    fn next(&mut self) -> u32 {
+        self.attempts += 1;
+        self.attempts
+    }
+
+    /// What the loop returns after an attempt that gave `result`, or `None`
+    /// to pause and try again, while `go_on(attempts made, time since the
+    /// start)` holds.
+    fn settle<T, E>(
+        &self,
+        result: Result<T, E>,
+        go_on: impl Fn(u32, Duration) -> bool,
+    ) -> Option<Result<Retried<T>, GaveUp<E>>> {
+        let elapsed = self.start.elapsed();
+        match result {
+            Ok(value) => Some(Ok(Retried {
+                value,
+                attempts: self.attempts,
+                elapsed,
+            })),
+            Err(last) if !go_on(self.attempts, elapsed) => Some(Err(GaveUp {
+                last,
+                attempts: self.attempts,
+                elapsed,
+            })),
+            Err(_) => None,
+        }
+    }
+}
+
 /// The loop of [`retry`] and [`retry_attempts`]: after a failure, tries
 /// again while `go_on(attempts made, time since the start)` holds.
 fn retry_while<T, E>(
@@ -78,27 +123,13 @@ fn retry_while<T, E>(
     go_on: impl Fn(u32, Duration) -> bool,
     mut attempt: impl FnMut(u32) -> Result<T, E>,
 ) -> Result<Retried<T>, GaveUp<E>> {
-    let start = Instant::now();
-    let mut attempts = 0;
+    let mut tries = Tries::new();
     loop {
-        attempts += 1;
-        match attempt(attempts) {
-            Ok(value) => {
-                return Ok(Retried {
-                    value,
-                    attempts,
-                    elapsed: start.elapsed(),
-                });
-            }
-            Err(last) if !go_on(attempts, start.elapsed()) => {
-                return Err(GaveUp {
-                    last,
-                    attempts,
-                    elapsed: start.elapsed(),
-                });
-            }
-            Err(_) => std::thread::sleep(every),
+        let n = tries.next();
+        if let Some(end) = tries.settle(attempt(n), &go_on) {
+            return end;
         }
+        std::thread::sleep(every);
     }
 }
 
@@ -108,27 +139,13 @@ pub async fn retry_async<T, E>(
     every: Duration,
     mut attempt: impl AsyncFnMut(u32) -> Result<T, E>,
 ) -> Result<Retried<T>, GaveUp<E>> {
-    let start = Instant::now();
-    let mut attempts = 0;
+    let mut tries = Tries::new();
     loop {
-        attempts += 1;
-        match attempt(attempts).await {
-            Ok(value) => {
-                return Ok(Retried {
-                    value,
-                    attempts,
-                    elapsed: start.elapsed(),
-                });
-            }
-            Err(last) if start.elapsed() > deadline => {
-                return Err(GaveUp {
-                    last,
-                    attempts,
-                    elapsed: start.elapsed(),
-                });
-            }
-            Err(_) => tokio::time::sleep(every).await,
+        let n = tries.next();
+        if let Some(end) = tries.settle(attempt(n).await, |_, elapsed| elapsed <= deadline) {
+            return end;
         }
+        tokio::time::sleep(every).await;
     }
 }
 

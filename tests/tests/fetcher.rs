@@ -327,6 +327,38 @@ fn traced_connects(trace: &Path) -> (Vec<String>, bool) {
     (connects, udp)
 }
 
+/// `init` with the first root of `tree`, for the appliance configured by
+/// `cfg`; it must succeed.
+fn init(cfg: &Path, tree: &Path) -> anyhow::Result<()> {
+    let root = tree.join("metadata/1.root.json");
+    let init = run_fetch(cfg, &["init", "--root", &root.to_string_lossy()], None)?;
+    ensure!(
+        init.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    Ok(())
+}
+
+/// `init` with the first root of `tree`, then `download --all` with its
+/// system calls traced, for the appliance in `dir` configured by `cfg`:
+/// both succeed, the big package arrives intact, and no datagram socket is
+/// opened. Gives the traced connections.
+fn init_and_traced_download(cfg: &Path, dir: &Path, tree: &Path) -> anyhow::Result<Vec<String>> {
+    init(cfg, tree)?;
+    let trace = dir.join("trace");
+    let out = run_fetch(cfg, &["download", "--all"], Some(&trace))?;
+    ensure!(
+        out.status.success(),
+        "download: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ensure!(std::fs::read(dir.join("out/pkg/big.bin"))? == content("pkg/big.bin"));
+    let (connects, udp) = traced_connects(&trace);
+    ensure!(!udp, "a datagram socket was opened");
+    Ok(connects)
+}
+
 /// Checks that every inet connect went to 127.0.0.1 and one of `allowed` ports.
 fn only_tor(connects: &[String], allowed: &dyn Fn(u16) -> bool) -> anyhow::Result<usize> {
     let mut n = 0;
@@ -473,30 +505,7 @@ fn fetcher_over_tor() {
             &ca.ca_pem,
             &format!("[socks]\naddr = \"{socks}\"\n"),
         );
-        let init = run_fetch(
-            &cfg,
-            &[
-                "init",
-                "--root",
-                tree.join("metadata/1.root.json").to_str().unwrap(),
-            ],
-            None,
-        )?;
-        ensure!(
-            init.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        let trace = dir.join("trace");
-        let out = run_fetch(&cfg, &["download", "--all"], Some(&trace))?;
-        ensure!(
-            out.status.success(),
-            "download: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        ensure!(std::fs::read(dir.join("out/pkg/big.bin"))? == content("pkg/big.bin"));
-        let (connects, udp) = traced_connects(&trace);
-        ensure!(!udp, "a datagram socket was opened");
+        let connects = init_and_traced_download(&cfg, &dir, &tree)?;
         let n = only_tor(&connects, &|p| p == socks.port() && p != mirror_port)?;
         ensure!(n > 0, "no connection seen at all: is the trace empty?");
         Ok(format!(
@@ -520,13 +529,7 @@ fn fetcher_over_tor() {
             );
             let text = std::fs::read_to_string(&cfg)?;
             std::fs::write(&cfg, format!("{fallback}{text}"))?;
-            let root = tree.join("metadata/1.root.json");
-            let init = run_fetch(&cfg, &["init", "--root", &root.to_string_lossy()], None)?;
-            ensure!(
-                init.status.success(),
-                "init: {}",
-                String::from_utf8_lossy(&init.stderr)
-            );
+            init(&cfg, &tree)?;
             run_fetch(&cfg, &["download", "--all"], None)
         };
         let dir = work.path().join("fallback-app");
@@ -582,30 +585,7 @@ fn fetcher_over_tor() {
         let arti_cfg =
             onionpkg_net::tor::client_config(&onionpkg_net::tor::TorSettings::from(&parsed.tor))?;
         check_private(&arti_cfg)?;
-        let init = run_fetch(
-            &cfg,
-            &[
-                "init",
-                "--root",
-                tree.join("metadata/1.root.json").to_str().unwrap(),
-            ],
-            None,
-        )?;
-        ensure!(
-            init.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
-        let trace = dir.join("trace");
-        let out = run_fetch(&cfg, &["download", "--all"], Some(&trace))?;
-        ensure!(
-            out.status.success(),
-            "download: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        ensure!(std::fs::read(dir.join("out/pkg/big.bin"))? == content("pkg/big.bin"));
-        let (connects, udp) = traced_connects(&trace);
-        ensure!(!udp, "a datagram socket was opened");
+        let connects = init_and_traced_download(&cfg, &dir, &tree)?;
         // Relays' OR ports are not all fallbacks: accept any 127.0.0.1 port
         // of the network's range but the mirror's.
         let n = only_tor(&connects, &|p| p != mirror_port && !EXIT_PORTS.contains(&p))?;
@@ -670,16 +650,7 @@ fn fetcher_over_tor() {
     let r = (|| {
         let dir = work.path().join("tor-rss");
         let cfg = write_config(&dir, "tor", &base, &ca.ca_pem, &tor_section(&net));
-        let init = run_fetch(
-            &cfg,
-            &[
-                "init",
-                "--root",
-                tree.join("metadata/1.root.json").to_str().unwrap(),
-            ],
-            None,
-        )?;
-        ensure!(init.status.success());
+        init(&cfg, &tree)?;
         let mut child = Command::new(fetch_bin())
             .arg("--config")
             .arg(&cfg)
@@ -766,16 +737,7 @@ fn fetcher_over_tor() {
 
         let dir = work.path().join("tor-clock");
         let cfg = write_config(&dir, "tor", &base, &ca.ca_pem, &tor_section(&net));
-        let init = run_fetch(
-            &cfg,
-            &[
-                "init",
-                "--root",
-                tree.join("metadata/1.root.json").to_str().unwrap(),
-            ],
-            None,
-        )?;
-        ensure!(init.status.success());
+        init(&cfg, &tree)?;
         let before = jiff::Timestamp::now();
         let out = run_fetch_skewed(&cfg, &["update"], "-2h")?;
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -302,17 +302,27 @@ pub fn parse(text: &str) -> Result<Unverified, AnnounceError> {
     format::parse(text)
 }
 
+/// What records are verified against.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectation<'a> {
+    /// The owner name the records were published (and fetched) at.
+    pub name: &'a str,
+    /// The channel followed.
+    pub channel: &'a str,
+    /// The timestamp role's keys and threshold.
+    pub keys: &'a RoleKeys,
+    /// The current time.
+    pub now: Timestamp,
+    /// The clock skew tolerated.
+    pub tolerance: Tolerance,
+    /// The highest serial trusted before: an equal serial is fine (nothing
+    /// changed), a lower one is a replay.
+    pub last_seen: Option<u64>,
+}
+
 /// Parses and verifies a record; see [`Unverified::verify`].
-pub fn verify(
-    text: &str,
-    owner: &str,
-    channel: &str,
-    keys: &RoleKeys,
-    now: Timestamp,
-    tolerance: Tolerance,
-    last_seen_serial: Option<u64>,
-) -> Result<Announcement, AnnounceError> {
-    parse(text)?.verify(owner, channel, keys, now, tolerance, last_seen_serial)
+pub fn verify(text: &str, expect: &Expectation<'_>) -> Result<Announcement, AnnounceError> {
+    parse(text)?.verify(expect)
 }
 
 impl Unverified {
@@ -346,7 +356,8 @@ impl Unverified {
         &self.timestamp_hash
     }
 
-    /// Verifies the record as published at `owner` for `channel`.
+    /// Verifies the record as published at `expect.name` for
+    /// `expect.channel`.
     ///
     /// Signatures come first, so that every later refusal (channel, times,
     /// serial) describes a genuine record. At least `max(threshold, 1)`
@@ -354,17 +365,17 @@ impl Unverified {
     /// would otherwise accept an unsigned record. A record may list a short
     /// id shared by two role keys; each is tried.
     ///
-    /// `last_seen_serial` is the highest serial the caller trusted before; an
-    /// equal serial is fine (nothing changed), a lower one is a replay.
-    pub fn verify(
-        &self,
-        owner: &str,
-        channel: &str,
-        keys: &RoleKeys,
-        now: Timestamp,
-        tolerance: Tolerance,
-        last_seen_serial: Option<u64>,
-    ) -> Result<Announcement, AnnounceError> {
+    /// `expect.last_seen` is the highest serial the caller trusted before;
+    /// an equal serial is fine (nothing changed), a lower one is a replay.
+    pub fn verify(&self, expect: &Expectation<'_>) -> Result<Announcement, AnnounceError> {
+        let Expectation {
+            name: owner,
+            channel,
+            keys,
+            now,
+            tolerance,
+            last_seen: last_seen_serial,
+        } = *expect;
         let owner = normalize_owner(owner)?;
         let msg = signed_message(&owner, &self.signed_text);
         let role: Vec<(String, &String, _)> = keys
@@ -476,19 +487,14 @@ pub fn select<S: AsRef<str>>(records: &[S]) -> Result<Vec<&str>, AnnounceError> 
 /// ([`AnnounceError::Conflict`]): that needs the signing keys.
 pub fn verify_rrset<S: AsRef<str>>(
     records: &[S],
-    owner: &str,
-    channel: &str,
-    keys: &RoleKeys,
-    now: Timestamp,
-    tolerance: Tolerance,
-    last_seen_serial: Option<u64>,
+    expect: &Expectation<'_>,
 ) -> Result<Announcement, AnnounceError> {
     let candidates = select(records)?;
     let count = candidates.len();
     let mut best: Option<Announcement> = None;
     let mut first_err = None;
     for text in candidates {
-        match verify(text, owner, channel, keys, now, tolerance, last_seen_serial) {
+        match verify(text, expect) {
             Ok(a) => {
                 best = Some(match best {
                     None => a,

@@ -33,12 +33,14 @@ fn verify(state: &SerialState, text: &str, keys: &RoleKeys) -> Result<Announceme
     let last_seen = state.last_seen(NAME, "stable", keys);
     announce::verify(
         text,
-        NAME,
-        "stable",
-        keys,
-        now(),
-        Tolerance::ZERO,
-        last_seen,
+        &announce::Expectation {
+            name: NAME,
+            channel: "stable",
+            keys,
+            now: now(),
+            tolerance: Tolerance::ZERO,
+            last_seen,
+        },
     )
 }
 

@@ -101,6 +101,38 @@ async fn check_with(path: &Path, repo: &TestRepo, server: SocketAddr) -> crate::
     .await
 }
 
+/// Checks `repo`'s announcement at `server` with the anchors file `path`:
+/// refused as a verification failure that names DNSSEC. Gives the message.
+async fn check_refused(path: &Path, repo: &TestRepo, server: SocketAddr) -> String {
+    let refused = check_with(path, repo, server).await;
+    refused.assert_code(i32::from(exit::VERIFICATION));
+    let error = refused.json()["message"].as_str().unwrap().to_string();
+    assert!(error.contains(DNSSEC_ERROR), "{error}");
+    error
+}
+
+/// Checks `repo`'s announcement at `server` with the anchors file `path`,
+/// and looks it up over streams with `anchors`: both refuse it as failing
+/// DNSSEC (the check with a verification failure that says so). `what`
+/// names the case in the test's output. Gives the streamed lookup.
+async fn refused(
+    path: &Path,
+    anchors: &DnssecAnchors,
+    repo: &TestRepo,
+    server: SocketAddr,
+    what: &str,
+) -> Streamed {
+    let error = check_refused(path, repo, server).await;
+    eprintln!("dnssec: {what}: {error}");
+    let streamed = over_streams(server, anchors).await;
+    assert!(
+        matches!(streamed.result, Err(Error::Dnssec { .. })),
+        "{:?}",
+        streamed.result
+    );
+    streamed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_answer_validates_with_the_zone_key_and_not_with_another() {
     let knot = tokio::task::spawn_blocking(|| Knot::start_with(true))
@@ -153,18 +185,8 @@ async fn a_signed_answer_validates_with_the_zone_key_and_not_with_another() {
 
     // Another key as the anchor: refused.
     let wrong = anchors_file(&repo, "wrong.keys", &wrong_anchor());
-    let refused = check_with(&wrong, &repo, knot.addr()).await;
-    refused.assert_code(i32::from(exit::VERIFICATION));
-    assert!(
-        refused.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains(DNSSEC_ERROR),
-        "{refused:?}"
-    );
-    let streamed = over_streams(knot.addr(), &load_anchors(&wrong).unwrap()).await;
-    let err = streamed.result.unwrap_err();
-    assert!(matches!(err, Error::Dnssec { .. }), "{err}");
+    let wrong_anchors = load_anchors(&wrong).unwrap();
+    refused(&wrong, &wrong_anchors, &repo, knot.addr(), "another key").await;
 
     // A name the signed zone proves absent is no announcement.
     let absent = run([
@@ -207,34 +229,21 @@ async fn unsigned_and_forged_answers_are_refused_with_anchors() {
     check(&repo.root(), unsigned.addr(), &[])
         .await
         .assert_code(0);
-    let refused = check_with(&good, &repo, unsigned.addr()).await;
-    refused.assert_code(i32::from(exit::VERIFICATION));
-    let error = refused.json()["message"].as_str().unwrap().to_string();
-    assert!(error.contains(DNSSEC_ERROR), "{error}");
-    eprintln!("dnssec: unsigned zone: {error}");
-    let streamed = over_streams(unsigned.addr(), &anchors).await;
-    assert!(
-        matches!(streamed.result, Err(Error::Dnssec { .. })),
-        "{:?}",
-        streamed.result
-    );
+    let streamed = refused(&good, &anchors, &repo, unsigned.addr(), "unsigned zone").await;
     assert_eq!(streamed.udp, 0);
 
     // Another server answering for the zone without signatures (the
     // built-in one does not sign): refused.
     let forger = InProcess::start(Some(&repo.sign_now().text)).await;
     check(&repo.root(), forger.addr(), &[]).await.assert_code(0);
-    let refused = check_with(&good, &repo, forger.addr()).await;
-    refused.assert_code(i32::from(exit::VERIFICATION));
-    let error = refused.json()["message"].as_str().unwrap().to_string();
-    assert!(error.contains(DNSSEC_ERROR), "{error}");
-    eprintln!("dnssec: forged unsigned answer: {error}");
-    let streamed = over_streams(forger.addr(), &anchors).await;
-    assert!(
-        matches!(streamed.result, Err(Error::Dnssec { .. })),
-        "{:?}",
-        streamed.result
-    );
+    let streamed = refused(
+        &good,
+        &anchors,
+        &repo,
+        forger.addr(),
+        "forged unsigned answer",
+    )
+    .await;
     // Refusing costs the validator many queries (bounded by its depth).
     eprintln!(
         "wire: forged unsigned answer refused over StreamProvider: {} queries, {} B in all",
@@ -248,14 +257,6 @@ async fn unsigned_and_forged_answers_are_refused_with_anchors() {
     );
     // A forged unsigned "no such record" does not validate either.
     forger.zone.set_record(None).await.unwrap();
-    let refused = check_with(&good, &repo, forger.addr()).await;
-    refused.assert_code(i32::from(exit::VERIFICATION));
-    assert!(
-        refused.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains(DNSSEC_ERROR),
-        "{refused:?}"
-    );
+    check_refused(&good, &repo, forger.addr()).await;
     forger.stop().await;
 }

@@ -18,7 +18,6 @@ use onionpkg_announce::serve::{
 };
 use onionpkg_repo::RepoDir;
 use onionpkg_trust::clock::{Clock, Tolerance};
-use onionpkg_trust::sign::SecretKey;
 use tokio::sync::{mpsc, watch};
 
 use crate::util::{DEADLINE, NAME, TestRepo, ZONE, run, txt_of, udp_query};
@@ -27,28 +26,12 @@ fn hours(h: i64) -> SignedDuration {
     SignedDuration::from_hours(h)
 }
 
-fn make_args(repo: &TestRepo, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "make",
-        "--repo",
-        &repo.dir().display().to_string(),
-        "--keys",
-        &repo.keys_dir().display().to_string(),
-        "--name",
-        NAME,
-    ]
-    .map(str::to_string)
-    .to_vec();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
 #[tokio::test]
 async fn make_and_push_refuse_a_validity_past_the_timestamp_expiry() {
     let repo = TestRepo::new();
     let ts_expires = repo.timestamp_expires();
 
-    let refused = run(make_args(&repo, &["--expires", "2d"])).await;
+    let refused = run(repo.args("make", &["--expires", "2d"])).await;
     refused.assert_code(i32::from(exit::USAGE));
     let err = &refused.stderr;
     assert!(
@@ -76,9 +59,9 @@ async fn make_and_push_refuse_a_validity_past_the_timestamp_expiry() {
     // timestamp's expiry).
     // The timestamp is seconds old and lives a day.
     assert!(["1d", "23h"].contains(&suggested.as_str()), "{err}");
-    let ok = run(make_args(&repo, &["--expires", "12h"])).await;
+    let ok = run(repo.args("make", &["--expires", "12h"])).await;
     ok.assert_code(0);
-    let ok = run(make_args(&repo, &["--json"])).await;
+    let ok = run(repo.args("make", &["--json"])).await;
     ok.assert_code(0);
     let expires: Timestamp = ok.json()["expires"].as_str().unwrap().parse().unwrap();
     assert!(expires <= ts_expires, "{expires} after {ts_expires}");
@@ -99,7 +82,7 @@ async fn make_and_push_refuse_a_validity_past_the_timestamp_expiry() {
         )
         .unwrap();
     }
-    let mut push = make_args(&repo, &["--expires", "36h"]);
+    let mut push = repo.args("make", &["--expires", "36h"]);
     push[0] = "push".into();
     push.extend(
         ["--zone", ZONE, "--server", "127.0.0.1:9", "--tsig-key"]
@@ -121,7 +104,7 @@ async fn make_and_push_refuse_a_validity_past_the_timestamp_expiry() {
 async fn make_refuses_to_name_an_expired_timestamp() {
     let repo = TestRepo::new();
     repo.publish_new_at(Timestamp::now().checked_sub(hours(48)).unwrap());
-    let refused = run(make_args(&repo, &["--json"])).await;
+    let refused = run(repo.args("make", &["--json"])).await;
     refused.assert_code(i32::from(exit::EXPIRED));
     let error = refused.json()["message"].as_str().unwrap().to_string();
     assert!(error.contains("expired at"), "{error}");
@@ -205,11 +188,7 @@ async fn answers(addr: std::net::SocketAddr) -> (Vec<String>, u32) {
 async fn serve_withdraws_the_record_when_its_timestamp_expires_and_serves_again_after_a_new_one() {
     let repo = TestRepo::new();
     let ts_expires = repo.timestamp_expires();
-    let keys: Vec<SecretKey> = repo
-        .timestamp_key_files()
-        .iter()
-        .map(|p| SecretKey::read_file(p, None).unwrap())
-        .collect();
+    let keys = repo.timestamp_keys();
     let root_keys = timestamp_keys_of_root(&repo.root()).unwrap();
     let start = Timestamp::from_second(Timestamp::now().as_second()).unwrap();
     let clock = ManualClock::new(start);
@@ -325,11 +304,7 @@ async fn serve_withdraws_the_record_when_its_timestamp_expires_and_serves_again_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_starts_without_a_record_when_the_timestamp_has_expired() {
     let repo = TestRepo::new();
-    let keys: Vec<SecretKey> = repo
-        .timestamp_key_files()
-        .iter()
-        .map(|p| SecretKey::read_file(p, None).unwrap())
-        .collect();
+    let keys = repo.timestamp_keys();
     let opts = ServeOptions {
         name: NAME.into(),
         channel: "stable".into(),

@@ -10,7 +10,6 @@ use onionpkg_announce::mirrors::MirrorGate;
 use onionpkg_announce::serve::{AnnounceZone, Announcer, ServeOptions};
 use onionpkg_config::common::WebUrl;
 use onionpkg_repo::RepoDir;
-use onionpkg_trust::sign::SecretKey;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::util::{NAME, TestRepo, ZONE, run};
@@ -92,11 +91,7 @@ async fn serve_announces_a_serial_only_once_the_mirrors_serve_it() {
     let mirror_dir = repo.tmp.path().join("mirror");
     sync(&repo, &mirror_dir);
     let m = mirror(mirror_dir.clone()).await;
-    let keys: Vec<SecretKey> = repo
-        .timestamp_key_files()
-        .iter()
-        .map(|p| SecretKey::read_file(p, None).unwrap())
-        .collect();
+    let keys = repo.timestamp_keys();
     let opts = ServeOptions {
         name: NAME.into(),
         channel: "stable".into(),
@@ -169,23 +164,19 @@ async fn push_waits_for_the_mirrors_and_pushes_nothing_before() {
     .unwrap();
     // The server is a port nothing listens on: had anything been pushed,
     // the failure would be the connection's, not the mirror's.
-    let r = run([
+    let r = run(repo.args(
         "push",
-        "--repo",
-        repo.dir().to_str().unwrap(),
-        "--keys",
-        repo.keys_dir().to_str().unwrap(),
-        "--name",
-        NAME,
-        "--zone",
-        ZONE,
-        "--server",
-        "127.0.0.1:9",
-        "--tsig-key",
-        tsig.to_str().unwrap(),
-        "--wait-for-mirror",
-        &m.url,
-    ])
+        &[
+            "--zone",
+            ZONE,
+            "--server",
+            "127.0.0.1:9",
+            "--tsig-key",
+            tsig.to_str().unwrap(),
+            "--wait-for-mirror",
+            &m.url,
+        ],
+    ))
     .await;
     r.assert_code(9);
     assert!(r.stderr.contains("not announced yet"), "{}", r.stderr);

@@ -56,12 +56,14 @@ fn the_configured_key_file_signs_after_a_timestamp_rotation() {
     let keys = onionpkg_trust::metadata::role_keys(&root, "timestamp").expect("timestamp keys");
     let a = onionpkg_trust::announce::verify(
         &signed.text,
-        NAME,
-        "stable",
-        &keys,
-        now,
-        Tolerance::ZERO,
-        None,
+        &onionpkg_trust::announce::Expectation {
+            name: NAME,
+            channel: "stable",
+            keys: &keys,
+            now,
+            tolerance: Tolerance::ZERO,
+            last_seen: None,
+        },
     )
     .expect("the record verifies against the new root");
     assert_eq!(a.serial, signed.announcement.serial);

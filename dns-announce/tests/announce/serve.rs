@@ -11,7 +11,6 @@ use hickory_proto::rr::{RData, RecordType};
 use jiff::{SignedDuration, Timestamp};
 use onionpkg_announce::serve::{AnnounceZone, Announcer, ServeOptions, listen};
 use onionpkg_repo::RepoDir;
-use onionpkg_trust::sign::SecretKey;
 use rustix::process::{Pid, Signal, kill_process};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
@@ -50,11 +49,7 @@ async fn answers_only_for_its_zone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_publish_is_served_after_timestamp_json_changes() {
     let repo = TestRepo::new();
-    let keys: Vec<SecretKey> = repo
-        .timestamp_key_files()
-        .iter()
-        .map(|p| SecretKey::read_file(p, None).unwrap())
-        .collect();
+    let keys = repo.timestamp_keys();
     let zone = AnnounceZone::new(ZONE, NAME, 60, None).unwrap();
     let opts = ServeOptions {
         name: NAME.into(),
@@ -207,18 +202,7 @@ async fn a_record_with_two_signatures_spans_two_strings() {
     assert!(signed.text.len() > 255, "two signatures need two strings");
     assert_eq!(signed.announcement.signed_by.len(), 2);
 
-    let line = crate::util::run([
-        "zone",
-        "--repo",
-        &repo.dir().display().to_string(),
-        "--keys",
-        &repo.keys_dir().display().to_string(),
-        "--name",
-        NAME,
-        "--ttl",
-        "120",
-    ])
-    .await;
+    let line = crate::util::run(repo.args("zone", &["--ttl", "120"])).await;
     line.assert_code(0);
     let line = line.stdout.trim();
     assert!(
@@ -256,20 +240,7 @@ async fn a_record_with_two_signatures_spans_two_strings() {
 #[tokio::test]
 async fn make_prints_the_value_and_json() {
     let repo = TestRepo::new();
-    let dir = repo.dir().display().to_string();
-    let keys = repo.keys_dir().display().to_string();
-    let run = crate::util::run([
-        "make",
-        "--repo",
-        &dir,
-        "--keys",
-        &keys,
-        "--name",
-        NAME,
-        "--expires",
-        "2h",
-    ])
-    .await;
+    let run = crate::util::run(repo.args("make", &["--expires", "2h"])).await;
     run.assert_code(0);
     let text = run.stdout.trim();
     assert!(text.starts_with("v=1;c=stable;n="), "{text}");
@@ -278,19 +249,8 @@ async fn make_prints_the_value_and_json() {
         parsed.expires().duration_since(parsed.issued()),
         SignedDuration::from_hours(2)
     );
-    let run = crate::util::run([
-        "--json",
-        "make",
-        "--repo",
-        &dir,
-        "--keys",
-        &keys,
-        "--name",
-        NAME,
-        "--channel",
-        "beta",
-    ])
-    .await;
+    let json_first = ["--json".to_owned()].into_iter();
+    let run = crate::util::run(json_first.chain(repo.args("make", &["--channel", "beta"]))).await;
     run.assert_code(0);
     let json = run.json();
     assert_eq!(json["ok"], true);
@@ -299,6 +259,7 @@ async fn make_prints_the_value_and_json() {
     assert!(json["record"].as_str().unwrap().starts_with("v=1;c=beta;"));
     // Without the keys (here: not in the default REPO/keys), signing fails
     // and says why.
+    let dir = repo.dir().display().to_string();
     let run = crate::util::run(["make", "--repo", &dir, "--name", NAME]).await;
     run.assert_code(12);
     assert!(

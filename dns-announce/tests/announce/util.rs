@@ -118,7 +118,34 @@ impl TestRepo {
         self.keys.dir()
     }
 
-    /// The private key files of the timestamp role.
+    /// The private keys of the timestamp role.
+    pub(crate) fn timestamp_keys(&self) -> Vec<onionpkg_trust::sign::SecretKey> {
+        self.timestamp_key_files()
+            .iter()
+            .map(|p| onionpkg_trust::sign::SecretKey::read_file(p, None).expect("a key file"))
+            .collect()
+    }
+
+    /// The arguments of `command` for this repository and its keys at
+    /// [`NAME`], then `extra`.
+    pub(crate) fn args(&self, command: &str, extra: &[&str]) -> Vec<String> {
+        let (dir, keys) = (self.dir().display(), self.keys_dir().display());
+        [
+            command,
+            "--repo",
+            &dir.to_string(),
+            "--keys",
+            &keys.to_string(),
+            "--name",
+            NAME,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// The private key files of the timestamp role, sorted.
     pub(crate) fn timestamp_key_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.keys_dir())
             .expect("listing keys")

@@ -1,57 +1,21 @@
 //! The update check through the signed DNS announcement: no mirror is asked
 //! while nothing changed, and a mirror serving less than announced is frozen.
 
-use std::net::SocketAddr;
-
-use onionpkg_announce::serve::{AnnounceZone, listen};
-
-use crate::server::serve;
-use crate::util::{Appliance, TestRepo, copy_dir};
-use onionpkg_testkit::TestCa;
-
-const NAME: &str = "_update.example.org";
-
-/// Signs the repository's published state and serves it from `zone`.
-async fn announce(repo: &TestRepo, zone: &AnnounceZone) {
-    let text = repo
-        .repo
-        .announce(
-            &repo.keys,
-            NAME,
-            "stable",
-            Some(jiff::SignedDuration::from_hours(1)),
-            jiff::Timestamp::now(),
-        )
-        .unwrap();
-    zone.set_record(Some(&text)).await.unwrap();
-}
-
-fn dns_config(resolver: SocketAddr) -> String {
-    format!("[announcement]\nname = \"{NAME}\"\nresolver = \"{resolver}\"\n")
-}
+use crate::announced::{Announced, signed};
+use crate::util::{TestRepo, copy_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_announced_release_not_yet_on_the_mirror_blames_none_and_downloads_once_synced() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
-    let ca = TestCa::new();
     // The mirror serves a copy of the tree, which will fall behind.
     let mirror_tree = repo.tmp.path().join("mirror");
     copy_dir(&repo.tree(), &mirror_tree);
-    let mirror = serve(mirror_tree, ca.server.clone()).await;
-    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
-    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    announce(&repo, &zone).await;
-    let app = Appliance::https(
-        &ca,
-        &repo.root_file(),
-        &[mirror.url()],
-        &dns_config(dns.local_addrs()[0]),
-    );
+    let env = Announced::start(&repo, mirror_tree, "").await;
+    env.announce(&repo).await;
+    let app = &env.app;
     app.init(&repo.root_file()).await;
     app.run(&["download", "--all"]).await.ok();
-    let requests = || mirror.seen.lock().unwrap().len();
+    let requests = || env.requests();
     let before = requests();
     assert!(before > 0);
 
@@ -65,7 +29,7 @@ async fn an_announced_release_not_yet_on_the_mirror_blames_none_and_downloads_on
     // old tree.
     repo.add_package("pkg/hello-2.0.tar", b"hello again\n");
     let serial = repo.publish();
-    announce(&repo, &zone).await;
+    env.announce(&repo).await;
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 10, "{}\n{}", r.stdout(), r.stderr());
     assert!(
@@ -97,7 +61,7 @@ async fn an_announced_release_not_yet_on_the_mirror_blames_none_and_downloads_on
     assert!(app.out().join("pkg/hello-2.0.tar").exists());
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
-    dns.shutdown().await.unwrap();
+    env.shutdown().await;
 }
 
 /// After the grace period a mirror that serves less than announced is
@@ -105,28 +69,15 @@ async fn an_announced_release_not_yet_on_the_mirror_blames_none_and_downloads_on
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_grace_period_a_mirror_behind_the_announcement_is_frozen() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
-    let ca = TestCa::new();
     let mirror_tree = repo.tmp.path().join("mirror");
     copy_dir(&repo.tree(), &mirror_tree);
-    let mirror = serve(mirror_tree, ca.server.clone()).await;
-    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
-    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    let app = Appliance::https(
-        &ca,
-        &repo.root_file(),
-        &[mirror.url()],
-        &format!(
-            "{}mirror_grace = \"0s\"\n",
-            dns_config(dns.local_addrs()[0])
-        ),
-    );
+    let env = Announced::start(&repo, mirror_tree, "mirror_grace = \"0s\"\n").await;
+    let app = &env.app;
     app.init(&repo.root_file()).await;
     app.run(&["download", "--all"]).await.ok();
     repo.add_package("pkg/hello-2.0.tar", b"hello again\n");
     repo.publish();
-    announce(&repo, &zone).await;
+    env.announce(&repo).await;
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 10, "{}", r.stderr());
     let r = app.run(&["download", "--all"]).await;
@@ -138,54 +89,35 @@ async fn after_the_grace_period_a_mirror_behind_the_announcement_is_frozen() {
     );
     let r = app.run(&["mirrors"]).await.ok();
     assert!(r.stdout().contains("bad until"), "{}", r.stdout());
-    dns.shutdown().await.unwrap();
+    env.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_or_missing_announcement_falls_back_to_the_mirror() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
-    let ca = TestCa::new();
-    let mirror = serve(repo.tree(), ca.server.clone()).await;
-    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
-    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    let app = Appliance::https(
-        &ca,
-        &repo.root_file(),
-        &[mirror.url()],
-        &dns_config(dns.local_addrs()[0]),
-    );
+    let env = Announced::start(&repo, repo.tree(), "").await;
+    let app = &env.app;
     app.init(&repo.root_file()).await;
     app.run(&["download", "--all"]).await.ok();
-    let before = mirror.seen.lock().unwrap().len();
+    let before = env.requests();
     // No record: the mirror is asked, with a warning.
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 0, "{}", r.stderr());
     assert!(r.stderr().contains("no-announcement"), "{}", r.stderr());
-    assert!(mirror.seen.lock().unwrap().len() > before);
+    assert!(env.requests() > before);
     // A forged record (one signature character changed): refused, and the
     // mirror is asked.
-    let text = repo
-        .repo
-        .announce(
-            &repo.keys,
-            NAME,
-            "stable",
-            Some(jiff::SignedDuration::from_hours(1)),
-            jiff::Timestamp::now(),
-        )
-        .unwrap();
-    let mut forged = text.into_bytes();
+    let mut forged = signed(&repo).into_bytes();
     let last = forged.len() - 2;
     forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
-    zone.set_record(Some(std::str::from_utf8(&forged).unwrap()))
+    env.zone
+        .set_record(Some(std::str::from_utf8(&forged).unwrap()))
         .await
         .unwrap();
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 0, "{}", r.stderr());
     assert!(r.stderr().contains("invalid"), "{}", r.stderr());
-    dns.shutdown().await.unwrap();
+    env.shutdown().await;
 }
 
 /// With `dnssec_anchors`, an answer that does not validate (the built-in
@@ -194,25 +126,16 @@ async fn a_forged_or_missing_announcement_falls_back_to_the_mirror() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dnssec_anchors_refuse_an_unsigned_answer_and_a_bad_file_is_a_config_error() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", b"hello\n")]);
-    let ca = TestCa::new();
-    let mirror = serve(repo.tree(), ca.server.clone()).await;
-    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
-    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    announce(&repo, &zone).await;
-    let config = format!(
-        "{}dnssec_anchors = \"anchors.txt\"\n",
-        dns_config(dns.local_addrs()[0])
-    );
-    let app = Appliance::https(&ca, &repo.root_file(), &[mirror.url()], &config);
+    let env = Announced::start(&repo, repo.tree(), "dnssec_anchors = \"anchors.txt\"\n").await;
+    env.announce(&repo).await;
+    let app = &env.app;
     std::fs::write(
         app.dir.path().join("anchors.txt"),
         "example.org. 3600 IN DNSKEY 257 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=\n",
     )
     .unwrap();
     app.run(&["download", "--all"]).await.ok();
-    let before = mirror.seen.lock().unwrap().len();
+    let before = env.requests();
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     assert!(
@@ -225,11 +148,11 @@ async fn dnssec_anchors_refuse_an_unsigned_answer_and_a_bad_file_is_a_config_err
         "{}",
         r.stdout()
     );
-    assert!(mirror.seen.lock().unwrap().len() > before);
+    assert!(env.requests() > before);
 
     std::fs::write(app.dir.path().join("anchors.txt"), "not a DNSKEY\n").unwrap();
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 2, "{}", r.stderr());
     assert!(r.stderr().contains("anchors.txt"), "{}", r.stderr());
-    dns.shutdown().await.unwrap();
+    env.shutdown().await;
 }

@@ -290,14 +290,8 @@ async fn a_garbage_prefix_from_one_mirror_does_not_blame_the_mirror_that_finishe
         std::fs::read(app.out().join("pkg/big.bin")).unwrap(),
         content
     );
-    let r = app.run(&["--json", "mirrors"]).await.ok();
-    let honest_row = r
-        .stdout()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|m| m["url"] == honest.url())
-        .unwrap();
-    assert_eq!(honest_row["health"], "ok", "{}", r.stdout());
+    let honest_row = app.mirror_row(&honest.url()).await;
+    assert_eq!(honest_row["health"], "ok", "{honest_row}");
     // The honest mirror was asked for the rest, then for the whole file.
     let ranges: Vec<Option<String>> = honest
         .seen
@@ -436,13 +430,7 @@ async fn expired_metadata_that_cannot_be_refreshed_has_its_own_exit_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feeds_sync_puts_verified_feed_files_in_place() {
     let repo = TestRepo::new(&[("pkg/hello-1.0.tar", HELLO)]);
-    let add_feed = |path: &str, content: &[u8]| {
-        let file = repo.tmp.path().join("feed-input");
-        std::fs::write(&file, content).unwrap();
-        repo.repo
-            .add_target(&file, path, &Default::default(), "feeds")
-            .unwrap();
-    };
+    let add_feed = |path: &str, content: &[u8]| repo.add_feed(path, content);
     add_feed("feeds/blocklist/drop.txt", b"192.0.2.0/24 ; SBL1\n");
     add_feed("feeds/geoip/geoip.mmdb", b"\xab\xcd\xefMaxMind.com\xe0");
     repo.publish();

@@ -3,86 +3,26 @@
 //! equivocates is refused, and a forged far-ahead serial does not brick
 //! updates once the keys that signed it are rotated.
 
-use std::net::SocketAddr;
-
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_announce::serve::{AnnounceZone, listen};
-use onionpkg_repo::Expiries;
-use sha2::Digest as _;
 
-use crate::server::serve;
-use crate::util::{Appliance, TestRepo, copy_dir};
-use onionpkg_testkit::TestCa;
-
-const NAME: &str = "_update.example.org";
-
-fn dns_config(resolver: SocketAddr) -> String {
-    format!("[announcement]\nname = \"{NAME}\"\nresolver = \"{resolver}\"\n")
-}
-
-/// A record for `serial` and `hash`, valid from now for `valid`, signed by
-/// the repository's current timestamp key: whatever the release tools would
-/// allow, as an attacker holding the key (or replaying an old record) can.
-fn record(
-    repo: &TestRepo,
-    key: &str,
-    serial: u64,
-    hash: &[u8; 32],
-    valid: SignedDuration,
-) -> String {
-    let key = repo.keys.load(key).unwrap();
-    let now = Timestamp::now();
-    onionpkg_trust::announce::make(NAME, "stable", serial, now, now + valid, hash, &[&key]).unwrap()
-}
-
-/// The published timestamp's version and SHA-256.
-fn published(repo: &TestRepo) -> (u64, [u8; 32]) {
-    let bytes = std::fs::read(repo.tree().join("metadata/timestamp.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    (
-        v["signed"]["version"].as_u64().unwrap(),
-        sha2::Sha256::digest(&bytes).into(),
-    )
-}
+use crate::announced::{Announced, NAME, published, repo_with_timestamp_hours};
+use crate::util::{TestRepo, copy_dir};
 
 /// A genuine record naming the trusted timestamp, replayed after that
 /// timestamp expired, makes `check` ask a mirror and report the expired
 /// state; shortly before the expiry, `check` asks a mirror too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_never_extends_trust_beyond_the_timestamp_it_names() {
-    let mut expiries = Expiries::default();
-    expiries
-        .set(
-            onionpkg_trust::roles::TIMESTAMP,
-            SignedDuration::from_hours(3),
-        )
-        .unwrap();
-    let repo = TestRepo::with_expiries(Timestamp::now(), expiries, &[("pkg/a.tar", b"a\n")]);
-    let ca = TestCa::new();
-    let mirror = serve(repo.tree(), ca.server.clone()).await;
-    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
-    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    let app = Appliance::https(
-        &ca,
-        &repo.root_file(),
-        &[mirror.url()],
-        &dns_config(dns.local_addrs()[0]),
-    );
+    let repo = repo_with_timestamp_hours(3, &[("pkg/a.tar", b"a\n")]);
+    let env = Announced::start(&repo, repo.tree(), "").await;
+    let app = &env.app;
     app.run(&["download", "--all"]).await.ok();
     // A record naming the trusted timestamp, valid for a day: longer than
     // the timestamp it names.
     let (serial, hash) = published(&repo);
-    let text = record(
-        &repo,
-        "timestamp",
-        serial,
-        &hash,
-        SignedDuration::from_hours(24),
-    );
-    zone.set_record(Some(&text)).await.unwrap();
-    let requests = || mirror.seen.lock().unwrap().len();
+    env.forge(&repo, serial, &hash, SignedDuration::from_hours(24))
+        .await;
+    let requests = || env.requests();
 
     let before = requests();
     let r = app.run(&["check"]).await;
@@ -108,7 +48,7 @@ async fn a_record_never_extends_trust_beyond_the_timestamp_it_names() {
     assert_eq!(r.code(), 4, "{}\n{}", r.stdout(), r.stderr());
     assert!(r.stderr().contains("expired"), "{}", r.stderr());
     assert!(requests() > before, "check did not ask the mirror");
-    dns.shutdown().await.unwrap();
+    env.shutdown().await;
 }
 
 /// A mirror serving a `timestamp.json` of the announced version whose hash
@@ -116,20 +56,10 @@ async fn a_record_never_extends_trust_beyond_the_timestamp_it_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_equivocating_on_the_announced_version_is_refused() {
     let repo = TestRepo::new(&[("pkg/a.tar", b"a\n")]);
-    let ca = TestCa::new();
     let mirror_tree = repo.tmp.path().join("mirror");
     copy_dir(&repo.tree(), &mirror_tree);
-    let mirror = serve(mirror_tree.clone(), ca.server.clone()).await;
-    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
-    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    let app = Appliance::https(
-        &ca,
-        &repo.root_file(),
-        &[mirror.url()],
-        &dns_config(dns.local_addrs()[0]),
-    );
+    let env = Announced::start(&repo, mirror_tree.clone(), "").await;
+    let app = &env.app;
     app.run(&["download", "--all"]).await.ok();
 
     // A release, announced; the mirror has its files, but serves another
@@ -137,15 +67,8 @@ async fn a_mirror_equivocating_on_the_announced_version_is_refused() {
     repo.add_package("pkg/b.tar", b"b\n");
     repo.publish();
     let (serial, hash) = published(&repo);
-    zone.set_record(Some(&record(
-        &repo,
-        "timestamp",
-        serial,
-        &hash,
-        SignedDuration::from_hours(1),
-    )))
-    .await
-    .unwrap();
+    env.forge(&repo, serial, &hash, SignedDuration::from_hours(1))
+        .await;
     copy_dir(&repo.tree(), &mirror_tree);
     let genuine: serde_json::Value = serde_json::from_slice(
         &std::fs::read(repo.tree().join("metadata/timestamp.json")).unwrap(),
@@ -171,7 +94,7 @@ async fn a_mirror_equivocating_on_the_announced_version_is_refused() {
     assert_eq!(r.code(), 8, "{}", r.stderr());
     assert!(r.stderr().contains("equivocation"), "{}", r.stderr());
     assert!(!app.out().join("pkg/b.tar").exists());
-    dns.shutdown().await.unwrap();
+    env.shutdown().await;
 }
 
 /// One record forged with the timestamp key (serial 2^64-1) freezes every
@@ -181,34 +104,14 @@ async fn a_mirror_equivocating_on_the_announced_version_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_top_serial_stops_mattering_once_the_timestamp_key_is_rotated() {
     let repo = TestRepo::new(&[("pkg/a.tar", b"a\n")]);
-    let ca = TestCa::new();
-    let mirror = serve(repo.tree(), ca.server.clone()).await;
-    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
-    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    let app = Appliance::https(
-        &ca,
-        &repo.root_file(),
-        &[mirror.url()],
-        &format!(
-            "{}mirror_grace = \"0s\"\n",
-            dns_config(dns.local_addrs()[0])
-        ),
-    );
+    let env = Announced::start(&repo, repo.tree(), "mirror_grace = \"0s\"\n").await;
+    let app = &env.app;
     app.run(&["download", "--all"]).await.ok();
 
     // The attacker's record: the top serial, signed with the stolen key.
     let (_, hash) = published(&repo);
-    zone.set_record(Some(&record(
-        &repo,
-        "timestamp",
-        u64::MAX,
-        &hash,
-        SignedDuration::from_hours(1),
-    )))
-    .await
-    .unwrap();
+    env.forge(&repo, u64::MAX, &hash, SignedDuration::from_hours(1))
+        .await;
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 10, "{}\n{}", r.stdout(), r.stderr());
     assert!(r.stdout().contains(&u64::MAX.to_string()), "{}", r.stdout());
@@ -233,7 +136,7 @@ async fn a_forged_top_serial_stops_mattering_once_the_timestamp_key_is_rotated()
         .repo
         .announce(&repo.keys, NAME, "stable", None, Timestamp::now())
         .unwrap();
-    zone.set_record(Some(&text)).await.unwrap();
+    env.zone.set_record(Some(&text)).await.unwrap();
 
     // No manual step: the next check and download go through.
     let r = app.run(&["check"]).await;
@@ -249,7 +152,7 @@ async fn a_forged_top_serial_stops_mattering_once_the_timestamp_key_is_rotated()
     let r = app.run(&["check"]).await;
     assert_eq!(r.code(), 0, "{}\n{}", r.stdout(), r.stderr());
     assert!(r.stdout().contains("no mirror contacted"), "{}", r.stdout());
-    dns.shutdown().await.unwrap();
+    env.shutdown().await;
 }
 
 /// Without a rotation, a far-ahead serial that no mirror ever serves blocks
@@ -258,41 +161,14 @@ async fn a_forged_top_serial_stops_mattering_once_the_timestamp_key_is_rotated()
 /// dropped, and the appliance is told a key may be compromised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_floor_no_mirror_reaches_lapses_after_one_timestamp_lifetime() {
-    let mut expiries = Expiries::default();
-    expiries
-        .set(
-            onionpkg_trust::roles::TIMESTAMP,
-            SignedDuration::from_hours(3),
-        )
-        .unwrap();
-    let repo = TestRepo::with_expiries(Timestamp::now(), expiries, &[("pkg/a.tar", b"a\n")]);
-    let ca = TestCa::new();
-    let mirror = serve(repo.tree(), ca.server.clone()).await;
-    let zone = AnnounceZone::new("example.org", NAME, 60, None).unwrap();
-    let dns = listen(&zone, &["127.0.0.1:0".parse().unwrap()])
-        .await
-        .unwrap();
-    let app = Appliance::https(
-        &ca,
-        &repo.root_file(),
-        &[mirror.url()],
-        &format!(
-            "{}mirror_grace = \"0s\"\n",
-            dns_config(dns.local_addrs()[0])
-        ),
-    );
+    let repo = repo_with_timestamp_hours(3, &[("pkg/a.tar", b"a\n")]);
+    let env = Announced::start(&repo, repo.tree(), "mirror_grace = \"0s\"\n").await;
+    let app = &env.app;
     app.run(&["download", "--all"]).await.ok();
     let (_, hash) = published(&repo);
     // Valid for a day: the attacker holds the key and signs what they like.
-    zone.set_record(Some(&record(
-        &repo,
-        "timestamp",
-        u64::MAX,
-        &hash,
-        SignedDuration::from_hours(24),
-    )))
-    .await
-    .unwrap();
+    env.forge(&repo, u64::MAX, &hash, SignedDuration::from_hours(24))
+        .await;
     assert_eq!(app.run(&["check"]).await.code(), 10);
     // The distribution keeps re-signing its timestamp; the mirror serves it.
     let later = Timestamp::now() + SignedDuration::from_hours(4);
@@ -318,5 +194,5 @@ async fn a_floor_no_mirror_reaches_lapses_after_one_timestamp_lifetime() {
         !floors.to_string().contains(&u64::MAX.to_string()),
         "{floors}"
     );
-    dns.shutdown().await.unwrap();
+    env.shutdown().await;
 }

@@ -37,11 +37,7 @@ fn log_lines(log: &Path) -> Vec<String> {
 async fn an_action_runs_once_per_new_version_and_a_failure_keeps_the_file() {
     let repo = TestRepo::new(&[]);
     let add_feed = |path: &str, content: &[u8]| {
-        let file = repo.tmp.path().join("feed-input");
-        std::fs::write(&file, content).unwrap();
-        repo.repo
-            .add_target(&file, path, &Default::default(), "feeds")
-            .unwrap();
+        repo.add_feed(path, content);
         repo.publish();
     };
     let v1 = b"192.0.2.0/24 ; SBL1\n";
@@ -130,16 +126,7 @@ async fn an_action_runs_once_per_new_version_and_a_failure_keeps_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_action_is_killed_at_its_deadline() {
     let repo = TestRepo::new(&[]);
-    let file = repo.tmp.path().join("feed-input");
-    std::fs::write(&file, b"192.0.2.0/24\n").unwrap();
-    repo.repo
-        .add_target(
-            &file,
-            "feeds/blocklist/drop.txt",
-            &Default::default(),
-            "feeds",
-        )
-        .unwrap();
+    repo.add_feed("feeds/blocklist/drop.txt", b"192.0.2.0/24\n");
     repo.publish();
     let ca = TestCa::new();
     let srv = serve(repo.tree(), ca.server.clone()).await;

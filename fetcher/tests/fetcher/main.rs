@@ -13,6 +13,7 @@
 )]
 
 mod announce;
+mod announced;
 mod config;
 mod download;
 mod failover;

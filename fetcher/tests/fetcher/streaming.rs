@@ -4,7 +4,6 @@
 //! the download itself and end to end through `onionpkg-fetch`, where the
 //! next mirror must finish the job.
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use onionpkg_net::transport::{Tls, Transport};
 use onionpkg_trust::metadata::{Client, FsRepository};
 use tokio::time::Instant;
 
-use crate::server::serve;
+use crate::server::{Ctl, Server, serve};
 use crate::util::{Appliance, TestRepo};
 use onionpkg_testkit::TestCa;
 
@@ -44,23 +43,56 @@ fn https(ca: &TestCa) -> Transport {
     }
 }
 
-/// Runs one download with `limits`, bounded by a test deadline well past
-/// the download's own.
-async fn run(
-    transport: &Transport,
-    base: &str,
-    job: &Job,
-    out: &Path,
-    limits: DownloadLimits,
-) -> Result<std::path::PathBuf, DownloadError> {
-    let out = OutDir::open(out).unwrap();
-    let base = onionpkg_core::url::WebUrl::parse_local_base(base).unwrap();
-    tokio::time::timeout(
+/// Downloads [`TARGET`] from a mirror that `misbehave` sets up, with
+/// `limits` (a deadline 30 s away), bounded by a test deadline well past the
+/// download's own: the refusal, how long it took, and the output directory.
+async fn refused(
+    misbehave: impl FnOnce(&Ctl),
+    min_throughput: u64,
+    window: Duration,
+) -> (DownloadError, Duration, tempfile::TempDir) {
+    let repo = TestRepo::new(&[(TARGET, &content())]);
+    let ca = TestCa::new();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    misbehave(&srv.ctl);
+    let job = job(&repo, TARGET).await;
+    let out = tempfile::tempdir().unwrap();
+    let limits = DownloadLimits {
+        min_throughput,
+        window,
+        deadline: Instant::now() + Duration::from_secs(30),
+    };
+    let started = Instant::now();
+    let dir = OutDir::open(out.path()).unwrap();
+    let base = onionpkg_core::url::WebUrl::parse_local_base(&srv.url()).unwrap();
+    let err = tokio::time::timeout(
         Duration::from_secs(90),
-        download(transport, &base, job, &out, &limits, None),
+        download(&https(&ca), &base, &job, &dir, &limits, None),
     )
     .await
     .expect("the download outlived its own deadline")
+    .unwrap_err();
+    (err, started.elapsed(), out)
+}
+
+/// End to end through `onionpkg-fetch` with `extra` configuration: a
+/// mirror that `misbehave` sets up is listed before an honest one; the
+/// honest one delivers the target, and the other is marked bad with a
+/// reason containing `reason`. Gives the misbehaving mirror.
+async fn next_mirror_used(misbehave: impl FnOnce(&Ctl), extra: &str, reason: &str) -> Server {
+    let repo = TestRepo::new(&[(TARGET, &content())]);
+    let ca = TestCa::new();
+    let bad = serve(repo.tree(), ca.server.clone()).await;
+    misbehave(&bad.ctl);
+    let honest = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[bad.url(), honest.url()], extra);
+    let r = app.run(&["download", "--all"]).await.ok();
+    assert!(r.stdout().contains(&honest.url()), "{}", r.stdout());
+    assert_eq!(std::fs::read(app.out().join(TARGET)).unwrap(), content());
+    let row = app.mirror_row(&bad.url()).await;
+    assert_eq!(row["health"], "bad", "{row}");
+    assert!(row["reason"].as_str().unwrap().contains(reason), "{row}");
+    bad
 }
 
 /// Endless data on the streaming path: the mirror sends the target's
@@ -72,30 +104,18 @@ async fn run(
 /// the file (as too short a count of the wrong bytes, not this).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_longer_than_signed_is_cut_at_its_signed_length() {
-    let repo = TestRepo::new(&[(TARGET, &content())]);
-    let ca = TestCa::new();
-    let srv = serve(repo.tree(), ca.server.clone()).await;
-    srv.ctl.overlong.store(true, Ordering::SeqCst);
-    let job = job(&repo, TARGET).await;
-    let out = tempfile::tempdir().unwrap();
-    let limits = DownloadLimits {
-        min_throughput: 1,
-        window: Duration::from_secs(5),
-        deadline: Instant::now() + Duration::from_secs(30),
-    };
-    let started = Instant::now();
-    let err = run(&https(&ca), &srv.url(), &job, out.path(), limits)
-        .await
-        .unwrap_err();
+    let (err, took, out) = refused(
+        |ctl| ctl.overlong.store(true, Ordering::SeqCst),
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
     assert!(
         matches!(err, DownloadError::Unverified(ref m)
             if m == &format!("target {TARGET} is longer than its signed length 100000")),
         "{err:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "not cut at once"
-    );
+    assert!(took < Duration::from_secs(20), "not cut at once");
     assert!(!out.path().join(TARGET).exists());
     let partial = out.path().join("pkg/.big.bin.onionpkg-partial");
     let kept = std::fs::metadata(&partial).map_or(0, |m| m.len());
@@ -109,34 +129,18 @@ async fn a_target_longer_than_signed_is_cut_at_its_signed_length() {
 /// reason, and the next mirror delivers the target.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirror_sending_more_than_signed_is_marked_bad_and_the_next_used() {
-    let repo = TestRepo::new(&[(TARGET, &content())]);
-    let ca = TestCa::new();
-    let endless = serve(repo.tree(), ca.server.clone()).await;
-    endless.ctl.overlong.store(true, Ordering::SeqCst);
-    let honest = serve(repo.tree(), ca.server.clone()).await;
-    let app = Appliance::https(&ca, &repo.root_file(), &[endless.url(), honest.url()], "");
-    let r = app.run(&["download", "--all"]).await.ok();
-    assert!(r.stdout().contains(&honest.url()), "{}", r.stdout());
-    assert_eq!(std::fs::read(app.out().join(TARGET)).unwrap(), content());
-    let row = mirror_row(&app, &endless.url()).await;
-    assert_eq!(row["health"], "bad", "{row}");
-    assert!(
-        row["reason"]
-            .as_str()
-            .unwrap()
-            .contains("is longer than its signed length"),
-        "{row}"
-    );
+    next_mirror_used(
+        |ctl| ctl.overlong.store(true, Ordering::SeqCst),
+        "",
+        "is longer than its signed length",
+    )
+    .await;
 }
 
-/// The `mirrors` row of `url`.
-async fn mirror_row(app: &Appliance, url: &str) -> serde_json::Value {
-    let r = app.run(&["--json", "mirrors"]).await.ok();
-    r.stdout()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .find(|m| m["url"] == url)
-        .unwrap_or_else(|| panic!("{url} not listed: {}", r.stdout()))
+/// The trickle: 64 bytes every 400 ms (160 bytes/s).
+fn trickle(ctl: &Ctl) {
+    ctl.trickle_bytes.store(64, Ordering::SeqCst);
+    ctl.trickle_every_ms.store(400, Ordering::SeqCst);
 }
 
 /// Slow retrieval: the mirror trickles the target, 64 bytes every 400 ms
@@ -147,32 +151,13 @@ async fn mirror_row(app: &Appliance, url: &str) -> serde_json::Value {
 /// trickle on until its deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_mirror_is_cut_by_the_minimum_throughput() {
-    let repo = TestRepo::new(&[(TARGET, &content())]);
-    let ca = TestCa::new();
-    let srv = serve(repo.tree(), ca.server.clone()).await;
-    srv.ctl.trickle_bytes.store(64, Ordering::SeqCst);
-    srv.ctl.trickle_every_ms.store(400, Ordering::SeqCst);
-    let job = job(&repo, TARGET).await;
-    let out = tempfile::tempdir().unwrap();
-    let limits = DownloadLimits {
-        min_throughput: 1024,
-        window: Duration::from_secs(1),
-        deadline: Instant::now() + Duration::from_secs(30),
-    };
-    let started = Instant::now();
-    let err = run(&https(&ca), &srv.url(), &job, out.path(), limits)
-        .await
-        .unwrap_err();
+    let (err, took, out) = refused(trickle, 1024, Duration::from_secs(1)).await;
     assert!(
         matches!(err, DownloadError::Mirror(ref m)
             if m.starts_with("too slow: ") && m.ends_with("1024 bytes/s required")),
         "{err:?}"
     );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "cut only after {:?}",
-        started.elapsed()
-    );
+    assert!(took < Duration::from_secs(10), "cut only after {took:?}");
     assert!(!out.path().join(TARGET).exists());
 }
 
@@ -180,21 +165,12 @@ async fn a_trickling_mirror_is_cut_by_the_minimum_throughput() {
 /// too slow, and takes the target from the next mirror.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_mirror_is_cut_and_the_next_mirror_used() {
-    let repo = TestRepo::new(&[(TARGET, &content())]);
-    let ca = TestCa::new();
-    let slow = serve(repo.tree(), ca.server.clone()).await;
-    slow.ctl.trickle_bytes.store(64, Ordering::SeqCst);
-    slow.ctl.trickle_every_ms.store(400, Ordering::SeqCst);
-    let honest = serve(repo.tree(), ca.server.clone()).await;
-    let app = Appliance::https(
-        &ca,
-        &repo.root_file(),
-        &[slow.url(), honest.url()],
+    let slow = next_mirror_used(
+        trickle,
         "[download]\nthroughput_window = \"1s\"\nmin_throughput = 1024\n",
-    );
-    let r = app.run(&["download", "--all"]).await.ok();
-    assert!(r.stdout().contains(&honest.url()), "{}", r.stdout());
-    assert_eq!(std::fs::read(app.out().join(TARGET)).unwrap(), content());
+        "too slow",
+    )
+    .await;
     assert!(
         slow.seen
             .lock()
@@ -202,11 +178,5 @@ async fn a_trickling_mirror_is_cut_and_the_next_mirror_used() {
             .iter()
             .any(|s| s.path.starts_with("/targets/")),
         "the slow mirror was not asked for the target"
-    );
-    let row = mirror_row(&app, &slow.url()).await;
-    assert_eq!(row["health"], "bad", "{row}");
-    assert!(
-        row["reason"].as_str().unwrap().contains("too slow"),
-        "{row}"
     );
 }

@@ -49,11 +49,22 @@ impl TestRepo {
         Self::new_at(Timestamp::now(), packages)
     }
 
+    /// Adds a package target at `path` (unpublished).
     pub fn add_package(&self, path: &str, content: &[u8]) {
+        self.add_target(path, content, "targets");
+    }
+
+    /// Adds a feed target at `path`, delegated to the `feeds` role
+    /// (unpublished).
+    pub fn add_feed(&self, path: &str, content: &[u8]) {
+        self.add_target(path, content, "feeds");
+    }
+
+    fn add_target(&self, path: &str, content: &[u8], role: &str) {
         let file = self.tmp.path().join("input");
         std::fs::write(&file, content).unwrap();
         self.repo
-            .add_target(&file, path, &Default::default(), "targets")
+            .add_target(&file, path, &Default::default(), role)
             .unwrap();
     }
 
@@ -158,6 +169,16 @@ impl Appliance {
     }
 
     /// `init` with `root`, which must succeed.
+    /// The `--json mirrors` row of `url`.
+    pub async fn mirror_row(&self, url: &str) -> serde_json::Value {
+        let r = self.run(&["--json", "mirrors"]).await.ok();
+        r.stdout()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|m| m["url"] == url)
+            .unwrap_or_else(|| panic!("{url} not listed: {}", r.stdout()))
+    }
+
     pub async fn init(&self, root: &Path) {
         self.run(&["init", "--root", root.to_str().unwrap()])
             .await

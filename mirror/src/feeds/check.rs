@@ -91,29 +91,44 @@ pub fn check_file(
     }
 }
 
-/// Each line an IPv4 or IPv6 address or network (CIDR), optionally followed
-/// by a `;` or `#` comment, or a comment or blank line. At least one entry.
-fn ip_list(file: std::fs::File) -> Result<String, String> {
-    let mut reader = BufReader::new(file);
+/// Calls `each` with the number (from 1) and text of every line of `input`,
+/// line end included, until it refuses one. A line longer than `max` bytes
+/// or not UTF-8 is refused here, so a file without newlines is never
+/// buffered whole.
+pub(super) fn text_lines(
+    input: impl Read,
+    max: usize,
+    mut each: impl FnMut(usize, &str) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut reader = BufReader::new(input);
     let mut line = Vec::new();
-    let (mut n, mut entries) = (0usize, 0usize);
+    let mut n = 0usize;
     loop {
         line.clear();
         let read = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
+            .take(max as u64 + 1)
             .read_until(b'\n', &mut line)
             .map_err(|e| format!("cannot read the download: {e}"))?;
         if read == 0 {
-            break;
+            return Ok(());
         }
         n += 1;
-        if line.len() > MAX_LINE {
-            return Err(format!("line {n}: longer than {MAX_LINE} bytes"));
+        if line.len() > max {
+            return Err(format!("line {n}: longer than {max} bytes"));
         }
         let text = std::str::from_utf8(&line).map_err(|_| format!("line {n}: not UTF-8 text"))?;
+        each(n, text)?;
+    }
+}
+
+/// Each line an IPv4 or IPv6 address or network (CIDR), optionally followed
+/// by a `;` or `#` comment, or a comment or blank line. At least one entry.
+fn ip_list(file: std::fs::File) -> Result<String, String> {
+    let mut entries = 0usize;
+    text_lines(file, MAX_LINE, |n, text| {
         let data = text.split([';', '#']).next().unwrap_or_default().trim();
         if data.is_empty() {
-            continue;
+            return Ok(());
         }
         let mut tokens = data.split_whitespace();
         let token = tokens.next().unwrap_or_default();
@@ -124,7 +139,8 @@ fn ip_list(file: std::fs::File) -> Result<String, String> {
             ));
         }
         entries += 1;
-    }
+        Ok(())
+    })?;
     if entries == 0 {
         return Err("no address or network in the list".into());
     }

@@ -21,17 +21,13 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use onionpkg_config::program::Argv;
-use tokio::io::{AsyncRead, AsyncReadExt as _};
+use onionpkg_core::process::Running;
 
 /// How much of each output stream is kept for the status.
-pub const OUTPUT_CAP: usize = 4096;
-
-/// How long the output is still read after the checker was killed.
-const DRAIN_GRACE: Duration = Duration::from_secs(5);
+pub use onionpkg_core::process::OUTPUT_CAP;
 
 /// Where the file is inside the sandbox.
 const FEED_DIR: &str = "/feed";
@@ -122,45 +118,20 @@ impl Checker<'_> {
     pub async fn run(&self, file: &Path, name: &str) -> Result<String, String> {
         let program = self.argv.program().display().to_string();
         let mut cmd = tokio::process::Command::new(self.bwrap);
-        cmd.args(self.command_line(file, name))
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
+        cmd.args(self.command_line(file, name)).env_clear();
+        let running = Running::spawn(&mut cmd).map_err(|e| {
             format!(
                 "cannot start the sandbox {} for the checker {program}: {e} (Debian package \
                  bubblewrap)",
                 self.bwrap.display()
             )
         })?;
-        let out = tokio::spawn(capped(child.stdout.take()));
-        let err = tokio::spawn(capped(child.stderr.take()));
-        let status = match tokio::time::timeout(self.timeout, child.wait()).await {
-            Ok(s) => Some(s.map_err(|e| format!("waiting for the checker {program}: {e}"))?),
-            Err(_) => {
-                if let Some(pid) = child
-                    .id()
-                    .and_then(|p| rustix::process::Pid::from_raw(p as i32))
-                {
-                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                }
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                None
-            }
-        };
-        let output = |h: tokio::task::JoinHandle<Vec<u8>>| async move {
-            tokio::time::timeout(DRAIN_GRACE, h)
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default()
-        };
-        let shown = shown_output(&output(out).await, &output(err).await);
-        match status {
+        let finished = running
+            .finish(self.timeout)
+            .await
+            .map_err(|e| format!("waiting for the checker {program}: {e}"))?;
+        let shown = finished.shown();
+        match finished.status {
             None => Err(format!(
                 "the checker {program} did not finish within {}s and was killed{shown}",
                 self.timeout.as_secs()
@@ -171,49 +142,5 @@ impl Checker<'_> {
                 None => format!("the checker {program} was killed by a signal{shown}"),
             }),
         }
-    }
-}
-
-/// Reads `stream` to its end, keeping the first [`OUTPUT_CAP`] bytes.
-async fn capped(stream: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
-    let Some(mut stream) = stream else {
-        return Vec::new();
-    };
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = stream.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        let room = OUTPUT_CAP.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
-    }
-    kept
-}
-
-/// What a checker printed, on one line, for the status: `": stderr: …;
-/// stdout: …"`, or nothing when it printed nothing.
-pub fn shown_output(stdout: &[u8], stderr: &[u8]) -> String {
-    let clean = |b: &[u8]| {
-        String::from_utf8_lossy(b)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" / ")
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect::<String>()
-    };
-    let mut parts = Vec::new();
-    for (name, text) in [("stderr", clean(stderr)), ("stdout", clean(stdout))] {
-        if !text.is_empty() {
-            parts.push(format!("{name}: {text}"));
-        }
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", parts.join("; "))
     }
 }

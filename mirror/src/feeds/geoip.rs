@@ -14,12 +14,12 @@
 //! - Lines are read with a length cap, so a file without newlines is
 //!   refused, never buffered whole.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::Ipv6Addr;
 
 use jiff::Timestamp;
 
-use super::check::Checked;
+use super::check::{Checked, text_lines};
 use super::floor::{TimeSource, VersionTime};
 
 /// The longest line read (real lines are under 100 bytes).
@@ -36,24 +36,9 @@ pub enum Family {
 
 /// Checks a Tor GeoIP file of `family` read from `input`.
 pub fn check(input: impl Read, family: Family) -> Result<Checked, String> {
-    let mut reader = BufReader::new(input);
-    let mut line = Vec::new();
-    let (mut n, mut ranges) = (0usize, 0usize);
+    let mut ranges = 0usize;
     let mut made = None;
-    loop {
-        line.clear();
-        let read = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .map_err(|e| format!("cannot read the download: {e}"))?;
-        if read == 0 {
-            break;
-        }
-        n += 1;
-        if line.len() > MAX_LINE {
-            return Err(format!("line {n}: longer than {MAX_LINE} bytes"));
-        }
-        let text = std::str::from_utf8(&line).map_err(|_| format!("line {n}: not UTF-8 text"))?;
+    text_lines(input, MAX_LINE, |n, text| {
         let text = text.trim_end_matches(['\n', '\r']);
         if let Some(comment) = text.strip_prefix('#') {
             // Only the leading comment block dates the file.
@@ -63,17 +48,18 @@ pub fn check(input: impl Read, family: Family) -> Result<Checked, String> {
             {
                 made = Some(generated(date.trim()).map_err(|e| format!("line {n}: {e}"))?);
             }
-            continue;
+            return Ok(());
         }
         if text.trim().is_empty() {
-            continue;
+            return Ok(());
         }
         range(text, family).map_err(|e| {
             let shown: String = text.chars().take(80).collect();
             format!("line {n}: {shown:?}: {e}")
         })?;
         ranges += 1;
-    }
+        Ok(())
+    })?;
     if ranges == 0 {
         return Err("no range in the file".into());
     }

@@ -4,23 +4,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::util::{WAIT, config};
-
-const BIN: &str = env!("CARGO_BIN_EXE_onionpkg-mirror");
-
-async fn run(args: &[&str]) -> Output {
-    tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the binary exits in time")
-    .unwrap()
-}
+use crate::util::{BIN, WAIT, config, run};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -184,17 +184,19 @@ async fn curl_over_http_and_https() {
     mirror.reload_tls().unwrap();
     let new_ca = format!("{d}/new-ca.pem");
     let url = format!("{https}/metadata/timestamp.json");
-    let out = curl(&[
-        "--cacert",
-        &new_ca,
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &url,
-    ])
-    .await;
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let status_with_new_ca = async || {
+        let args = [
+            "--cacert",
+            &new_ca,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url,
+        ];
+        String::from_utf8_lossy(&curl(&args).await.stdout).into_owned()
+    };
+    assert_eq!(status_with_new_ca().await, "200");
     let out = curl(&["--cacert", &ca, "-o", "/dev/null", &url]).await;
     assert!(
         !out.status.success(),
@@ -213,17 +215,7 @@ async fn curl_over_http_and_https() {
         ),
         "{err}"
     );
-    let out = curl(&[
-        "--cacert",
-        &new_ca,
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &url,
-    ])
-    .await;
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    assert_eq!(status_with_new_ca().await, "200");
 
     // Metrics: counted, on the loopback listener.
     let metrics = format!("http://{}/metrics", mirror.metrics_addr().unwrap());

@@ -73,6 +73,16 @@ fn ago(d: SignedDuration) -> Timestamp {
     Timestamp::from_second((Timestamp::now() - d).as_second()).unwrap()
 }
 
+/// The `feeds status` line of feed `name`.
+fn status_line(p: &Primary, name: &str) -> String {
+    feeds_status(&p.config)
+        .unwrap()
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap()
+        .to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_signed_list_is_a_rollback() {
     let up = Upstream::start().await;
@@ -171,12 +181,7 @@ async fn an_older_signed_list_is_a_rollback() {
         p.client_gets("feeds/signed-list/signed.txt").await,
         list(6).as_bytes()
     );
-    let report = feeds_status(&p.config).unwrap();
-    let line = report
-        .iter()
-        .find(|r| r.name == "signed-list")
-        .unwrap()
-        .to_string();
+    let line = status_line(&p, "signed-list");
     assert!(
         line.contains(&format!(
             "version time {an_hour_ago} (minisign trusted comment)"
@@ -234,12 +239,7 @@ async fn feeds_without_a_version_time_have_no_floor_and_say_so() {
     let s = p.status("blocklist");
     assert_eq!(s.current.unwrap().version_time, None);
     assert_eq!(FeedStore::new(&p.state, "blocklist").floor().unwrap(), None);
-    let report = feeds_status(&p.config).unwrap();
-    let line = report
-        .iter()
-        .find(|r| r.name == "blocklist")
-        .unwrap()
-        .to_string();
+    let line = status_line(&p, "blocklist");
     assert!(line.contains("no version floor"), "{line}");
     // Any list with a good checksum is taken, older or not.
     p.serve_list(&up, b"192.0.2.1\n");
@@ -286,11 +286,6 @@ async fn the_floor_survives_a_restart_and_a_damaged_one_is_an_error() {
         "{e}"
     );
     // The status report shows it too.
-    let report = feeds_status(&p.config).unwrap();
-    let line = report
-        .iter()
-        .find(|r| r.name == "signed-list")
-        .unwrap()
-        .to_string();
+    let line = status_line(&p, "signed-list");
     assert!(line.contains("version floor unreadable"), "{line}");
 }

@@ -156,6 +156,39 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// A mirror configuration syncing from `upstream` without Tor, `extra`
+/// appended to `[sync]`.
+pub(crate) fn sync_config(dir: &Path, repo: &TestRepo, upstream: &str, extra: &str) -> PathBuf {
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    config(
+        dir,
+        &served,
+        &format!(
+            "[listen]\nhttp = \"127.0.0.1:0\"\n[sync]\nupstream = \"{upstream}\"\n\
+             trust_root = {:?}\nvia_tor = false\n{extra}",
+            repo.root_path().display().to_string()
+        ),
+    )
+}
+
+/// Syncs `cfg` from its upstream with `clock`: one package downloaded,
+/// which a client trusting `root_json` accepts from the served tree.
+pub(crate) async fn synced_one(
+    cfg: &onionpkg_config::MirrorConfig,
+    clock: &onionpkg_trust::clock::ClockPolicy,
+    root_json: &[u8],
+) {
+    let r = sync_and_record(cfg, None, &direct(cfg), clock, None)
+        .await
+        .unwrap();
+    assert_eq!(r.downloaded, 1);
+    assert_eq!(
+        client_accepts(root_json, &cfg.root, "pkg/hello-1.0.tar").await,
+        b"hello, appliance\n"
+    );
+}
+
 /// What a client sees in the mirror's tree: it must verify.
 pub(crate) async fn client_accepts(root_json: &[u8], tree: &Path, target: &str) -> Vec<u8> {
     let mut c = Client::new(root_json, None, FsRepository::from_tree(tree)).unwrap();
@@ -170,17 +203,8 @@ async fn sync_verifies_publishes_atomically_and_survives_kill() {
     let root_json = std::fs::read(repo.root_path()).unwrap();
     let upstream = Upstream::start(repo.dir(), "big-1.0.bin").await;
     let url = upstream.url();
+    let cfg_path = sync_config(tmp.path(), &repo, "https://upstream.example/", "");
     let served = tmp.path().join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    let cfg_path = config(
-        tmp.path(),
-        &served,
-        &format!(
-            "[listen]\nhttp = \"127.0.0.1:0\"\n[sync]\nupstream = \"https://upstream.example/\"\n\
-             trust_root = {:?}\nvia_tor = false\n",
-            repo.root_path().display().to_string()
-        ),
-    );
     let cfg = onionpkg_config::load_mirror(&cfg_path).unwrap();
 
     // A good sync: the tree verifies for a client.

@@ -1,31 +1,14 @@
 //! Sync's clock policy, the fetcher's: `[clock] skew_tolerance` (at most
 //! one hour) for expiry, and a clock behind the signed time floor refused.
 
-use std::path::{Path, PathBuf};
-
 use jiff::{SignedDuration, Timestamp};
 use onionpkg_mirror::Error;
 use onionpkg_mirror::sync::{TIME_FLOOR, clock_policy_with, sync_and_record};
 use onionpkg_trust::clock::{ClockError, FixedClock, TimeFloor};
 use onionpkg_trust::metadata::VerifyError;
 
-use crate::sync::{Upstream, client_accepts, snapshot};
-use crate::util::{TestRepo, WAIT, config, direct};
-
-/// A mirror in `dir` syncing from `url`, with `extra` appended.
-fn mirror(dir: &Path, repo: &TestRepo, url: &str, extra: &str) -> PathBuf {
-    let served = dir.join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    config(
-        dir,
-        &served,
-        &format!(
-            "[listen]\nhttp = \"127.0.0.1:0\"\n[sync]\nupstream = \"{url}\"\n\
-             trust_root = {:?}\nvia_tor = false\n{extra}",
-            repo.root_path().display().to_string()
-        ),
-    )
-}
+use crate::sync::{Upstream, snapshot, sync_config, synced_one};
+use crate::util::{TestRepo, WAIT, direct};
 
 /// When the upstream's `timestamp.json` expires.
 fn timestamp_expiry(repo: &TestRepo) -> Timestamp {
@@ -45,7 +28,7 @@ async fn metadata_expired_within_the_tolerance_is_accepted_and_beyond_it_refused
 
     let strict = tmp.path().join("strict");
     std::fs::create_dir_all(&strict).unwrap();
-    let cfg = mirror(&strict, &repo, &upstream.url(), "");
+    let cfg = sync_config(&strict, &repo, &upstream.url(), "");
     let cfg = onionpkg_config::load_mirror(&cfg).unwrap();
     let clock = clock_policy_with(&cfg, Box::new(FixedClock::new(late))).unwrap();
     let e = sync_and_record(&cfg, None, &direct(&cfg), &clock, None)
@@ -59,7 +42,7 @@ async fn metadata_expired_within_the_tolerance_is_accepted_and_beyond_it_refused
 
     let tolerant = tmp.path().join("tolerant");
     std::fs::create_dir_all(&tolerant).unwrap();
-    let cfg = mirror(
+    let cfg = sync_config(
         &tolerant,
         &repo,
         &upstream.url(),
@@ -67,14 +50,7 @@ async fn metadata_expired_within_the_tolerance_is_accepted_and_beyond_it_refused
     );
     let cfg = onionpkg_config::load_mirror(&cfg).unwrap();
     let clock = clock_policy_with(&cfg, Box::new(FixedClock::new(late))).unwrap();
-    let r = sync_and_record(&cfg, None, &direct(&cfg), &clock, None)
-        .await
-        .unwrap();
-    assert_eq!(r.downloaded, 1);
-    assert_eq!(
-        client_accepts(&root_json, &cfg.root, "pkg/hello-1.0.tar").await,
-        b"hello, appliance\n"
-    );
+    synced_one(&cfg, &clock, &root_json).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +58,7 @@ async fn a_clock_behind_the_time_floor_is_refused_naming_the_clock() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = TestRepo::new(tmp.path(), Timestamp::now());
     let upstream = Upstream::start(repo.dir(), "none").await;
-    let cfg_path = mirror(
+    let cfg_path = sync_config(
         tmp.path(),
         &repo,
         &upstream.url(),

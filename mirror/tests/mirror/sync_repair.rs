@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 use onionpkg_mirror::sync::sync_and_record;
 
-use crate::sync::{Upstream, client_accepts};
-use crate::util::{TestRepo, clock, config, direct};
+use crate::sync::{Upstream, client_accepts, sync_config};
+use crate::util::{TestRepo, clock, direct};
 
 /// Overwrites `path` in place with bytes of the same length, and sets its
 /// mtime to `mtime`.
@@ -27,17 +27,8 @@ async fn a_corrupt_served_target_is_repaired_by_the_next_sync() {
     let repo = TestRepo::new(tmp.path(), Timestamp::now());
     let root_json = std::fs::read(repo.root_path()).unwrap();
     let upstream = Upstream::start(repo.dir(), "none").await;
+    let cfg = sync_config(tmp.path(), &repo, "https://upstream.example/", "");
     let served = tmp.path().join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    let cfg = config(
-        tmp.path(),
-        &served,
-        &format!(
-            "[listen]\nhttp = \"127.0.0.1:0\"\n[sync]\nupstream = \"https://upstream.example/\"\n\
-             trust_root = {:?}\nvia_tor = false\n",
-            repo.root_path().display().to_string()
-        ),
-    );
     let cfg = onionpkg_config::load_mirror(&cfg).unwrap();
     let url = upstream.url();
     let transport = direct(&cfg);

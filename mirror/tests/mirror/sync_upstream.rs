@@ -1,48 +1,13 @@
 //! How sync reaches upstream: HTTPS with an extra CA, a TLS failure told
 //! apart from a refused repository, and plain http only to loopback.
 
-use std::path::Path;
-use std::process::Output;
-
 use jiff::Timestamp;
 use onionpkg_mirror::Error;
 use onionpkg_mirror::sync::sync_and_record;
 
-use crate::sync::{Upstream, client_accepts, snapshot};
-use crate::util::{TestRepo, WAIT, clock, config, direct};
+use crate::sync::{Upstream, client_accepts, snapshot, sync_config, synced_one};
+use crate::util::{TestRepo, clock, direct, run};
 use onionpkg_testkit::TestCa;
-
-const BIN: &str = env!("CARGO_BIN_EXE_onionpkg-mirror");
-
-async fn run(args: &[&str]) -> Output {
-    tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the binary exits in time")
-    .unwrap()
-}
-
-/// A mirror configuration syncing from `upstream` without Tor, `extra`
-/// appended to `[sync]`.
-fn sync_config(dir: &Path, repo: &TestRepo, upstream: &str, extra: &str) -> std::path::PathBuf {
-    let served = dir.join("served");
-    std::fs::create_dir_all(&served).unwrap();
-    config(
-        dir,
-        &served,
-        &format!(
-            "[listen]\nhttp = \"127.0.0.1:0\"\n[sync]\nupstream = \"{upstream}\"\n\
-             trust_root = {:?}\nvia_tor = false\n{extra}",
-            repo.root_path().display().to_string()
-        ),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_upstream_with_a_private_ca_needs_extra_ca() {
@@ -73,14 +38,7 @@ async fn https_upstream_with_a_private_ca_needs_extra_ca() {
         "extra_ca = \"ca.pem\"\n",
     );
     let cfg = onionpkg_config::load_mirror(&cfg).unwrap();
-    let r = sync_and_record(&cfg, None, &direct(&cfg), &clock(&cfg), None)
-        .await
-        .unwrap();
-    assert_eq!(r.downloaded, 1);
-    assert_eq!(
-        client_accepts(&root_json, &cfg.root, "pkg/hello-1.0.tar").await,
-        b"hello, appliance\n"
-    );
+    synced_one(&cfg, &clock(&cfg), &root_json).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Bound on every wait in these tests.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_onionpkg-mirror");
+
+/// Runs the binary with `args` (logging warnings only), within [`WAIT`].
+pub async fn run(args: &[&str]) -> std::process::Output {
+    tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the binary exits in time")
+    .unwrap()
+}
+
 /// A signed repository made with onionpkg-repo.
 pub struct TestRepo {
     pub repo: RepoDir,

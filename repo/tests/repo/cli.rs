@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::util::{ok, repo_cmd};
+use crate::util::{ok, repo_cmd, verified};
 
 #[test]
 fn init_add_publish_verify_and_exit_codes() {
@@ -58,10 +58,7 @@ fn init_add_publish_verify_and_exit_codes() {
     assert!(published.contains("timestamp version 2"), "{published}");
 
     let root = repo.join("metadata/1.root.json");
-    let verified = ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root.to_str().unwrap()],
-    ));
+    let verified = verified(&repo);
     assert!(verified.contains("pkg/app-1.0.tar (7 bytes)"), "{verified}");
 
     // A tampered package: verification fails with exit code 3.
@@ -132,11 +129,7 @@ fn timestamp_rotation_and_json_output() {
     assert_eq!(v["ok"], true);
     let rot = ok(&repo_cmd(&repo, &["rotate", "snapshot"]));
     assert!(rot.starts_with("rotated snapshot"), "{rot}");
-    let root = repo.join("metadata/1.root.json");
-    let verified = ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root.to_str().unwrap()],
-    ));
+    let verified = verified(&repo);
     assert!(verified.contains("root v2"), "{verified}");
     let bad = repo_cmd(&repo, &["timestamp", "--expires", "soon"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -168,10 +161,7 @@ fn announce_and_mirror_list_verify_as_clients_would() {
     ));
     ok(&repo_cmd(&repo, &["publish"]));
     let root = repo.join("metadata/1.root.json");
-    let verified = ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root.to_str().unwrap()],
-    ));
+    let verified = verified(&repo);
     assert!(verified.contains("mirrors  mirrors.json"), "{verified}");
 
     // An invalid list (http on clearnet) is refused before anything is staged.
@@ -192,31 +182,21 @@ fn announce_and_mirror_list_verify_as_clients_would() {
     let root_bytes = std::fs::read(&root).unwrap();
     let root = onionpkg_trust::metadata::check_root(&root_bytes).unwrap();
     let keys = onionpkg_trust::metadata::role_keys(&root, "timestamp").unwrap();
-    let a = onionpkg_trust::announce::verify(
-        text,
-        "_update.example.org",
-        "stable",
-        &keys,
-        jiff::Timestamp::now(),
-        onionpkg_trust::clock::Tolerance::ZERO,
-        None,
-    )
-    .unwrap();
+    let at = |name| onionpkg_trust::announce::Expectation {
+        name,
+        channel: "stable",
+        keys: &keys,
+        now: jiff::Timestamp::now(),
+        tolerance: onionpkg_trust::clock::Tolerance::ZERO,
+        last_seen: None,
+    };
+    let a = onionpkg_trust::announce::verify(text, &at("_update.example.org")).unwrap();
     assert_eq!(a.serial, 2);
     let ts = std::fs::read(repo.join("metadata/timestamp.json")).unwrap();
     let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&ts).into();
     assert_eq!(a.timestamp_hash, hash);
     // Bound to its name: another owner name does not verify.
-    let err = onionpkg_trust::announce::verify(
-        text,
-        "_update.example.net",
-        "stable",
-        &keys,
-        jiff::Timestamp::now(),
-        onionpkg_trust::clock::Tolerance::ZERO,
-        None,
-    )
-    .unwrap_err();
+    let err = onionpkg_trust::announce::verify(text, &at("_update.example.net")).unwrap_err();
     assert!(
         matches!(
             err,

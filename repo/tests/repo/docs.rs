@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{ok, repo_cmd};
+use crate::util::{ok, repo_cmd, verified};
 
 /// docs/RELEASE.md.
 fn release_md() -> String {
@@ -76,11 +76,7 @@ fn the_offline_root_setup_and_root_rotation_work_as_written() {
         &work,
         &repo,
     );
-    let root_v1 = repo.join("metadata/1.root.json");
-    ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root_v1.to_str().unwrap()],
-    ));
+    verified(&repo);
     assert!(!repo.join("keys/root-1.key").exists());
 
     // Signed copies of the first root are not reused by the rotation.
@@ -92,10 +88,7 @@ fn the_offline_root_setup_and_root_rotation_work_as_written() {
         &work,
         &repo,
     );
-    let verified = ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root_v1.to_str().unwrap()],
-    ));
+    let verified = verified(&repo);
     assert!(verified.contains("root v2"), "{verified}");
     let root: serde_json::Value =
         serde_json::from_slice(&std::fs::read(repo.join("metadata/root.json")).unwrap()).unwrap();
@@ -135,11 +128,7 @@ fn the_documented_mirror_list_is_accepted_by_mirrors_set() {
     ));
     assert!(staged.contains("2 mirror(s)"), "{staged}");
     ok(&repo_cmd(&repo, &["publish"]));
-    let root = repo.join("metadata/1.root.json");
-    let verified = ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root.to_str().unwrap()],
-    ));
+    let verified = verified(&repo);
     assert!(verified.contains("mirrors  mirrors.json"), "{verified}");
 
     // The help of `mirrors set` points to the format.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::util::{ok, repo_cmd, stderr, stdout, tree};
+use crate::util::{ok, repo_cmd, stderr, stdout, tree, verified};
 
 /// Moves the root keys out of the repository's key directory, to `offline`.
 fn take_root_keys_offline(repo: &Path, offline: &Path) {
@@ -73,11 +73,7 @@ fn rotate_root_generate_online_warns_what_it_means() {
         "{warning}"
     );
     assert!(warning.contains("offline media"), "{warning}");
-    let root = repo.join("metadata/1.root.json");
-    let verified = ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root.to_str().unwrap()],
-    ));
+    let verified = verified(&repo);
     assert!(verified.contains("root v2"), "{verified}");
 }
 
@@ -187,11 +183,7 @@ fn the_current_key_of_a_role_keeps_its_file_name_across_rotations() {
     ok(&repo_cmd(&repo, &["rotate", "mirrors"]));
     assert_eq!(names(&keys, "mirrors"), ["mirrors.key", "mirrors.pub.json"]);
     let id = key_id_of(&keys, "mirrors");
-    let root_v1 = repo.join("metadata/1.root.json");
-    ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root_v1.to_str().unwrap()],
-    ));
+    verified(&repo);
     let ts: serde_json::Value =
         serde_json::from_slice(&std::fs::read(repo.join("metadata/timestamp.json")).unwrap())
             .unwrap();
@@ -280,10 +272,6 @@ fn after_an_offline_rotation_the_new_key_takes_the_name_at_root_install() {
     assert_eq!(names(&keys.join("retired"), "timestamp.").len(), 2);
     assert!(installed.contains("publish"), "{installed}");
     ok(&repo_cmd(&repo, &["publish"]));
-    let root_v1 = repo.join("metadata/1.root.json");
-    let verified = ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root_v1.to_str().unwrap()],
-    ));
+    let verified = verified(&repo);
     assert!(verified.contains("root v2"), "{verified}");
 }

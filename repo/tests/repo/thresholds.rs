@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{ok, repo_cmd, stderr};
+use crate::util::{ok, repo_cmd, stderr, verified};
 
 fn read(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
@@ -96,11 +96,7 @@ fn rotate_takes_role_m_of_n_and_the_old_spelling_with_a_note() {
         &repo_cmd(&repo, &["rotate", "mirrors", "--threshold", "mirrors=2/2"]),
         "one key",
     );
-    let root_v1 = repo.join("metadata/1.root.json");
-    let verified = ok(&repo_cmd(
-        &repo,
-        &["verify", "--root", root_v1.to_str().unwrap()],
-    ));
+    let verified = verified(&repo);
     assert!(verified.contains("root v3"), "{verified}");
 }
 
@@ -123,63 +119,37 @@ fn root_draft_takes_role_m_of_n_and_the_old_spelling_with_a_note() {
     let set_keys = format!("timestamp={}", pubs.join(","));
     let draft = repo.join("staged/root.json");
 
-    let out = repo_cmd(
-        &repo,
-        &[
-            "root",
-            "draft",
-            "--set-keys",
-            &set_keys,
-            "--threshold",
-            "timestamp=2/2",
-        ],
-    );
+    let draft_with = |threshold: &str| {
+        repo_cmd(
+            &repo,
+            &[
+                "root",
+                "draft",
+                "--set-keys",
+                &set_keys,
+                "--threshold",
+                threshold,
+            ],
+        )
+    };
+
+    let out = draft_with("timestamp=2/2");
     ok(&out);
     assert!(!stderr(&out).contains("note"), "{}", stderr(&out));
     assert_eq!(role_of(&read(&draft), "timestamp"), (2, 2));
 
     // N must be the number of keys given.
     usage_error(
-        &repo_cmd(
-            &repo,
-            &[
-                "root",
-                "draft",
-                "--set-keys",
-                &set_keys,
-                "--threshold",
-                "timestamp=2/3",
-            ],
-        ),
+        &draft_with("timestamp=2/3"),
         "timestamp=2/3 names 3 keys, but --set-keys gives timestamp 2",
     );
     // A threshold needs the role's keys.
     usage_error(
-        &repo_cmd(
-            &repo,
-            &[
-                "root",
-                "draft",
-                "--set-keys",
-                &set_keys,
-                "--threshold",
-                "snapshot=1/1",
-            ],
-        ),
+        &draft_with("snapshot=1/1"),
         "--threshold snapshot=1/1 needs --set-keys snapshot=",
     );
     // The old spelling, ROLE=M, still works and says how to write it now.
-    let out = repo_cmd(
-        &repo,
-        &[
-            "root",
-            "draft",
-            "--set-keys",
-            &set_keys,
-            "--threshold",
-            "timestamp=1",
-        ],
-    );
+    let out = draft_with("timestamp=1");
     ok(&out);
     assert!(
         stderr(&out).contains(

@@ -49,10 +49,15 @@ impl TestRepo {
 
     /// A fresh repository made with `opts`, with one package published.
     pub(crate) fn with_options(opts: &InitOptions) -> Self {
+        Self::made(opts, t0())
+    }
+
+    /// A fresh repository made with `opts` and signed at `now`, with one
+    /// package published.
+    fn made(opts: &InitOptions, now: Timestamp) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let repo = RepoDir::new(tmp.path().join("repo"));
         let keys = KeyDir::new(tmp.path().join("keys"), None);
-        let now = t0();
         repo.init(&keys, opts, &Expiries::default(), now).unwrap();
         let t = Self {
             tmp,
@@ -100,20 +105,7 @@ impl TestRepo {
     /// that check expiry against the real clock, which the fixed `t0` would
     /// fail once its one-day timestamp has run out.
     pub(crate) fn new_at(now: Timestamp) -> Self {
-        let tmp = tempfile::tempdir().expect("a temp dir");
-        let repo = RepoDir::new(tmp.path().join("repo"));
-        let keys = KeyDir::new(tmp.path().join("keys"), None);
-        repo.init(&keys, &InitOptions::default(), &Expiries::default(), now)
-            .expect("init");
-        let t = Self {
-            tmp,
-            repo,
-            keys,
-            now,
-        };
-        t.add_package("pkg/hello-1.0.tar", b"hello, appliance\n");
-        t.publish();
-        t
+        Self::made(&InitOptions::default(), now)
     }
 
     /// Stages a target of `role` (`targets` or `feeds`) with the given
@@ -205,6 +197,16 @@ pub(crate) fn repo_cmd_in(
         .env("ONIONPKG_TEST_PASSPHRASE", "a long test passphrase")
         .output()
         .expect("running onionpkg-repo")
+}
+
+/// `verify` of the repository in `dir` against its first root, which must
+/// pass: its output.
+pub(crate) fn verified(dir: &Path) -> String {
+    let root = dir.join("metadata/1.root.json");
+    ok(&repo_cmd(
+        dir,
+        &["verify", "--root", root.to_str().unwrap()],
+    ))
 }
 
 /// The stdout of a command that must have succeeded.

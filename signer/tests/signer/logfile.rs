@@ -122,28 +122,15 @@ fn audit_list_shows_what_was_signed_and_the_targets_that_changed() {
         "{text}"
     );
 
-    let out = run(
-        &env,
-        &[
-            "audit",
-            "list",
-            "--json",
-            "--since",
-            &at(t + 7200).to_string(),
-        ],
-    );
-    assert!(String::from_utf8(out.stdout).unwrap().is_empty());
-    let out = run(
-        &env,
-        &[
-            "audit",
-            "list",
-            "--json",
-            "--since",
-            &at(t - 60).to_string(),
-        ],
-    );
-    let json = String::from_utf8(out.stdout).unwrap();
+    let audit_since = |since: i64| {
+        let out = run(
+            &env,
+            &["audit", "list", "--json", "--since", &at(since).to_string()],
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(audit_since(t + 7200).is_empty());
+    let json = audit_since(t - 60);
     assert_eq!(json.lines().count(), 3);
     let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(first["role"], "targets");

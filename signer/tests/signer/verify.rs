@@ -144,14 +144,14 @@ fn an_announcement_signed_through_the_signer_verifies_and_follows_the_timestamp(
     let keys = role_keys(&root(&env), "timestamp");
     let verified = onionpkg_trust::announce::parse(&text)
         .unwrap()
-        .verify(
-            owner,
-            "stable",
-            &keys,
-            now(),
-            onionpkg_trust::clock::Tolerance::ZERO,
-            None,
-        )
+        .verify(&onionpkg_trust::announce::Expectation {
+            name: owner,
+            channel: "stable",
+            keys: &keys,
+            now: now(),
+            tolerance: onionpkg_trust::clock::Tolerance::ZERO,
+            last_seen: None,
+        })
         .unwrap();
     assert_eq!(verified.serial, 3);
     // The same serial again needs a later issue time.

@@ -39,8 +39,21 @@ fn record(signers: &[&SecretKey]) -> String {
     make(OWNER, CHANNEL, SERIAL, issued(), expires(), &HASH, signers).unwrap()
 }
 
+/// Records at [`OWNER`] for [`CHANNEL`], signed by `keys`, checked at
+/// [`now`] without tolerance or a serial seen before.
+fn expect(keys: &RoleKeys) -> Expectation<'_> {
+    Expectation {
+        name: OWNER,
+        channel: CHANNEL,
+        keys,
+        now: now(),
+        tolerance: Tolerance::ZERO,
+        last_seen: None,
+    }
+}
+
 fn check(text: &str, keys: &RoleKeys) -> Result<Announcement, AnnounceError> {
-    verify(text, OWNER, CHANNEL, keys, now(), Tolerance::ZERO, None)
+    verify(text, &expect(keys))
 }
 
 /// Signs an arbitrary body, for records `make` refuses to produce.
@@ -83,14 +96,13 @@ fn round_trip() {
         }
     );
     // The owner name is compared in its normal form.
+    let keys = role(&[&key], 1);
     let upper = verify(
         &text,
-        "_ONIONPKG.Example.org.",
-        CHANNEL,
-        &role(&[&key], 1),
-        now(),
-        Tolerance::ZERO,
-        None,
+        &Expectation {
+            name: "_ONIONPKG.Example.org.",
+            ..expect(&keys)
+        },
     );
     assert_eq!(upper.unwrap(), a);
 }
@@ -137,14 +149,13 @@ fn wrong_channel_is_refused() {
 fn record_for_another_owner_is_refused() {
     let key = SecretKey::generate();
     let text = record(&[&key]);
+    let keys = role(&[&key], 1);
     let err = verify(
         &text,
-        "_onionpkg.example.net",
-        CHANNEL,
-        &role(&[&key], 1),
-        now(),
-        Tolerance::ZERO,
-        None,
+        &Expectation {
+            name: "_onionpkg.example.net",
+            ..expect(&keys)
+        },
     )
     .unwrap_err();
     assert!(
@@ -172,46 +183,27 @@ fn threshold_two_of_three() {
     let good = check(&record(&[&a, &c]), &keys).unwrap();
     assert_eq!(good.signed_by, [a.public().key_id(), c.public().key_id()]);
 
-    let err = check(&record(&[&b]), &keys).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AnnounceError::BelowThreshold {
-                found: 1,
-                required: 2
-            }
-        ),
-        "{err}"
-    );
-    // An unknown key is skipped, not counted.
-    let err = check(&record(&[&stranger, &b]), &keys).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AnnounceError::BelowThreshold {
-                found: 1,
-                required: 2
-            }
-        ),
-        "{err}"
-    );
     // One key's signature listed twice counts once.
     let id = a.public().short_id();
     let body = body(expires().as_second()).replace("{k}", &format!("{id},{id}"));
     let once = sign_body(&body, &[&a]);
     let sig = once.rsplit_once(";s=").unwrap().1;
     let twice = format!("{once},{sig}");
-    let err = check(&twice, &keys).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AnnounceError::BelowThreshold {
-                found: 1,
-                required: 2
-            }
-        ),
-        "{err}"
-    );
+    // One key; an unknown key beside it (skipped, not counted); one key's
+    // signature twice.
+    for text in [record(&[&b]), record(&[&stranger, &b]), twice] {
+        let err = check(&text, &keys).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AnnounceError::BelowThreshold {
+                    found: 1,
+                    required: 2
+                }
+            ),
+            "{text}: {err}"
+        );
+    }
 }
 
 /// A timestamp role with an ECDSA P-256 key (a token or KMS) signs in the
@@ -285,12 +277,29 @@ fn expired_is_refused_and_tolerance_applies() {
     let keys = role(&[&key], 1);
     let text = record(&[&key]);
     let late = expires() + SignedDuration::from_secs(60);
-    let err = verify(&text, OWNER, CHANNEL, &keys, late, Tolerance::ZERO, None).unwrap_err();
+    let err = verify(
+        &text,
+        &Expectation {
+            now: late,
+            ..expect(&keys)
+        },
+    )
+    .unwrap_err();
     assert!(matches!(err, AnnounceError::Expired { .. }), "{err}");
     assert!(err.to_string().contains(&expires().to_string()), "{err}");
     assert_eq!(err.kind(), ErrorKind::Expired);
     let tol = Tolerance::new(SignedDuration::from_secs(60)).unwrap();
-    assert!(verify(&text, OWNER, CHANNEL, &keys, late, tol, None).is_ok());
+    assert!(
+        verify(
+            &text,
+            &Expectation {
+                now: late,
+                tolerance: tol,
+                ..expect(&keys)
+            }
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -299,11 +308,28 @@ fn issued_in_the_future_is_refused_beyond_tolerance() {
     let keys = role(&[&key], 1);
     let text = record(&[&key]);
     let early = issued() - SignedDuration::from_secs(120);
-    let err = verify(&text, OWNER, CHANNEL, &keys, early, Tolerance::ZERO, None).unwrap_err();
+    let err = verify(
+        &text,
+        &Expectation {
+            now: early,
+            ..expect(&keys)
+        },
+    )
+    .unwrap_err();
     assert!(matches!(err, AnnounceError::IssuedInFuture { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Expired);
     let tol = Tolerance::new(SignedDuration::from_secs(120)).unwrap();
-    assert!(verify(&text, OWNER, CHANNEL, &keys, early, tol, None).is_ok());
+    assert!(
+        verify(
+            &text,
+            &Expectation {
+                now: early,
+                tolerance: tol,
+                ..expect(&keys)
+            }
+        )
+        .is_ok()
+    );
 }
 
 #[test]
@@ -334,7 +360,15 @@ fn lower_serial_is_a_replay() {
     let key = SecretKey::generate();
     let keys = role(&[&key], 1);
     let text = record(&[&key]);
-    let run = |last| verify(&text, OWNER, CHANNEL, &keys, now(), Tolerance::ZERO, last);
+    let run = |last| {
+        verify(
+            &text,
+            &Expectation {
+                last_seen: last,
+                ..expect(&keys)
+            },
+        )
+    };
     let err = run(Some(SERIAL + 1)).unwrap_err();
     assert!(
         matches!(err, AnnounceError::Rollback { serial: SERIAL, last_seen } if last_seen == SERIAL + 1),
@@ -613,9 +647,7 @@ fn rrset_picks_the_highest_valid_serial() {
         new.clone(),
         old.clone(),
     ];
-    let run = |records: &[String]| {
-        verify_rrset(records, OWNER, CHANNEL, &keys, now(), Tolerance::ZERO, None)
-    };
+    let run = |records: &[String]| verify_rrset(records, &expect(&keys));
     let a = run(&records).unwrap();
     assert_eq!((a.serial, a.timestamp_hash), (195, HASH));
     assert_eq!(select(&records).unwrap(), [&forged, &new, &old]);
@@ -669,44 +701,20 @@ fn make_refuses_bad_arguments() {
     let go = |owner, channel, serial, signers: &[&SecretKey]| {
         make(owner, channel, serial, issued(), expires(), &HASH, signers).unwrap_err()
     };
-    let err = go(OWNER, "Stable", 1, &[&key]);
-    assert!(
-        matches!(
-            err,
-            AnnounceError::InvalidArgument {
-                what: "channel",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    let err = go(OWNER, CHANNEL, 0, &[&key]);
-    assert!(
-        matches!(err, AnnounceError::InvalidArgument { what: "serial", .. }),
-        "{err}"
-    );
-    let err = go(OWNER, CHANNEL, 1, &[]);
-    assert!(
-        matches!(
-            err,
-            AnnounceError::InvalidArgument {
-                what: "signers",
-                ..
-            }
-        ),
-        "{err}"
-    );
-    let err = go(OWNER, CHANNEL, 1, &[&key, &key]);
-    assert!(
-        matches!(
-            err,
-            AnnounceError::InvalidArgument {
-                what: "signers",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let cases: [(&str, u64, &[&SecretKey], &str); 4] = [
+        ("Stable", 1, &[&key], "channel"),
+        (CHANNEL, 0, &[&key], "serial"),
+        (CHANNEL, 1, &[], "signers"),
+        (CHANNEL, 1, &[&key, &key], "signers"),
+    ];
+    for (channel, serial, signers, named) in cases {
+        let err = go(OWNER, channel, serial, signers);
+        assert!(
+            matches!(err, AnnounceError::InvalidArgument { what, .. } if what == named),
+            "{channel} {serial} {}: {err}",
+            signers.len()
+        );
+    }
     for owner in ["", ".", "a..b", "bad name", "ä.example", &"a".repeat(64)] {
         let err = go(owner, CHANNEL, 1, &[&key]);
         assert!(
@@ -770,7 +778,7 @@ proptest! {
         mutated.push(c);
         mutated.push_str(&text[i + 1..]);
         prop_assert!(
-            verify(&mutated, OWNER, CHANNEL, keys, now(), Tolerance::ZERO, None).is_err(),
+            verify(&mutated, &expect(keys)).is_err(),
             "accepted {mutated:?}"
         );
     }
@@ -779,5 +787,5 @@ proptest! {
 #[test]
 fn the_fixture_itself_verifies() {
     let (text, keys) = fixture();
-    assert!(verify(text, OWNER, CHANNEL, keys, now(), Tolerance::ZERO, None).is_ok());
+    assert!(verify(text, &expect(keys)).is_ok());
 }

@@ -461,50 +461,43 @@ pub(crate) fn idle(
         .arg(dir.join("ca.pem"))
         .arg(&url);
     output(cmd, Duration::from_secs(30))?;
-    let (u, d, c) = to_mirror.counts.take();
-    let poll = (u + d) as f64;
-    r.plain_row(Row {
-        section: "Idle update check",
-        what: "the same answer by polling".into(),
-        ours: format!("0 connections, {} B", q + a),
-        baseline: "curl GET timestamp.json from the mirror over HTTPS (TLS included)".into(),
-        theirs: format!("{c} connection, {} B", u + d),
-        ratio: Some(poll / ours),
-        goal: "—".into(),
-        met: None,
-    });
+    let polled = |r: &mut Report, baseline: &str, (u, d, c): (u64, u64, u64)| {
+        r.plain_row(Row {
+            section: "Idle update check",
+            what: "the same answer by polling".into(),
+            ours: format!("0 connections, {} B", q + a),
+            baseline: baseline.into(),
+            theirs: format!("{c} connection, {} B", u + d),
+            ratio: Some((u + d) as f64 / ours),
+            goal: "—".into(),
+            met: None,
+        });
+    };
+    polled(
+        r,
+        "curl GET timestamp.json from the mirror over HTTPS (TLS included)",
+        to_mirror.counts.take(),
+    );
     // An apt-style poll of a 100 KB index from nginx, whole and conditional.
     let nginx = Nginx::start(&mkdir(work.join("nginx-idle"))?, tree.repo.dir(), TOR_PORTS)?;
     let to_nginx = Relay::tcp(rt, nginx.addr)?;
     let index = format!("http://{}/dists/stable/InRelease", to_nginx.addr);
     curl(&index, None, Duration::from_secs(30))?;
-    let (u, d, c) = to_nginx.counts.take();
-    r.plain_row(Row {
-        section: "Idle update check",
-        what: "the same answer by polling".into(),
-        ours: format!("0 connections, {} B", q + a),
-        baseline: "an apt-style poll: GET a 100 KB index (InRelease) over HTTP".into(),
-        theirs: format!("{c} connection, {} B", u + d),
-        ratio: Some((u + d) as f64 / ours),
-        goal: "—".into(),
-        met: None,
-    });
+    polled(
+        r,
+        "an apt-style poll: GET a 100 KB index (InRelease) over HTTP",
+        to_nginx.counts.take(),
+    );
     let mut cmd = Command::new("curl");
     cmd.args(["-q", "-sS", "-o", "/dev/null", "-z"])
         .arg(tree.repo.dir().join("dists/stable/InRelease"))
         .arg(&index);
     output(cmd, Duration::from_secs(30))?;
-    let (u, d, c) = to_nginx.counts.take();
-    r.plain_row(Row {
-        section: "Idle update check",
-        what: "the same answer by polling".into(),
-        ours: format!("0 connections, {} B", q + a),
-        baseline: "the apt-style poll with If-Modified-Since (304 Not Modified)".into(),
-        theirs: format!("{c} connection, {} B", u + d),
-        ratio: Some((u + d) as f64 / ours),
-        goal: "—".into(),
-        met: None,
-    });
+    polled(
+        r,
+        "the apt-style poll with If-Modified-Since (304 Not Modified)",
+        to_nginx.counts.take(),
+    );
     rt.block_on(listening.1.shutdown())?;
     drop(dns_lease);
     Ok(())

@@ -137,7 +137,14 @@ pub(crate) fn run(
         "Private Tor network (3 authorities, 4 relays, a C tor client and a C tor onion host) usable after {:.1} s",
         net.usable_after().as_secs_f64()
     ));
-    let result = run_on(r, work, bins, tree, runs, &net);
+    let on = OnNet {
+        work,
+        bins,
+        tree,
+        runs,
+        net: &net,
+    };
+    let result = run_on(r, &on);
     if result.is_err() {
         net.print_log_tails(20);
     }
@@ -146,15 +153,30 @@ pub(crate) fn run(
     result
 }
 
-#[allow(clippy::too_many_arguments, reason = "the whole Tor part of one run")]
-fn run_on(
-    r: &mut Report,
-    work: &Path,
-    bins: &Path,
-    tree: &Tree,
+/// What every Tor benchmark of one run works with.
+#[derive(Clone, Copy)]
+struct OnNet<'a> {
+    /// The scratch directory.
+    work: &'a Path,
+    /// Where the binaries under test are.
+    bins: &'a Path,
+    /// The repository served.
+    tree: &'a Tree,
+    /// How many times each measurement is taken.
     runs: usize,
-    net: &TestNet,
-) -> anyhow::Result<()> {
+    /// The private Tor network.
+    net: &'a TestNet,
+}
+
+/// The whole Tor part of one run.
+fn run_on(r: &mut Report, on: &OnNet<'_>) -> anyhow::Result<()> {
+    let OnNet {
+        work,
+        bins,
+        tree,
+        runs,
+        net,
+    } = *on;
     let socks = net.socks_addr().context("no C tor client")?;
     let theirs_onion = net
         .c_onion_address()
@@ -252,17 +274,7 @@ fn run_on(
         ),
     });
 
-    let result = fetcher_vs_curl(
-        r,
-        work,
-        bins,
-        tree,
-        runs,
-        net,
-        socks,
-        &ours_onion,
-        &mut retries,
-    );
+    let result = fetcher_vs_curl(r, on, socks, &ours_onion, &mut retries);
     r.facts.push(format!(
         "Tor transfers retried after a failed attempt: {retries} (at most {} attempts each)",
         ATTEMPTS
@@ -271,18 +283,14 @@ fn run_on(
     result
 }
 
-#[allow(clippy::too_many_arguments, reason = "one comparison, all its inputs")]
 fn fetcher_vs_curl(
     r: &mut Report,
-    work: &Path,
-    bins: &Path,
-    tree: &Tree,
-    runs: usize,
-    net: &TestNet,
+    on: &OnNet<'_>,
     socks: SocketAddr,
     onion: &str,
     retries: &mut u32,
 ) -> anyhow::Result<()> {
+    let (work, bins, tree, runs, net) = (on.work, on.bins, on.tree, on.runs, on.net);
     let (path, served, len) = tree
         .served
         .iter()
