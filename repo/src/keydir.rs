@@ -28,11 +28,23 @@ use onionpkg_trust::sign::SecretKey;
 use zeroize::Zeroizing;
 
 use crate::err::{RepoError, Result};
+use crate::remote::RemoteSigner;
 
-/// A directory of key files, with the passphrase that unlocks them (if any).
+/// A directory of key files, with the passphrase that unlocks them (if any),
+/// and the signing service that signs every role but root, if one is used.
 pub struct KeyDir {
     dir: PathBuf,
     passphrase: Option<Zeroizing<Vec<u8>>>,
+    remote: Option<RemoteSigner>,
+}
+
+/// How one role gets its signatures.
+pub(crate) enum RoleSigner {
+    /// Key files at hand (at least the role's threshold).
+    Files(Vec<SecretKey>),
+    /// The signing service, whose signature must be by one of these keys
+    /// (the role's, by key id).
+    Remote(BTreeMap<String, PublicKey>),
 }
 
 impl std::fmt::Debug for KeyDir {
@@ -40,6 +52,7 @@ impl std::fmt::Debug for KeyDir {
         f.debug_struct("KeyDir")
             .field("dir", &self.dir)
             .field("encrypted", &self.passphrase.is_some())
+            .field("signer", &self.remote.is_some())
             .finish()
     }
 }
@@ -50,6 +63,66 @@ impl KeyDir {
         Self {
             dir: dir.into(),
             passphrase,
+            remote: None,
+        }
+    }
+
+    /// Signs every role but root through `signer` instead of key files.
+    #[must_use]
+    pub fn with_signer(mut self, signer: RemoteSigner) -> Self {
+        self.remote = Some(signer);
+        self
+    }
+
+    /// Whether roles other than root are signed through the signer.
+    pub fn uses_signer(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// How `role` is signed: through the signer when one is set and the
+    /// role is not root, else with the key files `keyids` authorizes.
+    /// `keys` is the `keys` object listing the role's public keys (the
+    /// root's, or the delegating targets').
+    pub(crate) fn role_signer(
+        &self,
+        role: &str,
+        keyids: &[String],
+        threshold: usize,
+        keys: &serde_json::Value,
+    ) -> Result<RoleSigner> {
+        if self.remote.is_none() || role == onionpkg_trust::roles::ROOT {
+            return Ok(RoleSigner::Files(self.signers(role, keyids, threshold)?));
+        }
+        let mut authorized = BTreeMap::new();
+        for id in keyids {
+            let json = keys
+                .get(id)
+                .ok_or_else(|| RepoError::Invalid(format!("{role}: key {id} is not listed")))?;
+            let key = PublicKey::from_json(json.to_string().as_bytes())?;
+            authorized.insert(id.clone(), key);
+        }
+        Ok(RoleSigner::Remote(authorized))
+    }
+
+    /// Signs `payload` as `role` with `signer` (from [`KeyDir::role_signer`]).
+    pub(crate) fn sign(
+        &self,
+        role: &str,
+        payload: serde_json::Value,
+        signer: &RoleSigner,
+        now: Timestamp,
+    ) -> Result<serde_json::Value> {
+        match (signer, &self.remote) {
+            (RoleSigner::Files(keys), _) => Ok(onionpkg_trust::sign::sign_metadata(
+                payload,
+                &keys.iter().collect::<Vec<_>>(),
+            )?),
+            (RoleSigner::Remote(authorized), Some(remote)) => {
+                remote.sign(role, payload, authorized, now)
+            }
+            (RoleSigner::Remote(_), None) => Err(RepoError::Invalid(format!(
+                "{role}: no signer to sign with"
+            ))),
         }
     }
 
