@@ -62,6 +62,20 @@ pub enum RepoError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The key directory lies inside the repository tree, which mirrors
+    /// copy and serve.
+    #[error(
+        "the key directory {k} is inside the repository {r}, whose files mirrors copy and serve; \
+         keep the keys outside it (the default is {r}.keys)",
+        k = keys.display(),
+        r = repo.display()
+    )]
+    KeysInRepository {
+        /// The key directory, as given.
+        keys: PathBuf,
+        /// The repository directory, as given.
+        repo: PathBuf,
+    },
     /// The request does not make sense for this repository.
     #[error("{0}")]
     Invalid(String),
@@ -145,7 +159,7 @@ impl HasKind for RepoError {
             Self::NotEnoughKeys { .. } => ErrorKind::Key,
             Self::Signer(e) => e.kind(),
             Self::SignerKey { .. } => ErrorKind::Verification,
-            Self::Invalid(_) => ErrorKind::BadConfig,
+            Self::Invalid(_) | Self::KeysInRepository { .. } => ErrorKind::BadConfig,
             Self::NotARepository { .. } | Self::FirstRootPending { .. } => {
                 ErrorKind::NotInitialized
             }

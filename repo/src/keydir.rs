@@ -359,6 +359,63 @@ impl KeyDir {
     }
 }
 
+/// The key directory of the repository at `repo` when none is given:
+/// `REPO.keys`, next to the repository and outside the tree that mirrors
+/// copy and serve (`/srv/repo` keeps its keys in `/srv/repo.keys`).
+pub fn default_dir(repo: &Path) -> Result<PathBuf> {
+    let repo = resolve(repo)?;
+    let name = repo
+        .file_name()
+        .ok_or_else(|| {
+            RepoError::Invalid(format!(
+                "{} has no name to put a key directory next to; give --keys",
+                repo.display()
+            ))
+        })?
+        .to_string_lossy()
+        .into_owned();
+    Ok(repo.with_file_name(format!("{name}.keys")))
+}
+
+/// Refuses a key directory inside the repository tree: whatever is in it
+/// may be copied to mirrors and served.
+pub fn check_outside(keys: &Path, repo: &Path) -> Result<()> {
+    let (k, r) = (resolve(keys)?, resolve(repo)?);
+    if k.starts_with(&r) {
+        return Err(RepoError::KeysInRepository {
+            keys: keys.to_path_buf(),
+            repo: repo.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// `path` made absolute with every link in its existing part resolved, so
+/// that a link into the repository is seen for what it is.
+fn resolve(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(RepoError::io("resolving", path))?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        match existing.canonicalize() {
+            Ok(mut real) => {
+                for part in rest.iter().rev() {
+                    real.push(part);
+                }
+                return Ok(real);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(RepoError::io("resolving", path)(e));
+                };
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            Err(e) => return Err(RepoError::io("resolving", path)(e)),
+        }
+    }
+}
+
 /// Makes a new key pair as `STEM.key` (encrypted with `passphrase` when
 /// given) and `STEM.pub.json`, refusing to overwrite either: for a root key
 /// holder on their own machine, who has no repository.

@@ -159,6 +159,7 @@ impl RepoDir {
                 ))
             })?,
         };
+        crate::keydir::check_outside(keys.dir(), self.dir())?;
         if md.join("timestamp.json").exists() || md.join("root.json").exists() {
             return Err(RepoError::Invalid(format!(
                 "{} already holds a repository",

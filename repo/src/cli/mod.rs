@@ -30,7 +30,8 @@ pub struct Cli {
     /// The repository directory (holds metadata/, targets/, staged/).
     #[arg(long, short = 'r', default_value = ".", global = true)]
     pub repo: PathBuf,
-    /// The directory of private keys [default: REPO/keys].
+    /// The directory of private keys [default: REPO.keys, next to the
+    /// repository; never inside it, where mirrors would copy it].
     #[arg(long, short = 'k', global = true)]
     pub keys: Option<PathBuf>,
     /// Name of an environment variable holding the key passphrase. New keys
@@ -348,7 +349,10 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Report> {
         )),
         None => None,
     };
-    let key_dir = cli.keys.clone().unwrap_or_else(|| cli.repo.join("keys"));
+    let key_dir = match &cli.keys {
+        Some(dir) => dir.clone(),
+        None => crate::keydir::default_dir(&cli.repo)?,
+    };
     let mut keys = KeyDir::new(key_dir, passphrase.clone());
     if let (Some(socket), Some(client_key)) = (&cli.signer, &cli.signer_key) {
         let signs = match &cli.command {
