@@ -54,13 +54,14 @@ fn the_mirror_config_uses_the_unit_directories_and_credentials() {
 fn the_announce_config_uses_the_unit_credential() {
     let c = onionpkg_config::load_announce(packaged("announce.toml")).unwrap();
     let u = unit("onionpkg-announce.service");
-    // The repository's current timestamp key: `onionpkg-repo rotate`
-    // keeps that name for the new key.
+    // The repository's current timestamp key, in its default key directory
+    // next to it (REPO.keys): `onionpkg-repo rotate` keeps that name for the
+    // new key.
     assert!(
         u.lines().any(|l| l
             == format!(
-                "LoadCredential=timestamp-key:{}",
-                c.repo.join("keys/timestamp.key").display()
+                "LoadCredential=timestamp-key:{}.keys/timestamp.key",
+                c.repo.display()
             )),
         "{u}"
     );

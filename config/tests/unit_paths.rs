@@ -381,7 +381,7 @@ fn the_check_finds_a_path_outside_the_unit_directories() {
 fn a_mirror_publishing_feeds_needs_the_repository_writable() {
     let unit = read("packaging/systemd/onionpkg-mirror.service");
     let text = format!(
-        "{}\n[feeds.publish]\nrepo = \"/srv/onionpkg/repo\"\nkeys = \"/srv/onionpkg/repo/keys\"\n",
+        "{}\n[feeds.publish]\nrepo = \"/srv/onionpkg/repo\"\nkeys = \"/srv/onionpkg/repo.keys\"\n",
         read("packaging/etc/onionpkg/mirror.toml")
     );
     let c = mirror(&text);
@@ -389,7 +389,7 @@ fn a_mirror_publishing_feeds_needs_the_repository_writable() {
         outside(&unit, &mirror_writes(&c)),
         [
             "feeds.publish.repo: /srv/onionpkg/repo",
-            "feeds.publish.keys: /srv/onionpkg/repo/keys"
+            "feeds.publish.keys: /srv/onionpkg/repo.keys"
         ]
     );
 }

@@ -179,7 +179,8 @@ pub struct MakeArgs {
     /// The update channel.
     #[arg(long, default_value = "stable")]
     pub channel: String,
-    /// The directory of private keys [default: REPO/keys].
+    /// The directory of private keys [default: REPO.keys, next to the
+    /// repository, as for onionpkg-repo].
     #[arg(long)]
     pub keys: Option<PathBuf>,
     /// Name of an environment variable holding the key passphrase.
@@ -228,7 +229,10 @@ fn passphrase(var: Option<&String>) -> Result<Option<Zeroizing<Vec<u8>>>, Error>
 }
 
 fn sign_from_args(args: &MakeArgs, now: Timestamp) -> Result<Signed, Error> {
-    let keys_dir = args.keys.clone().unwrap_or_else(|| args.repo.join("keys"));
+    let keys_dir = match &args.keys {
+        Some(dir) => dir.clone(),
+        None => onionpkg_repo::keydir::default_dir(&args.repo)?,
+    };
     let keys = KeyDir::new(keys_dir, passphrase(args.passphrase_env.as_ref())?);
     // An explicit validity is taken at its word (and refused if too long);
     // the default adapts to the timestamp.

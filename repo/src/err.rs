@@ -47,6 +47,35 @@ pub enum RepoError {
         /// Where keys were looked for.
         dir: PathBuf,
     },
+    /// The signing service did not sign (unreachable, refused, broke the
+    /// protocol).
+    #[error("signer: {0}")]
+    Signer(#[from] onionpkg_signer_client::ClientError),
+    /// The signing service signed with a key the role does not have, or its
+    /// signature does not verify.
+    #[error("the signer's signature for {role} by key {key_id} {reason}")]
+    SignerKey {
+        /// The role.
+        role: String,
+        /// The key the signature names.
+        key_id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The key directory lies inside the repository tree, which mirrors
+    /// copy and serve.
+    #[error(
+        "the key directory {k} is inside the repository {r}, whose files mirrors copy and serve; \
+         keep the keys outside it (the default is {r}.keys)",
+        k = keys.display(),
+        r = repo.display()
+    )]
+    KeysInRepository {
+        /// The key directory, as given.
+        keys: PathBuf,
+        /// The repository directory, as given.
+        repo: PathBuf,
+    },
     /// The request does not make sense for this repository.
     #[error("{0}")]
     Invalid(String),
@@ -128,7 +157,9 @@ impl HasKind for RepoError {
             Self::Io { .. } => ErrorKind::Io,
             Self::BadFile { .. } => ErrorKind::BadInput,
             Self::NotEnoughKeys { .. } => ErrorKind::Key,
-            Self::Invalid(_) => ErrorKind::BadConfig,
+            Self::Signer(e) => e.kind(),
+            Self::SignerKey { .. } => ErrorKind::Verification,
+            Self::Invalid(_) | Self::KeysInRepository { .. } => ErrorKind::BadConfig,
             Self::NotARepository { .. } | Self::FirstRootPending { .. } => {
                 ErrorKind::NotInitialized
             }

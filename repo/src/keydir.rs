@@ -28,11 +28,23 @@ use onionpkg_trust::sign::SecretKey;
 use zeroize::Zeroizing;
 
 use crate::err::{RepoError, Result};
+use crate::remote::RemoteSigner;
 
-/// A directory of key files, with the passphrase that unlocks them (if any).
+/// A directory of key files, with the passphrase that unlocks them (if any),
+/// and the signing service that signs every role but root, if one is used.
 pub struct KeyDir {
     dir: PathBuf,
     passphrase: Option<Zeroizing<Vec<u8>>>,
+    remote: Option<RemoteSigner>,
+}
+
+/// How one role gets its signatures.
+pub(crate) enum RoleSigner {
+    /// Key files at hand (at least the role's threshold).
+    Files(Vec<SecretKey>),
+    /// The signing service, whose signature must be by one of these keys
+    /// (the role's, by key id).
+    Remote(BTreeMap<String, PublicKey>),
 }
 
 impl std::fmt::Debug for KeyDir {
@@ -40,6 +52,7 @@ impl std::fmt::Debug for KeyDir {
         f.debug_struct("KeyDir")
             .field("dir", &self.dir)
             .field("encrypted", &self.passphrase.is_some())
+            .field("signer", &self.remote.is_some())
             .finish()
     }
 }
@@ -50,6 +63,66 @@ impl KeyDir {
         Self {
             dir: dir.into(),
             passphrase,
+            remote: None,
+        }
+    }
+
+    /// Signs every role but root through `signer` instead of key files.
+    #[must_use]
+    pub fn with_signer(mut self, signer: RemoteSigner) -> Self {
+        self.remote = Some(signer);
+        self
+    }
+
+    /// Whether roles other than root are signed through the signer.
+    pub fn uses_signer(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// How `role` is signed: through the signer when one is set and the
+    /// role is not root, else with the key files `keyids` authorizes.
+    /// `keys` is the `keys` object listing the role's public keys (the
+    /// root's, or the delegating targets').
+    pub(crate) fn role_signer(
+        &self,
+        role: &str,
+        keyids: &[String],
+        threshold: usize,
+        keys: &serde_json::Value,
+    ) -> Result<RoleSigner> {
+        if self.remote.is_none() || role == onionpkg_trust::roles::ROOT {
+            return Ok(RoleSigner::Files(self.signers(role, keyids, threshold)?));
+        }
+        let mut authorized = BTreeMap::new();
+        for id in keyids {
+            let json = keys
+                .get(id)
+                .ok_or_else(|| RepoError::Invalid(format!("{role}: key {id} is not listed")))?;
+            let key = PublicKey::from_json(json.to_string().as_bytes())?;
+            authorized.insert(id.clone(), key);
+        }
+        Ok(RoleSigner::Remote(authorized))
+    }
+
+    /// Signs `payload` as `role` with `signer` (from [`KeyDir::role_signer`]).
+    pub(crate) fn sign(
+        &self,
+        role: &str,
+        payload: serde_json::Value,
+        signer: &RoleSigner,
+        now: Timestamp,
+    ) -> Result<serde_json::Value> {
+        match (signer, &self.remote) {
+            (RoleSigner::Files(keys), _) => Ok(onionpkg_trust::sign::sign_metadata(
+                payload,
+                &keys.iter().collect::<Vec<_>>(),
+            )?),
+            (RoleSigner::Remote(authorized), Some(remote)) => {
+                remote.sign(role, payload, authorized, now)
+            }
+            (RoleSigner::Remote(_), None) => Err(RepoError::Invalid(format!(
+                "{role}: no signer to sign with"
+            ))),
         }
     }
 
@@ -283,6 +356,63 @@ impl KeyDir {
             std::fs::rename(&from, &dest).map_err(RepoError::io("renaming", &from))?;
         }
         Ok(())
+    }
+}
+
+/// The key directory of the repository at `repo` when none is given:
+/// `REPO.keys`, next to the repository and outside the tree that mirrors
+/// copy and serve (`/srv/repo` keeps its keys in `/srv/repo.keys`).
+pub fn default_dir(repo: &Path) -> Result<PathBuf> {
+    let repo = resolve(repo)?;
+    let name = repo
+        .file_name()
+        .ok_or_else(|| {
+            RepoError::Invalid(format!(
+                "{} has no name to put a key directory next to; give --keys",
+                repo.display()
+            ))
+        })?
+        .to_string_lossy()
+        .into_owned();
+    Ok(repo.with_file_name(format!("{name}.keys")))
+}
+
+/// Refuses a key directory inside the repository tree: whatever is in it
+/// may be copied to mirrors and served.
+pub fn check_outside(keys: &Path, repo: &Path) -> Result<()> {
+    let (k, r) = (resolve(keys)?, resolve(repo)?);
+    if k.starts_with(&r) {
+        return Err(RepoError::KeysInRepository {
+            keys: keys.to_path_buf(),
+            repo: repo.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// `path` made absolute with every link in its existing part resolved, so
+/// that a link into the repository is seen for what it is.
+fn resolve(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(RepoError::io("resolving", path))?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        match existing.canonicalize() {
+            Ok(mut real) => {
+                for part in rest.iter().rev() {
+                    real.push(part);
+                }
+                return Ok(real);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(RepoError::io("resolving", path)(e));
+                };
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            Err(e) => return Err(RepoError::io("resolving", path)(e)),
+        }
     }
 }
 

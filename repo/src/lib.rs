@@ -4,7 +4,9 @@
 //! TUF metadata and targets (see [`state`] for the layout), with keys per
 //! role: root (offline, M-of-N), targets, snapshot and timestamp, and the
 //! delegated `mirrors` and `feeds` roles. It is the only crate that holds
-//! private keys; the appliance's fetcher never links this code.
+//! private keys; the appliance's fetcher never links this code. With a
+//! [`RemoteSigner`], every role but root is signed by `onionpkg-signer`
+//! instead, and no key file of those roles is needed here.
 //!
 //! # Invariants
 //! - Publishing writes new, versioned files first and `timestamp.json` last,
@@ -20,6 +22,7 @@ mod err;
 pub mod keydir;
 mod listing;
 pub mod ops;
+pub mod remote;
 pub mod rootops;
 pub mod state;
 pub mod verify;
@@ -27,4 +30,5 @@ pub mod verify;
 pub use err::{RepoError, Result};
 pub use keydir::KeyDir;
 pub use ops::{InitOptions, InitReport, Threshold};
+pub use remote::RemoteSigner;
 pub use state::{Expiries, RepoDir, RepoLock};

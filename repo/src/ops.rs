@@ -14,6 +14,7 @@ use onionpkg_trust::sign::{SecretKey, sign_metadata};
 
 use crate::err::{RepoError, Result};
 use crate::keydir::KeyDir;
+use crate::keydir::RoleSigner;
 use crate::state::{Expiries, RepoDir, SPEC_VERSION, binding, version_of};
 
 /// How many keys a role gets at `init`, and how many must sign.
@@ -158,6 +159,7 @@ impl RepoDir {
                 ))
             })?,
         };
+        crate::keydir::check_outside(keys.dir(), self.dir())?;
         if md.join("timestamp.json").exists() || md.join("root.json").exists() {
             return Err(RepoError::Invalid(format!(
                 "{} already holds a repository",
@@ -262,12 +264,14 @@ impl RepoDir {
         }
         std::fs::create_dir_all(self.targets_dir())
             .map_err(RepoError::io("creating", &self.targets_dir()))?;
+        let mut files = |role: &str| RoleSigner::Files(secrets.remove(role).unwrap_or_default());
+        let (snapshot_signer, timestamp_signer) = (files(roles::SNAPSHOT), files(roles::TIMESTAMP));
         self.write_snapshot_and_timestamp(
             1,
             pins,
             1,
-            &signer_refs(roles::SNAPSHOT),
-            &signer_refs(roles::TIMESTAMP),
+            keys,
+            (&snapshot_signer, &timestamp_signer),
             exp,
             now,
         )?;
@@ -285,8 +289,8 @@ impl RepoDir {
         snap_version: u64,
         pins: serde_json::Map<String, Value>,
         ts_version: u64,
-        snapshot_keys: &[&SecretKey],
-        timestamp_keys: &[&SecretKey],
+        keys: &KeyDir,
+        (snapshot_signer, timestamp_signer): (&RoleSigner, &RoleSigner),
         exp: &Expiries,
         now: Timestamp,
     ) -> Result<()> {
@@ -295,7 +299,7 @@ impl RepoDir {
             "_type": "snapshot", "spec_version": SPEC_VERSION, "version": snap_version,
             "expires": exp.expires(roles::SNAPSHOT, now)?, "meta": pins,
         });
-        let env = sign_metadata(snapshot, snapshot_keys)?;
+        let env = keys.sign(roles::SNAPSHOT, snapshot, snapshot_signer, now)?;
         let snap_path = md.join(roles::versioned_name(roles::SNAPSHOT, snap_version));
         Self::write_json(&snap_path, &env)?;
         let snap_bytes = std::fs::read(&snap_path).map_err(RepoError::io("reading", &snap_path))?;
@@ -307,7 +311,7 @@ impl RepoDir {
                 "hashes": { "sha256": hex::encode(Sha256::digest(&snap_bytes)) },
             }},
         });
-        let env = sign_metadata(timestamp, timestamp_keys)?;
+        let env = keys.sign(roles::TIMESTAMP, timestamp, timestamp_signer, now)?;
         Self::write_json(&md.join("timestamp.json"), &env)
     }
 
@@ -340,6 +344,25 @@ impl RepoDir {
         let targets = self.next_payload(roles::TARGETS)?;
         let (ids, threshold) = self.role_binding(role, root, &targets)?;
         keys.signers(role, &ids, threshold)
+    }
+
+    /// How `role` is signed: its key files (at least its threshold), or
+    /// the signer with the keys the root or the delegation gives the role.
+    /// `targets` is the next targets payload.
+    pub(crate) fn role_signer(
+        &self,
+        keys: &KeyDir,
+        role: &str,
+        root: &Value,
+        targets: &Value,
+    ) -> Result<RoleSigner> {
+        let (ids, threshold) = self.role_binding(role, root, targets)?;
+        let listed = if roles::TOP_LEVEL.contains(&role) {
+            &root["signed"]["keys"]
+        } else {
+            &targets["delegations"]["keys"]
+        };
+        keys.role_signer(role, &ids, threshold, listed)
     }
 
     /// Adds a file as target `target_path` of `role` (`targets` or `feeds`),
@@ -554,9 +577,9 @@ impl RepoDir {
         // Load every needed key before writing anything: a missing key must
         // not leave a half-published repository. Bins share the targets keys:
         // each set of keys is loaded (and decrypted) once.
-        let mut by_binding: BTreeMap<(Vec<String>, usize), std::rc::Rc<Vec<SecretKey>>> =
+        let mut by_binding: BTreeMap<(Vec<String>, usize), std::rc::Rc<RoleSigner>> =
             BTreeMap::new();
-        let mut signers: BTreeMap<String, std::rc::Rc<Vec<SecretKey>>> = BTreeMap::new();
+        let mut signers: BTreeMap<String, std::rc::Rc<RoleSigner>> = BTreeMap::new();
         for role in changed
             .iter()
             .map(String::as_str)
@@ -566,13 +589,21 @@ impl RepoDir {
             let keys_for = match by_binding.get(&binding) {
                 Some(k) => std::rc::Rc::clone(k),
                 None => {
-                    let k = std::rc::Rc::new(keys.signers(role, &binding.0, binding.1)?);
+                    let k = std::rc::Rc::new(self.role_signer(
+                        keys,
+                        role,
+                        &published.root,
+                        &next_targets,
+                    )?);
                     by_binding.insert(binding, std::rc::Rc::clone(&k));
                     k
                 }
             };
             signers.insert(role.to_string(), keys_for);
         }
+        let no_keys = RoleSigner::Files(Vec::new());
+        let signer_of =
+            |role: &str| -> &RoleSigner { signers.get(role).map_or(&no_keys, |s| s.as_ref()) };
         for role in &changed {
             let role = role.as_str();
             let mut payload = self.next_payload_in(role, &published)?;
@@ -584,28 +615,18 @@ impl RepoDir {
             let version = old + 1;
             payload["version"] = json!(version);
             payload["expires"] = json!(exp.expires(role, now)?);
-            let refs: Vec<&SecretKey> = signers
-                .get(role)
-                .map(|v| v.iter().collect())
-                .unwrap_or_default();
-            let env = sign_metadata(payload, &refs)?;
+            let env = keys.sign(role, payload, signer_of(role), now)?;
             Self::write_json(&md.join(roles::versioned_name(role, version)), &env)?;
             pins.insert(format!("{role}.json"), json!({ "version": version }));
         }
         let snap_version = version_of(&published.snapshot["signed"]) + 1;
         let ts_version = version_of(&published.timestamp["signed"]) + 1;
-        let refs = |role: &str| -> Vec<&SecretKey> {
-            signers
-                .get(role)
-                .map(|v| v.iter().collect())
-                .unwrap_or_default()
-        };
         self.write_snapshot_and_timestamp(
             snap_version,
             pins,
             ts_version,
-            &refs(roles::SNAPSHOT),
-            &refs(roles::TIMESTAMP),
+            keys,
+            (signer_of(roles::SNAPSHOT), signer_of(roles::TIMESTAMP)),
             exp,
             now,
         )?;
@@ -635,13 +656,13 @@ impl RepoDir {
     /// Re-signs the timestamp alone with a new version and expiry (for cron).
     pub fn timestamp(&self, keys: &KeyDir, exp: &Expiries, now: Timestamp) -> Result<u64> {
         let published = self.published()?;
-        let signers = self.signers(keys, roles::TIMESTAMP, &published.root)?;
+        let targets = self.next_payload_in(roles::TARGETS, &published)?;
+        let signer = self.role_signer(keys, roles::TIMESTAMP, &published.root, &targets)?;
         let mut payload = published.timestamp["signed"].clone();
         let version = version_of(&payload) + 1;
         payload["version"] = json!(version);
         payload["expires"] = json!(exp.expires(roles::TIMESTAMP, now)?);
-        let refs: Vec<&SecretKey> = signers.iter().collect();
-        let env = sign_metadata(payload, &refs)?;
+        let env = keys.sign(roles::TIMESTAMP, payload, &signer, now)?;
         Self::write_json(&self.metadata_dir().join("timestamp.json"), &env)?;
         Ok(version)
     }

@@ -188,7 +188,7 @@ impl RepoDir {
                     "the {role} role has one key; a threshold other than 1/1 is not supported"
                 )));
             }
-            return self.rotate_delegated(role, keys, exp, now);
+            return self.rotate_delegated(role, keys, None, exp, now);
         }
         if !roles::TOP_LEVEL.contains(&role) {
             return Err(RepoError::Invalid(format!("unknown role {role:?}")));
@@ -280,17 +280,41 @@ impl RepoDir {
         Ok(Rotation::Done { key_ids })
     }
 
+    /// Rotates a delegated role (`mirrors`, `feeds`) to `public`, a key
+    /// made elsewhere (the signing service's, printed by `onionpkg-signer
+    /// keys show`): no key is made here, and the publish that puts the new
+    /// delegation in effect signs the role with it.
+    pub fn rotate_delegated_to(
+        &self,
+        role: &str,
+        keys: &KeyDir,
+        public: PublicKey,
+        exp: &Expiries,
+        now: Timestamp,
+    ) -> Result<Rotation> {
+        if !roles::DELEGATED.contains(&role) {
+            return Err(RepoError::Invalid(format!(
+                "{role} is not a delegated role (mirrors, feeds); set a top-level role's keys with \
+                 `root draft --set-keys {role}=FILE`"
+            )));
+        }
+        self.rotate_delegated(role, keys, Some(public), exp, now)
+    }
+
     fn rotate_delegated(
         &self,
         role: &str,
         keys: &KeyDir,
+        given: Option<PublicKey>,
         exp: &Expiries,
         now: Timestamp,
     ) -> Result<Rotation> {
         // A pending name until the publish that puts the new delegation in
         // effect gives it the stable one.
-        let (_, key) = keys.generate_pending(role)?;
-        let public = key.public();
+        let public = match given {
+            Some(k) => k,
+            None => keys.generate_pending(role)?.1.public(),
+        };
         let mut targets = self.next_payload(roles::TARGETS)?;
         let entry = targets["delegations"]["roles"]
             .as_array_mut()

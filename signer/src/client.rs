@@ -1,7 +1,8 @@
-//! The client library: build and sign a request, send it, read the answer.
-//!
-//! `onionpkg-repo`, the mirror's feed publisher and `onionpkg-announce` call
-//! this to have the signer sign instead of a key file:
+//! The TUF side of the client: requests authenticated with a client key
+//! file, metadata signed as TUF signatures cover it, and the signer's
+//! signature checked against the role's key. The request format, frames and
+//! transport are `onionpkg-signer-client`'s, which the release side links
+//! without this crate.
 //!
 //! ```no_run
 //! # fn main() -> onionpkg_signer::Result<()> {
@@ -21,62 +22,26 @@
 //!   TUF signatures cover, and checks the returned signature against it
 //!   (and against the expected key id when one is given) before using it.
 
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use base64::Engine as _;
 use jiff::Timestamp;
+use onionpkg_signer_client::client::{self as raw, RequestKey};
+pub use onionpkg_signer_client::client::{Transport, UnixTransport};
 use onionpkg_trust::keys::PublicKey;
 use onionpkg_trust::sign::{SecretKey, canonical_bytes, strip_nulls};
-use rand_core::RngCore as _;
 use serde_json::Value;
 
-use crate::frame::{self, MAX_RESPONSE};
-use crate::request::{Kind, Request, Response, Signed, SignedRequest};
+use crate::request::{Kind, Signed, SignedRequest};
 use crate::{Error, Result};
 
-/// A way to the signer: sends one request frame, returns the answer frame.
-pub trait Transport {
-    /// Sends `request` and returns the response's bytes.
-    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>>;
-}
+/// A client key file's key, as the request signer.
+struct ClientKey<'a>(&'a SecretKey);
 
-/// The signer's Unix socket; one connection per request.
-#[derive(Debug, Clone)]
-pub struct UnixTransport {
-    path: PathBuf,
-    deadline: Duration,
-}
-
-impl UnixTransport {
-    /// The socket at `path`, with a 30 s deadline per exchange.
-    pub fn new(path: &Path) -> Self {
-        Self {
-            path: path.to_path_buf(),
-            deadline: Duration::from_secs(30),
-        }
+impl RequestKey for ClientKey<'_> {
+    fn key_id(&self) -> String {
+        self.0.public().key_id()
     }
 
-    /// Changes the deadline of each exchange.
-    #[must_use]
-    pub fn with_deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
-        self
-    }
-}
-
-impl Transport for UnixTransport {
-    fn exchange(&mut self, request: &[u8]) -> Result<Vec<u8>> {
-        let io = |source| Error::Transport {
-            path: self.path.clone(),
-            source,
-        };
-        let mut stream = UnixStream::connect(&self.path).map_err(io)?;
-        frame::write_frame(&mut stream, request, self.deadline)
-            .map_err(|e| Error::Protocol(e.to_string()))?;
-        frame::read_frame(&mut stream, MAX_RESPONSE, self.deadline)
-            .map_err(|e| Error::Protocol(e.to_string()))
+    fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        self.0.sign(msg).to_vec()
     }
 }
 
@@ -91,40 +56,12 @@ pub fn build_request(
     expires: Timestamp,
     now: Timestamp,
 ) -> SignedRequest {
-    let mut nonce = [0u8; 16];
-    rand_core::OsRng.fill_bytes(&mut nonce);
-    let request = Request {
-        client: key.public().key_id(),
-        role: role.to_string(),
-        kind,
-        payload: base64::engine::general_purpose::STANDARD.encode(payload),
-        version,
-        expires: expires.as_second(),
-        nonce: hex::encode(nonce),
-        time: now.as_second(),
-    };
-    let signature = hex::encode(key.sign(&request.signing_bytes(payload)));
-    SignedRequest {
-        request,
-        signature: Some(signature),
-    }
-}
-
-/// Reads a response frame: the signature, or the refusal as
-/// [`Error::Refused`].
-pub fn read_response(bytes: &[u8]) -> Result<Signed> {
-    match serde_json::from_slice(bytes)
-        .map_err(|e| Error::Protocol(format!("not a response: {e}")))?
-    {
-        Response::Signed(s) => Ok(s),
-        Response::Refused(r) => Err(Error::Refused(r)),
-    }
+    raw::build_request(&ClientKey(key), role, kind, payload, version, expires, now)
 }
 
 /// Sends a request over `transport` and reads the answer.
 pub fn send(transport: &mut dyn Transport, request: &SignedRequest) -> Result<Signed> {
-    let bytes = serde_json::to_vec(request).map_err(|e| Error::Protocol(e.to_string()))?;
-    read_response(&transport.exchange(&bytes)?)
+    Ok(raw::send(transport, request)?)
 }
 
 /// A client of the signer: a transport and this client's key.

@@ -132,6 +132,19 @@ impl Error {
     }
 }
 
+impl From<onionpkg_signer_client::ClientError> for Error {
+    fn from(e: onionpkg_signer_client::ClientError) -> Self {
+        use onionpkg_signer_client::ClientError as C;
+        match e {
+            C::Protocol(m) => Self::Protocol(m),
+            C::Transport { path, source } => Self::Transport { path, source },
+            C::Refused(r) => Self::Refused(r),
+            C::Invalid(m) => Self::Invalid(m),
+            other => Self::Protocol(other.to_string()),
+        }
+    }
+}
+
 impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {

@@ -6,7 +6,8 @@
 //! ([`backend`]: a PKCS#11 token through `cryptoki`, or encrypted key files),
 //! the split between the process that reads requests and the one that holds
 //! the keys ([`holder`]), the request format and its authentication
-//! ([`request`]), the client library the release side calls ([`client`]),
+//! ([`request`], from `onionpkg-signer-client`, which the release side links
+//! instead of this crate), the TUF side of the client ([`client`]),
 //! and the log. What a TUF role's metadata looks like and how signatures are
 //! verified stay in `onionpkg-trust`.
 //!
@@ -28,13 +29,11 @@ pub mod cli;
 pub mod client;
 pub mod entry;
 mod err;
-pub mod frame;
 pub mod holder;
 pub mod journal;
 pub mod keyfile;
 pub mod keys;
 pub mod policy;
-pub mod request;
 pub mod server;
 pub mod service;
 pub mod state;
@@ -42,3 +41,6 @@ pub mod tlog;
 pub mod token;
 
 pub use err::{Error, Result};
+/// The request format and frames are the client crate's, shared with the
+/// release side.
+pub use onionpkg_signer_client::{frame, request};

@@ -23,6 +23,8 @@ mod crash;
 mod logfile;
 #[path = "signer/refusals.rs"]
 mod refusals;
+#[path = "signer/repo.rs"]
+mod repo;
 #[path = "signer/socket.rs"]
 mod socket;
 #[path = "signer/token.rs"]

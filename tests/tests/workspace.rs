@@ -99,7 +99,7 @@ fn diagram(graph: &BTreeMap<String, BTreeSet<String>>) -> anyhow::Result<String>
     let layer = layers(graph)?;
     let mut rows: Vec<_> = graph.iter().collect();
     rows.sort_by_key(|(name, _)| (layer[*name], (*name).clone()));
-    let mut out = String::from("layer  crate               depends on\n");
+    let mut out = String::from("layer  crate                   depends on\n");
     for (name, deps) in rows {
         let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
         let deps = if deps.is_empty() {
@@ -107,7 +107,7 @@ fn diagram(graph: &BTreeMap<String, BTreeSet<String>>) -> anyhow::Result<String>
         } else {
             deps.join(", ")
         };
-        out += &format!("{:<6} {name:<19} {deps}\n", layer[name]);
+        out += &format!("{:<6} {name:<23} {deps}\n", layer[name]);
     }
     Ok(out)
 }
@@ -156,8 +156,16 @@ fn the_crate_graph_is_a_tree_of_at_most_four_layers_below_the_programs() -> anyh
         !reaches(&graph, "onionpkg-fetcher", "onionpkg-mirror"),
         "the fetcher depends on the mirror"
     );
+    for client in ["onionpkg-repo", "onionpkg-announce", "onionpkg-mirror"] {
+        ensure!(
+            !reaches(&graph, client, "onionpkg-signer"),
+            "{client} links the signer's own code (PKCS#11, server, key holder); \
+             it reaches the signer through onionpkg-signer-client"
+        );
+    }
     for lib in [
         "onionpkg-core",
+        "onionpkg-signer-client",
         "onionpkg-config",
         "onionpkg-trust",
         "onionpkg-net",

@@ -257,7 +257,7 @@ async fn make_prints_the_value_and_json() {
     assert_eq!(json["channel"], "beta");
     assert_eq!(json["name"], NAME);
     assert!(json["record"].as_str().unwrap().starts_with("v=1;c=beta;"));
-    // Without the keys (here: not in the default REPO/keys), signing fails
+    // Without the keys (here: not in the default REPO.keys), signing fails
     // and says why.
     let dir = repo.dir().display().to_string();
     let run = crate::util::run(["make", "--repo", &dir, "--name", NAME]).await;

@@ -30,13 +30,25 @@ pub struct Cli {
     /// The repository directory (holds metadata/, targets/, staged/).
     #[arg(long, short = 'r', default_value = ".", global = true)]
     pub repo: PathBuf,
-    /// The directory of private keys [default: REPO/keys].
+    /// The directory of private keys [default: REPO.keys, next to the
+    /// repository; never inside it, where mirrors would copy it].
     #[arg(long, short = 'k', global = true)]
     pub keys: Option<PathBuf>,
     /// Name of an environment variable holding the key passphrase. New keys
     /// are encrypted with it; encrypted keys are unlocked with it.
     #[arg(long, global = true)]
     pub passphrase_env: Option<String>,
+    /// The Unix socket of onionpkg-signer: every role but root (targets, its
+    /// bins, snapshot, timestamp, mirrors, feeds) is signed there instead of
+    /// with key files. For `publish`, `timestamp` and `rotate mirrors|feeds
+    /// --public-key`; needs --signer-key.
+    #[arg(long, global = true, value_name = "PATH", requires = "signer_key")]
+    pub signer: Option<PathBuf>,
+    /// This client's own key file, which authenticates its requests to the
+    /// signer (listed in the signer's `[[client]]`); unlocked with
+    /// --passphrase-env when given.
+    #[arg(long, global = true, value_name = "FILE", requires = "signer")]
+    pub signer_key: Option<PathBuf>,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -147,6 +159,11 @@ pub enum Command {
         /// must then be moved to their holders' offline media.
         #[arg(long)]
         generate_online: bool,
+        /// For `mirrors` and `feeds`: the role's new key is this public key
+        /// (a TUF key JSON file, such as the signer's from `onionpkg-signer
+        /// keys show`) instead of one made here.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["generate_online", "threshold"])]
+        public_key: Option<PathBuf>,
     },
     /// Root changes and offline M-of-N signing.
     Root {
@@ -332,8 +349,34 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Report> {
         )),
         None => None,
     };
-    let key_dir = cli.keys.clone().unwrap_or_else(|| cli.repo.join("keys"));
-    let keys = KeyDir::new(key_dir, passphrase.clone());
+    let key_dir = match &cli.keys {
+        Some(dir) => dir.clone(),
+        None => crate::keydir::default_dir(&cli.repo)?,
+    };
+    let mut keys = KeyDir::new(key_dir, passphrase.clone());
+    if let (Some(socket), Some(client_key)) = (&cli.signer, &cli.signer_key) {
+        let signs = match &cli.command {
+            Command::Publish { .. } | Command::Timestamp { .. } => true,
+            Command::Rotate {
+                role, public_key, ..
+            } => onionpkg_trust::roles::DELEGATED.contains(&role.as_str()) && public_key.is_some(),
+            _ => false,
+        };
+        if !signs {
+            return Err(Usage(
+                "--signer is for `publish`, `timestamp` and `rotate mirrors|feeds --public-key`: \
+                 the commands that sign roles other than root"
+                    .into(),
+            )
+            .into());
+        }
+        let client = onionpkg_trust::sign::SecretKey::read_file(
+            client_key,
+            passphrase.as_deref().map(Vec::as_slice),
+        )
+        .with_context(|| format!("the signer client key {}", client_key.display()))?;
+        keys = keys.with_signer(crate::RemoteSigner::new(socket, client));
+    }
     let repo = RepoDir::new(&cli.repo);
     let waiting = || {
         tracing::warn!(
@@ -471,8 +514,24 @@ pub fn run(cli: &Cli, now: Timestamp) -> Result<Report> {
         }
         Command::Rotate {
             role,
+            public_key: Some(file),
+            ..
+        } => {
+            let public = read_pubkey(file)?;
+            let rotation =
+                repo.rotate_delegated_to(role, &keys, public, &Expiries::default(), now)?;
+            if let crate::rootops::Rotation::Done { key_ids } = rotation {
+                out.push(format!(
+                    "rotated {role}; new key(s): {}",
+                    key_ids.join(", ")
+                ));
+            }
+        }
+        Command::Rotate {
+            role,
             threshold,
             generate_online,
+            public_key: None,
         } => {
             let mut notes = Vec::new();
             let t = threshold

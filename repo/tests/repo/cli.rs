@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::util::{ok, repo_cmd, verified};
+use crate::util::{keys_dir, ok, repo_cmd, verified};
 
 #[test]
 fn init_add_publish_verify_and_exit_codes() {
@@ -17,7 +17,7 @@ fn init_add_publish_verify_and_exit_codes() {
     ));
     // Key ids are shown; secrets never are.
     assert_eq!(init.lines().filter(|l| l.starts_with("root ")).count(), 3);
-    for entry in std::fs::read_dir(repo.join("keys")).unwrap() {
+    for entry in std::fs::read_dir(keys_dir(&repo)).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "key") {
             let pem = std::fs::read_to_string(&path).unwrap();
@@ -346,4 +346,33 @@ fn a_mirror_list_must_have_a_higher_version_than_the_published_one() {
     }
     write(4, "b.example.org");
     ok(&set());
+}
+
+#[test]
+fn init_keeps_the_keys_outside_the_repository_and_refuses_a_key_directory_inside_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    // Inside the tree, directly, deeper, or through a link to it: refused,
+    // and nothing is made.
+    std::fs::create_dir(&repo).unwrap();
+    std::os::unix::fs::symlink(&repo, tmp.path().join("link")).unwrap();
+    for keys in [
+        repo.join("keys"),
+        repo.join("metadata/keys"),
+        tmp.path().join("link/keys"),
+    ] {
+        let out = repo_cmd(&repo, &["--keys", keys.to_str().unwrap(), "init"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("inside the repository"), "{err}");
+        assert!(!repo.join("metadata").exists() && !keys.exists());
+    }
+    // By default the keys go next to the repository, not into it, and the
+    // other commands find them there.
+    ok(&repo_cmd(&repo, &["init"]));
+    assert!(!repo.join("keys").exists());
+    assert!(tmp.path().join("repo.keys/timestamp.key").exists());
+    assert_eq!(keys_dir(&repo), tmp.path().join("repo.keys"));
+    let published = ok(&repo_cmd(&repo, &["publish"]));
+    assert!(published.contains("timestamp version 2"), "{published}");
 }

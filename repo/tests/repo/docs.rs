@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{ok, repo_cmd, verified};
+use crate::util::{keys_dir, ok, repo_cmd, verified};
 
 /// docs/RELEASE.md.
 fn release_md() -> String {
@@ -77,7 +77,7 @@ fn the_offline_root_setup_and_root_rotation_work_as_written() {
         &repo,
     );
     verified(&repo);
-    assert!(!repo.join("keys/root-1.key").exists());
+    assert!(!keys_dir(&repo).join("root-1.key").exists());
 
     // Signed copies of the first root are not reused by the rotation.
     for f in ["copy-alice.json", "copy-bob.json", "signed.json"] {
@@ -105,7 +105,7 @@ fn the_offline_root_setup_and_root_rotation_work_as_written() {
     assert_eq!(root["signed"]["roles"]["root"]["threshold"], 2);
     // No root private key ever reached the release machine.
     assert!(
-        std::fs::read_dir(repo.join("keys")).unwrap().all(|e| !e
+        std::fs::read_dir(keys_dir(&repo)).unwrap().all(|e| !e
             .unwrap()
             .file_name()
             .to_string_lossy()

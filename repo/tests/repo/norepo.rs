@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::util::{ok, repo_cmd, repo_cmd_in, stderr, tree};
+use crate::util::{keys_dir, ok, repo_cmd, repo_cmd_in, stderr, tree};
 
 /// The message for a directory that holds no repository.
 fn not_a_repo(dir: &Path) -> String {
@@ -62,7 +62,7 @@ fn key_holders_sign_and_merge_without_a_repository() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
     ok(&repo_cmd(&repo, &["init"]));
-    let ts = repo.join("keys/timestamp.pub.json");
+    let ts = keys_dir(&repo).join("timestamp.pub.json");
     ok(&repo_cmd(
         &repo,
         &[
@@ -78,7 +78,7 @@ fn key_holders_sign_and_merge_without_a_repository() {
     std::fs::create_dir(&holder).unwrap();
     for (i, stem) in ["root-1", "root-2"].iter().enumerate() {
         let key = holder.join(format!("{stem}.key"));
-        std::fs::copy(repo.join(format!("keys/{stem}.key")), &key).unwrap();
+        std::fs::copy(keys_dir(&repo).join(format!("{stem}.key")), &key).unwrap();
         let copy = holder.join(format!("copy-{i}.json"));
         std::fs::copy(repo.join("staged/root.json"), &copy).unwrap();
         let nowhere = tmp.path().join("nowhere");
@@ -141,8 +141,8 @@ fn a_repository_whose_first_root_awaits_signatures_says_so() {
     ok(&repo_cmd(&scratch, &["init", "--threshold", "root=2/3"]));
     let pubs: Vec<String> = (1..=3)
         .map(|i| {
-            scratch
-                .join(format!("keys/root-{i}.pub.json"))
+            keys_dir(&scratch)
+                .join(format!("root-{i}.pub.json"))
                 .display()
                 .to_string()
         })
@@ -163,7 +163,7 @@ fn a_repository_whose_first_root_awaits_signatures_says_so() {
     // The holders sign; `root install` then works on this repository.
     let draft = repo.join("staged/root.json");
     for i in 1..=2 {
-        let key = scratch.join(format!("keys/root-{i}.key"));
+        let key = keys_dir(&scratch).join(format!("root-{i}.key"));
         ok(&repo_cmd_in(
             Some(tmp.path()),
             None,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::util::{ok, repo_cmd, stderr, stdout, tree, verified};
+use crate::util::{keys_dir, ok, repo_cmd, stderr, stdout, tree, verified};
 
 /// Moves the root keys out of the repository's key directory, to `offline`.
 fn take_root_keys_offline(repo: &Path, offline: &Path) {
@@ -12,7 +12,7 @@ fn take_root_keys_offline(repo: &Path, offline: &Path) {
     for i in 1..=3 {
         for ext in ["key", "pub.json"] {
             let name = format!("root-{i}.{ext}");
-            std::fs::rename(repo.join("keys").join(&name), offline.join(&name)).unwrap();
+            std::fs::rename(keys_dir(repo).join(&name), offline.join(&name)).unwrap();
         }
     }
 }
@@ -133,7 +133,7 @@ fn names(dir: &Path, prefix: &str) -> Vec<String> {
 fn the_current_key_of_a_role_keeps_its_file_name_across_rotations() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
-    let keys = repo.join("keys");
+    let keys = keys_dir(&repo);
     ok(&repo_cmd(&repo, &["init"]));
     let mut old = vec![key_id_of(&keys, "timestamp")];
     for _ in 0..3 {
@@ -215,7 +215,7 @@ fn the_current_key_of_a_role_keeps_its_file_name_across_rotations() {
 fn after_an_offline_rotation_the_new_key_takes_the_name_at_root_install() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
-    let keys = repo.join("keys");
+    let keys = keys_dir(&repo);
     let offline = tmp.path().join("offline");
     ok(&repo_cmd(&repo, &["init"]));
     take_root_keys_offline(&repo, &offline);

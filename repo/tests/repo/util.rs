@@ -209,6 +209,13 @@ pub(crate) fn verified(dir: &Path) -> String {
     ))
 }
 
+/// Where `onionpkg-repo -r REPO` keeps its keys by default: `REPO.keys`,
+/// next to the repository.
+pub(crate) fn keys_dir(repo: &Path) -> PathBuf {
+    let name = repo.file_name().unwrap().to_string_lossy();
+    repo.with_file_name(format!("{name}.keys"))
+}
+
 /// The stdout of a command that must have succeeded.
 pub(crate) fn ok(out: &std::process::Output) -> String {
     assert!(

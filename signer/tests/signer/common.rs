@@ -29,6 +29,8 @@ pub struct Env {
     pub extra: String,
     pub verifier: Option<String>,
     pub keys: Vec<(String, PublicKey)>,
+    /// The roles the `release` client may request.
+    pub release_roles: Vec<&'static str>,
 }
 
 pub fn run(env: &Env, args: &[&str]) -> Output {
@@ -87,6 +89,7 @@ impl Env {
             extra: extra.to_string(),
             verifier: None,
             keys: Vec::new(),
+            release_roles: vec!["targets", "bins", "snapshot", "timestamp", "announcement"],
         };
         env.write_config();
         env
@@ -95,8 +98,22 @@ impl Env {
     /// A token with the log, timestamp, snapshot and targets keys made by
     /// `keys generate`, and the configuration naming the log key.
     pub fn new(extra: &str) -> Self {
+        Self::with_keys(extra, &["log", "timestamp", "snapshot", "targets"], None)
+    }
+
+    /// A token with the keys of `roles` made by `keys generate` (`log`
+    /// among them), and the `release` client allowed `release_roles` when
+    /// given.
+    pub fn with_keys(
+        extra: &str,
+        roles: &[&str],
+        release_roles: Option<Vec<&'static str>>,
+    ) -> Self {
         let mut env = Self::bare(extra);
-        for role in ["log", "timestamp", "snapshot", "targets"] {
+        if let Some(r) = release_roles {
+            env.release_roles = r;
+        }
+        for role in roles.iter().copied() {
             let out = run(&env, &["keys", "generate", "--role", role]);
             assert!(
                 out.status.success(),
@@ -139,9 +156,10 @@ impl Env {
             "socket = \"run/signer.sock\"\nstate_dir = \"state\"\nrequest_window = \"5m\"\n\
              [backend]\ntype = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\ntoken = \"onionpkg\"\npin_env = \"ONIONPKG_TEST_PIN\"\n\
              [log]\norigin = \"{ORIGIN}\"\n{verifier}\
-             [[client]]\nname = \"release\"\nkey = \"{}\"\nroles = [\"targets\", \"bins\", \"snapshot\", \"timestamp\", \"announcement\"]\n\
+             [[client]]\nname = \"release\"\nkey = \"{}\"\nroles = {:?}\n\
              [[client]]\nname = \"ts-only\"\nkey = \"{}\"\nroles = [\"timestamp\"]\n{}\n",
             hex::encode(self.release.public().raw_bytes()),
+            self.release_roles,
             hex::encode(self.ts_only.public().raw_bytes()),
             self.extra
         );
