@@ -6,6 +6,11 @@
 //! `cargo test -p onionpkg-tests --test guides -- --nocapture` to see what
 //! ran and what was skipped, and why; with `ONIONPKG_GUIDES_UPTO=MIRROR.md`
 //! only the guides up to that one run.
+//!
+//! Besides the onionpkg programs (built here) the guides use python3 (the
+//! feed upstream), `sha256sum` and Knot's `keymgr`, which tests/run.sh
+//! installs. The existing RELEASE.md checks in repo/tests/repo/docs.rs
+//! stay: they also assert what the commands left behind.
 
 #[path = "guides/harness.rs"]
 mod harness;
