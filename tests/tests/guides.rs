@@ -12,6 +12,8 @@
 //! installs. The existing RELEASE.md checks in repo/tests/repo/docs.rs
 //! stay: they also assert what the commands left behind.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "guides/harness.rs"]
 mod harness;
 

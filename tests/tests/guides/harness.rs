@@ -393,7 +393,7 @@ impl Run {
                 report.skipped.push((block.line, reason));
                 continue;
             }
-            let (code, out) = self.sh(&text).with_context(|| format!("{at}"))?;
+            let (code, out) = self.sh(&text).with_context(|| at.clone())?;
             let mut why = String::new();
             if code != expect_exit {
                 let _ = write!(why, "exited {code}, expected {expect_exit}");
