@@ -12,7 +12,12 @@
 //! installs. The existing RELEASE.md checks in repo/tests/repo/docs.rs
 //! stay: they also assert what the commands left behind.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
 
 #[path = "guides/harness.rs"]
 mod harness;
