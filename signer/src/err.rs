@@ -85,18 +85,10 @@ pub enum Error {
     /// JSON of the expected shape).
     #[error("protocol: {0}")]
     Protocol(String),
-    /// The transport to the signer failed (connect, read, deadline).
-    #[error("talking to the signer at {path}: {source}")]
-    Transport {
-        /// The socket.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The signer refused the request.
-    #[error("the signer refused: {0}")]
-    Refused(crate::request::Refusal),
+    /// The client side of a request failed: the transport, the signer's
+    /// refusal, a broken answer.
+    #[error(transparent)]
+    Client(#[from] onionpkg_signer_client::ClientError),
     /// The signer answered with a signature that does not verify.
     #[error("the signer's signature does not verify with key {key_id}")]
     BadSignature {
@@ -132,19 +124,6 @@ impl Error {
     }
 }
 
-impl From<onionpkg_signer_client::ClientError> for Error {
-    fn from(e: onionpkg_signer_client::ClientError) -> Self {
-        use onionpkg_signer_client::ClientError as C;
-        match e {
-            C::Protocol(m) => Self::Protocol(m),
-            C::Transport { path, source } => Self::Transport { path, source },
-            C::Refused(r) => Self::Refused(r),
-            C::Invalid(m) => Self::Invalid(m),
-            other => Self::Protocol(other.to_string()),
-        }
-    }
-}
-
 impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
@@ -160,8 +139,7 @@ impl HasKind for Error {
             Self::Holder(_) => ErrorKind::Internal,
             Self::Protocol(_) | Self::Invalid(_) => ErrorKind::BadInput,
             Self::NotReady(_) => ErrorKind::BadConfig,
-            Self::Transport { .. } => ErrorKind::Network,
-            Self::Refused(r) => r.kind(),
+            Self::Client(e) => e.kind(),
             Self::BadSignature { .. } | Self::Log(_) => ErrorKind::Verification,
         }
     }

@@ -3,18 +3,10 @@
 use std::sync::atomic::Ordering;
 
 use crate::server::serve;
-use crate::util::{Appliance, TestRepo, copy_dir};
+use crate::util::{Appliance, TestRepo, copy_dir, dead_url};
 use onionpkg_testkit::TestCa;
 
 const HELLO: &[u8] = b"hello, appliance\n";
-
-/// A URL nothing listens on.
-async fn dead_url() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("https://{addr}/")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_and_tampering_mirrors_are_skipped_and_marked_bad() {

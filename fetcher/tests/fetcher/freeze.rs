@@ -121,15 +121,7 @@ async fn a_forged_top_serial_stops_mattering_once_the_timestamp_key_is_rotated()
 
     // The distribution rotates the timestamp key, publishes a release and
     // announces it with the new key.
-    repo.repo
-        .rotate(
-            onionpkg_trust::roles::TIMESTAMP,
-            &repo.keys,
-            None,
-            &repo.expiries,
-            Timestamp::now(),
-        )
-        .unwrap();
+    repo.rotate_timestamp();
     repo.add_package("pkg/b.tar", b"b\n");
     repo.publish();
     let text = repo

@@ -6,32 +6,31 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::server::serve;
-use crate::util::{Appliance, TestRepo};
+use crate::server::{Server, serve};
+use crate::util::{Appliance, TestRepo, dead_url};
 use onionpkg_testkit::TestCa;
 
 const HELLO: &[u8] = b"hello, appliance\n";
 const TARGET: &str = "pkg/hello-1.0.tar";
 
-/// A URL nothing listens on.
-async fn dead_url() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("https://{addr}/")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_json_run_prints_json_lines_on_stderr_and_warns_of_a_tampered_package() {
+/// An appliance whose mirrors are, in order: one that is down (it makes the
+/// run log: a refused mirror is logged at warn), one that tampers with
+/// packages, and a good one; the repository and the two servers with it.
+async fn down_tampering_good() -> (TestRepo, Server, Server, Appliance) {
     let repo = TestRepo::new(&[(TARGET, HELLO)]);
     let ca = TestCa::new();
     let bad = serve(repo.tree(), ca.server.clone()).await;
     bad.ctl.tamper.store(true, Ordering::SeqCst);
     let good = serve(repo.tree(), ca.server.clone()).await;
-    // The dead mirror makes the run log (a refused mirror is logged at warn).
     let dead = dead_url().await;
     let app = Appliance::https(&ca, &repo.root_file(), &[dead, bad.url(), good.url()], "");
     app.init(&repo.root_file()).await;
+    (repo, bad, good, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_run_prints_json_lines_on_stderr_and_warns_of_a_tampered_package() {
+    let (_repo, bad, good, app) = down_tampering_good().await;
 
     // stderr is a pipe here, as under a timer or in a log.
     let r = app.run(&["--json", "download", TARGET]).await.ok();
@@ -75,14 +74,7 @@ async fn a_json_run_prints_json_lines_on_stderr_and_warns_of_a_tampered_package(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_text_run_in_a_pipe_is_not_coloured_and_warns_of_a_tampered_package() {
-    let repo = TestRepo::new(&[(TARGET, HELLO)]);
-    let ca = TestCa::new();
-    let bad = serve(repo.tree(), ca.server.clone()).await;
-    bad.ctl.tamper.store(true, Ordering::SeqCst);
-    let good = serve(repo.tree(), ca.server.clone()).await;
-    let dead = dead_url().await;
-    let app = Appliance::https(&ca, &repo.root_file(), &[dead, bad.url(), good.url()], "");
-    app.init(&repo.root_file()).await;
+    let (_repo, bad, _good, app) = down_tampering_good().await;
 
     let r = app.run(&["download", TARGET]).await.ok();
     assert!(!r.0.stderr.contains(&0x1b), "ESC on stderr: {}", r.stderr());
@@ -168,15 +160,7 @@ async fn status_shows_the_trusted_root_version_beside_the_pinned_one() {
     let app = Appliance::https(&ca, &repo.root_file(), &[mirror.url()], "");
     app.init(&repo.root_file()).await;
     // A new timestamp key is a new root (version 2).
-    repo.repo
-        .rotate(
-            onionpkg_trust::roles::TIMESTAMP,
-            &repo.keys,
-            None,
-            &repo.expiries,
-            jiff::Timestamp::now(),
-        )
-        .unwrap();
+    repo.rotate_timestamp();
     repo.publish();
     app.run(&["update"]).await.ok();
     let r = app.run(&["status"]).await.ok();

@@ -17,7 +17,28 @@ pub struct TestRepo {
     pub expiries: Expiries,
 }
 
+/// A URL nothing listens on: a mirror that is down.
+pub async fn dead_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("https://{addr}/")
+}
+
 impl TestRepo {
+    /// Rotates the timestamp key, which makes a new root version.
+    pub fn rotate_timestamp(&self) {
+        self.repo
+            .rotate(
+                onionpkg_trust::roles::TIMESTAMP,
+                &self.keys,
+                None,
+                &self.expiries,
+                Timestamp::now(),
+            )
+            .unwrap();
+    }
+
     /// A repository signed at `now` with the given packages.
     pub fn new_at(now: Timestamp, packages: &[(&str, &[u8])]) -> Self {
         Self::with_expiries(now, Expiries::default(), packages)

@@ -13,17 +13,35 @@ fn tree(dir: &std::path::Path) -> std::path::PathBuf {
     root
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn normal_client_served_during_slowloris() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tree(tmp.path());
+/// A mirror serving [`tree`] over HTTP on loopback with `limits` (the body
+/// of its `[limits]` section), and its address; `prepare` adds files to
+/// the tree first.
+async fn limited(
+    dir: &std::path::Path,
+    limits: &str,
+    prepare: impl FnOnce(&std::path::Path),
+) -> (onionpkg_mirror::Mirror, std::net::SocketAddr) {
+    let root = tree(dir);
+    prepare(&root);
     let cfg = config(
-        tmp.path(),
+        dir,
         &root,
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[limits]\nmax_connections = 400\nheader_read_timeout = \"3s\"\n",
+        &format!("[listen]\nhttp = \"127.0.0.1:0\"\n[limits]\n{limits}"),
     );
     let mirror = start(&cfg).await;
     let addr = mirror.http_addr().unwrap();
+    (mirror, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn normal_client_served_during_slowloris() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mirror, addr) = limited(
+        tmp.path(),
+        "max_connections = 400\nheader_read_timeout = \"3s\"\n",
+        |_| {},
+    )
+    .await;
 
     // 200 connections that dribble a header byte at a time and never finish.
     let mut dribblers = Vec::new();
@@ -80,14 +98,12 @@ async fn normal_client_served_during_slowloris() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_are_closed() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tree(tmp.path());
-    let cfg = config(
+    let (mirror, addr) = limited(
         tmp.path(),
-        &root,
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[limits]\nmax_connections = 4\nheader_read_timeout = \"20s\"\n",
-    );
-    let mirror = start(&cfg).await;
-    let addr = mirror.http_addr().unwrap();
+        "max_connections = 4\nheader_read_timeout = \"20s\"\n",
+        |_| {},
+    )
+    .await;
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
@@ -140,14 +156,7 @@ fn reqwest_metrics(mirror: &onionpkg_mirror::Mirror) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tree(tmp.path());
-    let cfg = config(
-        tmp.path(),
-        &root,
-        "[listen]\nhttp = \"127.0.0.1:0\"\n[limits]\nmax_header_bytes = 8192\n",
-    );
-    let mirror = start(&cfg).await;
-    let addr = mirror.http_addr().unwrap();
+    let (mirror, addr) = limited(tmp.path(), "max_header_bytes = 8192\n", |_| {}).await;
     let big = "a".repeat(64 * 1024);
     let request = format!(
         "GET /metadata/timestamp.json HTTP/1.1\r\nHost: m\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"
@@ -175,13 +184,7 @@ async fn oversized_headers_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_downloads_finish() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tree(tmp.path());
-    std::fs::create_dir_all(root.join("targets")).unwrap();
-    let big: Vec<u8> = (0..8u32 << 20).map(|i| (i % 253) as u8).collect();
-    std::fs::write(root.join("targets/big.bin"), &big).unwrap();
-    let cfg = config(tmp.path(), &root, "[listen]\nhttp = \"127.0.0.1:0\"\n");
-    let mirror = start(&cfg).await;
-    let addr = mirror.http_addr().unwrap();
+    let (mirror, addr, big) = big_file_mirror(tmp.path(), 8 << 20, "").await;
 
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /targets/big.bin HTTP/1.1\r\nHost: m\r\n\r\n")
@@ -226,30 +229,27 @@ async fn all_closed(mirror: &onionpkg_mirror::Mirror) -> bool {
     false
 }
 
-/// A mirror with `targets/big.bin` of `size` bytes and `idle_timeout`.
+/// A [`limited`] mirror with `targets/big.bin` of `size` bytes, and the
+/// file's bytes.
 async fn big_file_mirror(
     dir: &std::path::Path,
     size: u32,
-    idle: &str,
-) -> (onionpkg_mirror::Mirror, Vec<u8>) {
-    let root = tree(dir);
-    std::fs::create_dir_all(root.join("targets")).unwrap();
+    limits: &str,
+) -> (onionpkg_mirror::Mirror, std::net::SocketAddr, Vec<u8>) {
     let big: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-    std::fs::write(root.join("targets/big.bin"), &big).unwrap();
-    let cfg = config(
-        dir,
-        &root,
-        &format!("[listen]\nhttp = \"127.0.0.1:0\"\n[limits]\nidle_timeout = \"{idle}\"\n"),
-    );
-    (start(&cfg).await, big)
+    let (mirror, addr) = limited(dir, limits, |root| {
+        std::fs::create_dir_all(root.join("targets")).unwrap();
+        std::fs::write(root.join("targets/big.bin"), &big).unwrap();
+    })
+    .await;
+    (mirror, addr, big)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_cut_off_after_the_idle_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     // Far more than the socket buffers hold, so the mirror's writes stall.
-    let (mirror, big) = big_file_mirror(tmp.path(), 64 << 20, "2s").await;
-    let addr = mirror.http_addr().unwrap();
+    let (mirror, addr, big) = big_file_mirror(tmp.path(), 64 << 20, "idle_timeout = \"2s\"").await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /targets/big.bin HTTP/1.1\r\nHost: m\r\n\r\n")
         .await
@@ -280,8 +280,7 @@ async fn a_client_that_stops_reading_is_cut_off_after_the_idle_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_steady_download_outlasts_the_idle_timeout() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mirror, big) = big_file_mirror(tmp.path(), 8 << 20, "1s").await;
-    let addr = mirror.http_addr().unwrap();
+    let (mirror, addr, big) = big_file_mirror(tmp.path(), 8 << 20, "idle_timeout = \"1s\"").await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(b"GET /targets/big.bin HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
         .await

@@ -7,23 +7,7 @@ use std::process::Output;
 
 use onionpkg_testkit::TestCa;
 
-use crate::util::{TestRepo, WAIT, config, start};
-
-const BIN: &str = env!("CARGO_BIN_EXE_onionpkg-mirror");
-
-async fn run(args: &[&str]) -> Output {
-    tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the binary exits in time")
-    .unwrap()
-}
+use crate::util::{BIN, TestRepo, WAIT, config, run, start};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -311,7 +311,7 @@ pub fn tuf_request(
 #[track_caller]
 pub fn assert_refused(result: onionpkg_signer::Result<Signed>, reason: Reason) -> String {
     match result {
-        Err(onionpkg_signer::Error::Refused(r)) => {
+        Err(onionpkg_signer::Error::Client(onionpkg_signer_client::ClientError::Refused(r))) => {
             assert_eq!(r.reason, reason, "refused for another reason: {r}");
             r.message
         }

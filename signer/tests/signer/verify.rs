@@ -130,7 +130,7 @@ fn an_announcement_signed_through_the_signer_verifies_and_follows_the_timestamp(
         .sign_announcement(&msg, 2, crate::common::at(t + 3600), now())
         .unwrap_err();
     assert!(
-        matches!(err, onionpkg_signer::Error::Refused(ref r) if r.reason == Reason::Reference),
+        matches!(err, onionpkg_signer::Error::Client(onionpkg_signer_client::ClientError::Refused(ref r)) if r.reason == Reason::Reference),
         "{err}"
     );
     let (body, msg) = ann(3, t);
@@ -160,7 +160,7 @@ fn an_announcement_signed_through_the_signer_verifies_and_follows_the_timestamp(
         .sign_announcement(&msg, 3, crate::common::at(t + 3600), now())
         .unwrap_err();
     assert!(
-        matches!(err, onionpkg_signer::Error::Refused(ref r) if r.reason == Reason::Version),
+        matches!(err, onionpkg_signer::Error::Client(onionpkg_signer_client::ClientError::Refused(ref r)) if r.reason == Reason::Version),
         "{err}"
     );
     let (_, msg) = ann(3, t + 1);
@@ -177,7 +177,7 @@ fn an_announcement_signed_through_the_signer_verifies_and_follows_the_timestamp(
         )
         .unwrap_err();
     assert!(
-        matches!(err, onionpkg_signer::Error::Refused(ref r) if r.reason == Reason::Payload),
+        matches!(err, onionpkg_signer::Error::Client(onionpkg_signer_client::ClientError::Refused(ref r)) if r.reason == Reason::Payload),
         "{err}"
     );
 }
