@@ -7,7 +7,7 @@ use std::process::Output;
 
 use onionpkg_testkit::TestCa;
 
-use crate::util::{BIN, TestRepo, WAIT, config, run, start};
+use crate::util::{TestRepo, WAIT, config, run, start};
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
