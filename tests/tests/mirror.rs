@@ -44,7 +44,7 @@ use onionpkg_net::tor::{Purpose, TorTransport};
 use onionpkg_net::transport::{SocksTransport, Tls, Transport};
 use onionpkg_repo::{Expiries, InitOptions, KeyDir, RepoDir};
 use onionpkg_testkit::TestCa;
-use onionpkg_testkit::retry::{retry, retry_attempts};
+use onionpkg_testkit::retry::retry;
 use onionpkg_testkit::testdata;
 use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti};
 use onionpkg_tests::testnet::curl::ONION_DEADLINE;
@@ -423,6 +423,19 @@ fn mirror_serves_its_onion_service() {
     println!("ok: {}", result.unwrap());
 }
 
+/// The bytes of the files below `dir`: what an appliance's runs left there.
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
 /// `location --database DB lookup 1.1.1.1`: libloc's own answer.
 fn location_lookup(db: &Path) -> anyhow::Result<String> {
     let out = Command::new("/usr/bin/location")
@@ -482,8 +495,10 @@ fn feeds_sync_once(rt: &tokio::runtime::Runtime, cfg: &Path) -> Result<String, S
 /// An appliance in tor mode (the private network) syncs the real feeds
 /// from the onion mirror at `address` with `onionpkg-fetch feeds sync` (the
 /// program's own `cli::run`, in this process, on `rt`): up to
-/// [`SYNC_ATTEMPTS`] runs, each within its deadline, the next one only
-/// after a broken transfer, each failure logged. Checks the files in its
+/// runs each within its deadline, again after a run that reached nothing
+/// (within the onion deadline) or one whose transfer broke (up to
+/// [`SYNC_ATTEMPTS`] of those), never after a refusal; each failure
+/// logged. Checks the files in its
 /// output are the originals' bytes and each is reported synced, that the
 /// database's `on_update` action (`location verify`, IPFire's key) ran,
 /// and that `location lookup` gives the same answer from it as from the
@@ -517,21 +532,38 @@ fn appliance_syncs_feeds(
     let arti_cfg =
         onionpkg_net::tor::client_config(&onionpkg_net::tor::TorSettings::from(&parsed.tor))?;
     onionpkg_tests::testnet::arti::check_private(&arti_cfg)?;
-    let synced = retry_attempts(SYNC_ATTEMPTS, RETRY_EVERY, |attempt| {
-        let start = Instant::now();
-        match feeds_sync_once(rt, &cfg) {
-            Ok(stdout) => Ok(Ok(stdout)),
-            Err(SyncFailure::Transport(e)) => {
-                println!(
-                    "    appliance: feeds sync attempt {attempt}/{SYNC_ATTEMPTS} broke after {:.1}s: {e}",
-                    start.elapsed().as_secs_f64()
-                );
-                Err(e)
+    // A run that moved no byte (a fresh Tor client that cannot reach the
+    // onion service yet) is retried within the onion deadline; a run that
+    // broke after bytes arrived counts against SYNC_ATTEMPTS.
+    let first = Instant::now();
+    let mut broken = 0;
+    let synced = retry(
+        ONION_DEADLINE + SYNC_ATTEMPT * SYNC_ATTEMPTS,
+        RETRY_EVERY,
+        |attempt| {
+            let start = Instant::now();
+            let before = dir_size(&dir);
+            match feeds_sync_once(rt, &cfg) {
+                Ok(stdout) => Ok(Ok(stdout)),
+                Err(SyncFailure::Transport(e)) => {
+                    let moved = dir_size(&dir) > before;
+                    broken += u32::from(moved);
+                    println!(
+                        "    appliance: feeds sync run {attempt} {} after {:.1}s: {e}",
+                        if moved { "broke" } else { "reached nothing" },
+                        start.elapsed().as_secs_f64()
+                    );
+                    if broken >= SYNC_ATTEMPTS || (!moved && first.elapsed() > ONION_DEADLINE) {
+                        // Ends the loop with this failure.
+                        return Ok(Err(SyncFailure::Transport(e)));
+                    }
+                    Err(e)
+                }
+                // Not worth retrying: ends the loop with the refusal.
+                Err(refused) => Ok(Err(refused)),
             }
-            // Not worth retrying: ends the loop with the refusal.
-            Err(refused) => Ok(Err(refused)),
-        }
-    })
+        },
+    )
     .map_err(|g| anyhow::anyhow!("feeds sync over Tor: {g}"))?;
     let stdout = match synced.value {
         Ok(stdout) => stdout,
