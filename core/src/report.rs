@@ -26,6 +26,22 @@ struct WarningLine<'a> {
     message: &'a str,
 }
 
+/// Reports on stderr the failure that ends a program, as every onionpkg
+/// program does: `error: MESSAGE`, or with `json` its [`error_json`] line;
+/// returns the exit code to end with.
+#[allow(
+    clippy::print_stderr,
+    reason = "the programs' one way to report failure"
+)]
+pub fn fail(json: bool, exit_code: u8, message: &str) -> std::process::ExitCode {
+    if json {
+        eprintln!("{}", error_json(exit_code, message));
+    } else {
+        eprintln!("error: {message}");
+    }
+    std::process::ExitCode::from(exit_code)
+}
+
 /// The JSON line reporting an error that ends the program with `exit_code`.
 pub fn error_json(exit_code: u8, message: &str) -> String {
     serde_json::to_string(&ErrorLine {

@@ -40,8 +40,11 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
-            return ExitCode::from(onionpkg_announce::exit::FAILURE);
+            return onionpkg_core::report::fail(
+                cli.json,
+                onionpkg_announce::exit::FAILURE,
+                &format!("cannot start the async runtime: {e}"),
+            );
         }
     };
     let result = runtime.block_on(run(&cli, jiff::Timestamp::now(), |ready| {
@@ -52,18 +55,6 @@ fn main() -> ExitCode {
             show(cli.json, &out);
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            let code = exit_code(&e);
-            if cli.json {
-                // Errors go to stderr, as from every onionpkg program.
-                eprintln!(
-                    "{}",
-                    onionpkg_core::report::error_json(code, &format!("{e:#}"))
-                );
-            } else {
-                eprintln!("error: {e:#}");
-            }
-            ExitCode::from(code)
-        }
+        Err(e) => onionpkg_core::report::fail(cli.json, exit_code(&e), &format!("{e:#}")),
     }
 }

@@ -23,16 +23,11 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            #[allow(clippy::print_stderr, reason = "the binary reports its own failure")]
-            {
-                let message = format!("cannot start the async runtime: {e}");
-                if json {
-                    eprintln!("{}", onionpkg_core::report::error_json(1, &message));
-                } else {
-                    eprintln!("error: {message}");
-                }
-            }
-            return ExitCode::from(1);
+            return onionpkg_core::report::fail(
+                json,
+                1,
+                &format!("cannot start the async runtime: {e}"),
+            );
         }
     };
     let out = rt.block_on(run(cli));

@@ -15,7 +15,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use onionpkg_core::report::{error_json, event_json};
+use onionpkg_core::report::{event_json, fail};
 use onionpkg_mirror::cli::{self, Cli, Command, FeedsAction};
 
 /// Whether the command asked for JSON output.
@@ -44,13 +44,11 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            let message = format!("cannot start the async runtime: {e}");
-            if json {
-                eprintln!("{}", error_json(onionpkg_core::exit::FAILURE, &message));
-            } else {
-                eprintln!("error: {message}");
-            }
-            return ExitCode::from(onionpkg_core::exit::FAILURE);
+            return fail(
+                json,
+                onionpkg_core::exit::FAILURE,
+                &format!("cannot start the async runtime: {e}"),
+            );
         }
     };
     let result = runtime.block_on(async {
@@ -103,14 +101,6 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let code = cli::exit_code(&e);
-            if json {
-                eprintln!("{}", error_json(code, &e.to_string()));
-            } else {
-                eprintln!("error: {e}");
-            }
-            ExitCode::from(code)
-        }
+        Err(e) => fail(json, cli::exit_code(&e), &e.to_string()),
     }
 }

@@ -41,18 +41,7 @@ fn main() -> ExitCode {
             }
             ExitCode::from(report.exit_code)
         }
-        Err(e) => {
-            let code = exit_code(&e);
-            if cli.json {
-                eprintln!(
-                    "{}",
-                    onionpkg_core::report::error_json(code, &format!("{e:#}"))
-                );
-            } else {
-                eprintln!("error: {e:#}");
-            }
-            ExitCode::from(code)
-        }
+        Err(e) => onionpkg_core::report::fail(cli.json, exit_code(&e), &format!("{e:#}")),
     }
 }
 

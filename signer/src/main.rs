@@ -28,10 +28,9 @@ fn main() -> ExitCode {
             lines.iter().for_each(|l| println!("{l}"));
             ExitCode::SUCCESS
         }
+        // The table every onionpkg program shares (docs/EXIT-CODES.md).
         Err(e) => {
-            eprintln!("error: {e}");
-            // The table every onionpkg program shares (docs/EXIT-CODES.md).
-            ExitCode::from(onionpkg_core::exit::code(e.kind()))
+            onionpkg_core::report::fail(json, onionpkg_core::exit::code(e.kind()), &e.to_string())
         }
     }
 }

@@ -186,16 +186,8 @@ async fn shutdown_lets_in_flight_downloads_finish() {
     let tmp = tempfile::tempdir().unwrap();
     let (mirror, addr, big) = big_file_mirror(tmp.path(), 8 << 20, "").await;
 
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /targets/big.bin HTTP/1.1\r\nHost: m\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = vec![0u8; 4096];
-    let n = tokio::time::timeout(WAIT, s.read(&mut first))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    let (mut s, first) = start_download(addr).await;
+    let n = first.len();
 
     // Shut down while the body is still being sent.
     let shutdown = tokio::spawn(mirror.shutdown(WAIT));
@@ -229,6 +221,23 @@ async fn all_closed(mirror: &onionpkg_mirror::Mirror) -> bool {
     false
 }
 
+/// Asks `addr` for `targets/big.bin` and reads the start of the answer
+/// (a 200): the connection, and what was read.
+async fn start_download(addr: std::net::SocketAddr) -> (tokio::net::TcpStream, Vec<u8>) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /targets/big.bin HTTP/1.1\r\nHost: m\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, s.read(&mut first))
+        .await
+        .unwrap()
+        .unwrap();
+    first.truncate(n);
+    assert!(first.starts_with(b"HTTP/1.1 200"));
+    (s, first)
+}
+
 /// A [`limited`] mirror with `targets/big.bin` of `size` bytes, and the
 /// file's bytes.
 async fn big_file_mirror(
@@ -250,16 +259,8 @@ async fn a_client_that_stops_reading_is_cut_off_after_the_idle_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     // Far more than the socket buffers hold, so the mirror's writes stall.
     let (mirror, addr, big) = big_file_mirror(tmp.path(), 64 << 20, "idle_timeout = \"2s\"").await;
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /targets/big.bin HTTP/1.1\r\nHost: m\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = vec![0u8; 4096];
-    let n = tokio::time::timeout(WAIT, s.read(&mut first))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    let (mut s, first) = start_download(addr).await;
+    let n = first.len();
 
     // The client reads no more: the mirror gives the slot back.
     assert!(
