@@ -1,10 +1,8 @@
 //! Polling with a deadline, for what takes a while to become reachable on a
 //! test network (an onion service whose descriptor is still spreading, exit
-//! circuits still being built, a server still starting), and a bounded
-//! number of attempts, for a long transfer that may break (each attempt
-//! then carries its own deadline).
+//! circuits still being built, a server still starting).
 //!
-//! Every loop here ends by its deadline or its attempt count; the pause
+//! Every loop here ends by its deadline; the pause
 //! between attempts keeps a loop from spinning, and is no synchronisation:
 //! each attempt checks the condition itself.
 
@@ -58,19 +56,6 @@ pub fn retry<T, E>(
     retry_while(every, |_, elapsed| elapsed <= deadline, attempt)
 }
 
-/// Calls `attempt` with the attempt's number (from 1) until it succeeds,
-/// pausing `every` after a failure; gives up after `max` failed attempts
-/// (at least one attempt is made). `attempt` bounds its own time: this loop
-/// bounds only how often it is tried, for work whose length is known but
-/// whose transfer may break (a large download over Tor).
-pub fn retry_attempts<T, E>(
-    max: u32,
-    every: Duration,
-    attempt: impl FnMut(u32) -> Result<T, E>,
-) -> Result<Retried<T>, GaveUp<E>> {
-    retry_while(every, |attempts, _| attempts < max, attempt)
-}
-
 /// The count and clock every retry loop here shares.
 struct Tries {
     start: Instant,
@@ -116,7 +101,7 @@ impl Tries {
     }
 }
 
-/// The loop of [`retry`] and [`retry_attempts`]: after a failure, tries
+/// The loop of [`retry`]: after a failure, tries
 /// again while `go_on(attempts made, time since the start)` holds.
 fn retry_while<T, E>(
     every: Duration,
@@ -190,24 +175,6 @@ mod tests {
         let e = retry(Duration::from_millis(30), SHORT, Err::<(), _>).unwrap_err();
         assert_eq!(e.last, e.attempts);
         assert!(e.elapsed > Duration::from_millis(30));
-    }
-
-    #[test]
-    fn retry_attempts_stops_after_the_last_attempt_with_its_error() {
-        let e = retry_attempts(3, SHORT, Err::<(), _>).unwrap_err();
-        assert_eq!((e.last, e.attempts), (3, 3));
-    }
-
-    #[test]
-    fn retry_attempts_returns_a_success_within_the_count() {
-        let r = retry_attempts(3, SHORT, |n| if n < 3 { Err(n) } else { Ok("up") }).unwrap();
-        assert_eq!((r.value, r.attempts), ("up", 3));
-    }
-
-    #[test]
-    fn retry_attempts_makes_one_attempt_when_asked_for_none() {
-        let e = retry_attempts(0, SHORT, Err::<(), _>).unwrap_err();
-        assert_eq!(e.attempts, 1);
     }
 
     #[test]
