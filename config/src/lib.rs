@@ -44,7 +44,7 @@ pub use fetcher::FetcherConfig;
 pub use load::{ConfigFile, Invalid, MAX_FILE_SIZE, from_str, load};
 pub use mirror::MirrorConfig;
 pub use onionpkg_core::{ErrorKind, HasKind};
-pub use signer::SignerConfig;
+pub use signer::{SignerConfig, UpstreamConfig};
 
 use std::path::Path;
 

@@ -60,6 +60,81 @@ pub struct SignerConfig {
     /// The clients allowed to ask for signatures (`[[client]]`); at least one.
     #[serde(default)]
     pub client: Vec<ClientConfig>,
+    /// The relays the signer dials out to over mutual TLS (`[[upstream]]`)
+    /// to collect requests from other hosts; none by default (the Unix
+    /// socket only). The signer listens on no network socket either way.
+    #[serde(default)]
+    pub upstream: Vec<UpstreamConfig>,
+}
+
+/// The most `[[upstream]]` relays.
+pub const MAX_UPSTREAMS: usize = 8;
+
+/// `[[upstream]]`: a relay (`onionpkg-signer relay`) on another host that the
+/// signer connects to, collecting its clients' requests and answering on the
+/// same connection. The link is TLS 1.3 with a certificate on each side, each
+/// trusted by the SHA-256 of its public key; it grants nothing by itself:
+/// every request is still signed by a `[[client]]` key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The relay, `HOST:PORT` (a name is resolved at each connection).
+    /// Required.
+    pub address: String,
+    /// The relay's certificate key pins: SHA-256 of its SubjectPublicKeyInfo,
+    /// 64 hex digits each (`onionpkg-signer tls-pin CERT` prints it); more
+    /// than one during a rotation. No CA, name or date is checked. Required.
+    pub relay_pins: Vec<String>,
+    /// The signer's certificate (PEM) presented to the relay, which pins its
+    /// key. Required.
+    pub cert: PathBuf,
+    /// The private key of `cert` (PEM). Required.
+    pub key: PathBuf,
+}
+
+fn check_pin(key: String, pin: &str) -> Result<(), Invalid> {
+    if pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            key,
+            format!(
+                "expected the SHA-256 of a certificate's public key as 64 hex digits, found {pin:?}"
+            ),
+        ))
+    }
+}
+
+impl UpstreamConfig {
+    fn validate(&self, i: usize) -> Result<(), Invalid> {
+        let port_ok = self.address.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+        });
+        if !port_ok {
+            return Err(Invalid::new(
+                format!("upstream[{i}].address"),
+                format!("expected HOST:PORT, found {:?}", self.address),
+            ));
+        }
+        if self.relay_pins.is_empty() {
+            return Err(Invalid::new(
+                format!("upstream[{i}].relay_pins"),
+                "needs at least one pin",
+            ));
+        }
+        for (j, pin) in self.relay_pins.iter().enumerate() {
+            check_pin(format!("upstream[{i}].relay_pins[{j}]"), pin)?;
+        }
+        for (name, path) in [("cert", &self.cert), ("key", &self.key)] {
+            if path.as_os_str().is_empty() {
+                return Err(Invalid::new(
+                    format!("upstream[{i}].{name}"),
+                    "must not be empty",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_window() -> Duration {
@@ -375,6 +450,22 @@ impl ConfigFile for SignerConfig {
                 check_role_name(format!("client[{i}].roles[{j}]"), r)?;
             }
         }
+        if self.upstream.len() > MAX_UPSTREAMS {
+            return Err(Invalid::new(
+                "upstream",
+                format!("at most {MAX_UPSTREAMS} relays"),
+            ));
+        }
+        let mut addresses = HashSet::new();
+        for (i, u) in self.upstream.iter().enumerate() {
+            u.validate(i)?;
+            if !addresses.insert(&u.address) {
+                return Err(Invalid::new(
+                    format!("upstream[{i}].address"),
+                    "listed twice",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -398,6 +489,13 @@ impl ConfigFile for SignerConfig {
         }
         for c in &mut self.client {
             c.key.make_ascii_lowercase();
+        }
+        for u in &mut self.upstream {
+            resolve(base, &mut u.cert);
+            resolve(base, &mut u.key);
+            u.relay_pins
+                .iter_mut()
+                .for_each(|p| p.make_ascii_lowercase());
         }
     }
 }

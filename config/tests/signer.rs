@@ -134,3 +134,70 @@ fn roles_clients_and_limits_rules() {
     );
     assert_eq!(error(&none).key(), Some("client"));
 }
+
+const PIN: &str = "5f0c6a3a9d2d2b8e04e5a4d6f1f3f5c1b6c9f0a2e7d9c3b1a5e8f2d4c6b8a0e2";
+
+#[test]
+fn an_upstream_is_read_with_its_paths_resolved() {
+    let up = format!(
+        "[[upstream]]\naddress = \"release.example.org:7443\"\nrelay_pins = [\"{}\"]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"",
+        PIN.to_uppercase()
+    );
+    let c: SignerConfig = from_str(&signer(PKCS11, &up), "/etc/o/signer.toml").unwrap();
+    let u = &c.upstream[0];
+    assert_eq!(u.address, "release.example.org:7443");
+    assert_eq!(u.relay_pins, [PIN]);
+    assert_eq!(u.cert, Path::new("/etc/o/tls/cert.pem"));
+    assert_eq!(u.key, Path::new("/etc/o/tls/key.pem"));
+    let none: SignerConfig = from_str(&signer(PKCS11, ""), "signer.toml").unwrap();
+    assert!(none.upstream.is_empty());
+}
+
+#[test]
+fn upstream_rules() {
+    let up = |address: &str, pins: &str| {
+        signer(
+            PKCS11,
+            &format!(
+                "[[upstream]]\naddress = \"{address}\"\nrelay_pins = {pins}\ncert = \"c.pem\"\nkey = \"k.pem\""
+            ),
+        )
+    };
+    let pins = format!("[\"{PIN}\"]");
+    assert_at(
+        &error(&up("release.example.org", &pins)),
+        15,
+        "upstream[0].address",
+        "HOST:PORT",
+    );
+    assert_at(
+        &error(&up("10.0.0.1:0", &pins)),
+        15,
+        "upstream[0].address",
+        "HOST:PORT",
+    );
+    assert_at(
+        &error(&up("10.0.0.1:7443", "[]")),
+        16,
+        "upstream[0].relay_pins",
+        "at least one",
+    );
+    assert_at(
+        &error(&up("10.0.0.1:7443", "[\"abcd\"]")),
+        16,
+        "upstream[0].relay_pins[0]",
+        "64 hex digits",
+    );
+    // A key not implemented is refused, not ignored.
+    let server_name = up("10.0.0.1:7443", &pins) + "\nserver_name = \"x\"";
+    assert!(
+        error(&server_name).to_string().contains("server_name"),
+        "{}",
+        error(&server_name)
+    );
+    let twice = up("10.0.0.1:7443", &pins)
+        + &format!(
+            "\n[[upstream]]\naddress = \"10.0.0.1:7443\"\nrelay_pins = {pins}\ncert = \"c.pem\"\nkey = \"k.pem\""
+        );
+    assert_at(&error(&twice), 20, "upstream[1].address", "listed twice");
+}

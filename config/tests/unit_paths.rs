@@ -190,6 +190,9 @@ fn signer_writes(c: &SignerConfig) -> Vec<(&'static str, &Path)> {
         log,
         role: _,
         client: _,
+        // Only read: the relays' address and pins, the signer's TLS
+        // certificate and key.
+        upstream: _,
     } = c;
     let BackendConfig {
         kind: _,
