@@ -30,13 +30,36 @@ pub enum ClientError {
     /// The request cannot be made: a bad argument.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// A TLS certificate or key cannot be used, or a TLS link failed (an
+    /// unpinned peer, a handshake that did not complete).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A local file (a certificate, a key) cannot be read.
+    #[error("reading {path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A socket of the relay cannot be opened.
+    #[error("{what}: {source}")]
+    Listen {
+        /// What was being opened (the socket and its address).
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl HasKind for ClientError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::Protocol(_) | Self::Invalid(_) => ErrorKind::BadInput,
-            Self::Transport { .. } => ErrorKind::Network,
+            Self::Transport { .. } | Self::Tls(_) => ErrorKind::Network,
+            Self::File { .. } | Self::Listen { .. } => ErrorKind::Io,
             Self::Refused(r) => r.kind(),
         }
     }

@@ -1,7 +1,11 @@
 //! Length-prefixed frames: a u32 big-endian length, then that many bytes of
 //! JSON. Every read has a size cap and a deadline for the whole frame.
+//!
+//! Frames travel over any [`TimedStream`]: the Unix socket, and (feature
+//! `relay`) the TLS link between a relay and the signer dialling it.
 
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -36,8 +40,35 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-fn read_full(
-    stream: &mut UnixStream,
+/// A stream whose reads and writes can be given a timeout, so that a frame
+/// has a deadline whatever carries it.
+pub trait TimedStream: Read + Write {
+    /// The timeout of each read (`None`: none).
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()>;
+    /// The timeout of each write (`None`: none).
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()>;
+}
+
+impl TimedStream for UnixStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        Self::set_write_timeout(self, timeout)
+    }
+}
+
+impl TimedStream for TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        Self::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        Self::set_write_timeout(self, timeout)
+    }
+}
+
+fn read_full<S: TimedStream + ?Sized>(
+    stream: &mut S,
     buf: &mut [u8],
     end: Instant,
     deadline: Duration,
@@ -70,8 +101,8 @@ fn read_full(
 }
 
 /// Reads one frame of at most `max` bytes within `deadline`.
-pub fn read_frame(
-    stream: &mut UnixStream,
+pub fn read_frame<S: TimedStream + ?Sized>(
+    stream: &mut S,
     max: usize,
     deadline: Duration,
 ) -> Result<Vec<u8>, FrameError> {
@@ -88,8 +119,8 @@ pub fn read_frame(
 }
 
 /// Writes one frame within `deadline`.
-pub fn write_frame(
-    stream: &mut UnixStream,
+pub fn write_frame<S: TimedStream + ?Sized>(
+    stream: &mut S,
     body: &[u8],
     deadline: Duration,
 ) -> Result<(), FrameError> {

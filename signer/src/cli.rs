@@ -45,10 +45,41 @@ pub enum Command {
     /// Check the configuration for `serve`, reading only (the token is not
     /// opened): exit 0 when it can start.
     CheckConfig,
+    /// Run a relay on a host whose clients a signer on another host serves:
+    /// clients connect to its Unix socket, the signer dials its TLS port.
+    /// Reads no configuration file.
+    Relay(RelayArgs),
+    /// Print the pin (SHA-256 of the public key) of a PEM certificate, as
+    /// `relay --signer-pin` and `[[upstream]] relay_pins` take it.
+    TlsPin {
+        /// The certificate (PEM; the first one in the file).
+        cert: PathBuf,
+    },
     /// The key-holding process the server starts (speaks a binary protocol on
     /// stdin and stdout; not for people).
     #[command(hide = true)]
     KeyHolder,
+}
+
+/// `relay`'s settings.
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// The Unix socket local clients connect to (mode 0660), as they would to
+    /// the signer's (`onionpkg-repo --signer PATH`).
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// The address and port the signer connects to (e.g. 192.0.2.10:7443).
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// The relay's certificate (PEM), whose key the signer pins.
+    #[arg(long)]
+    pub cert: PathBuf,
+    /// The relay's private key (PEM).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The pin of a signer allowed to connect (repeat during a rotation).
+    #[arg(long = "signer-pin", required = true)]
+    pub signer_pins: Vec<String>,
 }
 
 /// `keys` subcommands.
@@ -125,6 +156,21 @@ pub fn run(cli: &Cli) -> Result<Vec<String>> {
             crate::server::serve(&cfg, &cli.config)?;
             Ok(Vec::new())
         }
+        Command::Relay(args) => {
+            relay(args)?;
+            Ok(Vec::new())
+        }
+        Command::TlsPin { cert } => {
+            let pem = std::fs::read(cert).map_err(Error::io("reading", cert))?;
+            let der = {
+                use rustls::pki_types::pem::PemObject as _;
+                rustls::pki_types::CertificateDer::from_pem_slice(&pem)
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", cert.display())))?
+            };
+            Ok(vec![
+                onionpkg_signer_client::tls::Pin::of_certificate(&der)?.to_string(),
+            ])
+        }
         Command::CheckConfig => {
             let cfg = onionpkg_config::load_signer(&cli.config)?;
             check_config(&cfg, &cli.config)
@@ -138,6 +184,26 @@ pub fn run(cli: &Cli) -> Result<Vec<String>> {
             crate::audit::list(&cfg, *since, *json)
         }
     }
+}
+
+fn relay(args: &RelayArgs) -> Result<()> {
+    use onionpkg_signer_client::relay::{Relay, RelayConfig};
+    use onionpkg_signer_client::tls::{Identity, Pin};
+    let signer_pins = args
+        .signer_pins
+        .iter()
+        .map(|p| Pin::parse(p))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let identity = Identity::load(&args.cert, &args.key)?;
+    tracing::info!(pin = %identity.pin()?, "the relay's certificate key");
+    Relay::bind(RelayConfig {
+        socket: args.socket.clone(),
+        listen: args.listen,
+        identity,
+        signer_pins,
+    })?
+    .run()?;
+    Ok(())
 }
 
 /// Where systemd puts the credentials of a running unit: they exist only

@@ -14,6 +14,9 @@
 //! # Invariants
 //! - The process that reads the socket never opens the key store; the key
 //!   holder reads nothing but fixed-size frames from its parent.
+//! - The signer listens on no network socket: it dials out to relays
+//!   ([`dial`]); the relay (`onionpkg-signer relay`, from
+//!   `onionpkg-signer-client`) runs on the other host.
 //! - Root is never signed.
 //! - Nothing is signed for a request that is not signed by a configured
 //!   client allowed the role.
@@ -27,6 +30,7 @@ pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod client;
+pub mod dial;
 pub mod entry;
 mod err;
 pub mod holder;

@@ -2,8 +2,8 @@
 //!
 //! `serve` takes the state directory's lock, starts the key holder, opens the
 //! service (checking every key), binds the socket (mode 0660) and answers
-//! frames, one request at a time across all connections. It listens on no
-//! TCP socket.
+//! frames, one request at a time across all connections (and those of the
+//! relays it dials, [`crate::dial`]). It listens on no TCP socket.
 //!
 //! # Invariants
 //! - This process never opens the key store; it reaches keys only through
@@ -109,9 +109,10 @@ pub fn serve(cfg: &SignerConfig, config: &Path) -> Result<()> {
     let config = std::path::absolute(config).map_err(Error::io("resolving", config))?;
     let keys = Box::new(RespawningHolder::new(exe, config));
     let service = Service::open(cfg.clone(), keys, jiff::Timestamp::now().as_second())?;
+    let service = Arc::new(Mutex::new(service));
+    crate::dial::spawn(&cfg.upstream, &service)?;
     let listener = bind(&cfg.socket)?;
     tracing::info!(socket = %cfg.socket.display(), "listening");
-    let service = Arc::new(Mutex::new(service));
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let stream = match stream {

@@ -1,5 +1,6 @@
 //! The signer end to end: a real SoftHSM2 token per test, the real binary
-//! (front process and key holder), the client library over the Unix socket.
+//! (front process and key holder), the client library over the Unix socket
+//! and through a relay the signer dials.
 
 #![allow(
     clippy::unwrap_used,
@@ -19,6 +20,8 @@ mod common;
 mod config;
 #[path = "signer/crash.rs"]
 mod crash;
+#[path = "signer/dial.rs"]
+mod dial;
 #[path = "signer/logfile.rs"]
 mod logfile;
 #[path = "signer/refusals.rs"]
