@@ -201,3 +201,17 @@ fn upstream_rules() {
         );
     assert_at(&error(&twice), 20, "upstream[1].address", "listed twice");
 }
+
+#[test]
+fn the_example_s_commented_upstream_loads_when_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/signer.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let (head, tail) = text.split_once("# [[upstream]]").unwrap();
+    let tail: String = tail
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l)))
+        .collect();
+    let c: SignerConfig = from_str(&format!("{head}[[upstream]]{tail}"), "signer.toml").unwrap();
+    assert_eq!(c.upstream.len(), 1);
+    assert_eq!(c.upstream[0].address, "release.example.org:7443");
+}
