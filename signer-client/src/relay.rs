@@ -7,9 +7,11 @@
 //! the signer connects. It queues each client's request frame, hands it to a
 //! connected signer, and returns the signer's answer to that client.
 //!
-//! On a signer link the relay writes a request frame and reads the answer,
-//! one at a time; when it has nothing to send for [`KEEPALIVE`] it writes an
-//! empty frame, so both sides notice a dead link within a deadline.
+//! On a signer link the relay first writes an empty frame (the signer's
+//! sign that the relay accepted its certificate), then a request frame and
+//! reads the answer, one at a time; when it has nothing to send for
+//! [`KEEPALIVE`] it writes an empty frame, so both sides notice a dead link
+//! within a deadline.
 //!
 //! # Invariants
 //! - A signer link is served only after a handshake, within
@@ -298,8 +300,20 @@ fn link(tcp: TcpStream, tls: Arc<rustls::ServerConfig>, queue: &Queue) -> Result
     let conn = rustls::ServerConnection::new(tls).map_err(|e| ClientError::Tls(e.to_string()))?;
     let mut stream: TlsStream<rustls::ServerConnection> = rustls::StreamOwned::new(conn, tcp);
     tls::handshake(&mut stream, HANDSHAKE_DEADLINE)?;
-    tracing::info!("signer connected");
     let protocol = |e: FrameError| ClientError::Protocol(e.to_string());
+    // An empty frame at once: in TLS 1.3 the signer's handshake ends before
+    // the relay has checked its certificate, so this tells it that it was
+    // accepted.
+    frame::write_frame(&mut stream, &[], FRAME_DEADLINE).map_err(protocol)?;
+    let pin = stream
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|c| Pin::of_certificate(c).ok());
+    tracing::info!(
+        signer_pin = %pin.map_or_else(|| "?".into(), |p| p.to_string()),
+        "signer connected"
+    );
     loop {
         let Some(job) = queue.take(KEEPALIVE) else {
             frame::write_frame(&mut stream, &[], FRAME_DEADLINE).map_err(protocol)?;

@@ -7,7 +7,9 @@
 //! the same connection. Empty frames are the relay's keepalive. When the link
 //! fails or closes, the thread connects again after a pause that doubles from
 //! [`BACKOFF_START`] up to [`BACKOFF_MAX`], and starts again from the start
-//! after a link that completed its handshake.
+//! after a link on which the relay wrote a frame (in TLS 1.3 the client's
+//! handshake ends before the server has checked its certificate, so only a
+//! frame shows the relay accepted the signer).
 //!
 //! # Invariants
 //! - This runs in the front process; the key holder never sees the network.
@@ -96,8 +98,8 @@ impl Upstream {
         )))
     }
 
-    /// One link: connect, handshake, serve until it ends. `Ok(true)` when the
-    /// handshake completed (the relay is reachable and trusted).
+    /// One link: connect, handshake, serve until it ends. `true` when the
+    /// relay wrote a frame (it accepted the signer's certificate).
     fn session(&self, service: &Mutex<Service>) -> (bool, Result<()>) {
         let tcp = match self.connect() {
             Ok(t) => t,
@@ -113,18 +115,32 @@ impl Upstream {
         if let Err(e) = tls::handshake(&mut stream, HANDSHAKE_DEADLINE) {
             return (false, Err(e.into()));
         }
-        tracing::info!(relay = %self.address, "connected to relay");
-        (true, serve_link(&mut stream, service))
+        let mut frames = 0u64;
+        let result = serve_link(&mut stream, service, &self.address, &mut frames);
+        (frames > 0, result)
     }
 }
 
-/// Answers the relay's request frames until the link closes or fails.
+/// Answers the relay's request frames until the link closes or fails;
+/// counts the frames read in `frames`. The relay writes an empty frame as
+/// soon as it accepted the signer.
 fn serve_link(
     stream: &mut TlsStream<rustls::ClientConnection>,
     service: &Mutex<Service>,
+    relay: &str,
+    frames: &mut u64,
 ) -> Result<()> {
     loop {
-        let request = match frame::read_frame(stream, MAX_REQUEST, IDLE_DEADLINE) {
+        let read = frame::read_frame(stream, MAX_REQUEST, IDLE_DEADLINE);
+        if read.is_ok() {
+            if *frames == 0 {
+                // The relay's first frame, written after it checked our
+                // certificate.
+                tracing::info!(%relay, "connected to relay");
+            }
+            *frames += 1;
+        }
+        let request = match read {
             Ok(r) if r.is_empty() => continue,
             Ok(r) => r,
             Err(FrameError::Closed) => return Ok(()),

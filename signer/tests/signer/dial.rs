@@ -353,4 +353,5 @@ fn the_relay_refuses_a_signer_whose_key_is_not_pinned() {
     // certificate: the signer learns of the refusal on its first read.
     let log = signer.log_with("relay link failed");
     assert!(log.contains("received fatal alert"), "{log}");
+    assert!(!log.contains("connected to relay"), "{log}");
 }
