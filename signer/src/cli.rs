@@ -214,7 +214,8 @@ const CREDENTIALS_DIR: &str = "/run/credentials/";
 /// opening the token (that takes the PIN, and a package's installer asks
 /// this before enabling the service): the log's verifier key is set, the
 /// PKCS#11 module and the PIN file are there (a PIN file that is a
-/// credential of the unit is left to systemd).
+/// credential of the unit is left to systemd), and each upstream's
+/// certificate and key can be read.
 fn check_config(
     cfg: &onionpkg_config::SignerConfig,
     path: &std::path::Path,
@@ -248,6 +249,18 @@ fn check_config(
                 pin.display()
             )));
         }
+    }
+    for (i, up) in cfg.upstream.iter().enumerate() {
+        // A key that is a credential of the unit exists only while it runs.
+        if up.key.starts_with(CREDENTIALS_DIR) && !up.key.exists() {
+            lines.push(format!(
+                "upstream[{i}].key {}: a systemd credential, not present outside the unit",
+                up.key.display()
+            ));
+            continue;
+        }
+        onionpkg_signer_client::tls::Identity::load(&up.cert, &up.key)
+            .map_err(|e| Error::NotReady(format!("upstream[{i}] ({}): {e}", up.address)))?;
     }
     Ok(lines)
 }

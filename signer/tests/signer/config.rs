@@ -62,3 +62,29 @@ fn check_config_refuses_what_serve_could_not_start_with() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("systemd credential"), "{out}");
 }
+
+#[test]
+fn check_config_refuses_an_upstream_certificate_it_cannot_read() {
+    let pin = "ab".repeat(32);
+    let env = Env::new(&format!(
+        "[[upstream]]\naddress = \"127.0.0.2:7443\"\nrelay_pins = [\"{pin}\"]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n"
+    ));
+    let (code, _, err) = check(&env);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("not ready to serve: upstream[0] (127.0.0.2:7443)")
+            && err.contains("cert.pem"),
+        "{err}"
+    );
+    let ca = onionpkg_testkit::ca::TestCa::for_names("signer CA", &["signer.example.org"]);
+    let tls = env.dir.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::write(tls.join("cert.pem"), &ca.cert_pem).unwrap();
+    std::fs::write(tls.join("key.pem"), "not a key").unwrap();
+    let (code, _, err) = check(&env);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no private key"), "{err}");
+    std::fs::write(tls.join("key.pem"), &ca.key_pem).unwrap();
+    let (code, _, err) = check(&env);
+    assert_eq!(code, Some(0), "{err}");
+}
