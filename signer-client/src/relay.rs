@@ -23,8 +23,8 @@
 //!   stopped waiting ([`CLIENT_WAIT`]); an answer that cannot be delivered is
 //!   dropped.
 //! - Every read has a size cap and a deadline; at most [`MAX_CLIENTS`] client
-//!   connections, [`MAX_LINKS`] signer links and [`MAX_PENDING`] queued
-//!   requests at once.
+//!   connections, [`MAX_HANDSHAKES`] handshakes, [`MAX_LINKS`] signer links
+//!   and [`MAX_PENDING`] queued requests at once.
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -54,8 +54,11 @@ pub const ANSWER_DEADLINE: Duration = Duration::from_secs(20);
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// The most client connections served at once.
 pub const MAX_CLIENTS: usize = 16;
-/// The most signer links (and handshakes) at once.
+/// The most signer links at once (after their handshake).
 pub const MAX_LINKS: usize = 4;
+/// The most TLS handshakes under way at once: connections not yet
+/// authenticated, counted apart so that they never take a signer's place.
+pub const MAX_HANDSHAKES: usize = 8;
 /// The most requests waiting for a signer.
 pub const MAX_PENDING: usize = 64;
 
@@ -266,7 +269,8 @@ fn client(mut stream: UnixStream, queue: &Queue) {
 }
 
 fn accept_signers(tcp: &TcpListener, tls: &Arc<rustls::ServerConfig>, queue: &Arc<Queue>) {
-    let open = Arc::new(AtomicUsize::new(0));
+    let handshaking = Arc::new(AtomicUsize::new(0));
+    let links = Arc::new(AtomicUsize::new(0));
     for stream in tcp.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -275,36 +279,58 @@ fn accept_signers(tcp: &TcpListener, tls: &Arc<rustls::ServerConfig>, queue: &Ar
                 continue;
             }
         };
-        if open.fetch_add(1, Ordering::SeqCst) >= MAX_LINKS {
-            open.fetch_sub(1, Ordering::SeqCst);
-            tracing::warn!("too many signer connections; closing one");
+        if handshaking.fetch_add(1, Ordering::SeqCst) >= MAX_HANDSHAKES {
+            handshaking.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!("too many TLS handshakes under way; closing a connection");
             continue;
         }
-        let (tls, queue, open) = (Arc::clone(tls), Arc::clone(queue), Arc::clone(&open));
+        let (tls, queue) = (Arc::clone(tls), Arc::clone(queue));
+        let (handshaking, links) = (Arc::clone(&handshaking), Arc::clone(&links));
         std::thread::spawn(move || {
             let peer = stream
                 .peer_addr()
                 .map_or_else(|_| "?".into(), |a| a.to_string());
-            match link(stream, tls, &queue) {
+            let stream = accept(stream, tls);
+            handshaking.fetch_sub(1, Ordering::SeqCst);
+            let result = stream.and_then(|mut stream| {
+                if links.fetch_add(1, Ordering::SeqCst) >= MAX_LINKS {
+                    links.fetch_sub(1, Ordering::SeqCst);
+                    return Err(ClientError::Tls(format!(
+                        "more than {MAX_LINKS} signers connected"
+                    )));
+                }
+                let result = link(&mut stream, &queue);
+                links.fetch_sub(1, Ordering::SeqCst);
+                result
+            });
+            match result {
                 Ok(()) => tracing::info!(%peer, "signer disconnected"),
                 Err(e) => tracing::warn!(%peer, error = %e, "signer link ended"),
             }
-            open.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
 
-/// Serves one signer link: hands it requests, returns its answers.
-fn link(tcp: TcpStream, tls: Arc<rustls::ServerConfig>, queue: &Queue) -> Result<()> {
+/// The TLS handshake of a connection; the signer is authenticated (its key
+/// pinned) when it returns.
+fn accept(
+    tcp: TcpStream,
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<TlsStream<rustls::ServerConnection>> {
     let _ = tcp.set_nodelay(true);
     let conn = rustls::ServerConnection::new(tls).map_err(|e| ClientError::Tls(e.to_string()))?;
-    let mut stream: TlsStream<rustls::ServerConnection> = rustls::StreamOwned::new(conn, tcp);
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
     tls::handshake(&mut stream, HANDSHAKE_DEADLINE)?;
+    Ok(stream)
+}
+
+/// Serves one signer link: hands it requests, returns its answers.
+fn link(stream: &mut TlsStream<rustls::ServerConnection>, queue: &Queue) -> Result<()> {
     let protocol = |e: FrameError| ClientError::Protocol(e.to_string());
     // An empty frame at once: in TLS 1.3 the signer's handshake ends before
     // the relay has checked its certificate, so this tells it that it was
     // accepted.
-    frame::write_frame(&mut stream, &[], FRAME_DEADLINE).map_err(protocol)?;
+    frame::write_frame(stream, &[], FRAME_DEADLINE).map_err(protocol)?;
     let pin = stream
         .conn
         .peer_certificates()
@@ -316,11 +342,11 @@ fn link(tcp: TcpStream, tls: Arc<rustls::ServerConfig>, queue: &Queue) -> Result
     );
     loop {
         let Some(job) = queue.take(KEEPALIVE) else {
-            frame::write_frame(&mut stream, &[], FRAME_DEADLINE).map_err(protocol)?;
+            frame::write_frame(stream, &[], FRAME_DEADLINE).map_err(protocol)?;
             continue;
         };
-        let answer = frame::write_frame(&mut stream, &job.frame, FRAME_DEADLINE)
-            .and_then(|()| frame::read_frame(&mut stream, MAX_RESPONSE, ANSWER_DEADLINE));
+        let answer = frame::write_frame(stream, &job.frame, FRAME_DEADLINE)
+            .and_then(|()| frame::read_frame(stream, MAX_RESPONSE, ANSWER_DEADLINE));
         match answer {
             Ok(answer) => {
                 // The client may have gone; the answer is then dropped.
@@ -335,5 +361,59 @@ fn link(tcp: TcpStream, tls: Arc<rustls::ServerConfig>, queue: &Queue) -> Result
                 return Err(protocol(e));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    fn job(frame: &[u8], until: Instant) -> (Job, mpsc::Receiver<Vec<u8>>) {
+        let (reply, rx) = mpsc::sync_channel(1);
+        let job = Job {
+            frame: frame.to_vec(),
+            reply,
+            until,
+        };
+        (job, rx)
+    }
+
+    #[test]
+    fn a_request_whose_client_stopped_waiting_is_never_handed_out() {
+        let queue = Queue::default();
+        let now = Instant::now();
+        let (gone, _) = job(b"gone", now.checked_sub(Duration::from_secs(1)).unwrap());
+        let (waiting, _) = job(b"waiting", now + CLIENT_WAIT);
+        assert!(queue.push(gone) && queue.push(waiting));
+        assert_eq!(queue.take(Duration::ZERO).unwrap().frame, b"waiting");
+        assert!(queue.take(Duration::from_millis(1)).is_none());
+    }
+
+    #[test]
+    fn the_queue_refuses_past_its_bound() {
+        let queue = Queue::default();
+        let until = Instant::now() + CLIENT_WAIT;
+        for _ in 0..MAX_PENDING {
+            assert!(queue.push(job(b"r", until).0));
+        }
+        assert!(!queue.push(job(b"one too many", until).0));
+    }
+
+    #[test]
+    fn a_relay_needs_a_signer_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Relay::bind(RelayConfig {
+            socket: dir.path().join("s.sock"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            identity: Identity::from_der(
+                Vec::new(),
+                rustls::pki_types::PrivateKeyDer::Pkcs8(Vec::new().into()),
+            ),
+            signer_pins: Vec::new(),
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("at least one signer"), "{e}");
     }
 }
