@@ -1,4 +1,5 @@
-//! The signer dials out: a relay on another loopback address (127.0.0.2)
+//! The signer dials out: a relay in another network namespace, or on another
+//! loopback address (127.0.0.2),
 //! takes clients' requests on its Unix socket, the signer connects to it over
 //! mutual TLS and answers them; the signer holds no listening TCP socket.
 //! Each side trusts only the certificate key it pins.
@@ -354,4 +355,174 @@ fn the_relay_refuses_a_signer_whose_key_is_not_pinned() {
     let log = signer.log_with("relay link failed");
     assert!(log.contains("received fatal alert"), "{log}");
     assert!(!log.contains("connected to relay"), "{log}");
+}
+
+/// Whether this machine lets an unprivileged test make user and network
+/// namespaces with a veth pair between them.
+fn namespaces_available() -> bool {
+    Command::new("unshare")
+        .args([
+            "-rn", "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The network namespace of process `pid`.
+fn netns(pid: u32) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap()
+}
+
+/// The TCP table of `pid`'s network namespace as (state, remote address).
+fn tcp_of_namespace(pid: u32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 3 {
+                out.push((f[3].to_string(), f[2].to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The signer host and the release host as two network namespaces (made by
+/// the test in a user namespace, joined by a veth pair: 10.77.0.2 and
+/// 10.77.0.1): nothing in the signer's namespace listens, and it signs the
+/// relay's requests.
+#[test]
+fn across_two_network_namespaces_the_signer_dials_out_and_nothing_listens_on_its_side() {
+    if !namespaces_available() {
+        eprintln!(
+            "skipped: no user and network namespaces here; \
+             the_signer_dials_the_relay_signs_its_requests_and_listens_on_no_tcp_socket \
+             covers it on two loopback addresses"
+        );
+        return;
+    }
+    let mut env = Env::new("");
+    let dir = env.dir.path().to_path_buf();
+    let (relay_tls, signer_tls) = (
+        Tls::new(&dir, "relay", "10.77.0.1"),
+        Tls::new(&dir, "signer", "signer.example.org"),
+    );
+    env.extra = format!(
+        "[[upstream]]\naddress = \"10.77.0.1:7443\"\nrelay_pins = [\"{}\"]\ncert = \"{}\"\nkey = \"{}\"\n",
+        relay_tls.pin(),
+        signer_tls.cert.display(),
+        signer_tls.key.display()
+    );
+    env.write_config();
+    let socket = dir.join("relay/relay.sock");
+    let ready = dir.join("ready");
+    // Namespace A (the release host) makes namespace B (the signer host),
+    // moves one end of the veth pair into it once B says it is in its own
+    // namespace (fifo `ready.b`), and then runs the relay; B waits on the
+    // fifo `ready` until its end of the link is there. The signer dies
+    // with the relay (its parent), whatever ends the test.
+    let script = format!(
+        r#"set -e
+ip link set lo up
+ip link add v0 type veth peer name v1
+ip addr add 10.77.0.1/24 dev v0
+ip link set v0 up
+mkfifo '{ready}' '{ready}.b'
+unshare -n sh -c "echo > '{ready}.b'; read _ < '{ready}'; ip link set lo up; ip addr add 10.77.0.2/24 dev v1; ip link set v1 up; exec setpriv --pdeathsig KILL '{bin}' --config '{config}' serve" &
+read _ < '{ready}.b'
+ip link set v1 netns $!
+echo > '{ready}'
+exec '{bin}' relay --socket '{socket}' --listen 10.77.0.1:7443 --cert '{cert}' --key '{key}' --signer-pin {pin}
+"#,
+        ready = ready.display(),
+        bin = BIN,
+        config = env.config.display(),
+        socket = socket.display(),
+        cert = relay_tls.cert.display(),
+        key = relay_tls.key.display(),
+        pin = signer_tls.pin(),
+    );
+    let mut child = Command::new("unshare")
+        .args(["-rn", "sh", "-c", &script])
+        .env("SOFTHSM2_CONF", &env.softhsm_conf)
+        .env("ONIONPKG_TEST_PIN", crate::common::PIN)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let buf = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            buf.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    // The relay is the script's process (exec); the signer its child.
+    let relay = Relay {
+        child,
+        log,
+        socket,
+        address: "10.77.0.1:7443".into(),
+    };
+    relay.log_with("signer connected");
+    relay.log_with("connected to relay");
+    let relay_pid = relay.child.id();
+    let signer_pid = onionpkg_testkit::retry::until(Duration::from_secs(10), "the signer", || {
+        Ok(std::fs::read_dir("/proc")?
+            .filter_map(|p| p.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .find(|p| {
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                let cmdline = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    == Some(relay_pid.to_string().as_str())
+                    && cmdline.ends_with(b"serve\0")
+            }))
+    })
+    .unwrap();
+    /// Kills the signer by its id first; it would die with the relay too.
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _signer = Kill(signer_pid);
+    assert_ne!(netns(signer_pid), netns(relay_pid), "one namespace");
+    assert_ne!(netns(signer_pid), netns(std::process::id()));
+
+    let mut transport = UnixTransport::new(&relay.socket).with_deadline(Duration::from_secs(30));
+    let t = now().as_second();
+    let (req, payload) = tuf_request(&env.release, "timestamp", &timestamp(1, t + 3600, 1));
+    let signed = send(&mut transport, &req).unwrap();
+    env.key("timestamp")
+        .verify(&payload, &hex::decode(&signed.signature).unwrap())
+        .unwrap();
+
+    // Nothing in the signer host's namespace listens; its one TCP
+    // connection goes to the relay (10.77.0.1:7443 is 01004D0A:1D13).
+    let signer_side = tcp_of_namespace(signer_pid);
+    assert!(
+        signer_side.iter().all(|(state, _)| state != "0A"),
+        "something listens in the signer's namespace: {signer_side:?}"
+    );
+    assert!(
+        signer_side
+            .iter()
+            .any(|(state, remote)| state == "01" && remote == "01004D0A:1D13"),
+        "{signer_side:?}"
+    );
+    let relay_side = tcp_of_namespace(relay_pid);
+    assert!(
+        relay_side.iter().any(|(state, _)| state == "0A"),
+        "{relay_side:?}"
+    );
 }
