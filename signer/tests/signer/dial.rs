@@ -1,8 +1,7 @@
 //! The signer dials out: a relay in another network namespace, or on another
-//! loopback address (127.0.0.2),
-//! takes clients' requests on its Unix socket, the signer connects to it over
-//! mutual TLS and answers them; the signer holds no listening TCP socket.
-//! Each side trusts only the certificate key it pins.
+//! loopback address (127.0.0.2), takes clients' requests on its Unix socket,
+//! the signer connects to it over mutual TLS and answers them; the signer
+//! holds no listening TCP socket. Each side trusts only the key it pins.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
