@@ -19,6 +19,8 @@ mod common;
 mod config;
 #[path = "signer/crash.rs"]
 mod crash;
+#[path = "signer/ecdsa.rs"]
+mod ecdsa;
 #[path = "signer/logfile.rs"]
 mod logfile;
 #[path = "signer/refusals.rs"]
