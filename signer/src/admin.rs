@@ -6,13 +6,14 @@
 use onionpkg_config::SignerConfig;
 
 use crate::backend::KeyStore;
-use crate::keys::{KeyRole, RoleKey};
+use crate::keys::{KeyKind, KeyRole, RoleKey};
 use crate::{Error, Result};
 
 fn describe(cfg: &SignerConfig, key: &RoleKey) -> Result<Vec<String>> {
     let mut lines = vec![
         format!("role: {}", key.role),
         format!("key id: {}", key.key_id()),
+        format!("scheme: {}", key.public.algorithm()),
         format!("public key: {}", key.public.to_json()),
     ];
     if key.role == KeyRole::Log {
@@ -24,12 +25,12 @@ fn describe(cfg: &SignerConfig, key: &RoleKey) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-/// Makes `role`'s key in the configured store and describes it: the role, the
-/// TUF key id, the TUF public key object (and for the log key, the
-/// signed-note verifier key to put in `log.verifier_key`).
-pub fn generate(cfg: &SignerConfig, role: KeyRole) -> Result<Vec<String>> {
+/// Makes `role`'s key of `kind` in the configured store and describes it:
+/// the role, the TUF key id and scheme, the TUF public key object (and for
+/// the log key, the signed-note verifier key to put in `log.verifier_key`).
+pub fn generate(cfg: &SignerConfig, role: KeyRole, kind: KeyKind) -> Result<Vec<String>> {
     let mut store = KeyStore::open(&cfg.backend)?;
-    let key = store.generate(role)?;
+    let key = store.generate(role, kind)?;
     describe(cfg, &key)
 }
 

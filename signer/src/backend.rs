@@ -8,7 +8,7 @@
 use onionpkg_config::signer::{BackendConfig, BackendKind};
 
 use crate::keyfile::KeyFiles;
-use crate::keys::{KeyRole, RoleKey};
+use crate::keys::{KeyKind, KeyRole, RoleKey};
 use crate::token::{Token, read_pin};
 use crate::{Error, Result};
 
@@ -49,11 +49,17 @@ impl KeyStore {
         }
     }
 
-    /// Makes `role`'s key; refuses if one exists.
-    pub fn generate(&mut self, role: KeyRole) -> Result<RoleKey> {
+    /// Makes `role`'s key of `kind`; refuses if one exists, and refuses an
+    /// ECDSA log key (checkpoints are signed notes, which are ed25519).
+    pub fn generate(&mut self, role: KeyRole, kind: KeyKind) -> Result<RoleKey> {
+        if role == KeyRole::Log && kind != KeyKind::Ed25519 {
+            return Err(Error::Invalid(format!(
+                "the log key signs C2SP signed notes, which are ed25519; not {kind}"
+            )));
+        }
         match self {
-            Self::Token(t) => t.generate(role),
-            Self::Files(f) => f.generate(role),
+            Self::Token(t) => t.generate(role, kind),
+            Self::Files(f) => f.generate(role, kind),
         }
     }
 
@@ -65,7 +71,7 @@ impl KeyStore {
         }
     }
 
-    /// Signs `msg` with `role`'s key.
+    /// Signs `msg` with `role`'s key, in the TUF encoding of its kind.
     pub fn sign(&mut self, role: KeyRole, msg: &[u8]) -> Result<Vec<u8>> {
         match self {
             Self::Token(t) => t.sign(role, msg),

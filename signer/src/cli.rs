@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::keys::KeyRole;
+use crate::keys::{KeyKind, KeyRole};
 use crate::{Error, Result};
 
 /// onionpkg-signer: the signing service. Keys live in a PKCS#11 token and
@@ -92,6 +92,11 @@ pub enum KeysCommand {
         /// timestamp (also the DNS announcement), or log (the checkpoints).
         #[arg(long, value_parser = parse_role)]
         role: KeyRole,
+        /// The kind of key: ed25519, or ecdsa-p256 (TUF
+        /// `ecdsa-sha2-nistp256`, for tokens and KMSs that sign only
+        /// P-256; not for the log key).
+        #[arg(long, value_parser = parse_kind, default_value = "ed25519")]
+        key_type: KeyKind,
     },
     /// Check the keys of the given roles (default: every role) as the server
     /// does at start, and print each public key.
@@ -132,6 +137,10 @@ fn parse_role(s: &str) -> std::result::Result<KeyRole, String> {
     })
 }
 
+fn parse_kind(s: &str) -> std::result::Result<KeyKind, String> {
+    KeyKind::from_name(s).ok_or_else(|| format!("expected ed25519 or ecdsa-p256; found {s:?}"))
+}
+
 /// Runs a command; returns the lines to print.
 pub fn run(cli: &Cli) -> Result<Vec<String>> {
     match &cli.command {
@@ -143,9 +152,9 @@ pub fn run(cli: &Cli) -> Result<Vec<String>> {
             crate::holder::serve(store, std::io::stdin().lock(), std::io::stdout().lock())?;
             Ok(Vec::new())
         }
-        Command::Keys(KeysCommand::Generate { role }) => {
+        Command::Keys(KeysCommand::Generate { role, key_type }) => {
             let cfg = onionpkg_config::load_signer(&cli.config)?;
-            crate::admin::generate(&cfg, *role)
+            crate::admin::generate(&cfg, *role, *key_type)
         }
         Command::Keys(KeysCommand::Show { roles }) => {
             let cfg = onionpkg_config::load_signer(&cli.config)?;

@@ -97,10 +97,19 @@ impl<T: Transport> SignerClient<T> {
         self
     }
 
-    fn check(&self, signed: &Signed, msg: &[u8]) -> Result<Vec<u8>> {
+    /// Checks a TUF signature (`fixed` false) or an announcement's fixed
+    /// 64-byte one against the expected key, if any.
+    fn check(&self, signed: &Signed, msg: &[u8], fixed: bool) -> Result<Vec<u8>> {
         let sig = hex::decode(&signed.signature).map_err(|e| Error::Protocol(e.to_string()))?;
+        let verifies = |k: &PublicKey| {
+            if fixed {
+                <&[u8; 64]>::try_from(sig.as_slice()).is_ok_and(|s| k.verify_fixed(msg, s).is_ok())
+            } else {
+                k.verify(msg, &sig).is_ok()
+            }
+        };
         if let Some(k) = &self.expected
-            && (k.key_id() != signed.key_id || k.verify(msg, &sig).is_err())
+            && (k.key_id() != signed.key_id || !verifies(k))
         {
             return Err(Error::BadSignature {
                 key_id: signed.key_id.clone(),
@@ -129,7 +138,7 @@ impl<T: Transport> SignerClient<T> {
             .ok_or_else(|| Error::Invalid("the metadata has no RFC 3339 expires".into()))?;
         let request = build_request(&self.key, role, Kind::Tuf, &payload, version, expires, now);
         let answer = send(&mut self.transport, &request)?;
-        let sig = self.check(&answer, &payload)?;
+        let sig = self.check(&answer, &payload, false)?;
         Ok((answer, sig))
     }
 
@@ -170,7 +179,7 @@ impl<T: Transport> SignerClient<T> {
             now,
         );
         let answer = send(&mut self.transport, &request)?;
-        let sig = self.check(&answer, message)?;
+        let sig = self.check(&answer, message, true)?;
         Ok((answer, sig))
     }
 }

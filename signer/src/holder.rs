@@ -10,10 +10,13 @@
 //! response: status u8 | key kind u8 | length u16 BE | body (length bytes)
 //! ```
 //!
-//! `op` 1 asks for a role's public key (length 0; the body is the 32-byte
-//! key, after the store's checks), `op` 2 signs the message with the role's
-//! key (the body is the signature). Status 0 is success; 1 an error, whose
-//! body is a short message. Messages are at most [`MAX_MESSAGE`] bytes,
+//! `op` 1 asks for a role's public key (length 0; the body is the raw key,
+//! after the store's checks: 32 bytes for ed25519, the 65-byte
+//! uncompressed point for ECDSA P-256), `op` 2 signs the message with the
+//! role's key (the body is the signature in TUF's encoding: 64 bytes, or
+//! DER). The key kind is the role key's ([`KeyKind::code`]: 1 ed25519, 2
+//! ECDSA P-256). Status 0 is success; 1 an error, whose body is a short
+//! message. Messages are at most [`MAX_MESSAGE`] bytes,
 //! bodies at most [`MAX_BODY`].
 //!
 //! # Invariants
@@ -26,8 +29,6 @@
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-
-use onionpkg_trust::keys::PublicKey;
 
 use crate::backend::KeyStore;
 use crate::keys::{KeyKind, KeyRole, RoleKey};
@@ -73,24 +74,27 @@ pub fn serve(store: Result<KeyStore>, input: impl Read, output: impl Write) -> R
             (Err(why), _) => Err(why.clone()),
             (Ok(s), OP_KEY) => s
                 .key(role)
-                .map(|k| k.public.raw_bytes().to_vec())
+                .and_then(|k| Ok((kind_of(&k)?, k.public.raw_bytes().to_vec())))
                 .map_err(|e| e.to_string()),
-            (Ok(s), OP_SIGN) => s.sign(role, &msg).map_err(|e| e.to_string()),
+            (Ok(s), OP_SIGN) => s
+                .key(role)
+                .and_then(|k| Ok((kind_of(&k)?, s.sign(role, &msg)?)))
+                .map_err(|e| e.to_string()),
             (Ok(_), other) => return Err(Error::Holder(format!("unknown operation {other}"))),
         };
-        let (status, body) = match answer {
-            Ok(body) => (0u8, body),
+        let (status, kind, body) = match answer {
+            Ok((kind, body)) => (0u8, kind.code(), body),
             Err(message) => {
                 let mut m = message.into_bytes();
                 m.truncate(MAX_BODY as usize);
-                (1u8, m)
+                (1u8, 0u8, m)
             }
         };
         let len = u16::try_from(body.len())
             .ok()
             .filter(|l| *l <= MAX_BODY)
             .ok_or_else(|| Error::Holder("response too large".into()))?;
-        let mut frame = vec![status, KeyKind::Ed25519.code()];
+        let mut frame = vec![status, kind];
         frame.extend_from_slice(&len.to_be_bytes());
         frame.extend_from_slice(&body);
         output
@@ -98,6 +102,17 @@ pub fn serve(store: Result<KeyStore>, input: impl Read, output: impl Write) -> R
             .and_then(|()| output.flush())
             .map_err(|e| Error::Holder(format!("writing a response: {e}")))?;
     }
+}
+
+/// The protocol's kind of a role's key.
+fn kind_of(key: &RoleKey) -> Result<KeyKind> {
+    KeyKind::of(&key.public).ok_or_else(|| Error::KeyUnusable {
+        label: key.role.label(),
+        reason: format!(
+            "a {} key, which the signer does not hold",
+            key.public.algorithm()
+        ),
+    })
 }
 
 /// The front's handle on a running key holder.
@@ -136,7 +151,7 @@ impl Holder {
         self.child.id()
     }
 
-    fn call(&mut self, op: u8, role: KeyRole, msg: &[u8]) -> Result<Vec<u8>> {
+    fn call(&mut self, op: u8, role: KeyRole, msg: &[u8]) -> Result<(KeyKind, Vec<u8>)> {
         let len = u32::try_from(msg.len())
             .ok()
             .filter(|l| *l <= MAX_MESSAGE)
@@ -159,23 +174,24 @@ impl Holder {
         if status != 0 {
             return Err(Error::Holder(String::from_utf8_lossy(&body).into_owned()));
         }
-        if kind != KeyKind::Ed25519.code() {
-            return Err(Error::Holder(format!("unknown key kind {kind}")));
-        }
-        Ok(body)
+        let kind = KeyKind::from_code(kind)
+            .ok_or_else(|| Error::Holder(format!("unknown key kind {kind}")))?;
+        Ok((kind, body))
     }
 
     /// `role`'s public key; the key holder checks the key first.
     pub fn key(&mut self, role: KeyRole) -> Result<RoleKey> {
-        let raw = self.call(OP_KEY, role, &[])?;
-        let public =
-            PublicKey::from_ed25519_bytes(&raw).map_err(|e| Error::Holder(e.to_string()))?;
+        let (kind, raw) = self.call(OP_KEY, role, &[])?;
+        let public = kind
+            .public_key(&raw)
+            .map_err(|e| Error::Holder(e.to_string()))?;
         Ok(RoleKey { role, public })
     }
 
-    /// Signs `msg` with `role`'s key.
+    /// Signs `msg` with `role`'s key; the signature is in the TUF encoding
+    /// of the key's kind.
     pub fn sign(&mut self, role: KeyRole, msg: &[u8]) -> Result<Vec<u8>> {
-        self.call(OP_SIGN, role, msg)
+        self.call(OP_SIGN, role, msg).map(|(_, sig)| sig)
     }
 }
 

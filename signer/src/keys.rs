@@ -7,8 +7,10 @@
 //!   `timestamp` key.
 //! - Key ids are the trust layer's ([`onionpkg_trust::keys::PublicKey`]), so
 //!   what `keys generate` prints is what a root or a delegation must list.
+//! - A role's key is ed25519 or ECDSA P-256 ([`KeyKind`]), chosen when it is
+//!   made; the log key is always ed25519 (signed notes are).
 
-use onionpkg_trust::keys::PublicKey;
+use onionpkg_trust::keys::{Algorithm, PublicKey};
 use onionpkg_trust::roles;
 
 /// A key in the key store, by what it signs.
@@ -96,24 +98,77 @@ impl std::fmt::Display for KeyRole {
     }
 }
 
-/// The kind of a signing key. Only ed25519 is made and used today; ECDSA
-/// P-256 (`CKM_ECDSA` over SHA-256, the signature converted to DER as TUF's
-/// `ecdsa-sha2-nistp256` wants, the public key as PEM SPKI) fits behind the
-/// same key-holder protocol as a second kind code once the trust layer
-/// verifies it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The kind of a signing key, chosen per role when the key is made
+/// (`keys generate --key-type`); a key in the store keeps its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum KeyKind {
     /// Ed25519 (`CKM_EDDSA`), TUF `keytype`/`scheme` `ed25519`.
+    #[default]
     Ed25519,
+    /// ECDSA over NIST P-256 with SHA-256 (`CKM_ECDSA` over the SHA-256
+    /// digest), TUF keytype `ecdsa`, scheme `ecdsa-sha2-nistp256`: the
+    /// public key as PEM SubjectPublicKeyInfo, signatures DER.
+    EcdsaP256,
 }
 
 impl KeyKind {
+    /// Every kind, in code order.
+    pub const ALL: [Self; 2] = [Self::Ed25519, Self::EcdsaP256];
+
     /// The one-byte code of the key-holder protocol.
     pub fn code(self) -> u8 {
         match self {
             Self::Ed25519 => 1,
+            Self::EcdsaP256 => 2,
         }
+    }
+
+    /// The kind of a protocol code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == code)
+    }
+
+    /// The name on the command line (`ed25519`, `ecdsa-p256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ed25519 => "ed25519",
+            Self::EcdsaP256 => "ecdsa-p256",
+        }
+    }
+
+    /// Parses a name of [`KeyKind::name`], or the TUF scheme
+    /// (`ecdsa-sha2-nistp256`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "ed25519" => Some(Self::Ed25519),
+            "ecdsa-p256" | "ecdsa-sha2-nistp256" => Some(Self::EcdsaP256),
+            _ => None,
+        }
+    }
+
+    /// The kind of a public key the trust layer parsed.
+    pub fn of(key: &PublicKey) -> Option<Self> {
+        match key.algorithm() {
+            Algorithm::Ed25519 => Some(Self::Ed25519),
+            Algorithm::EcdsaP256 => Some(Self::EcdsaP256),
+            _ => None,
+        }
+    }
+
+    /// A public key of this kind from its raw form: 32 bytes for ed25519,
+    /// the 65-byte uncompressed point for ECDSA P-256.
+    pub fn public_key(self, raw: &[u8]) -> Result<PublicKey, onionpkg_trust::keys::KeyError> {
+        match self {
+            Self::Ed25519 => PublicKey::from_ed25519_bytes(raw),
+            Self::EcdsaP256 => PublicKey::from_ecdsa_p256_point(raw),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -159,5 +214,19 @@ mod tests {
         for r in KeyRole::ALL {
             assert_eq!(KeyRole::from_code(r.code()), Some(r));
         }
+    }
+
+    #[test]
+    fn key_kinds_round_trip_through_codes_and_names() {
+        for k in KeyKind::ALL {
+            assert_eq!(KeyKind::from_code(k.code()), Some(k));
+            assert_eq!(KeyKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(
+            KeyKind::from_name("ecdsa-sha2-nistp256"),
+            Some(KeyKind::EcdsaP256)
+        );
+        assert_eq!(KeyKind::from_name("rsa"), None);
+        assert_eq!(KeyKind::from_code(0), None);
     }
 }

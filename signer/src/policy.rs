@@ -80,11 +80,35 @@ fn expected_type(role: &str) -> Option<&'static str> {
     }
 }
 
+/// Parses TUF canonical JSON (securesystemslib's form), which is not always
+/// JSON: it escapes only the backslash and the double quote, so a string holding a control
+/// character (the newlines of an ECDSA key's PEM, in a delegation) carries
+/// it raw, which JSON forbids. Those bytes are escaped before parsing;
+/// outside strings canonical JSON has none, and the caller compares the
+/// payload with the canonical form of what was parsed, so a payload that
+/// was not canonical to begin with is still refused.
+fn parse_canonical(payload: &[u8]) -> serde_json::Result<Value> {
+    // Plain JSON first: what parses so (pretty-printed JSON, say) is then
+    // refused as not canonical, with that reason.
+    let plain = serde_json::from_slice(payload);
+    if plain.is_ok() || !payload.iter().any(|b| *b < 0x20) {
+        return plain;
+    }
+    let mut json = Vec::with_capacity(payload.len() + 64);
+    for b in payload {
+        if *b < 0x20 {
+            json.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            json.push(*b);
+        }
+    }
+    serde_json::from_slice(&json).or(plain)
+}
+
 /// Checks TUF metadata for `role`: canonical JSON of the role's shape.
 pub fn check_tuf(role: &str, payload: &[u8]) -> Result<Checked, Refusal> {
     let want = expected_type(role).ok_or_else(|| refuse(format!("no online role {role:?}")))?;
-    let signed: Value =
-        serde_json::from_slice(payload).map_err(|e| refuse(format!("not JSON: {e}")))?;
+    let signed = parse_canonical(payload).map_err(|e| refuse(format!("not JSON: {e}")))?;
     let canonical = onionpkg_trust::sign::canonical_bytes(&signed)
         .map_err(|e| refuse(format!("no canonical form: {e}")))?;
     if canonical != payload {
@@ -183,7 +207,7 @@ fn targets_shape(role: &str, signed: &Value) -> Result<Targets, Refusal> {
 
 /// The targets of a payload signed before (for the change list).
 pub fn targets_of(payload: &[u8]) -> Option<Targets> {
-    let signed: Value = serde_json::from_slice(payload).ok()?;
+    let signed = parse_canonical(payload).ok()?;
     let list = signed["targets"].as_object()?;
     Some(
         list.iter()
@@ -273,4 +297,41 @@ pub fn check_announcement(payload: &[u8], timestamp_key: &PublicKey) -> Result<C
         references: vec![(roles::TIMESTAMP.to_string(), record.serial())],
         targets: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Targets metadata delegating to an ECDSA key: its canonical form holds
+    /// the PEM's newlines raw.
+    fn delegating_to_pem() -> Value {
+        serde_json::json!({
+            "_type": "targets", "spec_version": "1.0.31", "version": 2,
+            "expires": "2099-01-01T00:00:00Z", "targets": {},
+            "delegations": {
+                "keys": { "k1": { "keytype": "ecdsa", "scheme": "ecdsa-sha2-nistp256",
+                    "keyval": { "public": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n" } } },
+                "roles": [{ "name": "mirrors", "keyids": ["k1"], "threshold": 1,
+                    "terminating": true, "paths": ["mirrors.json"] }],
+            },
+        })
+    }
+
+    #[test]
+    fn canonical_json_with_raw_newlines_in_strings_is_accepted() {
+        let payload = onionpkg_trust::sign::canonical_bytes(&delegating_to_pem()).unwrap();
+        assert!(payload.contains(&b'\n'), "the PEM newlines are raw");
+        let checked = check_tuf("targets", &payload).unwrap();
+        assert_eq!(checked.version, 2);
+        assert!(targets_of(&payload).is_some());
+    }
+
+    #[test]
+    fn a_control_character_outside_a_string_is_still_refused() {
+        let mut payload = onionpkg_trust::sign::canonical_bytes(&delegating_to_pem()).unwrap();
+        payload.insert(1, b'\n');
+        let refused = check_tuf("targets", &payload).unwrap_err();
+        assert_eq!(refused.reason, Reason::Payload, "{refused}");
+    }
 }

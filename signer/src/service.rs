@@ -31,7 +31,7 @@ use std::path::PathBuf;
 
 use base64::Engine as _;
 use onionpkg_config::SignerConfig;
-use onionpkg_trust::keys::PublicKey;
+use onionpkg_trust::keys::{Algorithm, PublicKey};
 use onionpkg_trust::util::write_atomic;
 use sha2::{Digest, Sha256};
 
@@ -312,11 +312,29 @@ impl Service {
             .keys
             .sign(key_role, &payload)
             .map_err(|e| Self::internal(&e))?;
-        role_key.public.verify(&payload, &signature).map_err(|_| {
+        let bad = || {
             Self::internal(&Error::BadSignature {
                 key_id: role_key.key_id(),
             })
-        })?;
+        };
+        let signature = match r.kind {
+            Kind::Tuf => {
+                role_key
+                    .public
+                    .verify(&payload, &signature)
+                    .map_err(|_| bad())?;
+                signature
+            }
+            // An announcement carries the fixed 64-byte form.
+            Kind::Announcement => {
+                let fixed = fixed_signature(&role_key.public, &signature).ok_or_else(bad)?;
+                role_key
+                    .public
+                    .verify_fixed(&payload, &fixed)
+                    .map_err(|_| bad())?;
+                fixed.to_vec()
+            }
+        };
         let sha256 = hex::encode(Sha256::digest(&payload));
         let entry = self
             .entry(
@@ -476,5 +494,16 @@ impl Service {
             }
         }
         Ok(entry)
+    }
+}
+
+/// A signature in the fixed 64-byte form of the DNS announcement: ed25519's
+/// own, or an ECDSA P-256 DER signature as `r || s`.
+fn fixed_signature(key: &PublicKey, sig: &[u8]) -> Option<[u8; 64]> {
+    match key.algorithm() {
+        Algorithm::EcdsaP256 => p256::ecdsa::Signature::from_der(sig)
+            .ok()
+            .map(|s| s.to_bytes().into()),
+        _ => sig.try_into().ok(),
     }
 }

@@ -1,17 +1,24 @@
 //! Keys in a PKCS#11 token (through `cryptoki`).
 //!
-//! Each role's key pair is generated inside the token with
-//! `CKM_EC_EDWARDS_KEY_PAIR_GEN` on edwards25519, labelled and id'd
+//! Each role's key pair is generated inside the token, labelled and id'd
 //! `onionpkg-ROLE` ([`KeyRole::label`]), with the private half
-//! `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE` and not `CKA_EXTRACTABLE`.
-//! Signing uses `CKM_EDDSA` (pure Ed25519).
+//! `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE` and not `CKA_EXTRACTABLE`,
+//! of the kind asked for ([`KeyKind`]):
+//! - ed25519: `CKM_EC_EDWARDS_KEY_PAIR_GEN` on edwards25519; signing uses
+//!   `CKM_EDDSA` (pure Ed25519);
+//! - ECDSA P-256: `CKM_EC_KEY_PAIR_GEN` with `CKA_EC_PARAMS` the OID of
+//!   prime256v1; signing uses `CKM_ECDSA` over the SHA-256 digest of the
+//!   message (computed here: every token that does P-256 has `CKM_ECDSA`,
+//!   not all have `CKM_ECDSA_SHA256`), and the token's fixed-width `r || s`
+//!   becomes the DER signature TUF's `ecdsa-sha2-nistp256` wants.
 //!
 //! # Invariants
 //! - A key is used only after [`Token::key`] checked that the token says it
 //!   cannot be read out: `CKA_EXTRACTABLE` false, `CKA_SENSITIVE` true,
 //!   `CKA_NEVER_EXTRACTABLE` and `CKA_ALWAYS_SENSITIVE` true (so it was never
-//!   exportable, not merely locked now), and that it signs what its public
-//!   half verifies.
+//!   exportable, not merely locked now), that it is ed25519 or ECDSA on
+//!   P-256 (no other curve), and that it signs what its public half
+//!   verifies.
 //! - The PIN is wiped once the login is done and never logged.
 //! - Only the key-holding process and `keys generate` open a token.
 
@@ -25,9 +32,12 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use onionpkg_trust::keys::PublicKey;
+use pkcs8::AssociatedOid as _;
+use pkcs8::der::{Decode as _, Encode as _, asn1::OctetStringRef};
+use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
-use crate::keys::{KeyRole, RoleKey};
+use crate::keys::{KeyKind, KeyRole, RoleKey};
 use crate::{Error, Result};
 
 /// DER of the object identifier of Ed25519 (1.3.101.112, RFC 8410), the
@@ -107,9 +117,9 @@ impl Token {
             .map_err(Error::token(format!("finding the {role} key")))
     }
 
-    /// Makes `role`'s key pair inside the token, not extractable, and
-    /// returns its public half. Refuses if the role has a key already.
-    pub fn generate(&mut self, role: KeyRole) -> Result<RoleKey> {
+    /// Makes `role`'s key pair of `kind` inside the token, not extractable,
+    /// and returns its public half. Refuses if the role has a key already.
+    pub fn generate(&mut self, role: KeyRole, kind: KeyKind) -> Result<RoleKey> {
         if !self.find(ObjectClass::PRIVATE_KEY, role)?.is_empty()
             || !self.find(ObjectClass::PUBLIC_KEY, role)?.is_empty()
         {
@@ -119,11 +129,15 @@ impl Token {
             });
         }
         let label = role.label().into_bytes();
+        let (mechanism, params) = match kind {
+            KeyKind::Ed25519 => (Mechanism::EccEdwardsKeyPairGen, ED25519_OID.to_vec()),
+            KeyKind::EcdsaP256 => (Mechanism::EccKeyPairGen, p256_params()?),
+        };
         let public = [
             Attribute::Token(true),
             Attribute::Private(false),
             Attribute::Verify(true),
-            Attribute::EcParams(ED25519_OID.to_vec()),
+            Attribute::EcParams(params),
             Attribute::Label(label.clone()),
             Attribute::Id(label.clone()),
         ];
@@ -137,9 +151,9 @@ impl Token {
             Attribute::Id(label),
         ];
         self.session
-            .generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &public, &private)
-            .map_err(Error::token(format!("generating the {role} key")))?;
-        tracing::info!(role = %role, token = %self.label, "made a key in the token");
+            .generate_key_pair(&mechanism, &public, &private)
+            .map_err(Error::token(format!("generating the {role} key ({kind})")))?;
+        tracing::info!(role = %role, kind = %kind, token = %self.label, "made a key in the token");
         self.key(role)
     }
 
@@ -165,30 +179,44 @@ impl Token {
         };
         let private = one(self.find(ObjectClass::PRIVATE_KEY, role)?, "private key")?;
         let public = one(self.find(ObjectClass::PUBLIC_KEY, role)?, "public key")?;
-        self.check_private(&label, private)?;
-        let point = self
+        let kind = self.check_private(&label, private)?;
+        let attrs = self
             .session
-            .get_attributes(public, &[AttributeType::EcPoint])
+            .get_attributes(public, &[AttributeType::EcPoint, AttributeType::EcParams])
             .map_err(Error::token(format!("reading the public key {label:?}")))?;
-        let raw = point
+        let unusable = |reason: &str| Error::KeyUnusable {
+            label: label.clone(),
+            reason: reason.to_string(),
+        };
+        let raw = attrs
             .iter()
             .find_map(|a| match a {
                 Attribute::EcPoint(p) => Some(p.clone()),
                 _ => None,
             })
-            .ok_or_else(|| Error::KeyUnusable {
-                label: label.clone(),
-                reason: "the public key has no CKA_EC_POINT".into(),
-            })?;
-        let public_key = ed25519_point(&raw).ok_or_else(|| Error::KeyUnusable {
-            label: label.clone(),
-            reason: "CKA_EC_POINT is not an ed25519 public key".into(),
-        })?;
+            .ok_or_else(|| unusable("the public key has no CKA_EC_POINT"))?;
+        let public_key = match kind {
+            KeyKind::Ed25519 => ed25519_point(&raw)
+                .ok_or_else(|| unusable("CKA_EC_POINT is not an ed25519 public key"))?,
+            KeyKind::EcdsaP256 => {
+                let params = attrs.iter().find_map(|a| match a {
+                    Attribute::EcParams(p) => Some(p.clone()),
+                    _ => None,
+                });
+                if params != Some(p256_params()?) {
+                    return Err(unusable(
+                        "an ECDSA key on another curve than P-256 (CKA_EC_PARAMS)",
+                    ));
+                }
+                p256_point(&raw)
+                    .ok_or_else(|| unusable("CKA_EC_POINT is not a P-256 public key"))?
+            }
+        };
         let key = RoleKey {
             role,
             public: public_key,
         };
-        let sig = self.sign_with(private, SELF_TEST, &label)?;
+        let sig = self.sign_with(private, kind, SELF_TEST, &label)?;
         key.public
             .verify(SELF_TEST, &sig)
             .map_err(|_| Error::KeyUnusable {
@@ -199,8 +227,8 @@ impl Token {
         Ok(key)
     }
 
-    /// Refuses a private key the token would let out.
-    fn check_private(&self, label: &str, key: ObjectHandle) -> Result<()> {
+    /// Refuses a private key the token would let out; returns its kind.
+    fn check_private(&self, label: &str, key: ObjectHandle) -> Result<KeyKind> {
         let attrs = self
             .session
             .get_attributes(
@@ -244,26 +272,55 @@ impl Token {
             Attribute::KeyType(t) => Some(*t),
             _ => None,
         });
-        if key_type != Some(KeyType::EC_EDWARDS) {
-            return Err(Error::KeyUnusable {
+        match key_type {
+            Some(KeyType::EC_EDWARDS) => Ok(KeyKind::Ed25519),
+            Some(KeyType::EC) => Ok(KeyKind::EcdsaP256),
+            other => Err(Error::KeyUnusable {
                 label: label.to_string(),
-                reason: format!("not an ed25519 key ({key_type:?})"),
-            });
+                reason: format!("neither an ed25519 nor an ECDSA P-256 key ({other:?})"),
+            }),
         }
-        Ok(())
     }
 
-    fn sign_with(&self, key: ObjectHandle, msg: &[u8], label: &str) -> Result<Vec<u8>> {
-        let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
-        self.session
-            .sign(&mechanism, key, msg)
-            .map_err(Error::token(format!("signing with {label:?}")))
+    /// Signs `msg` in the TUF encoding of `kind`: ed25519's 64 bytes, or
+    /// for ECDSA P-256 the DER of the token's `r || s` over SHA-256 of `msg`.
+    fn sign_with(
+        &self,
+        key: ObjectHandle,
+        kind: KeyKind,
+        msg: &[u8],
+        label: &str,
+    ) -> Result<Vec<u8>> {
+        let failed = || Error::token(format!("signing with {label:?}"));
+        match kind {
+            KeyKind::Ed25519 => {
+                let mechanism = Mechanism::Eddsa(EddsaParams::new(EddsaSignatureScheme::Pure));
+                self.session.sign(&mechanism, key, msg).map_err(failed())
+            }
+            KeyKind::EcdsaP256 => {
+                let digest = Sha256::digest(msg);
+                let fixed = self
+                    .session
+                    .sign(&Mechanism::Ecdsa, key, &digest)
+                    .map_err(failed())?;
+                let sig =
+                    p256::ecdsa::Signature::from_slice(&fixed).map_err(|_| Error::KeyUnusable {
+                        label: label.to_string(),
+                        reason: format!(
+                            "the token's ECDSA signature is {} bytes, not r || s of 32 each",
+                            fixed.len()
+                        ),
+                    })?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+        }
     }
 
-    /// Signs `msg` with `role`'s key (checked first if not yet).
+    /// Signs `msg` with `role`'s key (checked first if not yet), in the
+    /// TUF encoding of its kind.
     pub fn sign(&mut self, role: KeyRole, msg: &[u8]) -> Result<Vec<u8>> {
         self.key(role)?;
-        let (handle, _) = self
+        let (handle, key) = self
             .keys
             .get(&role)
             .cloned()
@@ -271,8 +328,32 @@ impl Token {
                 role: role.to_string(),
                 store: self.store(),
             })?;
-        self.sign_with(handle, msg, &role.label())
+        let kind = KeyKind::of(&key.public).ok_or_else(|| Error::KeyUnusable {
+            label: role.label(),
+            reason: "a key of a kind the signer does not hold".into(),
+        })?;
+        self.sign_with(handle, kind, msg, &role.label())
     }
+}
+
+/// `CKA_EC_PARAMS` of a P-256 key: the DER of the curve's object identifier
+/// (prime256v1, 1.2.840.10045.3.1.7).
+fn p256_params() -> Result<Vec<u8>> {
+    p256::NistP256::OID
+        .to_der()
+        .map_err(|e| Error::Invalid(format!("encoding the P-256 curve's OID: {e}")))
+}
+
+/// The public key of a P-256 `CKA_EC_POINT`: the uncompressed point in a
+/// DER OCTET STRING (what PKCS#11 specifies and SoftHSM2 gives), or bare.
+fn p256_point(raw: &[u8]) -> Option<PublicKey> {
+    let bytes = match OctetStringRef::from_der(raw) {
+        Ok(inner) => inner.as_bytes(),
+        Err(_) => raw,
+    };
+    // The point must lie on the curve, not merely be 65 bytes.
+    p256::PublicKey::from_sec1_bytes(bytes).ok()?;
+    PublicKey::from_ecdsa_p256_point(bytes).ok()
 }
 
 /// The 32 key bytes of an edwards25519 `CKA_EC_POINT`: DER OCTET STRING

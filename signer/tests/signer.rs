@@ -22,6 +22,8 @@ mod config;
 mod crash;
 #[path = "signer/dial.rs"]
 mod dial;
+#[path = "signer/ecdsa.rs"]
+mod ecdsa;
 #[path = "signer/logfile.rs"]
 mod logfile;
 #[path = "signer/refusals.rs"]

@@ -33,15 +33,14 @@ fn python_tuf() -> PathBuf {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_tuf_targets_with_names_to_encode_and_sha512_only_download_and_verify() {
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("repo");
+/// Makes a repository in `repo` with python-tuf (`make_repo.py ARGS REPO`),
+/// within two minutes.
+pub async fn make_repo(args: &[&str], repo: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../repo/tests/python/make_repo.py");
     let made = tokio::process::Command::new(python_tuf())
         .arg(&script)
-        .arg("--names")
-        .arg(&repo)
+        .args(args)
+        .arg(repo)
         .kill_on_drop(true)
         .output();
     let made = tokio::time::timeout(Duration::from_secs(120), made)
@@ -53,6 +52,13 @@ async fn python_tuf_targets_with_names_to_encode_and_sha512_only_download_and_ve
         "make_repo.py: {}",
         String::from_utf8_lossy(&made.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_tuf_targets_with_names_to_encode_and_sha512_only_download_and_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    make_repo(&["--names"], &repo).await;
 
     let ca = TestCa::new();
     let mirror = serve(repo.clone(), ca.server.clone()).await;

@@ -21,6 +21,7 @@ mod freeze;
 mod hooks;
 mod interop;
 mod output;
+mod schemes;
 mod server;
 mod streaming;
 mod util;

@@ -34,7 +34,10 @@ made by `CryptoSigner.generate_*`):
   so the threshold is met only if both kinds count; snapshot, timestamp and
   the delegated role ECDSA;
 - `rsa`: root ed25519; targets, snapshot, timestamp and the delegated role
-  RSA (`rsassa-pss-sha256`), a scheme onionpkg does not verify.
+  RSA (`rsassa-pss-sha256`), a scheme onionpkg does not verify;
+- `unknown`: every key ed25519 but the timestamp's, whose key type and
+  scheme no TUF implementation knows (`x-unknown`/`x-unknown-scheme`); its
+  signature is random bytes, as nothing can check it.
 
 Layout written:
 
@@ -50,10 +53,11 @@ Exits non-zero with a message on stderr if anything fails.
 import argparse
 import hashlib
 import os
+import secrets
 import sys
 from datetime import datetime, timedelta, timezone
 
-from securesystemslib.signer import CryptoSigner
+from securesystemslib.signer import CryptoSigner, Signature, Signer, SSlibKey
 from tuf.api.metadata import (
     DelegatedRole,
     Delegations,
@@ -91,11 +95,38 @@ NAMED_TARGETS = {
 DELEGATED_ROLE = "releases"
 DELEGATED_PATHS = ["releases/*"]
 
+UNKNOWN_KEYTYPE = "x-unknown"
+UNKNOWN_SCHEME = "x-unknown-scheme"
+
+
+class UnknownSchemeSigner(Signer):
+    """A key of a scheme nobody implements: its public key is random bytes
+    and its signatures random bytes of the usual size."""
+
+    def __init__(self):
+        public = secrets.token_hex(32)
+        keyid = hashlib.sha256(public.encode()).hexdigest()
+        self._public_key = SSlibKey(keyid, UNKNOWN_KEYTYPE, UNKNOWN_SCHEME, {"public": public})
+
+    @property
+    def public_key(self):
+        """The declared public key."""
+        return self._public_key
+
+    def sign(self, payload):
+        return Signature(self._public_key.keyid, secrets.token_hex(64))
+
+    @classmethod
+    def from_priv_key_uri(cls, priv_key_uri, public_key, secrets_handler=None):
+        raise ValueError("no private key URI for an unknown scheme")
+
+
 # Key kind -> a function making a fresh signer of that kind.
 GENERATORS = {
     "ed25519": CryptoSigner.generate_ed25519,
     "ecdsa": CryptoSigner.generate_ecdsa,
     "rsa": lambda: CryptoSigner.generate_rsa(scheme="rsassa-pss-sha256"),
+    "unknown": UnknownSchemeSigner,
 }
 
 
@@ -116,6 +147,7 @@ PLANS = {
     "ecdsa": plan("ecdsa", ["ecdsa"] * 3, "ecdsa", "ecdsa"),
     "mixed": plan("ed25519", ["ed25519", "ecdsa"], "ecdsa", "ecdsa"),
     "rsa": plan("ed25519", ["rsa"] * 3, "rsa", "rsa"),
+    "unknown": {**plan("ed25519", ["ed25519"] * 3, "ed25519", "ed25519"), "timestamp": "unknown"},
 }
 
 

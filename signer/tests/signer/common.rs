@@ -102,8 +102,8 @@ impl Env {
     }
 
     /// A token with the keys of `roles` made by `keys generate` (`log`
-    /// among them), and the `release` client allowed `release_roles` when
-    /// given.
+    /// among them; `ROLE:KIND` makes a key of that `--key-type`), and the
+    /// `release` client allowed `release_roles` when given.
     pub fn with_keys(
         extra: &str,
         roles: &[&str],
@@ -113,8 +113,12 @@ impl Env {
         if let Some(r) = release_roles {
             env.release_roles = r;
         }
-        for role in roles.iter().copied() {
-            let out = run(&env, &["keys", "generate", "--role", role]);
+        for spec in roles.iter().copied() {
+            let (role, kind) = spec.split_once(':').unwrap_or((spec, "ed25519"));
+            let out = run(
+                &env,
+                &["keys", "generate", "--role", role, "--key-type", kind],
+            );
             assert!(
                 out.status.success(),
                 "{}",

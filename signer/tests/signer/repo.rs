@@ -1,6 +1,7 @@
 //! A repository whose every role but root is signed through the signer, by
-//! `onionpkg-repo --signer`: it verifies with `onionpkg-repo verify` and with
-//! python-tuf's client, and the signer's audit log lists what was signed.
+//! `onionpkg-repo --signer`, with ed25519 keys and with ECDSA P-256 keys: it
+//! verifies with `onionpkg-repo verify` and with python-tuf's client, and
+//! the signer's audit log lists what was signed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use onionpkg_repo::cli::{Cli, Report, Usage, run};
+use onionpkg_signer::keys::KeyKind;
 
 use crate::common::{Env, now, path_str};
 
@@ -93,14 +95,23 @@ fn python_client(repo_dir: &Path, root: &Path, target: &str) -> String {
 
 #[test]
 fn a_repository_published_through_the_signer_verifies_and_the_log_lists_it() {
-    let roles = [
-        "log",
-        "timestamp",
-        "snapshot",
-        "targets",
-        "mirrors",
-        "feeds",
-    ];
+    publish_through_the_signer(KeyKind::Ed25519);
+}
+
+/// The same with every online role's key ECDSA P-256 in the token (the log
+/// key stays ed25519): python-tuf and `onionpkg-repo verify` accept it.
+#[test]
+fn a_repository_whose_online_roles_are_p256_in_the_token_verifies() {
+    publish_through_the_signer(KeyKind::EcdsaP256);
+}
+
+/// Publishes a repository whose every role but root is signed through the
+/// signer with keys of `kind`, and checks it with both clients and the log.
+fn publish_through_the_signer(kind: KeyKind) {
+    let online = ["timestamp", "snapshot", "targets", "mirrors", "feeds"];
+    let mut roles = vec!["log".to_string()];
+    roles.extend(online.iter().map(|r| format!("{r}:{}", kind.name())));
+    let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
     let env = Env::with_keys(
         "",
         &roles,
@@ -113,6 +124,9 @@ fn a_repository_published_through_the_signer_verifies_and_the_log_lists_it() {
             "feeds",
         ]),
     );
+    for role in online {
+        assert_eq!(KeyKind::of(&env.key(role)), Some(kind), "{role}");
+    }
     let _signer = env.start();
     let dir = env.dir.path();
     let (repo_dir, keys) = (dir.join("repo"), dir.join("release-keys"));

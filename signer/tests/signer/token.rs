@@ -14,10 +14,10 @@ use cryptoki::types::AuthPin;
 
 use crate::common::{Env, PIN, Signer, run};
 
-const MODE: &str = "SIGNER_TEST_TOKEN_MODE";
+pub const MODE: &str = "SIGNER_TEST_TOKEN_MODE";
 const ED25519_OID: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
 
-fn session() -> (Pkcs11, Session) {
+pub fn session() -> (Pkcs11, Session) {
     let ctx = Pkcs11::new("/usr/lib/softhsm/libsofthsm2.so").unwrap();
     ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
         .unwrap();
@@ -34,7 +34,11 @@ fn session() -> (Pkcs11, Session) {
     (ctx, session)
 }
 
-fn find(session: &Session, class: ObjectClass, label: &str) -> Vec<cryptoki::object::ObjectHandle> {
+pub fn find(
+    session: &Session,
+    class: ObjectClass,
+    label: &str,
+) -> Vec<cryptoki::object::ObjectHandle> {
     session
         .find_objects(&[
             Attribute::Class(class),
@@ -44,7 +48,7 @@ fn find(session: &Session, class: ObjectClass, label: &str) -> Vec<cryptoki::obj
 }
 
 /// Runs this test again as a child in `mode` against `env`'s token.
-fn child(env: &Env, test: &str, mode: &str) -> String {
+pub fn child(env: &Env, test: &str, mode: &str) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env("SOFTHSM2_CONF", &env.softhsm_conf)

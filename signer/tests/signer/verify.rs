@@ -9,7 +9,7 @@ use crate::common::{Env, now, timestamp};
 
 /// A root (signed by a file key standing for the offline root keys) whose
 /// timestamp role is the token's timestamp key.
-fn root(env: &Env) -> serde_json::Value {
+pub fn root(env: &Env) -> serde_json::Value {
     let root_key = SecretKey::generate();
     let ts = env.key("timestamp");
     let signed = serde_json::json!({
@@ -25,7 +25,7 @@ fn root(env: &Env) -> serde_json::Value {
 }
 
 /// The keys and threshold `root` gives `role`.
-fn role_keys(root: &serde_json::Value, role: &str) -> RoleKeys {
+pub fn role_keys(root: &serde_json::Value, role: &str) -> RoleKeys {
     let signed = &root["signed"];
     let ids: Vec<&str> = signed["roles"][role]["keyids"]
         .as_array()
@@ -84,7 +84,7 @@ fn a_timestamp_signed_through_the_signer_verifies_against_the_root() {
 }
 
 /// The announcement text (up to `;s=`) and the bytes its signatures cover.
-fn announcement(
+pub fn announcement(
     env: &Env,
     owner: &str,
     serial: u64,
