@@ -166,16 +166,17 @@ fn signer_key(state: &RepoState, repo: &RepoDir) -> Result<PublicKey> {
             ),
         ));
     }
-    let mut candidates: Vec<&PublicKey> = if role.keys.len() == 1 {
-        role.keys.values().collect()
+    // By key id: a key id listed twice is one key.
+    let candidates: std::collections::BTreeMap<&String, &PublicKey> = if role.keys.len() == 1 {
+        role.keys.iter().collect()
     } else {
         state
             .timestamp_signers
             .iter()
-            .filter_map(|id| role.keys.get(id))
+            .filter_map(|id| role.keys.get_key_value(id))
             .collect()
     };
-    candidates.dedup();
+    let candidates: Vec<&PublicKey> = candidates.into_values().collect();
     match candidates.as_slice() {
         [key] => Ok((*key).clone()),
         _ => Err(Error::arg(
@@ -394,6 +395,38 @@ mod tests {
         );
         assert!(at_end.to_string().contains("cron"), "{at_end}");
         assert_eq!(at_end.exit_code(), crate::exit::EXPIRED);
+    }
+
+    #[test]
+    fn the_signer_s_key_is_the_role_s_only_key_or_the_one_that_signed_the_timestamp() {
+        let (a, b) = (
+            SecretKey::generate().public(),
+            SecretKey::generate().public(),
+        );
+        let repo = RepoDir::new("/srv/repo");
+        let with = |keys: &[&PublicKey], threshold, signers: &[&PublicKey]| RepoState {
+            timestamp_keys: RoleKeys::new(
+                keys.iter().map(|k| (k.key_id(), (*k).clone())).collect(),
+                threshold,
+            ),
+            timestamp_signers: signers.iter().map(|k| k.key_id()).collect(),
+            ..state("2030-01-01T00:00:00Z")
+        };
+        assert_eq!(signer_key(&with(&[&a], 1, &[]), &repo).unwrap(), a);
+        assert_eq!(signer_key(&with(&[&a, &b], 1, &[&b]), &repo).unwrap(), b);
+        let none = signer_key(&with(&[&a, &b], 1, &[]), &repo).unwrap_err();
+        assert!(
+            none.to_string().contains("cannot tell which of the 2 keys"),
+            "{none}"
+        );
+        let both = signer_key(&with(&[&a, &b], 1, &[&a, &b]), &repo).unwrap_err();
+        assert!(both.to_string().contains("2 of them signed"), "{both}");
+        let two = signer_key(&with(&[&a, &b], 2, &[&a, &b]), &repo).unwrap_err();
+        assert!(
+            two.to_string()
+                .contains("needs 2 signatures; the signer makes one"),
+            "{two}"
+        );
     }
 
     #[test]
