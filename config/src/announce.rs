@@ -30,8 +30,21 @@ pub struct AnnounceConfig {
     /// The repository tree whose timestamp metadata is announced. Required.
     pub repo: PathBuf,
     /// Private keys of the timestamp role that sign the announcement; at
-    /// least one. Required.
+    /// least one. Required unless `signer` is set; refused with it.
+    #[serde(default)]
     pub timestamp_keys: Vec<PathBuf>,
+    /// The Unix socket of `onionpkg-signer`: the announcement is signed
+    /// there with the timestamp role's key, and no key file of the role is
+    /// read. Needs `signer_key`. Default: none, sign with `timestamp_keys`.
+    #[serde(default)]
+    pub signer: Option<PathBuf>,
+    /// This client's own key file (`onionpkg-repo keygen`), which
+    /// authenticates its requests to the signer; the signer's `[[client]]`
+    /// lists its public key with the role `announcement`. Unlocked with
+    /// `--passphrase-env` when given. Required with `signer`, refused
+    /// without it.
+    #[serde(default)]
+    pub signer_key: Option<PathBuf>,
     /// Answer queries from a small authoritative server. Default: none.
     #[serde(default)]
     pub serve: Option<ServeConfig>,
@@ -104,11 +117,36 @@ impl ConfigFile for AnnounceConfig {
         if self.repo.as_os_str().is_empty() {
             return Err(Invalid::new("repo", "must not be empty"));
         }
-        if self.timestamp_keys.is_empty() {
-            return Err(Invalid::new(
-                "timestamp_keys",
-                "needs at least one key file",
-            ));
+        match (
+            self.timestamp_keys.is_empty(),
+            &self.signer,
+            &self.signer_key,
+        ) {
+            (false, None, None) | (true, Some(_), Some(_)) => {}
+            (false, Some(_), _) => {
+                return Err(Invalid::new(
+                    "timestamp_keys",
+                    "refused with signer: the announcement is signed through the signer, so \
+                     no key file may be named",
+                ));
+            }
+            (_, Some(_), None) => {
+                return Err(Invalid::new(
+                    "signer_key",
+                    "required with signer: the client key that authenticates the requests",
+                )
+                .near("signer"));
+            }
+            (_, None, Some(_)) => {
+                return Err(Invalid::new("signer_key", "given, but signer is not set"));
+            }
+            (true, None, None) => {
+                return Err(Invalid::new(
+                    "timestamp_keys",
+                    "needs at least one key file, or signer and signer_key to sign through \
+                     onionpkg-signer",
+                ));
+            }
         }
         for (i, k) in self.timestamp_keys.iter().enumerate() {
             if k.as_os_str().is_empty() {
@@ -156,6 +194,12 @@ impl ConfigFile for AnnounceConfig {
         resolve(base, &mut self.repo);
         for k in &mut self.timestamp_keys {
             resolve(base, k);
+        }
+        for path in [&mut self.signer, &mut self.signer_key]
+            .into_iter()
+            .flatten()
+        {
+            resolve(base, path);
         }
         if let Some(push) = &mut self.push {
             resolve(base, &mut push.tsig_key);

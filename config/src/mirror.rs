@@ -97,6 +97,11 @@ impl Default for FeedsConfig {
 }
 
 /// `[feeds.publish]`: where new feed versions are signed and published.
+///
+/// The `feeds`, `snapshot` and `timestamp` roles are signed either with key
+/// files (`keys`) or through `onionpkg-signer` (`signer` and `signer_key`),
+/// so that the network-facing mirror holds no signing key; exactly one of
+/// the two is set.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeedPublishConfig {
@@ -104,12 +109,55 @@ pub struct FeedPublishConfig {
     /// `root`. Required.
     pub repo: PathBuf,
     /// The key directory of `onionpkg-repo` holding the online keys of the
-    /// `feeds`, `snapshot` and `timestamp` roles. Required.
-    pub keys: PathBuf,
-    /// The name of an environment variable holding the keys' passphrase.
-    /// Default: none, the keys are not encrypted.
+    /// `feeds`, `snapshot` and `timestamp` roles. Required unless `signer`
+    /// is set; refused with it.
+    #[serde(default)]
+    pub keys: Option<PathBuf>,
+    /// The name of an environment variable holding the passphrase of the
+    /// key files in `keys`, or of `signer_key`. Default: none, the keys are
+    /// not encrypted.
     #[serde(default)]
     pub passphrase_env: Option<String>,
+    /// The Unix socket of `onionpkg-signer`: the `feeds`, `snapshot` and
+    /// `timestamp` roles are signed there and no key file is read. Needs
+    /// `signer_key`. Default: none, sign with the key files in `keys`.
+    #[serde(default)]
+    pub signer: Option<PathBuf>,
+    /// This client's own key file (`onionpkg-repo keygen`), which
+    /// authenticates its requests to the signer; the signer's `[[client]]`
+    /// lists its public key with the roles `feeds`, `snapshot` and
+    /// `timestamp`. Required with `signer`, refused without it.
+    #[serde(default)]
+    pub signer_key: Option<PathBuf>,
+}
+
+impl FeedPublishConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        match (&self.keys, &self.signer, &self.signer_key) {
+            (Some(_), None, None) | (None, Some(_), Some(_)) => Ok(()),
+            (Some(_), Some(_), _) => Err(Invalid::new(
+                "feeds.publish.keys",
+                "refused with feeds.publish.signer: the roles are signed through the signer, \
+                 so no key file may be named",
+            )),
+            (_, Some(_), None) => Err(Invalid::new(
+                "feeds.publish.signer_key",
+                "required with feeds.publish.signer: the client key that authenticates \
+                 the requests",
+            )
+            .near("feeds.publish.signer")),
+            (_, None, Some(_)) => Err(Invalid::new(
+                "feeds.publish.signer_key",
+                "given, but feeds.publish.signer is not set",
+            )),
+            (None, None, None) => Err(Invalid::new(
+                "feeds.publish.keys",
+                "required: the key directory, or feeds.publish.signer and signer_key to sign \
+                 through onionpkg-signer",
+            )
+            .near("feeds.publish")),
+        }
+    }
 }
 
 /// `[listen]`: clearnet listeners.
@@ -421,6 +469,9 @@ impl ConfigFile for MirrorConfig {
                 ),
             ));
         }
+        if let Some(p) = &self.feeds.publish {
+            p.validate()?;
+        }
         let mut names = HashSet::new();
         for (i, f) in self.feed.iter().enumerate() {
             f.validate(i)?;
@@ -461,7 +512,12 @@ impl ConfigFile for MirrorConfig {
         resolve(base, &mut self.feeds.bwrap);
         if let Some(p) = &mut self.feeds.publish {
             resolve(base, &mut p.repo);
-            resolve(base, &mut p.keys);
+            for path in [&mut p.keys, &mut p.signer, &mut p.signer_key]
+                .into_iter()
+                .flatten()
+            {
+                resolve(base, path);
+            }
         }
         let cache = self.state_dir.join("cache");
         self.tor.finish(base, &self.state_dir, &cache);

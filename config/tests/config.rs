@@ -975,3 +975,81 @@ fn feeds_guide_location_step_loads() {
         ]
     );
 }
+
+#[test]
+fn the_feed_publisher_signs_with_key_files_or_through_the_signer() {
+    let publish = "[listen]\nhttp = \"127.0.0.1:8080\"\n[feeds.publish]\nrepo = \"/srv/repo\"\n";
+    let c: MirrorConfig = from_str(
+        &mirror(&format!(
+            "{publish}signer = \"/run/onionpkg-signer/sock\"\nsigner_key = \"client.key\"\n"
+        )),
+        "/etc/onionpkg/mirror.toml",
+    )
+    .unwrap();
+    let p = c.feeds.publish.unwrap();
+    assert_eq!(p.keys, None);
+    assert_eq!(
+        p.signer.as_deref(),
+        Some(Path::new("/run/onionpkg-signer/sock"))
+    );
+    assert_eq!(
+        p.signer_key.as_deref(),
+        Some(Path::new("/etc/onionpkg/client.key"))
+    );
+
+    let e = error::<MirrorConfig>(
+        &mirror(&format!(
+            "{publish}keys = \"/k\"\nsigner = \"/s\"\nsigner_key = \"/c\"\n"
+        )),
+        "m.toml",
+    );
+    assert!(
+        e.to_string().contains("refused with feeds.publish.signer"),
+        "{e}"
+    );
+    assert_eq!(e.key(), Some("feeds.publish.keys"));
+    let e = error::<MirrorConfig>(&mirror(&format!("{publish}signer = \"/s\"\n")), "m.toml");
+    assert!(
+        e.to_string().contains("required with feeds.publish.signer"),
+        "{e}"
+    );
+    assert_eq!(e.key(), Some("feeds.publish.signer_key"));
+    let e = error::<MirrorConfig>(
+        &mirror(&format!("{publish}keys = \"/k\"\nsigner_key = \"/c\"\n")),
+        "m.toml",
+    );
+    assert!(e.to_string().contains("signer is not set"), "{e}");
+    let e = error::<MirrorConfig>(&mirror(publish), "m.toml");
+    assert!(e.to_string().contains("required: the key directory"), "{e}");
+    assert_eq!(e.key(), Some("feeds.publish.keys"));
+}
+
+#[test]
+fn the_announcer_signs_with_key_files_or_through_the_signer() {
+    let base = "zone = \"example.org\"\nname = \"_u.example.org\"\nrepo = \"/srv/repo\"\n";
+    let c: AnnounceConfig = from_str(
+        &format!("{base}signer = \"/run/onionpkg-signer/sock\"\nsigner_key = \"client.key\"\n"),
+        "/etc/onionpkg/announce.toml",
+    )
+    .unwrap();
+    assert!(c.timestamp_keys.is_empty());
+    assert_eq!(
+        c.signer_key.as_deref(),
+        Some(Path::new("/etc/onionpkg/client.key"))
+    );
+
+    let e = error::<AnnounceConfig>(
+        &format!("{base}timestamp_keys = [\"/k\"]\nsigner = \"/s\"\nsigner_key = \"/c\"\n"),
+        "a.toml",
+    );
+    assert_at(&e, 4, "timestamp_keys", "refused with signer");
+    let e = error::<AnnounceConfig>(&format!("{base}signer = \"/s\"\n"), "a.toml");
+    assert_at(&e, 4, "signer_key", "required with signer");
+    let e = error::<AnnounceConfig>(
+        &format!("{base}timestamp_keys = [\"/k\"]\nsigner_key = \"/c\"\n"),
+        "a.toml",
+    );
+    assert_at(&e, 5, "signer_key", "signer is not set");
+    let e = error::<AnnounceConfig>(base, "a.toml");
+    assert!(e.to_string().contains("or signer and signer_key"), "{e}");
+}

@@ -146,3 +146,54 @@ fn the_units_run_as_the_users_the_packages_make() {
     assert!(!postinst.contains("adduser"));
     assert!(postinst.contains("check-config"));
 }
+
+/// The paths of `InaccessiblePaths=` in a unit, without the `-` that skips
+/// a missing one.
+fn inaccessible(unit: &str) -> Vec<PathBuf> {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix("InaccessiblePaths="))
+        .flat_map(str::split_whitespace)
+        .map(|p| PathBuf::from(p.trim_start_matches('-')))
+        .collect()
+}
+
+#[test]
+fn the_network_facing_units_cannot_read_the_signer_token() {
+    let signer = onionpkg_config::load_signer(packaged("signer.toml")).unwrap();
+    let conf = std::fs::read_to_string(packaged("softhsm2.conf")).unwrap();
+    let tokendir = conf
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "directories.tokendir")
+        .map(|(_, v)| PathBuf::from(v.trim()))
+        .unwrap();
+    let signer_unit = unit("onionpkg-signer.service");
+    let pin = unit_value(&signer_unit, "LoadCredential")
+        .and_then(|c| c.split_once(':'))
+        .map(|(_, source)| PathBuf::from(source))
+        .unwrap();
+    let secrets = [
+        ("the signer's state", signer.state_dir.clone()),
+        ("the token", tokendir),
+        (
+            "SoftHSM2's default token directory",
+            "/var/lib/softhsm".into(),
+        ),
+        ("the PIN", pin),
+    ];
+    for name in ["onionpkg-mirror", "onionpkg-announce"] {
+        let hidden = inaccessible(&unit(&format!("{name}.service")));
+        for (what, path) in &secrets {
+            assert!(
+                hidden.iter().any(|h| path.starts_with(h)),
+                "{name}.service can read {what} ({}): InaccessiblePaths={hidden:?}",
+                path.display()
+            );
+        }
+        // Signing goes through the socket: it must stay reachable.
+        assert!(
+            !hidden.iter().any(|h| signer.socket.starts_with(h)),
+            "{name}.service cannot reach the signer's socket"
+        );
+    }
+}

@@ -137,11 +137,16 @@ fn mirror_writes(c: &MirrorConfig) -> Vec<(&'static str, &Path)> {
         repo,
         keys,
         passphrase_env: _,
+        // Only connected to, and read.
+        signer: _,
+        signer_key: _,
     }) = publish
     {
         out.push(("feeds.publish.repo", repo.as_path()));
         // A new delegation's key is renamed into place on publish.
-        out.push(("feeds.publish.keys", keys.as_path()));
+        if let Some(keys) = keys {
+            out.push(("feeds.publish.keys", keys.as_path()));
+        }
     }
     out
 }
@@ -171,6 +176,8 @@ fn announce_writes(c: &AnnounceConfig) -> Vec<(&'static str, &Path)> {
         ttl: _,
         repo: _,
         timestamp_keys: _,
+        signer: _,
+        signer_key: _,
         serve: _,
         push: _,
         // Only read: the mirrors are asked what they serve.

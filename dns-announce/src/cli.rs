@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_repo::{KeyDir, RepoDir};
+use onionpkg_repo::{KeyDir, RemoteSigner, RepoDir};
 use onionpkg_trust::announce::{AnnounceError, Announcement};
 use onionpkg_trust::clock::Tolerance;
 use onionpkg_trust::sign::SecretKey;
@@ -22,7 +22,7 @@ use crate::make::{Signed, Signers, Validity, sign};
 pub use crate::output::Output;
 use crate::push::{PushRequest, push};
 use crate::query::{query_announcement, resolver_for_server, resolver_for_system};
-use crate::serve::{AnnounceZone, Announcer, DEFAULT_POLL, ServeOptions};
+use crate::serve::{AnnounceZone, Announcer, DEFAULT_POLL, ServeOptions, Signing};
 use crate::state::SerialState;
 use crate::tsig::TsigKey;
 
@@ -183,9 +183,25 @@ pub struct MakeArgs {
     /// repository, as for onionpkg-repo].
     #[arg(long)]
     pub keys: Option<PathBuf>,
-    /// Name of an environment variable holding the key passphrase.
+    /// Name of an environment variable holding the key passphrase (of the
+    /// key files, or of --signer-key).
     #[arg(long)]
     pub passphrase_env: Option<String>,
+    /// The Unix socket of onionpkg-signer: the announcement is signed there
+    /// with the timestamp role's key, and no key file of the role is read.
+    /// Needs --signer-key.
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "signer_key",
+        conflicts_with = "keys"
+    )]
+    pub signer: Option<PathBuf>,
+    /// This client's own key file, which authenticates its requests to the
+    /// signer (listed in the signer's `[[client]]` with the role
+    /// `announcement`).
+    #[arg(long, value_name = "FILE", requires = "signer")]
+    pub signer_key: Option<PathBuf>,
     /// How long the announcement stays valid, like 1d or 12h; refused when
     /// it would end after the expiry of the timestamp.json it names.
     /// [default: 1d, or until the timestamp expires if that is sooner]
@@ -228,20 +244,44 @@ fn passphrase(var: Option<&String>) -> Result<Option<Zeroizing<Vec<u8>>>, Error>
     .transpose()
 }
 
+/// The signing service at `socket`, asked with the client key file
+/// `client_key` (unlocked with `pass`).
+fn remote_signer(
+    socket: &std::path::Path,
+    client_key: &std::path::Path,
+    pass: Option<&Zeroizing<Vec<u8>>>,
+) -> Result<RemoteSigner, Error> {
+    let key = SecretKey::read_file(client_key, pass.map(|p| p.as_slice()))?;
+    Ok(RemoteSigner::new(socket, key))
+}
+
 fn sign_from_args(args: &MakeArgs, now: Timestamp) -> Result<Signed, Error> {
-    let keys_dir = match &args.keys {
-        Some(dir) => dir.clone(),
-        None => onionpkg_repo::keydir::default_dir(&args.repo)?,
-    };
-    let keys = KeyDir::new(keys_dir, passphrase(args.passphrase_env.as_ref())?);
+    let pass = passphrase(args.passphrase_env.as_ref())?;
     // An explicit validity is taken at its word (and refused if too long);
     // the default adapts to the timestamp.
     let validity = match &args.expires {
         Some(e) => Validity::Exactly(parse_duration("--expires", e)?),
         None => Validity::AtMost(DEFAULT_VALIDITY),
     };
+    let repo = RepoDir::new(&args.repo);
+    if let (Some(socket), Some(client_key)) = (&args.signer, &args.signer_key) {
+        let remote = remote_signer(socket, client_key, pass.as_ref())?;
+        return sign(
+            &repo,
+            Signers::Signer(&remote),
+            &args.name,
+            &args.channel,
+            validity,
+            now,
+        );
+    }
+    let keys_dir = match &args.keys {
+        Some(dir) => dir.clone(),
+        None => onionpkg_repo::keydir::default_dir(&args.repo)?,
+    };
+    let keys = KeyDir::new(keys_dir, pass);
     sign(
-        &RepoDir::new(&args.repo),
+        &repo,
         Signers::KeyDir(&keys),
         &args.name,
         &args.channel,
@@ -513,12 +553,20 @@ async fn serve(
         (None, false) => Some(DEFAULT_POLL),
     };
     let pass = passphrase(passphrase_env)?;
-    let keys = cfg
-        .timestamp_keys
-        .iter()
-        .map(|p| SecretKey::read_file(p, pass.as_deref().map(Vec::as_slice)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Error::from)?;
+    // With a signer, no key file of the timestamp role is read (the
+    // configuration names none).
+    let keys = match (&cfg.signer, &cfg.signer_key) {
+        (Some(socket), Some(client_key)) => {
+            Signing::Signer(Box::new(remote_signer(socket, client_key, pass.as_ref())?))
+        }
+        _ => Signing::Keys(
+            cfg.timestamp_keys
+                .iter()
+                .map(|p| SecretKey::read_file(p, pass.as_deref().map(Vec::as_slice)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Error::from)?,
+        ),
+    };
     let zone = AnnounceZone::new(cfg.zone.as_str(), cfg.name.as_str(), cfg.ttl, ns)?;
     let gate = match &cfg.mirrors {
         Some(m) => mirror_gate(&m.wait_for, m.extra_ca.as_deref())?,

@@ -47,19 +47,24 @@ pub fn check_config(path: &Path) -> Result<Output> {
         timestamp.display()
     )];
     let mut credentials = Vec::new();
-    for key in &cfg.timestamp_keys {
+    let keys = cfg
+        .timestamp_keys
+        .iter()
+        .map(|k| ("timestamp_keys", k))
+        .chain(cfg.signer_key.iter().map(|k| ("signer_key", k)));
+    for (what, key) in keys {
         if key.starts_with(CREDENTIALS_DIR) && !key.exists() {
             credentials.push(key.display().to_string());
         } else if !key.is_file() {
             return Err(Error::arg(
-                "timestamp_keys",
+                what,
                 format!("{}: no such key file", key.display()),
             ));
         }
     }
     if !credentials.is_empty() {
         text.push(format!(
-            "timestamp keys: systemd credentials, not present outside the unit: systemd \
+            "keys: systemd credentials, not present outside the unit: systemd \
              checks their sources (LoadCredential=) when it starts: {}",
             credentials.join(", ")
         ));

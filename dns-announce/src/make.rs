@@ -9,9 +9,11 @@
 //! - The serial and the hash come from one read of `timestamp.json`: a
 //!   publish running meanwhile cannot pair the version of one file with the
 //!   hash of another.
-//! - Only keys of the root's timestamp role sign, at least its threshold of
-//!   them, and every record made is verified with the same code appliances
-//!   run before it is returned: what is published is what appliances accept.
+//! - Only keys of the root's timestamp role sign (key files, or the one key
+//!   `onionpkg-signer` holds, whose signature is checked before use), at
+//!   least its threshold of them, and every record made is verified with the
+//!   same code appliances run before it is returned: what is published is
+//!   what appliances accept.
 //! - A record never outlives the timestamp it names: its expiry is at or
 //!   before that `timestamp.json`'s `signed.expires` (read in the same read
 //!   as its version and hash). [`Validity::Exactly`] refuses a longer
@@ -22,10 +24,10 @@
 use std::path::Path;
 
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_repo::{KeyDir, RepoDir};
+use onionpkg_repo::{KeyDir, RemoteSigner, RepoDir};
 use onionpkg_trust::announce::{self, Announcement};
 use onionpkg_trust::clock::Tolerance;
-use onionpkg_trust::keys::RoleKeys;
+use onionpkg_trust::keys::{PublicKey, RoleKeys};
 use onionpkg_trust::roles::TIMESTAMP;
 use onionpkg_trust::sign::SecretKey;
 use sha2::{Digest, Sha256};
@@ -44,6 +46,8 @@ pub struct RepoState {
     pub timestamp_expires: Timestamp,
     /// The keys and threshold of the timestamp role in the newest root.
     pub timestamp_keys: RoleKeys,
+    /// The key ids on the signatures of `timestamp.json`.
+    pub timestamp_signers: Vec<String>,
 }
 
 /// Where the signing keys come from.
@@ -55,6 +59,10 @@ pub enum Signers<'a> {
     /// Key files loaded by the caller (the `timestamp_keys` of the config);
     /// each must belong to the timestamp role.
     Keys(&'a [SecretKey]),
+    /// `onionpkg-signer`, which holds one key of the timestamp role: the
+    /// role's only key, or else the one key of the role that signed
+    /// `timestamp.json`. The role's threshold must be 1.
+    Signer(&'a RemoteSigner),
 }
 
 /// How long a record stays valid.
@@ -101,17 +109,19 @@ pub fn read_state(repo: &RepoDir) -> Result<RepoState> {
         })?;
     let ts_path = md.join("timestamp.json");
     let ts = std::fs::read(&ts_path).map_err(Error::io("reading", &ts_path))?;
-    let (serial, timestamp_expires) = timestamp_fields(&ts, &ts_path)?;
+    let (serial, timestamp_expires, timestamp_signers) = timestamp_fields(&ts, &ts_path)?;
     Ok(RepoState {
         serial,
         timestamp_hash: Sha256::digest(&ts).into(),
         timestamp_expires,
         timestamp_keys,
+        timestamp_signers,
     })
 }
 
-/// The `signed.version` and `signed.expires` of a `timestamp.json`.
-fn timestamp_fields(bytes: &[u8], path: &Path) -> Result<(u64, Timestamp)> {
+/// The `signed.version` and `signed.expires` of a `timestamp.json`, and the
+/// key ids of its signatures.
+fn timestamp_fields(bytes: &[u8], path: &Path) -> Result<(u64, Timestamp, Vec<String>)> {
     let bad = |reason: &str| {
         Error::Repo(onionpkg_repo::RepoError::BadFile {
             path: path.to_path_buf(),
@@ -130,7 +140,56 @@ fn timestamp_fields(bytes: &[u8], path: &Path) -> Result<(u64, Timestamp)> {
         .as_str()
         .and_then(|t| t.parse::<Timestamp>().ok())
         .ok_or_else(|| bad("has no valid expiry time (signed.expires)"))?;
-    Ok((version, expires))
+    let signers = value["signatures"]
+        .as_array()
+        .map(|sigs| {
+            sigs.iter()
+                .filter_map(|s| s["keyid"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((version, expires, signers))
+}
+
+/// The key of the timestamp role the signer holds: the role's only key, or
+/// the one key of the role that signed `timestamp.json`.
+fn signer_key(state: &RepoState, repo: &RepoDir) -> Result<PublicKey> {
+    let role = &state.timestamp_keys;
+    let root = repo.metadata_dir().join("root.json");
+    if role.threshold > 1 {
+        return Err(Error::arg(
+            "signer",
+            format!(
+                "the timestamp role in {} needs {} signatures; the signer makes one",
+                root.display(),
+                role.threshold
+            ),
+        ));
+    }
+    // By key id: a key id listed twice is one key.
+    let candidates: std::collections::BTreeMap<&String, &PublicKey> = if role.keys.len() == 1 {
+        role.keys.iter().collect()
+    } else {
+        state
+            .timestamp_signers
+            .iter()
+            .filter_map(|id| role.keys.get_key_value(id))
+            .collect()
+    };
+    let candidates: Vec<&PublicKey> = candidates.into_values().collect();
+    match candidates.as_slice() {
+        [key] => Ok((*key).clone()),
+        _ => Err(Error::arg(
+            "signer",
+            format!(
+                "cannot tell which of the {} keys of the timestamp role in {} the signer holds: \
+                 {} of them signed timestamp.json; re-sign the timestamp through the signer",
+                role.keys.len(),
+                root.display(),
+                candidates.len()
+            ),
+        )),
+    }
 }
 
 /// The expiry of a record issued at `issued` for `validity`, bounded by the
@@ -220,19 +279,38 @@ pub fn sign(
             }
             keys.iter().collect()
         }
+        // Signed below, once the record's text is known.
+        Signers::Signer(_) => Vec::new(),
     };
     let issued =
         Timestamp::from_second(now.as_second()).map_err(|e| Error::arg("time", e.to_string()))?;
     let expires = bounded_expiry(&state, issued, validity)?;
-    let text = announce::make(
-        owner,
-        channel,
-        state.serial,
-        issued,
-        expires,
-        &state.timestamp_hash,
-        &keys,
-    )?;
+    let text = match signers {
+        Signers::Signer(remote) => {
+            let key = signer_key(&state, repo)?;
+            let draft = announce::Draft::new(
+                owner,
+                channel,
+                state.serial,
+                issued,
+                expires,
+                &state.timestamp_hash,
+                std::slice::from_ref(&key),
+            )?;
+            let sig =
+                remote.sign_announcement(&draft.message(), state.serial, expires, &key, now)?;
+            draft.finish(&[&sig[..]])?
+        }
+        _ => announce::make(
+            owner,
+            channel,
+            state.serial,
+            issued,
+            expires,
+            &state.timestamp_hash,
+            &keys,
+        )?,
+    };
     let announcement = announce::verify(
         &text,
         &announce::Expectation {
@@ -257,7 +335,7 @@ mod tests {
         let ok = br#"{"signed":{"_type":"timestamp","version":7,"expires":"2030-01-02T03:04:05Z"},"signatures":[]}"#;
         assert_eq!(
             timestamp_fields(ok, p).unwrap(),
-            (7, "2030-01-02T03:04:05Z".parse().unwrap())
+            (7, "2030-01-02T03:04:05Z".parse().unwrap(), Vec::new())
         );
         for bad in [
             &br#"{"signed":{"_type":"snapshot","version":7,"expires":"2030-01-02T03:04:05Z"}}"#[..],
@@ -277,6 +355,7 @@ mod tests {
             timestamp_hash: [0; 32],
             timestamp_expires: expires.parse().unwrap(),
             timestamp_keys: RoleKeys::new(Default::default(), 1),
+            timestamp_signers: Vec::new(),
         }
     }
 
@@ -316,6 +395,38 @@ mod tests {
         );
         assert!(at_end.to_string().contains("cron"), "{at_end}");
         assert_eq!(at_end.exit_code(), crate::exit::EXPIRED);
+    }
+
+    #[test]
+    fn the_signer_s_key_is_the_role_s_only_key_or_the_one_that_signed_the_timestamp() {
+        let (a, b) = (
+            SecretKey::generate().public(),
+            SecretKey::generate().public(),
+        );
+        let repo = RepoDir::new("/srv/repo");
+        let with = |keys: &[&PublicKey], threshold, signers: &[&PublicKey]| RepoState {
+            timestamp_keys: RoleKeys::new(
+                keys.iter().map(|k| (k.key_id(), (*k).clone())).collect(),
+                threshold,
+            ),
+            timestamp_signers: signers.iter().map(|k| k.key_id()).collect(),
+            ..state("2030-01-01T00:00:00Z")
+        };
+        assert_eq!(signer_key(&with(&[&a], 1, &[]), &repo).unwrap(), a);
+        assert_eq!(signer_key(&with(&[&a, &b], 1, &[&b]), &repo).unwrap(), b);
+        let none = signer_key(&with(&[&a, &b], 1, &[]), &repo).unwrap_err();
+        assert!(
+            none.to_string().contains("cannot tell which of the 2 keys"),
+            "{none}"
+        );
+        let both = signer_key(&with(&[&a, &b], 1, &[&a, &b]), &repo).unwrap_err();
+        assert!(both.to_string().contains("2 of them signed"), "{both}");
+        let two = signer_key(&with(&[&a, &b], 2, &[&a, &b]), &repo).unwrap_err();
+        assert!(
+            two.to_string()
+                .contains("needs 2 signatures; the signer makes one"),
+            "{two}"
+        );
     }
 
     #[test]

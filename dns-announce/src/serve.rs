@@ -41,7 +41,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_repo::RepoDir;
+use onionpkg_repo::{RemoteSigner, RepoDir};
 use onionpkg_trust::announce::Announcement;
 use onionpkg_trust::clock::{Clock, SystemClock};
 use onionpkg_trust::sign::SecretKey;
@@ -147,10 +147,36 @@ impl Current {
     }
 }
 
+/// What signs the served announcements.
+pub enum Signing {
+    /// The timestamp role's key files, loaded at start.
+    Keys(Vec<SecretKey>),
+    /// `onionpkg-signer`: this process holds no key of the role.
+    Signer(Box<RemoteSigner>),
+}
+
+impl Signing {
+    fn signers(&self) -> Signers<'_> {
+        match self {
+            Self::Keys(keys) => Signers::Keys(keys),
+            Self::Signer(remote) => Signers::Signer(remote),
+        }
+    }
+}
+
+impl std::fmt::Debug for Signing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Keys(keys) => write!(f, "{} key file(s)", keys.len()),
+            Self::Signer(_) => f.write_str("the signer"),
+        }
+    }
+}
+
 /// Keeps the served announcement in step with the repository.
 pub struct Announcer {
     repo: RepoDir,
-    keys: Vec<SecretKey>,
+    keys: Signing,
     opts: ServeOptions,
     zone: AnnounceZone,
     seen_hash: Option<[u8; 32]>,
@@ -165,7 +191,7 @@ impl std::fmt::Debug for Announcer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Announcer")
             .field("repo", &self.repo)
-            .field("keys", &self.keys.len())
+            .field("keys", &self.keys)
             .field("current", &self.current)
             .finish_non_exhaustive()
     }
@@ -173,12 +199,7 @@ impl std::fmt::Debug for Announcer {
 
 impl Announcer {
     /// An announcer for `repo`, signing with `keys`, serving in `zone`.
-    pub fn new(
-        repo: RepoDir,
-        keys: Vec<SecretKey>,
-        opts: ServeOptions,
-        zone: AnnounceZone,
-    ) -> Self {
+    pub fn new(repo: RepoDir, keys: Signing, opts: ServeOptions, zone: AnnounceZone) -> Self {
         Self {
             repo,
             keys,
@@ -270,7 +291,7 @@ impl Announcer {
         let validity = Validity::AtMost(self.opts.valid_for);
         let signed = match sign(
             &self.repo,
-            Signers::Keys(&self.keys),
+            self.keys.signers(),
             &self.opts.name,
             &self.opts.channel,
             validity,

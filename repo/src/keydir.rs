@@ -67,6 +67,13 @@ impl KeyDir {
         }
     }
 
+    /// No key directory: every role but root is signed through `signer`,
+    /// and root cannot be signed. For the online processes (the mirror's
+    /// feed publisher) that must hold no key file.
+    pub fn signer_only(signer: RemoteSigner) -> Self {
+        Self::new(PathBuf::new(), None).with_signer(signer)
+    }
+
     /// Signs every role but root through `signer` instead of key files.
     #[must_use]
     pub fn with_signer(mut self, signer: RemoteSigner) -> Self {

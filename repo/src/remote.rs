@@ -58,6 +58,54 @@ impl RemoteSigner {
         }
     }
 
+    /// Has the signer sign a DNS announcement's signed bytes (`message`,
+    /// the trust layer's `announce::Draft::message`) of `serial` expiring
+    /// at `expires` with the timestamp key; returns the signature only when
+    /// it is made by `expected` (the timestamp role's key the record names)
+    /// and verifies.
+    pub fn sign_announcement(
+        &self,
+        message: &[u8],
+        serial: u64,
+        expires: Timestamp,
+        expected: &PublicKey,
+        now: Timestamp,
+    ) -> Result<Vec<u8>> {
+        let role = onionpkg_trust::roles::TIMESTAMP;
+        let (answer, sig) = self.client.borrow_mut().sign(
+            role,
+            Kind::Announcement,
+            message,
+            serial,
+            expires,
+            now,
+        )?;
+        if answer.key_id != expected.key_id() {
+            return Err(RepoError::SignerKey {
+                role: "announcement".into(),
+                key_id: answer.key_id,
+                reason: format!(
+                    "is not the timestamp key {} the announcement names",
+                    expected.key_id()
+                ),
+            });
+        }
+        let fixed: Option<&[u8; 64]> = sig.as_slice().try_into().ok();
+        if fixed.is_none_or(|f| expected.verify_fixed(message, f).is_err()) {
+            return Err(RepoError::SignerKey {
+                role: "announcement".into(),
+                key_id: answer.key_id,
+                reason: "made a signature that does not verify".into(),
+            });
+        }
+        tracing::info!(
+            serial,
+            log_index = answer.log_index,
+            "announcement signed by the signer"
+        );
+        Ok(sig)
+    }
+
     /// Has the signer sign `payload` (the `signed` object) for `role`, and
     /// returns the envelope with its one signature. `authorized` are the
     /// keys the role has, by key id.

@@ -20,6 +20,7 @@
 pub mod ca;
 pub mod process;
 pub mod retry;
+pub mod signer;
 pub mod testdata;
 
 pub use ca::TestCa;

@@ -595,45 +595,116 @@ pub fn make(
     timestamp_hash: &[u8; 32],
     signers: &[&SecretKey],
 ) -> Result<String, AnnounceError> {
-    let bad = |what, reason: String| AnnounceError::InvalidArgument { what, reason };
-    let owner = normalize_owner(owner)?;
-    format::channel(channel).map_err(|r| bad("channel", r))?;
-    if serial == 0 {
-        return Err(bad("serial", "the serial starts at 1".into()));
-    }
-    let (t, e) = (issued.as_second(), expires.as_second());
-    if t < 0 || e < 0 {
-        return Err(bad("time", "times before 1970 cannot be encoded".into()));
-    }
-    if e <= t {
-        return Err(bad(
-            "expires",
-            format!("{expires} is not after the issue time {issued}"),
-        ));
-    }
-    if signers.is_empty() {
-        return Err(bad("signers", "no signing key given".into()));
-    }
     let publics: Vec<_> = signers.iter().map(|k| k.public()).collect();
-    if publics
-        .iter()
-        .enumerate()
-        .any(|(i, p)| publics[..i].contains(p))
-    {
-        return Err(bad("signers", "the same key is given twice".into()));
+    let draft = Draft::new(
+        owner,
+        channel,
+        serial,
+        issued,
+        expires,
+        timestamp_hash,
+        &publics,
+    )?;
+    let msg = draft.message();
+    let sigs: Vec<_> = signers.iter().map(|k| k.sign(&msg)).collect();
+    draft.finish(&sigs.iter().map(|s| &s[..]).collect::<Vec<_>>())
+}
+
+/// A record before its signatures: for signers that are not key files at
+/// hand (the signing service), which sign [`Draft::message`] elsewhere.
+#[cfg(feature = "signing")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    owner: String,
+    body: String,
+    keys: usize,
+}
+
+#[cfg(feature = "signing")]
+impl Draft {
+    /// The record of `serial` for `owner` and `channel`, to be signed by
+    /// `signers` (keys of the timestamp role, in this order). `issued` and
+    /// `expires` are truncated to whole seconds.
+    pub fn new(
+        owner: &str,
+        channel: &str,
+        serial: u64,
+        issued: Timestamp,
+        expires: Timestamp,
+        timestamp_hash: &[u8; 32],
+        signers: &[crate::keys::PublicKey],
+    ) -> Result<Self, AnnounceError> {
+        let bad = |what, reason: String| AnnounceError::InvalidArgument { what, reason };
+        let owner = normalize_owner(owner)?;
+        format::channel(channel).map_err(|r| bad("channel", r))?;
+        if serial == 0 {
+            return Err(bad("serial", "the serial starts at 1".into()));
+        }
+        let (t, e) = (issued.as_second(), expires.as_second());
+        if t < 0 || e < 0 {
+            return Err(bad("time", "times before 1970 cannot be encoded".into()));
+        }
+        if e <= t {
+            return Err(bad(
+                "expires",
+                format!("{expires} is not after the issue time {issued}"),
+            ));
+        }
+        if signers.is_empty() {
+            return Err(bad("signers", "no signing key given".into()));
+        }
+        if signers
+            .iter()
+            .enumerate()
+            .any(|(i, p)| signers[..i].contains(p))
+        {
+            return Err(bad("signers", "the same key is given twice".into()));
+        }
+        let short_ids: Vec<String> = signers.iter().map(|p| p.short_id()).collect();
+        let body = format!(
+            "v=1;c={channel};n={serial};t={t};e={e};k={};h={}",
+            short_ids.join(","),
+            format::b64(timestamp_hash)
+        );
+        Ok(Self {
+            owner,
+            body,
+            keys: signers.len(),
+        })
     }
-    let short_ids: Vec<String> = publics.iter().map(|p| p.short_id()).collect();
-    let body = format!(
-        "v=1;c={channel};n={serial};t={t};e={e};k={};h={}",
-        short_ids.join(","),
-        format::b64(timestamp_hash)
-    );
-    let msg = signed_message(&owner, &body);
-    let sigs: Vec<String> = signers.iter().map(|k| format::b64(&k.sign(&msg))).collect();
-    let text = format!("{body};s={}", sigs.join(","));
-    // What we publish must be what appliances accept.
-    parse(&text).map_err(|e| bad("record", e.to_string()))?;
-    Ok(text)
+
+    /// The bytes each signer signs.
+    pub fn message(&self) -> Vec<u8> {
+        signed_message(&self.owner, &self.body)
+    }
+
+    /// The record with `signatures` (64 bytes each, in the fixed form, in
+    /// the order of the keys given to [`Draft::new`]). The record is not
+    /// verified here: the caller verifies it with the role's keys.
+    pub fn finish(&self, signatures: &[&[u8]]) -> Result<String, AnnounceError> {
+        let bad = |reason: String| AnnounceError::InvalidArgument {
+            what: "signatures",
+            reason,
+        };
+        if signatures.len() != self.keys {
+            return Err(bad(format!(
+                "{} signature(s) for {} key(s)",
+                signatures.len(),
+                self.keys
+            )));
+        }
+        if let Some(s) = signatures.iter().find(|s| s.len() != 64) {
+            return Err(bad(format!("a signature of {} bytes, not 64", s.len())));
+        }
+        let sigs: Vec<String> = signatures.iter().map(|s| format::b64(s)).collect();
+        let text = format!("{};s={}", self.body, sigs.join(","));
+        // What we publish must be what appliances accept.
+        parse(&text).map_err(|e| AnnounceError::InvalidArgument {
+            what: "record",
+            reason: e.to_string(),
+        })?;
+        Ok(text)
+    }
 }
 
 /// The bytes the signatures cover.

@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use onionpkg_announce::check::{Expectation, timestamp_keys_of_root, verify_records};
 use onionpkg_announce::exit;
 use onionpkg_announce::serve::{
-    AnnounceZone, Announcer, Control, ServeOptions, ServeStatus, Timer, drive, listen,
+    AnnounceZone, Announcer, Control, ServeOptions, ServeStatus, Signing, Timer, drive, listen,
 };
 use onionpkg_repo::RepoDir;
 use onionpkg_trust::clock::{Clock, Tolerance};
@@ -201,7 +201,12 @@ async fn serve_withdraws_the_record_when_its_timestamp_expires_and_serves_again_
         gate: None,
     };
     let zone = AnnounceZone::new(ZONE, NAME, 60, None).unwrap();
-    let mut announcer = Announcer::new(RepoDir::new(repo.dir()), keys, opts, zone.clone());
+    let mut announcer = Announcer::new(
+        RepoDir::new(repo.dir()),
+        Signing::Keys(keys),
+        opts,
+        zone.clone(),
+    );
     let mut status = announcer.status();
     announcer.start(clock.now()).await.unwrap();
     let first = serving(&status.borrow())
@@ -313,7 +318,7 @@ async fn serve_starts_without_a_record_when_the_timestamp_has_expired() {
         gate: None,
     };
     let zone = AnnounceZone::new(ZONE, NAME, 60, None).unwrap();
-    let mut announcer = Announcer::new(RepoDir::new(repo.dir()), keys, opts, zone);
+    let mut announcer = Announcer::new(RepoDir::new(repo.dir()), Signing::Keys(keys), opts, zone);
     let later = repo
         .timestamp_expires()
         .checked_add(SignedDuration::from_secs(1))

@@ -19,5 +19,6 @@ mod mirrors;
 mod refusals;
 mod rotation;
 mod serve;
+mod signer;
 mod util;
 mod wire;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use onionpkg_announce::Error;
 use onionpkg_announce::mirrors::MirrorGate;
-use onionpkg_announce::serve::{AnnounceZone, Announcer, ServeOptions};
+use onionpkg_announce::serve::{AnnounceZone, Announcer, ServeOptions, Signing};
 use onionpkg_config::common::WebUrl;
 use onionpkg_repo::RepoDir;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -100,7 +100,7 @@ async fn serve_announces_a_serial_only_once_the_mirrors_serve_it() {
         gate: Some(MirrorGate::new(&[WebUrl::parse_local_base(&m.url).unwrap()], None).unwrap()),
     };
     let zone = AnnounceZone::new(ZONE, NAME, 60, None).unwrap();
-    let mut announcer = Announcer::new(RepoDir::new(repo.dir()), keys, opts, zone);
+    let mut announcer = Announcer::new(RepoDir::new(repo.dir()), Signing::Keys(keys), opts, zone);
     announcer.start(Timestamp::now()).await.unwrap();
     let first = served(&announcer).expect("the mirror serves the published serial");
 

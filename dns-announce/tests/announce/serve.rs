@@ -9,7 +9,7 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_announce::serve::{AnnounceZone, Announcer, ServeOptions, listen};
+use onionpkg_announce::serve::{AnnounceZone, Announcer, ServeOptions, Signing, listen};
 use onionpkg_repo::RepoDir;
 use rustix::process::{Pid, Signal, kill_process};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -58,7 +58,12 @@ async fn a_new_publish_is_served_after_timestamp_json_changes() {
         poll: Some(Duration::from_secs(1)),
         gate: None,
     };
-    let mut announcer = Announcer::new(RepoDir::new(repo.dir()), keys, opts, zone.clone());
+    let mut announcer = Announcer::new(
+        RepoDir::new(repo.dir()),
+        Signing::Keys(keys),
+        opts,
+        zone.clone(),
+    );
     let first = announcer
         .refresh(Timestamp::now(), false)
         .await
@@ -110,13 +115,13 @@ async fn a_new_publish_is_served_after_timestamp_json_changes() {
 }
 
 /// The `serve` binary as a child, killed on drop.
-struct ServeChild {
-    child: tokio::process::Child,
+pub(crate) struct ServeChild {
+    pub(crate) child: tokio::process::Child,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
 impl ServeChild {
-    async fn start(config: &std::path::Path, extra: &[&str]) -> (Self, SocketAddr, u64) {
+    pub(crate) async fn start(config: &std::path::Path, extra: &[&str]) -> (Self, SocketAddr, u64) {
         let mut child = tokio::process::Command::new(crate::util::bin())
             .arg("--json")
             .arg("serve")

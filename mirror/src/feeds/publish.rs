@@ -1,7 +1,10 @@
 //! Publishing a checked feed version as a target of the delegated `feeds`
 //! role, on the distro's primary: the role, the snapshot and the timestamp
 //! are re-signed with the online keys, so the feed reaches every mirror by
-//! sync and appliances verify it like a package.
+//! sync and appliances verify it like a package. The keys are key files, or
+//! held by `onionpkg-signer` (`[feeds.publish] signer`): then this process
+//! reads no key file of a role, only its own client key, and the signer's
+//! policy and log apply to every signature.
 //!
 //! # Invariants
 //! - Only the `feeds` role's targets change: when another role has staged,
@@ -16,8 +19,9 @@ use std::path::Path;
 
 use jiff::Timestamp;
 use onionpkg_config::mirror::FeedPublishConfig;
-use onionpkg_repo::{Expiries, KeyDir, RepoDir};
+use onionpkg_repo::{Expiries, KeyDir, RemoteSigner, RepoDir};
 use onionpkg_trust::roles;
+use onionpkg_trust::sign::SecretKey;
 use zeroize::Zeroizing;
 
 use super::FeedError;
@@ -51,6 +55,21 @@ pub fn publish(
             others.join(", ")
         )));
     }
+    let keys = keys(config)?;
+    let custom = BTreeMap::from([("fetched".to_owned(), fetched_at.to_string())]);
+    let target = format!("feeds/{name}/{file_name}");
+    repo.add_target(file, &target, &custom, roles::FEEDS)
+        .map_err(|e| fail(&e))?;
+    let version = repo
+        .publish(&keys, &Expiries::default(), &[], now)
+        .map_err(|e| fail(&e))?;
+    drop(lock);
+    Ok(version)
+}
+
+/// How the roles are signed: through the signer when `signer` is set (no
+/// key file of a role is read then), else with the key directory.
+fn keys(config: &FeedPublishConfig) -> Result<KeyDir, FeedError> {
     let passphrase = match &config.passphrase_env {
         None => None,
         Some(var) => Some(Zeroizing::new(
@@ -61,14 +80,21 @@ pub fn publish(
                 .into_bytes(),
         )),
     };
-    let keys = KeyDir::new(&config.keys, passphrase);
-    let custom = BTreeMap::from([("fetched".to_owned(), fetched_at.to_string())]);
-    let target = format!("feeds/{name}/{file_name}");
-    repo.add_target(file, &target, &custom, roles::FEEDS)
-        .map_err(|e| fail(&e))?;
-    let version = repo
-        .publish(&keys, &Expiries::default(), &[], now)
-        .map_err(|e| fail(&e))?;
-    drop(lock);
-    Ok(version)
+    match (&config.signer, &config.signer_key, &config.keys) {
+        (Some(socket), Some(client_key), _) => {
+            let client = SecretKey::read_file(client_key, passphrase.as_deref().map(Vec::as_slice))
+                .map_err(|e| {
+                    FeedError::Publish(format!(
+                        "the signer client key {}: {e}",
+                        client_key.display()
+                    ))
+                })?;
+            Ok(KeyDir::signer_only(RemoteSigner::new(socket, client)))
+        }
+        (_, _, Some(dir)) => Ok(KeyDir::new(dir, passphrase)),
+        // The configuration refuses every other combination at load.
+        _ => Err(FeedError::Publish(
+            "neither feeds.publish.keys nor feeds.publish.signer is set".into(),
+        )),
+    }
 }

@@ -125,6 +125,19 @@ pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 
+/// How a [`Primary`] publishes its feeds.
+pub enum Publish {
+    /// Not at all.
+    No,
+    /// With the repository's key files.
+    Keys,
+    /// Through `onionpkg-signer` at `socket`, asking with `client_key`.
+    Signer {
+        socket: PathBuf,
+        client_key: PathBuf,
+    },
+}
+
 /// A primary: a signed repository, and a mirror configuration serving it
 /// with three feeds from `up` (a DROP list with a checksum, a rules archive
 /// with a minisign signature, a GeoIP mmdb), publishing with the repo keys.
@@ -143,6 +156,12 @@ impl Primary {
 
     /// [`Primary::new`], and the `[[feed]]` sections in `more`.
     pub fn with_feeds(up: &Upstream, publish: bool, max_size: u64, more: &str) -> Self {
+        let publish = if publish { Publish::Keys } else { Publish::No };
+        Self::publishing(up, &publish, max_size, more)
+    }
+
+    /// [`Primary::with_feeds`], publishing as `publish` says.
+    pub fn publishing(up: &Upstream, publish: &Publish, max_size: u64, more: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let repo = TestRepo::new(dir.path(), Timestamp::now());
         std::fs::write(dir.path().join("ca.pem"), &up.ca_pem).unwrap();
@@ -152,14 +171,19 @@ impl Primary {
             minisign.pk.to_box().unwrap().into_string(),
         )
         .unwrap();
-        let publish = if publish {
-            format!(
+        let publish = match publish {
+            Publish::No => String::new(),
+            Publish::Keys => format!(
                 "[feeds.publish]\nrepo = {:?}\nkeys = {:?}\n",
                 repo.dir().display().to_string(),
                 dir.path().join("keys").display().to_string()
-            )
-        } else {
-            String::new()
+            ),
+            Publish::Signer { socket, client_key } => format!(
+                "[feeds.publish]\nrepo = {:?}\nsigner = {:?}\nsigner_key = {:?}\n",
+                repo.dir().display().to_string(),
+                socket.display().to_string(),
+                client_key.display().to_string()
+            ),
         };
         let extra = format!(
             r#"
@@ -496,5 +520,5 @@ fn config_paths_resolve_against_the_config_file() {
     assert_eq!(config.feeds.extra_ca.unwrap(), path.join("ca.pem"));
     let publish = config.feeds.publish.unwrap();
     assert_eq!(publish.repo, path.join("repo"));
-    assert_eq!(publish.keys, path.join("keys"));
+    assert_eq!(publish.keys, Some(path.join("keys")));
 }

@@ -14,6 +14,7 @@
 mod cli;
 mod curl;
 mod feeds;
+mod feeds_signer;
 mod floor;
 mod limits;
 mod paths;

@@ -789,3 +789,41 @@ fn the_fixture_itself_verifies() {
     let (text, keys) = fixture();
     assert!(verify(text, &expect(keys)).is_ok());
 }
+
+#[test]
+fn a_draft_signed_elsewhere_makes_the_record_make_makes() {
+    let (a, b) = (SecretKey::generate(), SecretKey::generate());
+    let draft = Draft::new(
+        OWNER,
+        CHANNEL,
+        SERIAL,
+        issued(),
+        expires(),
+        &HASH,
+        &[a.public(), b.public()],
+    )
+    .unwrap();
+    let msg = draft.message();
+    let (sa, sb) = (a.sign(&msg), b.sign(&msg));
+    let text = draft.finish(&[&sa[..], &sb[..]]).unwrap();
+    assert_eq!(text, record(&[&a, &b]));
+    check(&text, &role(&[&a, &b], 2)).unwrap();
+
+    let err = draft.finish(&[&sa[..]]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AnnounceError::InvalidArgument {
+                what: "signatures",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("1 signature(s) for 2 key(s)"),
+        "{err}"
+    );
+    let err = draft.finish(&[&sa[..], &sb[..63]]).unwrap_err();
+    assert!(err.to_string().contains("63 bytes, not 64"), "{err}");
+}
