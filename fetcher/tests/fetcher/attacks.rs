@@ -301,3 +301,49 @@ async fn mix_and_match_is_refused_by_the_appliance_through_the_snapshot_hash_pin
         trusted
     );
 }
+
+/// The same mix-and-match planted in the appliance's store: after release
+/// 2 was downloaded, `STATE/metadata/snapshot.json` is replaced by a
+/// snapshot the compromised snapshot key signed, of the version the stored
+/// timestamp pins, padded to its length, pinning every role as release 1
+/// did. Pins the hash pin applied to the stored copy too (sigstore-tuf's
+/// `load_cached_snapshot`, through the same `check_integrity`): the copy is
+/// ignored, the genuine snapshot fetched again and stored, and release 2's
+/// package is still found. Without that check the stored forgery is
+/// trusted and the package is "not listed" (exit 11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_snapshot_in_the_store_is_refused_by_the_hash_pin_and_fetched_again() {
+    const NEW: &str = "pkg/hello-1.1.tar";
+    let repo = TestRepo::new(&[(PKG, HELLO)]);
+    let old = read(&md(
+        &repo,
+        &format!("{}.snapshot.json", snapshot_version(&repo)),
+    ));
+    repo.add_package(NEW, b"newer\n");
+    repo.publish();
+    let ca = TestCa::new();
+    let srv = serve(repo.tree(), ca.server.clone()).await;
+    let app = Appliance::https(&ca, &repo.root_file(), &[srv.url()], "");
+    app.run(&["download", "--all"]).await.ok();
+
+    let stored = app.state().join("metadata/snapshot.json");
+    let genuine = std::fs::read(&stored).unwrap();
+    assert_ne!(old["signed"]["meta"], read(&stored)["signed"]["meta"]);
+    resign(&repo, &stored, &["snapshot"], |s| {
+        s["meta"] = old["signed"]["meta"].clone();
+    });
+    let mut forged = std::fs::read(&stored).unwrap();
+    assert!(forged.len() <= genuine.len());
+    forged.pop();
+    forged.resize(genuine.len() - 1, b' ');
+    forged.push(b'\n');
+    std::fs::write(&stored, &forged).unwrap();
+    let pin =
+        &read(&app.state().join("metadata/timestamp.json"))["signed"]["meta"]["snapshot.json"];
+    assert_eq!(pin["version"], read(&stored)["signed"]["version"]);
+    assert_eq!(pin["length"], forged.len());
+
+    let r = app.run(&["download", NEW]).await.ok();
+    assert!(r.stdout().contains("already verified"), "{}", r.stdout());
+    assert_eq!(std::fs::read(&stored).unwrap(), genuine, "fetched again");
+}
