@@ -14,6 +14,7 @@
 
 mod announce;
 mod announced;
+mod attacks;
 mod config;
 mod download;
 mod failover;

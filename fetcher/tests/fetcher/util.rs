@@ -46,11 +46,24 @@ impl TestRepo {
 
     /// A repository signed at `now` with the given role lifetimes.
     pub fn with_expiries(now: Timestamp, expiries: Expiries, packages: &[(&str, &[u8])]) -> Self {
+        Self::build(now, expiries, &InitOptions::default(), packages)
+    }
+
+    /// A repository signed now, made with `options` (thresholds, keys).
+    pub fn with_options(options: &InitOptions, packages: &[(&str, &[u8])]) -> Self {
+        Self::build(Timestamp::now(), Expiries::default(), options, packages)
+    }
+
+    fn build(
+        now: Timestamp,
+        expiries: Expiries,
+        options: &InitOptions,
+        packages: &[(&str, &[u8])],
+    ) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let repo = RepoDir::new(tmp.path().join("repo"));
         let keys = KeyDir::new(tmp.path().join("keys"), None);
-        repo.init(&keys, &InitOptions::default(), &expiries, now)
-            .unwrap();
+        repo.init(&keys, options, &expiries, now).unwrap();
         let t = Self {
             tmp,
             repo,

@@ -114,7 +114,14 @@ fn the_crypto_provider_verifies_ecdsa_p256_for_sigstore_tuf() {
     let sig = |hex_sig: &str| sigstore_types::SignatureBytes::new(hex::decode(hex_sig).unwrap());
     key.verify(PY_MSG, &sig(PY_SIG_HIGH_S)).unwrap();
     key.verify(PY_MSG, &sig(PY_SIG_LOW_S)).unwrap();
-    assert!(key.verify(b"other", &sig(PY_SIG_LOW_S)).is_err());
+    let err = key.verify(b"other", &sig(PY_SIG_LOW_S)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            sigstore_tuf::Error::Crypto(sigstore_crypto::Error::Verification(_))
+        ),
+        "{err:?}"
+    );
     // Keys made here verify there too.
     let signer = P256Signer::generate();
     let msg = b"canonical signed bytes";
@@ -307,7 +314,8 @@ proptest! {
             "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
             base64::engine::general_purpose::STANDARD.encode(&body)
         );
-        prop_assert!(ecdsa_key(&pem).is_err());
+        let refused = ecdsa_key(&pem);
+        prop_assert!(matches!(refused, Err(KeyError::BadPublicKey(_))), "{:?}", refused);
     }
 
     #[test]
