@@ -71,6 +71,18 @@ if grep -q . "$work/verify.log"; then
   echo "systemd-analyze verify reported problems" >&2
   exit 1
 fi
+# The signer with its dial drop-in (shipped inactive, docs/SIGNER.md) and an
+# address allowed, as an administrator enables it: the same unit name in a
+# directory of its own, the drop-in in NAME.service.d beside it.
+mkdir -p "$work/dial/onionpkg-signer.service.d"
+cp "$work/units/onionpkg-signer.service" "$work/dial/"
+cp packaging/systemd/onionpkg-signer.service.d/dial.conf "$work/dial/onionpkg-signer.service.d/"
+printf '[Service]\nIPAddressAllow=192.0.2.10\n' >"$work/dial/onionpkg-signer.service.d/zz-allow.conf"
+(cd "$work/dial" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=yes ./onionpkg-signer.service) 2>&1 | tee "$work/verify-dial.log"
+if grep -q . "$work/verify-dial.log"; then
+  echo "systemd-analyze verify reported problems with the dial drop-in" >&2
+  exit 1
+fi
 echo "units verified: $(ls packaging/systemd | tr '\n' ' ')"
 
 # The Debian packages, from the binaries, pages and completions made above.

@@ -87,7 +87,7 @@ declare -A extra=(
   [onionpkg-mirror]="usr/lib/systemd/system/onionpkg-mirror.service etc/onionpkg/mirror.toml"
   [onionpkg-announce]="usr/lib/systemd/system/onionpkg-announce.service etc/onionpkg/announce.toml"
   [onionpkg-repo]=""
-  [onionpkg-signer]="usr/lib/systemd/system/onionpkg-signer.service etc/onionpkg/signer.toml etc/onionpkg/softhsm2.conf"
+  [onionpkg-signer]="usr/lib/systemd/system/onionpkg-signer.service usr/lib/systemd/system/onionpkg-signer-relay.service usr/share/onionpkg-signer/dial.conf etc/onionpkg/signer.toml etc/onionpkg/softhsm2.conf etc/onionpkg/signer-relay.env"
 )
 for pair in "${packages[@]}"; do
   p="${pair#*:}"
@@ -260,12 +260,14 @@ show "$work/install.log"
 grep -q "no trust root: none pinned at /var/lib/onionpkg-fetch/state/root.json" "$work/install.log" ||
   { cat "$work/install.log" >&2; fail "the fetcher's postinst did not give check-config's reason"; }
 ! enabled timers.target.wants onionpkg-fetch.timer || fail "the fetch timer was enabled without a root"
-for u in onionpkg-mirror onionpkg-announce onionpkg-signer; do
+for u in onionpkg-mirror onionpkg-announce onionpkg-signer onionpkg-signer-relay; do
   ! enabled multi-user.target.wants "$u.service" || fail "$u.service was enabled with the packaged configuration"
 done
+# The dial drop-in is shipped inactive: only the administrator copies it.
+! exists /etc/systemd/system/onionpkg-signer.service.d/dial.conf || fail "the signer's dial drop-in is active as installed"
 
 log "users and directories"
-for u in onionpkg-fetch onionpkg-mirror onionpkg-signer; do
+for u in onionpkg-fetch onionpkg-mirror onionpkg-signer onionpkg-signer-relay; do
   line="$(in_root getent passwd "$u")" || fail "no user $u"
   uid="$(cut -d: -f3 <<<"$line")"
   [ "$uid" -lt 1000 ] || fail "$u is not a system user (uid $uid)"
@@ -288,12 +290,12 @@ mode /var/lib/onionpkg-signer/tokens onionpkg-signer 700
 unit_mode onionpkg-fetch.service /var/lib/onionpkg-fetch
 unit_mode onionpkg-mirror.service /var/lib/onionpkg-mirror
 unit_mode onionpkg-signer.service /var/lib/onionpkg-signer
-echo "users onionpkg-fetch, onionpkg-mirror, onionpkg-signer; directories and modes as the units say"
+echo "users onionpkg-fetch, onionpkg-mirror, onionpkg-signer, onionpkg-signer-relay; directories and modes as the units say"
 
 log "systemd-analyze verify (installed units) and the binaries"
 in_root sh -c 'cd /usr/lib/systemd/system && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
   onionpkg-fetch.service onionpkg-fetch.timer onionpkg-mirror.service onionpkg-announce.service \
-  onionpkg-signer.service' >"$work/verify.log" 2>&1 || true
+  onionpkg-signer.service onionpkg-signer-relay.service' >"$work/verify.log" 2>&1 || true
 if grep -q . "$work/verify.log"; then
   cat "$work/verify.log" >&2
   fail "systemd-analyze verify reported problems in the root"

@@ -197,3 +197,59 @@ fn the_network_facing_units_cannot_read_the_signer_token() {
         );
     }
 }
+
+#[test]
+fn the_relay_runs_as_its_own_user_with_flags_from_the_packaged_environment() {
+    let u = unit("onionpkg-signer-relay.service");
+    // Not the signer's user: the relay faces the network, the signer's user
+    // owns the token.
+    assert_eq!(unit_value(&u, "User"), Some("onionpkg-signer-relay"));
+    assert_eq!(unit_value(&u, "Group"), Some("onionpkg-signer-relay"));
+    assert_eq!(unit_value(&u, "DynamicUser"), None);
+    let postinst = maintainer_script("onionpkg-signer.postinst");
+    assert!(postinst.contains("adduser --quiet --system --group"));
+    assert!(postinst.contains("\"$NAME-relay\""));
+    // Its flags come from the packaged environment file, which starts it
+    // with none (so it refuses to start until they are set).
+    let env = unit_value(&u, "EnvironmentFile").unwrap();
+    let packaged_env = env.strip_prefix("/etc/onionpkg/").unwrap();
+    let text = std::fs::read_to_string(packaged(packaged_env)).unwrap();
+    assert!(text.lines().any(|l| l == "RELAY_ARGS="), "{text}");
+    let exec = unit_value(&u, "ExecStart").unwrap();
+    assert!(exec.ends_with(" $RELAY_ARGS"), "{exec}");
+    // The socket in its runtime directory; certificate and key as
+    // credentials; the TLS port closed until the signer's address is allowed.
+    let dir = unit_value(&u, "RuntimeDirectory").unwrap();
+    assert!(
+        exec.contains(&format!("--socket /run/{dir}/signer.sock ")),
+        "{exec}"
+    );
+    assert!(exec.contains("--cert %d/cert --key %d/key"), "{exec}");
+    assert!(u.contains("\nLoadCredential=cert:/etc/onionpkg/"));
+    assert!(u.contains("\nLoadCredential=key:/etc/onionpkg/"));
+    assert_eq!(unit_value(&u, "IPAddressDeny"), Some("any"));
+    assert_eq!(unit_value(&u, "IPAddressAllow"), None);
+    assert!(u.contains("\nCapabilityBoundingSet=\n"));
+}
+
+#[test]
+fn the_dial_drop_in_lets_the_signer_connect_out_and_listen_nowhere() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../packaging/systemd/onionpkg-signer.service.d/dial.conf");
+    let d = std::fs::read_to_string(path).unwrap();
+    assert_eq!(unit_value(&d, "PrivateNetwork"), Some("no"));
+    assert_eq!(
+        unit_value(&d, "RestrictAddressFamilies"),
+        Some("AF_UNIX AF_INET AF_INET6")
+    );
+    // No bind(2) on an IP socket: no listening port.
+    assert_eq!(unit_value(&d, "SocketBindDeny"), Some("any"));
+    // Every address refused but those the administrator allows: none
+    // allowed as shipped.
+    assert_eq!(unit_value(&d, "IPAddressDeny"), Some("any"));
+    assert_eq!(unit_value(&d, "IPAddressAllow"), None);
+    assert!(d.contains("\n#IPAddressAllow="));
+    // The unit itself, as shipped, has no network.
+    let u = unit("onionpkg-signer.service");
+    assert_eq!(unit_value(&u, "PrivateNetwork"), Some("yes"));
+}

@@ -30,8 +30,9 @@ mod trust_targets;
 
 pub use http_targets::{http_response, mirror_request};
 pub use trust_targets::{
-    announce_parse, announce_rrset, config, feed_checksum, feed_ip_list, feed_mmdb, feed_signature,
-    feed_tar_gz, mirror_list, tuf_client, tuf_root,
+    announce_parse, announce_rrset, config, feed_checksum, feed_ip_list, feed_libloc, feed_mmdb,
+    feed_signature, feed_tar_gz, feed_tor_geoip, feed_tor_geoip6, mirror_list, tuf_client,
+    tuf_root,
 };
 
 /// The fixture bundle written by `examples/seedgen.rs`.

@@ -2,8 +2,10 @@
 //! (and, where the format is signed, a verification against the fixtures).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use onionpkg_config::mirror::FeedCheck;
+use onionpkg_mirror::feeds::libloc::LiblocKey;
 use onionpkg_mirror::feeds::{check, floor, pick_checksum};
 use onionpkg_trust::announce;
 use onionpkg_trust::metadata::{Client, FetchError, FetchFuture, Repository, VerifyError};
@@ -106,6 +108,61 @@ pub fn feed_mmdb(data: &[u8]) {
     if let Ok(c) = feed(FeedCheck::Mmdb, data) {
         assert!(c.made.is_some(), "an mmdb that passes has a version time");
     }
+}
+
+/// The fixture's libloc public key (ECDSA P-521), which signed the seed
+/// database `seeds/feed_libloc/signed`.
+fn libloc_key() -> &'static LiblocKey {
+    static K: OnceLock<LiblocKey> = OnceLock::new();
+    K.get_or_init(|| {
+        LiblocKey::from_pem(include_str!("../fixtures/libloc-key.pem"))
+            .unwrap_or_else(|e| panic!("fixtures/libloc-key.pem: {e}"))
+    })
+}
+
+/// A `libloc` feed (IPFire's `location.db`): the header's bounds, the
+/// signature slots, verification against the fixture's key, then the
+/// signed `created_at` and the string pool. Only an input the key signed
+/// gets past verification: the seed, whose every byte is signed.
+pub fn feed_libloc(data: &[u8]) {
+    let file = scratch_file(data);
+    let checked = check::check_file(
+        FeedCheck::Libloc,
+        file.path(),
+        64 * 1024,
+        Some(libloc_key()),
+    );
+    if let Ok(c) = checked {
+        let made = c.made.as_ref().map(|m| m.from);
+        assert_eq!(made, Some(floor::TimeSource::LiblocCreatedAt));
+        assert!(c.summary.starts_with("libloc database"), "{}", c.summary);
+    }
+}
+
+/// Checks a Tor GeoIP file; what passes counted a range, and a version
+/// time comes only from its `Generated:` comment.
+fn tor_geoip(check: FeedCheck, data: &[u8]) {
+    if let Ok(c) = feed(check, data) {
+        assert!(c.summary.starts_with("Tor GeoIP file, "), "{}", c.summary);
+        assert!(
+            !c.summary.starts_with("Tor GeoIP file, 0 "),
+            "{}",
+            c.summary
+        );
+        if let Some(m) = c.made {
+            assert_eq!(m.from, floor::TimeSource::TorGeoipGenerated);
+        }
+    }
+}
+
+/// A Tor `geoip` feed (IPv4 ranges as integers).
+pub fn feed_tor_geoip(data: &[u8]) {
+    tor_geoip(FeedCheck::TorGeoip, data);
+}
+
+/// A Tor `geoip6` feed (IPv6 ranges as addresses).
+pub fn feed_tor_geoip6(data: &[u8]) {
+    tor_geoip(FeedCheck::TorGeoip6, data);
 }
 
 /// A `tar.gz` feed: every gzip member, every entry, the decompression cap.

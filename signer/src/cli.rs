@@ -273,3 +273,59 @@ fn check_config(
     }
     Ok(lines)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: failures should panic")]
+
+    use std::path::Path;
+
+    use super::*;
+
+    /// The packaged relay unit's command line, as systemd expands it with
+    /// `RELAY_ARGS` set to `args`.
+    fn relay_unit_argv(args: &str) -> Vec<String> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/");
+        let unit = std::fs::read_to_string(format!("{root}systemd/onionpkg-signer-relay.service"))
+            .unwrap();
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .unwrap();
+        exec.replace("%d", "/run/credentials/onionpkg-signer-relay.service")
+            .replace("$RELAY_ARGS", args)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_packaged_relay_unit_runs_the_relay() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/");
+        let env = std::fs::read_to_string(format!("{root}etc/onionpkg/signer-relay.env")).unwrap();
+        // The example the environment file shows, uncommented.
+        let example = env
+            .lines()
+            .find_map(|l| l.strip_prefix("#RELAY_ARGS="))
+            .unwrap();
+        let argv = relay_unit_argv(example);
+        assert_eq!(argv[0], "/usr/bin/onionpkg-signer");
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        let Command::Relay(r) = cli.command else {
+            panic!("not the relay: {argv:?}");
+        };
+        assert_eq!(
+            r.socket,
+            Path::new("/run/onionpkg-signer-relay/signer.sock")
+        );
+        let creds = Path::new("/run/credentials/onionpkg-signer-relay.service");
+        assert_eq!(r.cert, creds.join("cert"));
+        assert_eq!(r.key, creds.join("key"));
+        assert_eq!(r.listen, "192.0.2.10:7443".parse().unwrap());
+        assert_eq!(r.signer_pins.len(), 1);
+        // As packaged (no flags set) it refuses to start, naming what is missing.
+        let e = Cli::try_parse_from(relay_unit_argv("")).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(e.to_string().contains("--listen"), "{e}");
+    }
+}
