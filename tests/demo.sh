@@ -5,14 +5,17 @@
 # downloads it over Tor and verifies it; a blocklist feed is signed and
 # synced. Each step is narrated with its time.
 #
-# On a fresh Debian machine it first installs Debian's tor. It can be run
-# again: everything lives in a temp dir that is removed at the end, and
-# every process it started is stopped, also on Ctrl-C.
+# The online keys are made inside a SoftHSM2 token in the temp dir, and the
+# release is signed through onionpkg-signer.
+#
+# On a fresh Debian machine it first installs Debian's tor and SoftHSM2.
+# It can be run again: everything lives in a temp dir that is removed at
+# the end, and every process it started is stopped, also on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/deps.sh
 
-need tor:tor
+need tor:tor softhsm2-util:softhsm2
 log "building the onionpkg binaries"
 cargo build --locked --bins -q
 
@@ -27,4 +30,4 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "running the demo"
-target/debug/onionpkg-demo
+"${CARGO_TARGET_DIR:-target}/debug/onionpkg-demo"

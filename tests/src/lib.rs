@@ -1,6 +1,6 @@
 //! Shared support code for the end-to-end tests, the demo and the benchmarks:
-//! the private Tor network harness ([`testnet`]) and local HTTP servers
-//! ([`http_server`]).
+//! the private Tor network harness ([`testnet`]), local HTTP servers
+//! ([`http_server`]) and a real signing service ([`signer`]).
 //!
 //! This crate is test-only: nothing in production depends on it, and its
 //! network descriptions never reach the fetcher or the mirror except through
@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod http_server;
+pub mod signer;
 pub mod testnet;
 
 /// Sends `tracing` events (arti's among them) to the test's output, filtered

@@ -6,7 +6,9 @@
 //! binary in socks and tor mode must connect to nothing but 127.0.0.1 Tor
 //! ports (never to the mirror, never over UDP); the peak memory of a
 //! whole tor-mode update is measured; and in tor mode a clock 2 hours slow
-//! (libfaketime) is refused against the Tor consensus' signed time.
+//! (libfaketime) is refused against the Tor consensus' signed time; and a
+//! repository published entirely through `onionpkg-signer` is downloaded
+//! and verified in tor mode (`fetcher/signed.rs`).
 //!
 //! The mirror is an HTTPS server (test CA) on a port the exits allow, so
 //! every transport fetches the very same `https://127.0.0.1:PORT/` URLs.
@@ -43,6 +45,9 @@ use onionpkg_tests::testnet::arti::{BOOTSTRAP_TIMEOUT, bootstrap_arti, check_pri
 use onionpkg_tests::testnet::ports::{EXIT_PORTS, lease};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 use onionpkg_trust::metadata::Client;
+
+#[path = "fetcher/signed.rs"]
+mod signed;
 
 const PACKAGES: [&str; 2] = ["pkg/hello-1.0.tar", "pkg/big.bin"];
 /// One whole attempt through Tor, circuits included.
@@ -216,9 +221,25 @@ fn fetch_bin() -> PathBuf {
     profile_dir.join("onionpkg-fetch")
 }
 
+/// The `onionpkg-signer` binary, built beside `onionpkg-fetch`.
+fn signer_bin() -> PathBuf {
+    fetch_bin().with_file_name("onionpkg-signer")
+}
+
+/// Builds `onionpkg-fetch` and `onionpkg-signer`.
 fn build_fetch_bin() {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-p", "onionpkg-fetcher", "--bin", "onionpkg-fetch"]);
+    cmd.args([
+        "build",
+        "-p",
+        "onionpkg-fetcher",
+        "--bin",
+        "onionpkg-fetch",
+        "-p",
+        "onionpkg-signer",
+        "--bin",
+        "onionpkg-signer",
+    ]);
     if let Some(target) = fetch_bin().parent().and_then(Path::parent) {
         cmd.arg("--target-dir").arg(target);
     }
@@ -226,12 +247,15 @@ fn build_fetch_bin() {
     let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         if let Some(s) = child.try_wait().unwrap() {
-            assert!(s.success(), "building onionpkg-fetch failed");
+            assert!(
+                s.success(),
+                "building onionpkg-fetch and onionpkg-signer failed"
+            );
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "building onionpkg-fetch took over 15 minutes"
+            "building onionpkg-fetch and onionpkg-signer took over 15 minutes"
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -595,6 +619,11 @@ fn fetcher_over_tor() {
         ))
     })();
     report("tor mode: traced connections", r);
+
+    // A repository published entirely through onionpkg-signer, downloaded
+    // and verified in tor mode.
+    let r = signed::fetch_over_tor(&net, &rt, work.path(), &ca, &signer_bin());
+    report("tor mode: a repository published through the signer", r);
 
     // The DNS announcement through Tor: DNS over TCP in a Tor stream, via the
     // exit, to the announcement server; no UDP at all, and no mirror asked.

@@ -1,12 +1,17 @@
 //! `onionpkg-demo`: the whole story on one machine, on a private Tor network.
 //!
-//! It starts the private Tor network of the test harness, makes a signed
-//! repository with `onionpkg-repo`, serves it with `onionpkg-mirror` as an
-//! onion service and over HTTPS, announces it with `onionpkg-announce`, and
+//! It starts the private Tor network of the test harness, makes the online
+//! keys inside a SoftHSM2 token of its own and starts `onionpkg-signer`,
+//! makes a repository with `onionpkg-repo` and publishes its releases
+//! through the signer (root stays offline; the announcer and the feed
+//! publisher, not wired to the signer yet, sign with key files the root
+//! also lists), serves it with `onionpkg-mirror` as an onion service and
+//! over HTTPS, announces it with `onionpkg-announce`, and
 //! lets an appliance (`onionpkg-fetch` with embedded Tor) check through DNS,
 //! see a new release, download it from the onion mirror and verify it; then
 //! the mirror fetches, checks and signs a blocklist feed and the appliance
-//! syncs it. Each step is narrated with its time.
+//! syncs it; last, the signer's audit log lists what it signed and is
+//! checked. Each step is narrated with its time.
 //!
 //! Everything binds 127.0.0.1; Tor is never started with a default
 //! configuration. The real binaries run as child processes from the
@@ -31,6 +36,7 @@ use onionpkg_testkit::Proc;
 use onionpkg_testkit::TestCa;
 use onionpkg_testkit::retry::until;
 use onionpkg_testkit::testdata;
+use onionpkg_tests::signer::{Backend, ConfiguredClient, SignerHome, client_key_hex};
 use onionpkg_tests::testnet::ports::{EXIT_PORTS, PortLease, lease};
 use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 
@@ -38,6 +44,9 @@ use onionpkg_tests::testnet::{TestNet, TestNetOptions};
 const COMMAND: Duration = Duration::from_secs(180);
 /// How long the onion service may take to be reachable.
 const ONION: Duration = Duration::from_secs(300);
+/// The keys the signer makes in its token: its log's, and the online
+/// roles' that the release side signs through it.
+const SIGNER_ROLES: [&str; 5] = ["log", "targets", "snapshot", "timestamp", "mirrors"];
 
 fn main() -> ExitCode {
     let start = Instant::now();
@@ -86,6 +95,7 @@ impl Bins {
         let dir = exe.parent().context("no directory")?.to_owned();
         for b in [
             "onionpkg-repo",
+            "onionpkg-signer",
             "onionpkg-mirror",
             "onionpkg-announce",
             "onionpkg-fetch",
@@ -249,8 +259,100 @@ fn story(
         c
     };
 
-    s.step("the release side makes a signed repository with two packages");
+    s.step("the signing service makes the online keys inside a SoftHSM2 token and starts");
+    // The release host's own key, which authenticates its requests.
+    let client = w.join("release-client");
+    let mut c = bins.cmd("onionpkg-repo");
+    c.arg("keygen").arg("--out").arg(&client);
+    expect(c, log, 0)?;
+    let mut signer = SignerHome::create(
+        &bins.0.join("onionpkg-signer"),
+        &w.join("signer"),
+        Backend::SoftHsm,
+        vec![ConfiguredClient {
+            name: "release".into(),
+            key: client_key_hex(&client.with_extension("pub.json"))?,
+            roles: ["targets", "bins", "snapshot", "timestamp", "mirrors"]
+                .map(String::from)
+                .to_vec(),
+        }],
+        "",
+    )?;
+    s.say(format!(
+        "softhsm2-util --init-token: token \"onionpkg\" in {} (SOFTHSM2_CONF points there)",
+        signer.dir().join("tokens").display()
+    ));
+    for role in SIGNER_ROLES {
+        let key_id = signer.generate(role)?;
+        s.say(format!(
+            "onionpkg-signer keys generate --role {role:<9}  key id {key_id}"
+        ));
+    }
+    s.say("(made inside the token: sensitive, never extractable; the signer checks that at start)");
+    let signer_proc = signer.start()?;
+    s.say(format!(
+        "onionpkg-signer serve: listening on {}; the key holder is a process of its own",
+        signer.socket().display()
+    ));
+    let socket = signer.socket();
+    let via_signer = |mut c: Command| {
+        c.arg("--signer")
+            .arg(&socket)
+            .arg("--signer-key")
+            .arg(client.with_extension("key"));
+        c
+    };
+
+    s.step("the release side makes a repository and publishes it through the signer");
     expect(repo(&["init"]), log, 0)?;
+    s.say(
+        "onionpkg-repo init: root (2 of 3 keys, kept offline), and first keys for the other roles",
+    );
+    // The next root gives the top-level online roles the signer's keys.
+    // onionpkg-announce and the mirror's feed publisher do not ask the
+    // signer yet: the timestamp and snapshot roles keep their key files as
+    // second keys (1 of 2) for them, and the feeds role keeps its file.
+    let key = |role: &str| -> anyhow::Result<String> {
+        Ok(signer.public_key_file(role)?.display().to_string())
+    };
+    let set = [
+        format!("targets={}", key("targets")?),
+        format!(
+            "snapshot={},{}",
+            key("snapshot")?,
+            keys.join("snapshot.pub.json").display()
+        ),
+        format!(
+            "timestamp={},{}",
+            key("timestamp")?,
+            keys.join("timestamp.pub.json").display()
+        ),
+    ];
+    let mut draft = vec!["root", "draft"];
+    for k in &set {
+        draft.extend(["--set-keys", k]);
+    }
+    expect(repo(&draft), log, 0)?;
+    let staged = repo_dir.join("staged/root.json");
+    for holder in ["root-1", "root-2"] {
+        let mut c = bins.cmd("onionpkg-repo");
+        c.args(["root", "sign"])
+            .arg(&staged)
+            .arg("--key")
+            .arg(keys.join(format!("{holder}.key")));
+        expect(c, log, 0)?;
+    }
+    expect(repo(&["root", "install"]), log, 0)?;
+    s.say("root v2, signed offline by 2 of the 3 root key holders: targets, snapshot and timestamp take the signer's keys");
+    ensure!(
+        !keys.join("targets.key").exists(),
+        "the replaced targets key file was not retired"
+    );
+    s.say("the replaced targets key file moved to keys/retired/; no key file signs targets or its bins now");
+    let mut c = repo(&["rotate", "mirrors", "--public-key", &key("mirrors")?]);
+    c = via_signer(c);
+    expect(c, log, 0)?;
+    s.say("onionpkg-repo rotate mirrors --public-key … --signer …: the mirrors role takes the signer's key");
     let input = w.join("input");
     std::fs::create_dir_all(&input)?;
     std::fs::write(
@@ -272,9 +374,13 @@ fn story(
         c.arg(input.join(file));
         expect(c, log, 0)?;
     }
-    expect(repo(&["publish"]), log, 0)?;
-    s.say("onionpkg-repo init: root (2 of 3 keys), targets, snapshot, timestamp, mirrors and feeds keys");
-    s.say("onionpkg-repo add + publish: pkg/hello-1.0.tar, pkg/firewall-rules-2026.11.tar");
+    let out = expect(via_signer(repo(&["publish"])), log, 0)?;
+    s.say("onionpkg-repo add: pkg/hello-1.0.tar, pkg/firewall-rules-2026.11.tar");
+    s.say(format!("onionpkg-repo publish --signer …: {}", out.trim()));
+    s.say(format!(
+        "the signer's log now holds {} signatures",
+        signer.run(&["audit", "list", "--json"])?.lines().count()
+    ));
 
     s.step("a mirror serves it as an onion service (embedded arti) and over HTTPS");
     // `ca.pem`, `cert.pem` and `key.pem` for the mirror, the feed server
@@ -402,8 +508,8 @@ fn story(
     let mut c = repo(&["add", "--path", "pkg/hello-1.1.tar"]);
     c.arg(input.join("hello-1.1.tar"));
     expect(c, log, 0)?;
-    let out = expect(repo(&["publish"]), log, 0)?;
-    s.say(format!("onionpkg-repo publish: {}", out.trim()));
+    let out = expect(via_signer(repo(&["publish"])), log, 0)?;
+    s.say(format!("onionpkg-repo publish --signer …: {}", out.trim()));
 
     s.step("the appliance checks again and sees the update in DNS");
     let out = until(Duration::from_secs(60), "the new announcement", || {
@@ -448,6 +554,7 @@ fn story(
     c.args(["feeds", "fetch", "--config"]).arg(&feeds_cfg);
     let out = expect(c, log, 0)?;
     s.say(format!("onionpkg-mirror feeds fetch: {}", out.trim()));
+    s.say("(the feed publisher signs feeds, snapshot and timestamp with their key files: it does not ask the signer yet)");
     let out = until(ONION, "the feed sync", || {
         let (code, out) = run_cmd(fetch(&["feeds", "sync"]), log)?;
         Ok((code == 0).then_some(out))
@@ -463,8 +570,16 @@ fn story(
         list.len()
     ));
 
+    s.step("the signer's audit log: everything it signed, and the log checked");
+    for line in signer.run(&["audit", "list"])?.lines() {
+        s.say(line);
+    }
+    let out = signer.run(&["audit", "verify"])?;
+    s.say(format!("onionpkg-signer audit verify: {}", out.trim()));
+
     drop(announcer);
     drop(mirror);
+    drop(signer_proc);
     drop((https, dns));
     Ok(())
 }

@@ -7,8 +7,8 @@
 //! median of `--runs` runs (5 by default). `--smoke` is the short version CI
 //! runs: small files, one run, the same code paths.
 //!
-//! `tests/bench.sh` installs what it needs (nginx, wrk, GNU time, curl, tor),
-//! builds the binaries in release mode and runs this with them.
+//! `tests/bench.sh` installs what it needs (nginx, wrk, GNU time, curl, tor,
+//! SoftHSM2), builds the binaries in release mode and runs this with them.
 
 #![allow(
     clippy::print_stdout,
@@ -19,6 +19,7 @@
 mod local;
 mod onion;
 mod report;
+mod signer;
 mod util;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ struct Args {
     /// Skip the loopback part.
     #[arg(long)]
     no_local: bool,
+    /// Skip the signing service part.
+    #[arg(long)]
+    no_signer: bool,
 }
 
 fn main() -> ExitCode {
@@ -96,6 +100,13 @@ fn run(args: &Args) -> anyhow::Result<()> {
             local::idle(r, w, &bins, &tree, &mirror, &rt)
         });
     }
+    if !args.no_signer {
+        section(
+            &mut r,
+            "the signing service: signatures per second and a timestamp re-sign",
+            |r| signer::run(r, w, &bins, args.smoke, runs),
+        );
+    }
     if !args.no_tor {
         section(
             &mut r,
@@ -134,7 +145,8 @@ fn section(r: &mut Report, name: &str, f: impl FnOnce(&mut Report) -> anyhow::Re
 const HEADER: &str = "# Benchmarks
 
 onionpkg measured side by side with what users would otherwise run: nginx,
-C tor with curl, `sha256sum`, and polling a mirror. This file is written by
+C tor with curl, `sha256sum`, polling a mirror, and signing in process with
+a key file. This file is written by
 `tests/bench.sh` (which runs `onionpkg-bench` on release builds); run it
 again to reproduce every figure on your machine. Every server binds
 loopback, and the Tor figures come from the private Tor network of the test
