@@ -178,8 +178,21 @@ pub struct LogConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Connections served at the same time, over all listeners. Default: `512`.
+    /// Clearnet connections (HTTP and HTTPS together) served at the same
+    /// time. The onion service and the metrics endpoint have budgets of
+    /// their own, so filling this one blocks neither. Default: `1024`.
     pub max_connections: u32,
+    /// Clearnet connections one client address may hold at the same time
+    /// (an IPv6 client counts by its /64 prefix), so one address cannot
+    /// take the whole clearnet budget. Behind a proxy on this host every
+    /// client has the proxy's address: raise it to `max_connections` there.
+    /// Default: `32`, room for two fetchers at their highest
+    /// `download.parallelism` behind one (NAT) address.
+    pub per_client: u32,
+    /// Onion service streams served at the same time. Default: `512`.
+    pub max_onion_streams: u32,
+    /// Metrics endpoint connections served at the same time. Default: `8`.
+    pub max_metrics_connections: u32,
     /// How long a client may take to send its request headers. Default: `"10s"`.
     #[serde(deserialize_with = "de_with::duration")]
     pub header_read_timeout: Duration,
@@ -197,7 +210,10 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
-            max_connections: 512,
+            max_connections: 1024,
+            per_client: 32,
+            max_onion_streams: 512,
+            max_metrics_connections: 8,
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             idle_timeout: Duration::from_secs(60),
@@ -492,8 +508,18 @@ impl MirrorConfig {
 
 impl LimitsConfig {
     fn validate(&self) -> Result<(), Invalid> {
-        if self.max_connections == 0 {
-            return Err(Invalid::new("limits.max_connections", "must be at least 1"));
+        for (key, value) in [
+            ("limits.max_connections", self.max_connections),
+            ("limits.per_client", self.per_client),
+            ("limits.max_onion_streams", self.max_onion_streams),
+            (
+                "limits.max_metrics_connections",
+                self.max_metrics_connections,
+            ),
+        ] {
+            if value == 0 {
+                return Err(Invalid::new(key, "must be at least 1"));
+            }
         }
         if self.header_read_timeout.is_zero() {
             return Err(Invalid::new(

@@ -3,7 +3,7 @@
 //!
 //! This crate is part of onionpkg. It owns the serving paths (one hyper
 //! service for every listener, [`http`]), the listeners and their limits
-//! ([`serve`], [`tls`]), metrics ([`metrics`]), the state file ([`state`])
+//! ([`serve`], [`budget`], [`tls`]), metrics ([`metrics`]), the state file ([`state`])
 //! sync ([`sync`]) and third-party feeds ([`feeds`]). Verification is `onionpkg-trust`'s; the Tor
 //! plumbing is `onionpkg-fetcher`'s, so fetcher and mirror join a network
 //! the same way.
@@ -19,15 +19,17 @@
 //! - Every visitor gets the same response headers; no server version.
 //! - Client addresses are logged only with `[log] access_log = true`; paths
 //!   requested over the onion service never appear at info level.
-//! - Every connection has header-read, header-size and lifetime limits, and
-//!   takes a slot from one cap shared by all listeners; connections beyond
-//!   the cap are closed, not queued.
+//! - Every connection has header-read, header-size and idle limits, and
+//!   takes a slot from its listener's budget (clearnet, onion, metrics:
+//!   [`budget`]), on clearnet also from its address's share; connections
+//!   beyond either are closed, not queued.
 //! - The onion service identity key lives in the arti keystore under the
 //!   mirror's state dir, so the .onion address survives restarts.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod budget;
 pub mod check;
 pub mod cli;
 mod err;

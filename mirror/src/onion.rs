@@ -18,6 +18,7 @@ use tor_hsservice::{HsNickname, RunningOnionService, StreamRequest};
 use tor_proto::stream::IncomingStreamRequest;
 use tracing::{debug, info};
 
+use crate::budget::Listener;
 use crate::metrics::Metrics;
 use crate::serve::{ConnLimits, Conns, HttpService, ServedBody};
 use crate::{Error, Result};
@@ -80,20 +81,19 @@ where
     S: HttpService<B> + Clone,
     B: ServedBody,
 {
-    let limits = ConnLimits {
-        max_connections: max_streams,
-        header_read_timeout: HEADER_READ_TIMEOUT,
-        max_header_bytes: 16 * 1024,
-        idle_timeout: onionpkg_config::mirror::LimitsConfig::default().idle_timeout,
-    };
+    let defaults = onionpkg_config::mirror::LimitsConfig::default();
+    let mut limits = ConnLimits::from_config(&defaults);
+    limits.budgets.onion = max_streams;
+    limits.header_read_timeout = HEADER_READ_TIMEOUT;
     // Never signalled: this service ends when dropped.
     let (_never, shutdown) = tokio::sync::watch::channel(false);
     let conns = Conns::new(limits, Arc::new(Metrics::default()), shutdown);
     serve_onion_with(client, nickname, conns, service)
 }
 
-/// Like [`serve_onion`], but with the connection slots, deadlines and
-/// shutdown signal shared with the mirror's other listeners.
+/// Like [`serve_onion`], but with the connection budgets, deadlines and
+/// shutdown signal shared with the mirror's other listeners (its streams
+/// take slots of the onion budget).
 pub fn serve_onion_with<S, B>(
     client: &Client,
     nickname: &str,
@@ -150,8 +150,7 @@ where
         }
         return;
     }
-    let Some(slot) = conns.try_slot() else {
-        debug!("stream limit reached: refusing a stream");
+    let Some(slot) = conns.try_slot(Listener::Onion, None) else {
         tokio::spawn(async move {
             let _ = req
                 .reject(End::new_with_reason(EndReason::RESOURCELIMIT))

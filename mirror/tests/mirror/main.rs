@@ -11,6 +11,7 @@
     reason = "test code: failures should panic with context"
 )]
 
+mod budgets;
 mod cli;
 mod curl;
 mod feeds;
