@@ -143,13 +143,35 @@ pub struct OnionConfig {
     /// The service's local name, which selects its key in Tor's state
     /// directory: `[a-z0-9_-]`, not starting with `-`. Default: `"onionpkg"`.
     pub nickname: String,
+    /// Streams one rendezvous circuit may have open at once, 1 to 65535;
+    /// a client that opens more has its circuit torn down (arti's
+    /// `max_concurrent_streams_per_circuit`, C tor's
+    /// `HiddenServiceMaxStreams` with `HiddenServiceMaxStreamsCloseCircuit`).
+    /// Default: `16`, the fetcher's highest `download.parallelism`.
+    pub max_streams_per_circuit: u32,
+    /// Introduction requests per second the introduction points pass on
+    /// (arti's `rate_limit_at_intro`, sent to them as the `DOS_PARAMS`
+    /// extension), 1 to 2147483647; set together with `intro_burst`.
+    /// Default: none, each introduction point applies the consensus'
+    /// default.
+    pub intro_rate: Option<u32>,
+    /// The burst of introduction requests the introduction points allow,
+    /// at least `intro_rate` and at most 2147483647; set together with
+    /// `intro_rate`. Default: none.
+    pub intro_burst: Option<u32>,
 }
+
+/// The default of `onion.max_streams_per_circuit`.
+pub const DEFAULT_MAX_STREAMS_PER_CIRCUIT: u32 = 16;
 
 impl Default for OnionConfig {
     fn default() -> Self {
         Self {
             enabled: false,
             nickname: "onionpkg".to_owned(),
+            max_streams_per_circuit: DEFAULT_MAX_STREAMS_PER_CIRCUIT,
+            intro_rate: None,
+            intro_burst: None,
         }
     }
 }
@@ -410,6 +432,7 @@ impl ConfigFile for MirrorConfig {
             return Err(Invalid::new("listen.https", "same address as listen.http"));
         }
         self.validate_nickname()?;
+        self.onion.validate()?;
         if let Some(m) = &self.metrics
             && !m.listen.ip().is_loopback()
         {
@@ -502,6 +525,51 @@ impl MirrorConfig {
                      '-', found {n:?}"
                 ),
             ))
+        }
+    }
+}
+
+impl OnionConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !(1..=65535).contains(&self.max_streams_per_circuit) {
+            return Err(Invalid::new(
+                "onion.max_streams_per_circuit",
+                format!(
+                    "must be from 1 to 65535, found {}",
+                    self.max_streams_per_circuit
+                ),
+            ));
+        }
+        // The DOS_PARAMS extension carries signed 32-bit values, and an
+        // introduction point takes a zero as "no limit".
+        const MAX: u32 = i32::MAX.unsigned_abs();
+        match (self.intro_rate, self.intro_burst) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(Invalid::new(
+                "onion.intro_burst",
+                "required when onion.intro_rate is set",
+            )
+            .near("onion.intro_rate")),
+            (None, Some(_)) => Err(Invalid::new(
+                "onion.intro_rate",
+                "required when onion.intro_burst is set",
+            )
+            .near("onion.intro_burst")),
+            (Some(rate), Some(burst)) => {
+                if !(1..=MAX).contains(&rate) {
+                    return Err(Invalid::new(
+                        "onion.intro_rate",
+                        format!("must be from 1 to {MAX}, found {rate}"),
+                    ));
+                }
+                if !(rate..=MAX).contains(&burst) {
+                    return Err(Invalid::new(
+                        "onion.intro_burst",
+                        format!("must be from onion.intro_rate ({rate}) to {MAX}, found {burst}"),
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 }
