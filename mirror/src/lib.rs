@@ -3,7 +3,7 @@
 //!
 //! This crate is part of onionpkg. It owns the serving paths (one hyper
 //! service for every listener, [`http`]), the listeners and their limits
-//! ([`serve`], [`budget`], [`tls`]), metrics ([`metrics`]), the state file ([`state`])
+//! ([`serve`], [`budget`], [`nofile`], [`tls`]), metrics ([`metrics`]), the state file ([`state`])
 //! sync ([`sync`]) and third-party feeds ([`feeds`]). Verification is `onionpkg-trust`'s; the Tor
 //! plumbing is `onionpkg-fetcher`'s, so fetcher and mirror join a network
 //! the same way.
@@ -39,6 +39,7 @@ pub mod files;
 pub mod http;
 pub mod idle;
 pub mod metrics;
+pub mod nofile;
 pub mod onion;
 pub mod serve;
 pub mod state;

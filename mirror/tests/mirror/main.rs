@@ -17,6 +17,7 @@ mod curl;
 mod feeds;
 mod floor;
 mod limits;
+mod load;
 mod paths;
 mod realfeeds;
 mod status;
