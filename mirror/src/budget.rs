@@ -56,9 +56,9 @@ struct Budget {
 
 impl Budget {
     fn new(size: usize) -> Self {
-        // A semaphore holds at most u32::MAX >> 3 permits; no budget near
-        // that could be served anyway.
-        let size = u32::try_from(size.clamp(1, Semaphore::MAX_PERMITS >> 3)).unwrap_or(1 << 20);
+        // Draining acquires a whole budget at once, which takes a u32; the
+        // configuration's sizes are u32 already.
+        let size = u32::try_from(size.max(1)).unwrap_or(u32::MAX >> 3);
         Self {
             slots: Arc::new(Semaphore::new(size as usize)),
             size,

@@ -3,8 +3,9 @@
 //!
 //! This crate is part of onionpkg. It owns the serving paths (one hyper
 //! service for every listener, [`http`]), the listeners and their limits
-//! ([`serve`], [`budget`], [`nofile`], [`tls`]), metrics ([`metrics`]), the state file ([`state`])
-//! sync ([`sync`]) and third-party feeds ([`feeds`]). Verification is `onionpkg-trust`'s; the Tor
+//! ([`serve`], [`budget`], [`nofile`], [`tls`]), metrics ([`metrics`]),
+//! the state file ([`state`]) sync ([`sync`]) and third-party feeds
+//! ([`feeds`]). Verification is `onionpkg-trust`'s; the Tor
 //! plumbing is `onionpkg-fetcher`'s, so fetcher and mirror join a network
 //! the same way.
 //!

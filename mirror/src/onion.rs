@@ -1,5 +1,9 @@
 //! The mirror's onion service: launched with arti, served with hyper.
 //!
+//! `[onion]`'s per-circuit stream cap and introduction rate limit are
+//! arti's to enforce ([`service_config`]); the streams it lets through take
+//! slots of the mirror's onion budget.
+//!
 //! arti keeps the service's identity key in its keystore under the client's
 //! state dir, keyed by the nickname; launching again with the same state dir
 //! and nickname therefore yields the same .onion address.

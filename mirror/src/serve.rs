@@ -5,8 +5,9 @@
 //! onion, metrics: [`crate::budget`]), a clearnet one also from its
 //! address's share; when none is free the connection is closed at once
 //! rather than queued, so a flood cannot grow memory, and a flood on one
-//! listener, or from one address, does not starve the others. Each connection has a header-read deadline
-//! (slowloris), a header size cap and an idle timeout (no byte moving
+//! listener, or from one address, does not starve the others. Each
+//! connection has a header-read deadline (slowloris), a header size cap
+//! and an idle timeout (no byte moving
 //! either way), which cuts off a client that stops reading without
 //! limiting how long a steady download may take. Shutdown stops the
 //! accept loops, asks every connection to finish its in-flight request, and
