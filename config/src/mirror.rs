@@ -191,13 +191,35 @@ pub struct OnionConfig {
     /// The service's local name, which selects its key in Tor's state
     /// directory: `[a-z0-9_-]`, not starting with `-`. Default: `"onionpkg"`.
     pub nickname: String,
+    /// Streams one rendezvous circuit may have open at once, 1 to 65535;
+    /// a client that opens more has its circuit torn down (arti's
+    /// `max_concurrent_streams_per_circuit`, C tor's
+    /// `HiddenServiceMaxStreams` with `HiddenServiceMaxStreamsCloseCircuit`).
+    /// Default: `16`, the fetcher's highest `download.parallelism`.
+    pub max_streams_per_circuit: u32,
+    /// Introduction requests per second the introduction points pass on
+    /// (arti's `rate_limit_at_intro`, sent to them as the `DOS_PARAMS`
+    /// extension), 1 to 2147483647; set together with `intro_burst`.
+    /// Default: none, each introduction point applies the consensus'
+    /// default.
+    pub intro_rate: Option<u32>,
+    /// The burst of introduction requests the introduction points allow,
+    /// at least `intro_rate` and at most 2147483647; set together with
+    /// `intro_rate`. Default: none.
+    pub intro_burst: Option<u32>,
 }
+
+/// The default of `onion.max_streams_per_circuit`.
+pub const DEFAULT_MAX_STREAMS_PER_CIRCUIT: u32 = 16;
 
 impl Default for OnionConfig {
     fn default() -> Self {
         Self {
             enabled: false,
             nickname: "onionpkg".to_owned(),
+            max_streams_per_circuit: DEFAULT_MAX_STREAMS_PER_CIRCUIT,
+            intro_rate: None,
+            intro_burst: None,
         }
     }
 }
@@ -226,8 +248,21 @@ pub struct LogConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Connections served at the same time, over all listeners. Default: `512`.
+    /// Clearnet connections (HTTP and HTTPS together) served at the same
+    /// time. The onion service and the metrics endpoint have budgets of
+    /// their own, so filling this one blocks neither. Default: `1024`.
     pub max_connections: u32,
+    /// Clearnet connections one client address may hold at the same time
+    /// (an IPv6 client counts by its /64 prefix), so one address cannot
+    /// take the whole clearnet budget. Behind a proxy on this host every
+    /// client has the proxy's address: raise it to `max_connections` there.
+    /// Default: `32`, room for two fetchers at their highest
+    /// `download.parallelism` behind one (NAT) address.
+    pub per_client: u32,
+    /// Onion service streams served at the same time. Default: `512`.
+    pub max_onion_streams: u32,
+    /// Metrics endpoint connections served at the same time. Default: `8`.
+    pub max_metrics_connections: u32,
     /// How long a client may take to send its request headers. Default: `"10s"`.
     #[serde(deserialize_with = "de_with::duration")]
     pub header_read_timeout: Duration,
@@ -245,7 +280,10 @@ pub struct LimitsConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
-            max_connections: 512,
+            max_connections: 1024,
+            per_client: 32,
+            max_onion_streams: 512,
+            max_metrics_connections: 8,
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             idle_timeout: Duration::from_secs(60),
@@ -442,6 +480,7 @@ impl ConfigFile for MirrorConfig {
             return Err(Invalid::new("listen.https", "same address as listen.http"));
         }
         self.validate_nickname()?;
+        self.onion.validate()?;
         if let Some(m) = &self.metrics
             && !m.listen.ip().is_loopback()
         {
@@ -546,10 +585,65 @@ impl MirrorConfig {
     }
 }
 
+impl OnionConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !(1..=65535).contains(&self.max_streams_per_circuit) {
+            return Err(Invalid::new(
+                "onion.max_streams_per_circuit",
+                format!(
+                    "must be from 1 to 65535, found {}",
+                    self.max_streams_per_circuit
+                ),
+            ));
+        }
+        // The DOS_PARAMS extension carries signed 32-bit values, and an
+        // introduction point takes a zero as "no limit".
+        const MAX: u32 = i32::MAX.unsigned_abs();
+        match (self.intro_rate, self.intro_burst) {
+            (None, None) => Ok(()),
+            (Some(_), None) => Err(Invalid::new(
+                "onion.intro_burst",
+                "required when onion.intro_rate is set",
+            )
+            .near("onion.intro_rate")),
+            (None, Some(_)) => Err(Invalid::new(
+                "onion.intro_rate",
+                "required when onion.intro_burst is set",
+            )
+            .near("onion.intro_burst")),
+            (Some(rate), Some(burst)) => {
+                if !(1..=MAX).contains(&rate) {
+                    return Err(Invalid::new(
+                        "onion.intro_rate",
+                        format!("must be from 1 to {MAX}, found {rate}"),
+                    ));
+                }
+                if !(rate..=MAX).contains(&burst) {
+                    return Err(Invalid::new(
+                        "onion.intro_burst",
+                        format!("must be from onion.intro_rate ({rate}) to {MAX}, found {burst}"),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl LimitsConfig {
     fn validate(&self) -> Result<(), Invalid> {
-        if self.max_connections == 0 {
-            return Err(Invalid::new("limits.max_connections", "must be at least 1"));
+        for (key, value) in [
+            ("limits.max_connections", self.max_connections),
+            ("limits.per_client", self.per_client),
+            ("limits.max_onion_streams", self.max_onion_streams),
+            (
+                "limits.max_metrics_connections",
+                self.max_metrics_connections,
+            ),
+        ] {
+            if value == 0 {
+                return Err(Invalid::new(key, "must be at least 1"));
+            }
         }
         if self.header_read_timeout.is_zero() {
             return Err(Invalid::new(

@@ -142,7 +142,7 @@ fn mirror_and_announce_defaults() {
     let c: MirrorConfig = from_str(&mirror("[onion]\nenabled = true\n"), "m.toml").unwrap();
     assert_eq!(c.onion.nickname, "onionpkg");
     assert!(!c.log.access_log);
-    assert_eq!(c.limits.max_connections, 512);
+    assert_eq!(c.limits.max_connections, 1024);
     assert_eq!(c.limits.header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.limits.max_header_bytes, 16384);
     assert!(c.metrics.is_none() && c.sync.is_none() && c.feed.is_empty());

@@ -115,12 +115,7 @@ impl Mirror {
     /// the state file.
     pub fn launch_onion(&mut self, client: &Client) -> Result<&str> {
         let service = self.service.for_peer(crate::http::Via::Onion, None);
-        match serve_onion_with(
-            client,
-            &self.config.onion.nickname,
-            self.conns.clone(),
-            service,
-        ) {
+        match serve_onion_with(client, &self.config.onion, self.conns.clone(), service) {
             Ok(onion) => {
                 self.metrics.onion(OnionState::Running);
                 let address = onion.address().to_owned();

@@ -169,6 +169,17 @@ pub fn status(config: &std::path::Path) -> Result<StatusReport> {
 /// `serve`: runs until SIGTERM or SIGINT; SIGHUP reloads the TLS certificate.
 pub async fn serve(config: &std::path::Path) -> Result<()> {
     let config = onionpkg_config::load_mirror(config)?;
+    let l = &config.limits;
+    crate::nofile::raise(
+        [
+            l.max_connections,
+            l.max_onion_streams,
+            l.max_metrics_connections,
+        ]
+        .iter()
+        .map(|&n| u64::from(n))
+        .sum(),
+    );
     let mut mirror = Mirror::start(&config).await?;
     let io_err = |e| Error::io("installing a signal handler for", "the process")(e);
     let mut term = signal(SignalKind::terminate()).map_err(io_err)?;

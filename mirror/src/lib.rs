@@ -3,8 +3,9 @@
 //!
 //! This crate is part of onionpkg. It owns the serving paths (one hyper
 //! service for every listener, [`http`]), the listeners and their limits
-//! ([`serve`], [`tls`]), metrics ([`metrics`]), the state file ([`state`])
-//! sync ([`sync`]) and third-party feeds ([`feeds`]). Verification is `onionpkg-trust`'s; the Tor
+//! ([`serve`], [`budget`], [`nofile`], [`tls`]), metrics ([`metrics`]),
+//! the state file ([`state`]) sync ([`sync`]) and third-party feeds
+//! ([`feeds`]). Verification is `onionpkg-trust`'s; the Tor
 //! plumbing is `onionpkg-fetcher`'s, so fetcher and mirror join a network
 //! the same way.
 //!
@@ -19,15 +20,17 @@
 //! - Every visitor gets the same response headers; no server version.
 //! - Client addresses are logged only with `[log] access_log = true`; paths
 //!   requested over the onion service never appear at info level.
-//! - Every connection has header-read, header-size and lifetime limits, and
-//!   takes a slot from one cap shared by all listeners; connections beyond
-//!   the cap are closed, not queued.
+//! - Every connection has header-read, header-size and idle limits, and
+//!   takes a slot from its listener's budget (clearnet, onion, metrics:
+//!   [`budget`]), on clearnet also from its address's share; connections
+//!   beyond either are closed, not queued.
 //! - The onion service identity key lives in the arti keystore under the
 //!   mirror's state dir, so the .onion address survives restarts.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod budget;
 pub mod check;
 pub mod cli;
 mod err;
@@ -37,6 +40,7 @@ pub mod files;
 pub mod http;
 pub mod idle;
 pub mod metrics;
+pub mod nofile;
 pub mod onion;
 pub mod serve;
 pub mod state;

@@ -7,6 +7,49 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
+/// Which budget a connection takes its slot from (`crate::budget`), as
+/// labelled in `onionpkg_mirror_connections_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// HTTP and HTTPS.
+    Clearnet,
+    /// The onion service's streams.
+    Onion,
+    /// The metrics endpoint.
+    Metrics,
+}
+
+impl Listener {
+    /// The name in metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Clearnet => "clearnet",
+            Self::Onion => "onion",
+            Self::Metrics => "metrics",
+        }
+    }
+}
+
+/// Why a connection was refused, as labelled in
+/// `onionpkg_mirror_connections_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every slot of the listener's budget was taken.
+    Full,
+    /// The client's address held its `per_client` slots already.
+    PerClient,
+}
+
+impl Refusal {
+    /// The name in metrics labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::PerClient => "per_client",
+        }
+    }
+}
+
 /// The onion service's state, as exported in `onionpkg_mirror_onion_state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i64)]
@@ -29,7 +72,9 @@ pub struct Metrics {
     bytes_sent: AtomicU64,
     errors: AtomicU64,
     connections_open: AtomicI64,
-    connections_refused: AtomicU64,
+    /// Refused connections by listener (clearnet, onion, metrics) and
+    /// reason (budget full, per-client cap).
+    connections_refused: [[AtomicU64; 2]; 3],
     sync_last_success: AtomicI64,
     sync_last_error_time: AtomicI64,
     sync_failures: AtomicU64,
@@ -62,9 +107,10 @@ impl Metrics {
         self.errors.fetch_add(1, Relaxed);
     }
 
-    /// Counts a connection refused because all slots were taken.
-    pub fn refused(&self) {
-        self.connections_refused.fetch_add(1, Relaxed);
+    /// Counts a connection to `listener` refused for `why`.
+    pub fn refused(&self, listener: Listener, why: Refusal) {
+        self.connections_refused[listener_index(listener)][refusal_index(why)]
+            .fetch_add(1, Relaxed);
     }
 
     /// A connection opened; the guard counts it closed when dropped.
@@ -145,11 +191,30 @@ impl Metrics {
             "Connections being served, over all listeners.",
             &one(self.connections_open.load(Relaxed).to_string()),
         );
+        let refused: Vec<(String, String)> = LISTENERS
+            .iter()
+            .flat_map(|&l| REFUSALS.iter().map(move |&r| (l, r)))
+            // A per-client cap exists on clearnet only.
+            .filter(|&(l, r)| r != Refusal::PerClient || l == Listener::Clearnet)
+            .map(|(l, r)| {
+                (
+                    format!("{{listener=\"{}\",reason=\"{}\"}}", l.name(), r.name()),
+                    self.connections_refused[listener_index(l)][refusal_index(r)]
+                        .load(Relaxed)
+                        .to_string(),
+                )
+            })
+            .collect();
+        let refused: Vec<(&str, String)> = refused
+            .iter()
+            .map(|(l, v)| (l.as_str(), v.clone()))
+            .collect();
         metric(
             "connections_refused_total",
             "counter",
-            "Connections closed at once because every slot was taken.",
-            &one(self.connections_refused.load(Relaxed).to_string()),
+            "Connections closed at once: their listener's budget was full, or their \
+             address held its per-client share.",
+            &refused,
         );
         metric(
             "sync_last_success_timestamp_seconds",
@@ -182,6 +247,24 @@ impl Metrics {
             &one(self.onion_state.load(Relaxed).to_string()),
         );
         out
+    }
+}
+
+const LISTENERS: [Listener; 3] = [Listener::Clearnet, Listener::Onion, Listener::Metrics];
+const REFUSALS: [Refusal; 2] = [Refusal::Full, Refusal::PerClient];
+
+fn listener_index(l: Listener) -> usize {
+    match l {
+        Listener::Clearnet => 0,
+        Listener::Onion => 1,
+        Listener::Metrics => 2,
+    }
+}
+
+fn refusal_index(r: Refusal) -> usize {
+    match r {
+        Refusal::Full => 0,
+        Refusal::PerClient => 1,
     }
 }
 

@@ -1,5 +1,9 @@
 //! The mirror's onion service: launched with arti, served with hyper.
 //!
+//! `[onion]`'s per-circuit stream cap and introduction rate limit are
+//! arti's to enforce ([`service_config`]); the streams it lets through take
+//! slots of the mirror's onion budget.
+//!
 //! arti keeps the service's identity key in its keystore under the client's
 //! state dir, keyed by the nickname; launching again with the same state dir
 //! and nickname therefore yields the same .onion address.
@@ -7,8 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arti_client::config::onion_service::OnionServiceConfigBuilder;
+use arti_client::config::onion_service::{OnionServiceConfig, OnionServiceConfigBuilder};
 use futures::StreamExt;
+use onionpkg_config::mirror::OnionConfig;
+use tor_hsservice::config::TokenBucketConfig;
 
 use onionpkg_net::tor::Client;
 use safelog::DisplayRedacted;
@@ -18,6 +24,7 @@ use tor_hsservice::{HsNickname, RunningOnionService, StreamRequest};
 use tor_proto::stream::IncomingStreamRequest;
 use tracing::{debug, info};
 
+use crate::budget::Listener;
 use crate::metrics::Metrics;
 use crate::serve::{ConnLimits, Conns, HttpService, ServedBody};
 use crate::{Error, Result};
@@ -67,7 +74,8 @@ impl Drop for OnionService {
 }
 
 /// Launches the onion service `nickname` on `client` and serves `service`
-/// over HTTP/1.1 on its port 80, at most `max_streams` streams at a time.
+/// over HTTP/1.1 on its port 80, at most `max_streams` streams at a time,
+/// with the other `[onion]` settings at their defaults.
 ///
 /// Must be called within a tokio runtime; serving runs on that runtime.
 pub fn serve_onion<S, B>(
@@ -80,23 +88,44 @@ where
     S: HttpService<B> + Clone,
     B: ServedBody,
 {
-    let limits = ConnLimits {
-        max_connections: max_streams,
-        header_read_timeout: HEADER_READ_TIMEOUT,
-        max_header_bytes: 16 * 1024,
-        idle_timeout: onionpkg_config::mirror::LimitsConfig::default().idle_timeout,
-    };
+    let defaults = onionpkg_config::mirror::LimitsConfig::default();
+    let mut limits = ConnLimits::from_config(&defaults);
+    limits.budgets.onion = max_streams;
+    limits.header_read_timeout = HEADER_READ_TIMEOUT;
     // Never signalled: this service ends when dropped.
     let (_never, shutdown) = tokio::sync::watch::channel(false);
     let conns = Conns::new(limits, Arc::new(Metrics::default()), shutdown);
-    serve_onion_with(client, nickname, conns, service)
+    let onion = OnionConfig {
+        enabled: true,
+        nickname: nickname.to_owned(),
+        ..OnionConfig::default()
+    };
+    serve_onion_with(client, &onion, conns, service)
 }
 
-/// Like [`serve_onion`], but with the connection slots, deadlines and
-/// shutdown signal shared with the mirror's other listeners.
+/// arti's configuration of the service `onion` describes: its nickname,
+/// the per-circuit stream cap and the rate limit asked of its
+/// introduction points.
+pub fn service_config(onion: &OnionConfig) -> Result<OnionServiceConfig> {
+    let nick: HsNickname = onion
+        .nickname
+        .parse()
+        .map_err(|_| Error::Nickname(onion.nickname.clone()))?;
+    let mut b = OnionServiceConfigBuilder::default();
+    b.nickname(nick)
+        .max_concurrent_streams_per_circuit(onion.max_streams_per_circuit);
+    if let (Some(rate), Some(burst)) = (onion.intro_rate, onion.intro_burst) {
+        b.rate_limit_at_intro(Some(TokenBucketConfig::new(rate, burst)));
+    }
+    Ok(b.build()?)
+}
+
+/// Like [`serve_onion`], but as `onion` configures it, with the connection
+/// budgets, deadlines and shutdown signal shared with the mirror's other
+/// listeners (its streams take slots of the onion budget).
 pub fn serve_onion_with<S, B>(
     client: &Client,
-    nickname: &str,
+    onion: &OnionConfig,
     conns: Conns,
     service: S,
 ) -> Result<OnionService>
@@ -105,12 +134,8 @@ where
     B: ServedBody,
 {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::NoRuntime)?;
-    let nick: HsNickname = nickname
-        .parse()
-        .map_err(|_| Error::Nickname(nickname.to_owned()))?;
-    let config = OnionServiceConfigBuilder::default()
-        .nickname(nick)
-        .build()?;
+    let config = service_config(onion)?;
+    let nickname = onion.nickname.as_str();
     let (running, rend_requests) = client
         .launch_onion_service(config)
         .map_err(Error::Launch)?
@@ -150,8 +175,7 @@ where
         }
         return;
     }
-    let Some(slot) = conns.try_slot() else {
-        debug!("stream limit reached: refusing a stream");
+    let Some(slot) = conns.try_slot(Listener::Onion, None) else {
         tokio::spawn(async move {
             let _ = req
                 .reject(End::new_with_reason(EndReason::RESOURCELIMIT))
@@ -171,4 +195,48 @@ where
         };
         conns.serve(stream, service).await;
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_onion_limits_reach_arti() {
+        let onion = OnionConfig {
+            enabled: true,
+            nickname: "mirror".to_owned(),
+            max_streams_per_circuit: 7,
+            intro_rate: Some(25),
+            intro_burst: Some(200),
+        };
+        let c = service_config(&onion).unwrap();
+        assert_eq!(c.nickname().to_string(), "mirror");
+        assert_eq!(*c.max_concurrent_streams_per_circuit(), 7);
+        assert_eq!(
+            c.rate_limit_at_intro(),
+            &Some(TokenBucketConfig::new(25, 200))
+        );
+
+        // Without a rate, the introduction points keep their own default.
+        let c = service_config(&OnionConfig::default()).unwrap();
+        assert_eq!(
+            *c.max_concurrent_streams_per_circuit(),
+            onionpkg_config::mirror::DEFAULT_MAX_STREAMS_PER_CIRCUIT
+        );
+        assert_eq!(c.rate_limit_at_intro(), &None);
+    }
+
+    #[test]
+    fn a_bad_nickname_is_refused_by_name() {
+        let onion = OnionConfig {
+            nickname: "not a nickname".to_owned(),
+            ..OnionConfig::default()
+        };
+        let e = service_config(&onion).unwrap_err();
+        assert!(
+            matches!(e, Error::Nickname(ref n) if n == "not a nickname"),
+            "{e:?}"
+        );
+    }
 }

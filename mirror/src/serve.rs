@@ -1,17 +1,20 @@
 //! Listeners and connections: clearnet HTTP and HTTPS, the metrics endpoint,
 //! and the connection discipline shared with the onion service.
 //!
-//! Every connection, whatever its listener, takes a slot from one semaphore;
-//! when none is free the connection is closed at once rather than queued, so
-//! a flood cannot grow memory. Each connection has a header-read deadline
-//! (slowloris), a header size cap and an idle timeout (no byte moving
+//! Every connection takes a slot from its listener's budget (clearnet,
+//! onion, metrics: [`crate::budget`]), a clearnet one also from its
+//! address's share; when none is free the connection is closed at once
+//! rather than queued, so a flood cannot grow memory, and a flood on one
+//! listener, or from one address, does not starve the others. Each
+//! connection has a header-read deadline (slowloris), a header size cap
+//! and an idle timeout (no byte moving
 //! either way), which cuts off a client that stops reading without
 //! limiting how long a steady download may take. Shutdown stops the
 //! accept loops, asks every connection to finish its in-flight request, and
 //! waits for them up to a deadline.
 
 use std::error::Error as StdError;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,12 +25,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use onionpkg_config::mirror::MirrorConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+pub use crate::budget::Slot;
+use crate::budget::{BudgetSizes, Budgets, Listener};
 use crate::http::{RepoService, Via, full, status_response};
 use crate::idle::IdleTimeout;
-use crate::metrics::{Metrics, OpenConnection};
+use crate::metrics::Metrics;
 use crate::tls::ReloadableTls;
 use crate::{Error, Result};
 
@@ -62,8 +67,9 @@ const MIN_BUF: usize = 8192;
 /// Connection limits, from `[limits]`.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
-    /// Connections served at once over all listeners.
-    pub max_connections: usize,
+    /// The sizes of the clearnet, onion and metrics budgets, and the
+    /// per-client cap on clearnet.
+    pub budgets: BudgetSizes,
     /// How long a client may take to send its request headers (and to
     /// finish a TLS handshake).
     pub header_read_timeout: Duration,
@@ -76,8 +82,14 @@ pub struct ConnLimits {
 impl ConnLimits {
     /// The limits of a configuration.
     pub fn from_config(c: &onionpkg_config::mirror::LimitsConfig) -> Self {
+        let size = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
         Self {
-            max_connections: usize::try_from(c.max_connections).unwrap_or(usize::MAX),
+            budgets: BudgetSizes {
+                clearnet: size(c.max_connections),
+                per_client: size(c.per_client),
+                onion: size(c.max_onion_streams),
+                metrics: size(c.max_metrics_connections),
+            },
             header_read_timeout: c.header_read_timeout,
             max_header_bytes: usize::try_from(c.max_header_bytes).unwrap_or(MIN_BUF),
             idle_timeout: c.idle_timeout,
@@ -85,28 +97,21 @@ impl ConnLimits {
     }
 }
 
-/// The connection discipline every listener shares: slots, deadlines and
-/// the shutdown signal.
+/// The connection discipline every listener shares: the budgets,
+/// deadlines and the shutdown signal.
 #[derive(Debug, Clone)]
 pub struct Conns {
-    slots: Arc<Semaphore>,
+    budgets: Arc<Budgets>,
     metrics: Arc<Metrics>,
     limits: ConnLimits,
     shutdown: watch::Receiver<bool>,
-}
-
-/// A connection's slot and its place in the open-connections gauge.
-#[derive(Debug)]
-pub struct Slot {
-    _permit: OwnedSemaphorePermit,
-    _open: OpenConnection,
 }
 
 impl Conns {
     /// Connections limited by `limits`, ending when `shutdown` turns true.
     pub fn new(limits: ConnLimits, metrics: Arc<Metrics>, shutdown: watch::Receiver<bool>) -> Self {
         Self {
-            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            budgets: Budgets::new(limits.budgets, Arc::clone(&metrics)),
             metrics,
             limits,
             shutdown,
@@ -118,27 +123,27 @@ impl Conns {
         self.limits
     }
 
-    /// A free slot, or `None` (counted as refused) when all are taken.
-    pub fn try_slot(&self) -> Option<Slot> {
-        match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(permit) => Some(Slot {
-                _permit: permit,
-                _open: self.metrics.open(),
-            }),
-            Err(_) => {
-                self.metrics.refused();
+    /// A free slot of `listener`'s budget for a client at `peer`, or
+    /// `None` (counted as refused) when there is none.
+    pub fn try_slot(&self, listener: Listener, peer: Option<IpAddr>) -> Option<Slot> {
+        match self.budgets.try_slot(listener, peer) {
+            Ok(slot) => Some(slot),
+            Err(why) => {
+                debug!(
+                    listener = listener.name(),
+                    reason = why.name(),
+                    "refusing a connection"
+                );
                 None
             }
         }
     }
 
-    /// Waits until every slot is free again (all connections closed), up to
-    /// `deadline`; true if they all closed in time.
+    /// Waits until every slot of every budget is free again (all
+    /// connections closed), up to `deadline`; true if they all closed in
+    /// time.
     pub async fn drained(&self, deadline: Duration) -> bool {
-        let all = u32::try_from(self.limits.max_connections.max(1)).unwrap_or(u32::MAX);
-        tokio::time::timeout(deadline, self.slots.acquire_many(all))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        self.budgets.drained(deadline).await
     }
 
     /// Serves HTTP/1.1 on `io` with the limits, until the client is done,
@@ -223,8 +228,7 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let Some(slot) = conns.try_slot() else {
-            debug!("connection limit reached: closing a new connection");
+        let Some(slot) = conns.try_slot(Listener::Clearnet, Some(peer.ip())) else {
             drop(stream);
             continue;
         };
@@ -263,7 +267,7 @@ pub async fn metrics_loop(listener: TcpListener, metrics: Arc<Metrics>, conns: C
         let Ok((stream, _)) = accepted else {
             continue;
         };
-        let Some(slot) = conns.try_slot() else {
+        let Some(slot) = conns.try_slot(Listener::Metrics, None) else {
             continue;
         };
         let metrics = Arc::clone(&metrics);

@@ -38,7 +38,7 @@ async fn normal_client_served_during_slowloris() {
     let tmp = tempfile::tempdir().unwrap();
     let (mirror, addr) = limited(
         tmp.path(),
-        "max_connections = 400\nheader_read_timeout = \"3s\"\n",
+        "max_connections = 400\nper_client = 400\nheader_read_timeout = \"3s\"\n",
         |_| {},
     )
     .await;

@@ -11,12 +11,14 @@
     reason = "test code: failures should panic with context"
 )]
 
+mod budgets;
 mod cli;
 mod curl;
 mod feeds;
 mod feeds_signer;
 mod floor;
 mod limits;
+mod load;
 mod paths;
 mod realfeeds;
 mod status;

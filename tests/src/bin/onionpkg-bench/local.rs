@@ -229,11 +229,14 @@ impl MirrorProc {
         ca.write(dir, "")?;
         let (l1, l2) = (lease(TOR_PORTS)?, lease(TOR_PORTS)?);
         let cfg = dir.join("mirror.toml");
+        // wrk's connections all come from 127.0.0.1: the per-client cap
+        // would turn most away, which is not what is measured (nginx has
+        // no such cap either).
         std::fs::write(
             &cfg,
             format!(
                 "root = {:?}\nstate_dir = \"state\"\n[listen]\nhttp = \"{}\"\nhttps = \"{}\"\n\
-                 [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+                 [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n[limits]\nper_client = 1024\n",
                 tree.display().to_string(),
                 l1.addr(),
                 l2.addr()
