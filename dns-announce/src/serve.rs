@@ -48,7 +48,6 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use onionpkg_config::announce::ServeLimits;
 use onionpkg_repo::RepoDir;
 use onionpkg_trust::announce::Announcement;
 use onionpkg_trust::clock::{Clock, SystemClock};
@@ -65,6 +64,8 @@ mod rate;
 mod zone;
 
 pub use net::MAX_TCP_QUERY;
+/// The limits `serve` runs under (`[serve.limits]`).
+pub use onionpkg_config::announce::ServeLimits;
 pub use rate::{RateLimiter, Verdict};
 pub use zone::{AnnounceZone, Listening, TCP_IDLE_TIMEOUT, listen, listen_with};
 
