@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -86,6 +87,120 @@ pub struct ServeConfig {
     /// Addresses to answer on, over both UDP and TCP; at least one. Required.
     #[serde(deserialize_with = "de_with::socket_addrs")]
     pub listen: Vec<SocketAddr>,
+    /// What keeps the server from being used against others. Default: the
+    /// defaults of [`ServeLimits`].
+    #[serde(default)]
+    pub limits: ServeLimits,
+}
+
+/// `[serve.limits]`: what keeps the built-in server from being used
+/// against others (as a reflector or amplifier of spoofed UDP queries) and
+/// from being exhausted.
+///
+/// Over UDP, responses to one client prefix (an IPv4 /24, an IPv6 /56 by
+/// default) are rate-limited with a token bucket of `burst` responses
+/// refilled at `responses_per_second`; of the queries over the limit every
+/// `slip`-th gets an empty truncated answer (TC=1, so a real client asks
+/// again over TCP) and the others none. No UDP response is larger than
+/// `udp_amplification` times its query: a larger answer goes out empty with
+/// TC=1. TCP, where a source address cannot be spoofed, is not rate-limited
+/// but capped: `max_tcp_connections` at once, `max_tcp_per_address` from one
+/// address, each closed after `tcp_idle_timeout` without a complete query.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeLimits {
+    /// UDP responses per second to one client prefix, 1 to 10000.
+    /// Default: `20`.
+    pub responses_per_second: u32,
+    /// UDP responses one client prefix may get at once (the bucket's
+    /// size), `responses_per_second` to 100000. Default: `40`.
+    pub burst: u32,
+    /// Of the UDP queries over the limit, every `slip`-th gets an empty
+    /// truncated answer (TC=1) and the others none; 0: none gets one. 0 to
+    /// 10. Default: `2` (as BIND's and Knot's rate limiting).
+    pub slip: u32,
+    /// The IPv4 prefix length that counts as one client, 8 to 32.
+    /// Default: `24`.
+    pub ipv4_prefix: u8,
+    /// The IPv6 prefix length that counts as one client, 16 to 128.
+    /// Default: `56`.
+    pub ipv6_prefix: u8,
+    /// Client prefixes whose rate is remembered, 16 to 1000000; the one
+    /// seen least recently is forgotten first. Default: `10000`.
+    pub rate_table_size: u32,
+    /// A UDP response is at most this many times the size of its query, 1
+    /// to 10; a larger answer goes out empty with TC=1 and the client asks
+    /// again over TCP. Default: `3`.
+    pub udp_amplification: u32,
+    /// TCP connections open at once, over all listeners, 1 to 10000; one
+    /// more is closed at once. Default: `64`.
+    pub max_tcp_connections: u32,
+    /// TCP connections open at once from one address, 1 to
+    /// `max_tcp_connections`. Default: `4`.
+    pub max_tcp_per_address: u32,
+    /// How long a TCP connection may take to send its next complete query
+    /// (and to take a response), 1 s to 2 min; then it is closed.
+    /// Default: `"10s"`.
+    #[serde(deserialize_with = "de_with::duration")]
+    pub tcp_idle_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            responses_per_second: 20,
+            burst: 40,
+            slip: 2,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            rate_table_size: 10_000,
+            udp_amplification: 3,
+            max_tcp_connections: 64,
+            max_tcp_per_address: 4,
+            tcp_idle_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServeLimits {
+    /// Refuses values outside their documented ranges.
+    pub(crate) fn validate(&self) -> Result<(), Invalid> {
+        fn within<T: PartialOrd + std::fmt::Display>(
+            key: &str,
+            v: T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), Invalid> {
+            if v < lo || v > hi {
+                return Err(Invalid::new(
+                    format!("serve.limits.{key}"),
+                    format!("must be from {lo} to {hi}, found {v}"),
+                ));
+            }
+            Ok(())
+        }
+        within("responses_per_second", self.responses_per_second, 1, 10_000)?;
+        within("burst", self.burst, self.responses_per_second, 100_000)?;
+        within("slip", self.slip, 0, 10)?;
+        within("ipv4_prefix", self.ipv4_prefix, 8, 32)?;
+        within("ipv6_prefix", self.ipv6_prefix, 16, 128)?;
+        within("rate_table_size", self.rate_table_size, 16, 1_000_000)?;
+        within("udp_amplification", self.udp_amplification, 1, 10)?;
+        within("max_tcp_connections", self.max_tcp_connections, 1, 10_000)?;
+        within(
+            "max_tcp_per_address",
+            self.max_tcp_per_address,
+            1,
+            self.max_tcp_connections,
+        )?;
+        if !(Duration::from_secs(1)..=Duration::from_secs(120)).contains(&self.tcp_idle_timeout) {
+            return Err(Invalid::new(
+                "serve.limits.tcp_idle_timeout",
+                "must be from 1s to 2m",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[push]`: RFC 2136 dynamic updates signed with TSIG.
@@ -166,6 +281,7 @@ impl ConfigFile for AnnounceConfig {
                     return Err(Invalid::new(format!("serve.listen[{i}]"), "listed twice"));
                 }
             }
+            serve.limits.validate()?;
         }
         if let Some(push) = &self.push
             && push.tsig_key.as_os_str().is_empty()

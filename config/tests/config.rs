@@ -707,6 +707,47 @@ fn announce_rules() {
 }
 
 #[test]
+fn serve_limits_have_safe_defaults_and_refuse_bad_values() {
+    let a: AnnounceConfig = from_str(
+        &format!("{ANNOUNCE}[serve]\nlisten = [\"127.0.0.1:53\"]\n"),
+        "a.toml",
+    )
+    .unwrap();
+    let l = a.serve.unwrap().limits;
+    assert_eq!((l.responses_per_second, l.burst, l.slip), (20, 40, 2));
+    assert_eq!((l.ipv4_prefix, l.ipv6_prefix), (24, 56));
+    assert_eq!(l.rate_table_size, 10_000);
+    assert_eq!(l.udp_amplification, 3);
+    assert_eq!((l.max_tcp_connections, l.max_tcp_per_address), (64, 4));
+    assert_eq!(l.tcp_idle_timeout, Duration::from_secs(10));
+
+    let limits = |extra: &str| {
+        format!("{ANNOUNCE}[serve]\nlisten = [\"127.0.0.1:53\"]\n[serve.limits]\n{extra}\n")
+    };
+    let e = error::<AnnounceConfig>(&limits("udp_amplification = 0"), "a.toml");
+    assert_at(&e, 8, "serve.limits.udp_amplification", "from 1 to 10");
+    let e = error::<AnnounceConfig>(&limits("udp_amplification = 50"), "a.toml");
+    assert_at(&e, 8, "serve.limits.udp_amplification", "found 50");
+    let e = error::<AnnounceConfig>(&limits("responses_per_second = 0"), "a.toml");
+    assert_at(
+        &e,
+        8,
+        "serve.limits.responses_per_second",
+        "from 1 to 10000",
+    );
+    let e = error::<AnnounceConfig>(&limits("burst = 5"), "a.toml");
+    assert_at(&e, 8, "serve.limits.burst", "from 20 to 100000");
+    let e = error::<AnnounceConfig>(&limits("ipv4_prefix = 33"), "a.toml");
+    assert_at(&e, 8, "serve.limits.ipv4_prefix", "from 8 to 32");
+    let e = error::<AnnounceConfig>(&limits("max_tcp_per_address = 65"), "a.toml");
+    assert_at(&e, 8, "serve.limits.max_tcp_per_address", "from 1 to 64");
+    let e = error::<AnnounceConfig>(&limits("tcp_idle_timeout = \"0s\""), "a.toml");
+    assert_at(&e, 8, "serve.limits.tcp_idle_timeout", "from 1s to 2m");
+    let e = error::<AnnounceConfig>(&limits("rate_limit = 5"), "a.toml");
+    assert!(e.to_string().contains("rate_limit"), "{e}");
+}
+
+#[test]
 fn load_reads_files_and_refuses_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
 

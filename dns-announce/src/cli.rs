@@ -581,26 +581,31 @@ async fn serve(
     };
     let announcer = Announcer::new(RepoDir::new(&cfg.repo), keys, opts, zone);
     let zone_name = cfg.zone.to_string();
-    crate::serve::run(announcer, &serve_cfg.listen, |addrs, signed| {
-        let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-        let serial = signed.map(|s| s.announcement.serial);
-        let what = match serial {
-            Some(n) => format!("serial {n}"),
-            None => "no record (the timestamp has expired; see the log)".into(),
-        };
-        on_ready(Output {
-            text: vec![format!(
-                "serving {zone_name} on {} (udp+tcp): {what}",
-                list.join(", "),
-            )],
-            json: json!({
-                "ok": true,
-                "event": "listening",
-                "addresses": list,
-                "serial": serial,
-            }),
-        });
-    })
+    crate::serve::run(
+        announcer,
+        &serve_cfg.listen,
+        &serve_cfg.limits,
+        |addrs, signed| {
+            let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+            let serial = signed.map(|s| s.announcement.serial);
+            let what = match serial {
+                Some(n) => format!("serial {n}"),
+                None => "no record (the timestamp has expired; see the log)".into(),
+            };
+            on_ready(Output {
+                text: vec![format!(
+                    "serving {zone_name} on {} (udp+tcp): {what}",
+                    list.join(", "),
+                )],
+                json: json!({
+                    "ok": true,
+                    "event": "listening",
+                    "addresses": list,
+                    "serial": serial,
+                }),
+            });
+        },
+    )
     .await?;
     Ok(Output {
         text: vec!["stopped".into()],

@@ -29,9 +29,11 @@ fn show(json: bool, out: &Output) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // hickory's DNSSEC validator logs whole messages at warn for every
-    // answer it refuses; the error we report says why.
+    // answer it refuses; the error we report says why. hickory-server warns
+    // about queries any client can send (an unknown EDNS version, say):
+    // under a flood that would be a line per datagram.
     onionpkg_core::log::init(
-        "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error",
+        "warn,hickory_net=error,hickory_proto=error,hickory_resolver=error,hickory_server=error",
         cli.json,
     );
     let runtime = match tokio::runtime::Builder::new_current_thread()

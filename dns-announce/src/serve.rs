@@ -20,6 +20,13 @@
 //!
 //! SIGTERM and SIGINT ([`Control::Stop`]) shut the server down gracefully.
 //!
+//! The sockets are served under [`ServeLimits`] so that the server cannot be
+//! used against others: UDP responses are rate-limited per client prefix
+//! ([`RateLimiter`]) and never larger than a bound times their query (an
+//! answer that does not fit goes out empty with TC=1, and the client asks
+//! over TCP); ANY gets RFC 8482's synthesized HINFO; TCP connections are
+//! capped in all and per address, and closed when idle.
+//!
 //! Time comes from a [`Timer`], so the loop ([`drive`]) can be run against
 //! a controlled clock; [`run`] uses the system clock.
 //!
@@ -51,9 +58,16 @@ use tokio::sync::{mpsc, watch};
 use crate::err::{Error, Result};
 use crate::make::{Signed, Signers, Validity, sign};
 
+mod answer;
+mod net;
+mod rate;
 mod zone;
 
-pub use zone::{AnnounceZone, Listening, TCP_IDLE_TIMEOUT, listen};
+pub use net::MAX_TCP_QUERY;
+/// The limits `serve` runs under (`[serve.limits]`).
+pub use onionpkg_config::announce::ServeLimits;
+pub use rate::{RateLimiter, Verdict};
+pub use zone::{AnnounceZone, Listening, TCP_IDLE_TIMEOUT, listen, listen_with};
 
 /// The default poll interval for `timestamp.json`.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(10);
@@ -374,12 +388,13 @@ impl Announcer {
     }
 }
 
-/// Serves until SIGTERM or SIGINT. `ready` is called with the bound
-/// addresses and the record served (none when the timestamp has expired)
-/// once the server answers and the signal handlers are in place.
+/// Serves until SIGTERM or SIGINT, under `limits`. `ready` is called with
+/// the bound addresses and the record served (none when the timestamp has
+/// expired) once the server answers and the signal handlers are in place.
 pub async fn run(
     mut announcer: Announcer,
     listen_on: &[SocketAddr],
+    limits: &ServeLimits,
     ready: impl FnOnce(&[SocketAddr], Option<&Signed>),
 ) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -391,7 +406,7 @@ pub async fn run(
     let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
     let clock = SystemClock;
     announcer.start(clock.now()).await?;
-    let listening = listen(&announcer.zone, listen_on).await?;
+    let listening = listen_with(&announcer.zone, listen_on, limits).await?;
     ready(listening.local_addrs(), announcer.current());
     let (tx, mut rx) = mpsc::channel(4);
     // Never ends by itself: the loop ends when it receives the stop.

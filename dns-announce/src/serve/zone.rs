@@ -6,23 +6,30 @@
 //!   sees the old record or the new one, never none and never both.
 //! - The SOA serial rises with every change of the record, its removal
 //!   included.
+//! - Every socket is served under [`ServeLimits`] (see `net` and `answer`):
+//!   rate-limited, amplification-bounded UDP, capped TCP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_proto::rr::rdata::{NS, SOA, TXT};
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
-use hickory_server::Server;
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use onionpkg_config::announce::ServeLimits;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
+use super::answer::Responder;
+use super::net::{Shared, serve_tcp, serve_udp};
 use crate::err::{Error, Result};
 use crate::push::fqdn;
 
-/// How long an idle TCP connection is kept open.
+/// How long an idle TCP connection is kept open by default (`[serve.limits]
+/// tcp_idle_timeout`).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The zone served: SOA, NS and the announcement.
@@ -34,6 +41,8 @@ pub struct AnnounceZone {
     ttl: u32,
     soa: SOA,
     serial: Arc<AtomicU32>,
+    /// Whether a record is served at the owner name now.
+    served: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AnnounceZone {
@@ -88,6 +97,7 @@ impl AnnounceZone {
             ttl,
             soa,
             serial: Arc::new(AtomicU32::new(1)),
+            served: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -124,11 +134,24 @@ impl AnnounceZone {
             None => records.remove(&txt_key),
         };
         records.insert(soa_key, Arc::new(soa_set));
+        self.served.store(text.is_some(), Ordering::SeqCst);
         Ok(())
     }
 
+    /// Whether `name` exists in the zone now: the apex, or the owner name
+    /// while a record is served there.
+    pub(crate) fn has_name(&self, name: &LowerName) -> bool {
+        *name == LowerName::from(&self.origin)
+            || (*name == LowerName::from(&self.owner) && self.served.load(Ordering::SeqCst))
+    }
+
+    /// The TTL of the zone's records.
+    pub(crate) fn ttl(&self) -> u32 {
+        self.ttl
+    }
+
     /// A catalog answering for this zone only.
-    fn catalog(&self) -> Catalog {
+    pub(crate) fn catalog(&self) -> Catalog {
         let mut catalog = Catalog::new();
         let handler: Arc<dyn ZoneHandler> = self.handler.clone();
         catalog.upsert(LowerName::from(&self.origin), vec![handler]);
@@ -138,7 +161,8 @@ impl AnnounceZone {
 
 /// A running server.
 pub struct Listening {
-    server: Server<Catalog>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
     addrs: Vec<SocketAddr>,
 }
 
@@ -158,10 +182,11 @@ impl Listening {
 
     /// Stops accepting queries and waits for the running ones.
     pub async fn shutdown(mut self) -> Result<()> {
-        self.server
-            .shutdown_gracefully()
-            .await
-            .map_err(|e| Error::Serve(e.to_string()))
+        self.stop.send_replace(true);
+        while let Some(done) = self.tasks.join_next().await {
+            done.map_err(|e| Error::Serve(format!("a listener failed: {e}")))?;
+        }
+        Ok(())
     }
 }
 
@@ -192,10 +217,25 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::from_std(socket.into())
 }
 
-/// Starts answering for `zone` on UDP and TCP at each address. A port 0
-/// binds UDP to a free port and TCP to the same one.
+/// Starts answering for `zone` on UDP and TCP at each address, with the
+/// default [`ServeLimits`]. A port 0 binds UDP to a free port and TCP to the
+/// same one.
 pub async fn listen(zone: &AnnounceZone, addrs: &[SocketAddr]) -> Result<Listening> {
-    let mut server = Server::new(zone.catalog());
+    listen_with(zone, addrs, &ServeLimits::default()).await
+}
+
+/// [`listen`] under these limits.
+pub async fn listen_with(
+    zone: &AnnounceZone,
+    addrs: &[SocketAddr],
+    limits: &ServeLimits,
+) -> Result<Listening> {
+    let shared = Arc::new(Shared::new(
+        Responder::new(zone, limits.udp_amplification),
+        limits,
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let mut sockets = Vec::new();
     let mut bound = Vec::new();
     for &addr in addrs {
         let bind_err =
@@ -203,12 +243,19 @@ pub async fn listen(zone: &AnnounceZone, addrs: &[SocketAddr]) -> Result<Listeni
         let udp = bind_udp(addr).map_err(|e| bind_err("UDP", e))?;
         let actual = udp.local_addr().map_err(|e| bind_err("UDP", e))?;
         let tcp = bind_tcp(actual).map_err(|e| bind_err("TCP", e))?;
-        server.register_socket(udp);
-        server.register_listener(tcp, TCP_IDLE_TIMEOUT, 32);
+        sockets.push((udp, tcp));
         bound.push(actual);
     }
+    // Spawned only once every address is bound, so a failure leaves no
+    // listener behind.
+    let mut tasks = JoinSet::new();
+    for (udp, tcp) in sockets {
+        tasks.spawn(serve_udp(udp, shared.clone(), stopped.clone()));
+        tasks.spawn(serve_tcp(tcp, shared.clone(), stopped.clone()));
+    }
     Ok(Listening {
-        server,
+        stop,
+        tasks,
         addrs: bound,
     })
 }

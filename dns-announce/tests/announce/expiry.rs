@@ -20,7 +20,7 @@ use onionpkg_repo::RepoDir;
 use onionpkg_trust::clock::{Clock, Tolerance};
 use tokio::sync::{mpsc, watch};
 
-use crate::util::{DEADLINE, NAME, TestRepo, ZONE, run, txt_of, udp_query};
+use crate::util::{DEADLINE, NAME, TestRepo, ZONE, run, tcp_query, txt_of, udp_query};
 
 fn hours(h: i64) -> SignedDuration {
     SignedDuration::from_hours(h)
@@ -172,7 +172,9 @@ fn serving(status: &ServeStatus) -> Option<&onionpkg_trust::announce::Announceme
 /// The TXT records and the SOA serial the server answers now.
 async fn answers(addr: std::net::SocketAddr) -> (Vec<String>, u32) {
     tokio::task::spawn_blocking(move || {
-        let (txt, _, _) = udp_query(addr, NAME, RecordType::TXT);
+        // Over TCP: over UDP the record comes back truncated (it is more
+        // than three times the query).
+        let (txt, _, _) = tcp_query(addr, NAME, RecordType::TXT);
         let (soa, _, _) = udp_query(addr, ZONE, RecordType::SOA);
         let serial = match &soa.answers[0].data {
             RData::SOA(soa) => soa.serial,

@@ -18,7 +18,7 @@ use crate::util::{DEADLINE, NAME, TestRepo, ZONE, check, run};
 
 /// Finds a program on PATH or in the sbin directories Debian installs
 /// daemons to (often not on a user's PATH).
-fn program(name: &str) -> PathBuf {
+pub(crate) fn program(name: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
@@ -46,7 +46,7 @@ fn free_port() -> u16 {
 
 /// Runs a command to completion within [`DEADLINE`]; returns its status
 /// and output.
-fn output(cmd: &mut Command) -> std::process::Output {
+pub(crate) fn output(cmd: &mut Command) -> std::process::Output {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -10,6 +10,7 @@
     reason = "a test binary: a panic is the failure report"
 )]
 
+mod abuse;
 mod config;
 mod dnssec;
 mod expiry;

@@ -15,7 +15,8 @@ use rustix::process::{Pid, Signal, kill_process};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::util::{
-    DEADLINE, InProcess, NAME, TestRepo, ZONE, check, poll_until, serve_config, txt_of, udp_query,
+    DEADLINE, InProcess, NAME, TestRepo, ZONE, check, poll_until, serve_config, tcp_query, txt_of,
+    udp_query,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,7 +27,13 @@ async fn answers_only_for_its_zone() {
     let q = move |name: &'static str, t: RecordType| {
         tokio::task::spawn_blocking(move || udp_query(addr, name, t))
     };
-    let (txt, _, _) = q(NAME, RecordType::TXT).await.unwrap();
+    // Over UDP the record is more than three times the query: truncated,
+    // so that a client asks over TCP.
+    let (udp, _, _) = q(NAME, RecordType::TXT).await.unwrap();
+    assert!(udp.metadata.truncation && udp.answers.is_empty());
+    let (txt, _, _) = tokio::task::spawn_blocking(move || tcp_query(addr, NAME, RecordType::TXT))
+        .await
+        .unwrap();
     assert_eq!(txt.metadata.response_code, ResponseCode::NoError);
     assert!(txt.metadata.authoritative, "authoritative answer");
     assert!(!txt.metadata.recursion_available, "no recursion offered");
@@ -221,14 +228,14 @@ async fn a_record_with_two_signatures_spans_two_strings() {
     let server = InProcess::start(Some(&signed.text)).await;
     let (answer, query_len, response_len) = {
         let addr = server.addr();
-        tokio::task::spawn_blocking(move || udp_query(addr, NAME, RecordType::TXT))
+        tokio::task::spawn_blocking(move || tcp_query(addr, NAME, RecordType::TXT))
             .await
             .unwrap()
     };
     assert!(!answer.metadata.truncation);
     assert!(response_len <= 1024, "{response_len} bytes");
     eprintln!(
-        "wire: built-in server, two signatures, UDP: query {query_len} B, response \
+        "wire: built-in server, two signatures, TCP: query {query_len} B, response \
          {response_len} B, record {} B",
         signed.text.len()
     );

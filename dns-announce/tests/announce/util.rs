@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RData, RecordType};
 use jiff::{SignedDuration, Timestamp};
 use onionpkg_announce::make::{Signed, Signers, Validity, sign};
@@ -304,15 +305,11 @@ impl InProcess {
     }
 }
 
-/// One query over UDP, as a resolver sends it (EDNS, 1232 bytes), without
-/// recursion. Returns the response and the sizes of query and response.
-pub(crate) fn udp_query(
-    server: SocketAddr,
-    name: &str,
-    rtype: RecordType,
-) -> (Message, usize, usize) {
+/// A query as a resolver sends it (EDNS, 1232 bytes), without recursion,
+/// with `padding` bytes of EDNS padding (RFC 7830; none for 0), encoded.
+pub(crate) fn query_bytes(id: u16, name: &str, rtype: RecordType, padding: usize) -> Vec<u8> {
     let mut msg = Message::query();
-    msg.metadata.id = 0x5eed;
+    msg.metadata.id = id;
     msg.metadata.recursion_desired = false;
     msg.add_query(Query::query(
         Name::from_ascii(format!("{name}.")).expect("a name"),
@@ -320,13 +317,61 @@ pub(crate) fn udp_query(
     ));
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
+    if padding > 0 {
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(12, vec![0; padding]));
+    }
     msg.edns = Some(edns);
-    let query = msg.to_vec().expect("encoding the query");
+    msg.to_vec().expect("encoding the query")
+}
+
+/// One query over TCP (blocking, with a deadline). Returns the response and
+/// the sizes of query and response, without the length prefixes.
+pub(crate) fn tcp_query(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+) -> (Message, usize, usize) {
+    use std::io::{Read as _, Write as _};
+    let query = query_bytes(0x7c9, name, rtype, 0);
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&server, DEADLINE).expect("a TCP connection");
+    stream
+        .set_read_timeout(Some(DEADLINE))
+        .expect("a read timeout");
+    let mut framed = u16::try_from(query.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    stream.write_all(&framed).expect("sending the query");
+    let mut prefix = [0u8; 2];
+    stream
+        .read_exact(&mut prefix)
+        .expect("a TCP response in time");
+    let mut response = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+    stream
+        .read_exact(&mut response)
+        .expect("the whole response");
+    let msg = Message::from_vec(&response).expect("decoding the response");
+    assert_eq!(msg.metadata.id, 0x7c9);
+    (msg, query.len(), response.len())
+}
+
+/// One query over UDP, as a resolver sends it (EDNS, 1232 bytes), without
+/// recursion. Returns the response and the sizes of query and response.
+pub(crate) fn udp_query(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+) -> (Message, usize, usize) {
+    udp_exchange(server, &query_bytes(0x5eed, name, rtype, 0))
+}
+
+/// Sends `query` (id 0x5eed) over UDP and waits for its response.
+pub(crate) fn udp_exchange(server: SocketAddr, query: &[u8]) -> (Message, usize, usize) {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("a read timeout");
-    socket.send_to(&query, server).expect("sending the query");
+    socket.send_to(query, server).expect("sending the query");
     let mut buf = vec![0u8; 65_535];
     let (len, from) = socket.recv_from(&mut buf).expect("a UDP response in time");
     assert_eq!(from, server);

@@ -15,7 +15,7 @@ use onionpkg_announce::{AnnouncementState, StreamProvider};
 use onionpkg_trust::clock::Tolerance;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::util::{InProcess, NAME, TestRepo, udp_query};
+use crate::util::{InProcess, NAME, TestRepo, tcp_query, udp_query};
 
 /// The goal for an idle check: one exchange of at most this many bytes.
 const BUDGET: usize = 1024;
@@ -85,16 +85,25 @@ async fn an_idle_check_is_one_exchange_under_a_kilobyte() {
     let server = InProcess::start(Some(&signed.text)).await;
     let target = server.addr();
 
-    // UDP, as a resolver first asks: one datagram each way.
+    // UDP, as a resolver first asks: the answer is more than three times
+    // the query, so it comes back empty with TC=1 (no amplification) and
+    // the resolver asks again over TCP.
     let (answer, query_len, response_len) =
         tokio::task::spawn_blocking(move || udp_query(target, NAME, RecordType::TXT))
             .await
             .unwrap();
-    assert!(!answer.metadata.truncation, "fits in one UDP response");
-    assert!(response_len <= BUDGET, "{response_len} bytes");
+    assert!(answer.metadata.truncation, "truncated over UDP");
+    assert!(response_len <= query_len, "{response_len} bytes");
+    // Over TCP, one exchange.
+    let (answer, tcp_query_len, tcp_response_len) =
+        tokio::task::spawn_blocking(move || tcp_query(target, NAME, RecordType::TXT))
+            .await
+            .unwrap();
+    assert!(!answer.metadata.truncation);
+    assert!(tcp_response_len <= BUDGET, "{tcp_response_len} bytes");
     eprintln!(
-        "wire: built-in server, UDP: query {query_len} B, response {response_len} B, \
-         record {} B",
+        "wire: built-in server, UDP: query {query_len} B, response {response_len} B (TC=1); \
+         TCP: query {tcp_query_len} B, response {tcp_response_len} B, record {} B",
         signed.text.len()
     );
 

@@ -396,7 +396,14 @@ pub(crate) fn idle(
             None,
         )?;
         zone.set_record(Some(&text)).await?;
-        let l = onionpkg_announce::serve::listen(&zone, &[dns_lease.addr()]).await?;
+        // The relay below carries UDP only: a bound that lets the record
+        // through in one datagram, rather than the default 3 × the query,
+        // which would send the fetcher to TCP (see docs/DNS.md).
+        let limits = onionpkg_announce::serve::ServeLimits {
+            udp_amplification: 10,
+            ..Default::default()
+        };
+        let l = onionpkg_announce::serve::listen_with(&zone, &[dns_lease.addr()], &limits).await?;
         anyhow::Ok((zone, l))
     })?;
     let dns = Relay::udp(rt, dns_lease.addr())?;
